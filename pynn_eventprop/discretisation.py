@@ -1,0 +1,173 @@
+"""The one time discretisation of the LIF neuron shared by every engine.
+
+Every engine in this package (the numpy reference engine, the SpiNNaker2 packet model) and the
+independent ``brian2_reference`` implement exactly the scheme written here; ``docs/equations.md``
+derives it.  All quantities are in the *EventProp frame* of a PyNN ``IF_curr_exp`` population:
+
+* ``V = v - v_rest`` in mV, threshold ``theta = v_thresh - v_rest``, reset ``v_r = v_reset - v_rest``;
+* synaptic currents ``I_E``, ``I_I`` and weights in nA (PyNN's units), external current ``e``
+  (``i_offset`` plus current sources) in nA.
+
+Forward pass, step ``n`` (time ``t_n = n dt``), for each neuron::
+
+    I_x[n] = a_x I_x[n-1] + sum_j w_xj * a_x**phi_j * s_j[n - d_j]        x in {E, I}
+    U[n]   = b V[n-1] + p_E I_E[n-1] + p_I I_I[n-1] + c e[n]
+    s[n]   = U[n] >= theta   (and the neuron is not refractory)
+    phi[n] = (U[n] - theta) / (U[n] - V[n-1])        where s[n]; spike time (n - phi[n]) dt
+    V[n]   = v_r where s[n] or refractory, else U[n]
+
+with ``a_x = exp(-dt/tau_syn_x)``, ``b = exp(-dt/tau_m)``, ``c = (1 - b) tau_m / cm`` and
+``p_x = (1/cm) tau_m tau_x / (tau_x - tau_m) (a_x - b)`` (the exact response of V after one
+step to a unit current present at the step's start; its limit ``b dt / cm`` when the time
+constants are equal).  Between spikes this is the exact solution of PyNN's ``IF_curr_exp``
+equations; spikes are *precisely timed*: the threshold crossing is linearly interpolated inside
+the step (``phi`` in [0, 1) is how much of a step before ``t_n`` it happened) and the
+postsynaptic current receives the weight already decayed by ``a_x**phi``, which is exact for the
+current at the arrival grid point.  The reset happens on the grid.  ``d_j >= 1`` is the delay in
+steps.
+
+Because every quantity above is a smooth function of the weights for a fixed spike pattern, the
+backward pass (``docs/equations.md`` section 3) is the *exact* adjoint of this forward pass:
+finite differences agree with it to rounding error, and it converges to Wunderlich & Pehle's
+continuous EventProp adjoint as ``dt -> 0``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def _check_positive(name: str, value) -> None:
+    arr = np.asarray(value, dtype=float)
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class LIFCoefficients:
+    """Per-neuron propagator coefficients for one population (arrays of shape ``(size,)``).
+
+    Attributes
+    ----------
+    b : membrane decay per step, ``exp(-dt/tau_m)``.
+    a_E, a_I : synaptic current decay per step, ``exp(-dt/tau_syn)``.
+    p_E, p_I : mV per nA: V response after one step to synaptic current at the step's start.
+    c : mV per nA: V response after one step to a constant external current.
+    """
+
+    b: np.ndarray
+    a_E: np.ndarray
+    a_I: np.ndarray
+    p_E: np.ndarray
+    p_I: np.ndarray
+    c: np.ndarray
+
+
+@dataclass(frozen=True)
+class LIFDiscretisation:
+    """Precisely-timed exact-integration scheme on a fixed grid of step ``dt`` (ms).
+
+    See the module docstring for the equations.  Instances are immutable and cheap; engines
+    ask this object for coefficients, spike phases and arrival amplitudes so that there is one
+    definition of the maths.
+    """
+
+    dt: float
+
+    def __post_init__(self):
+        _check_positive("timestep", self.dt)
+
+    # --- coefficients -------------------------------------------------------------------
+    def synaptic_response(self, tau_m, cm, tau_syn) -> np.ndarray:
+        """``p = (1/cm) tau_m tau_s/(tau_s - tau_m) (exp(-dt/tau_s) - exp(-dt/tau_m))`` in mV/nA.
+
+        Written as ``-b expm1(-dt k)/(k cm)`` with ``k = 1/tau_s - 1/tau_m`` so that it is exact
+        and well conditioned when ``tau_s`` approaches ``tau_m`` (limit ``b dt / cm``).
+        """
+        tau_m, cm, tau_syn = (np.asarray(x, dtype=float) for x in (tau_m, cm, tau_syn))
+        b = np.exp(-self.dt / tau_m)
+        k = 1.0 / tau_syn - 1.0 / tau_m
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(np.abs(k) * self.dt > 1e-12, -np.expm1(-self.dt * k) / k, self.dt)
+        return b * ratio / cm
+
+    def coefficients(self, tau_m, cm, tau_syn_E, tau_syn_I) -> LIFCoefficients:
+        """Propagator coefficients for arrays of PyNN parameters (ms, nF)."""
+        for name, value in (
+            ("tau_m", tau_m),
+            ("cm", cm),
+            ("tau_syn_E", tau_syn_E),
+            ("tau_syn_I", tau_syn_I),
+        ):
+            _check_positive(name, value)
+        tau_m, cm = np.asarray(tau_m, float), np.asarray(cm, float)
+        b = np.exp(-self.dt / tau_m)
+        return LIFCoefficients(
+            b=b,
+            a_E=np.exp(-self.dt / np.asarray(tau_syn_E, float)),
+            a_I=np.exp(-self.dt / np.asarray(tau_syn_I, float)),
+            p_E=self.synaptic_response(tau_m, cm, tau_syn_E),
+            p_I=self.synaptic_response(tau_m, cm, tau_syn_I),
+            c=(1.0 - b) * tau_m / cm,
+        )
+
+    # --- spike timing -------------------------------------------------------------------
+    @staticmethod
+    def spike_phase(u, v_prev, theta):
+        """Fraction of a step before the grid point at which V crossed ``theta``.
+
+        ``phi = (U[n] - theta) / (U[n] - V[n-1])``, clipped to [0, 1).  Only meaningful where
+        the neuron spiked (``V[n-1] < theta <= U[n]``).
+        """
+        denom = u - v_prev
+        with np.errstate(divide="ignore", invalid="ignore"):
+            phi = np.where(denom > 0, (u - theta) / denom, 0.0)
+        return np.clip(phi, 0.0, np.nextafter(1.0, 0.0))
+
+    @staticmethod
+    def spike_phase_derivatives(u, v_prev, theta):
+        """``(dphi/dU[n], dphi/dV[n-1])`` = ``((theta - V[n-1]), (U[n] - theta)) / (U[n]-V[n-1])**2``."""
+        denom = u - v_prev
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv2 = np.where(denom > 0, 1.0 / (denom * denom), 0.0)
+        return (theta - v_prev) * inv2, (u - theta) * inv2
+
+    @staticmethod
+    def arrival_amplitude(phase, a):
+        """Weight factor of a spike with ``phase`` arriving at a current that decays by ``a`` per step."""
+        return np.power(a, phase)
+
+    # --- time grid ----------------------------------------------------------------------
+    def steps(self, duration: float) -> int:
+        """Number of whole steps in ``duration`` ms (rounded to the nearest step)."""
+        return int(round(duration / self.dt))
+
+    def step_and_phase(self, times):
+        """Grid step at or after each time and its phase: ``t = (n - phi) dt``, ``phi`` in [0, 1).
+
+        Times within 1e-9 steps of a grid point are put on it.
+        """
+        x = np.asarray(times, dtype=float) / self.dt
+        n = np.ceil(x - 1e-9)
+        phase = np.clip(n - x, 0.0, np.nextafter(1.0, 0.0))
+        return n.astype(np.int64), phase
+
+    def delay_steps(self, delay) -> np.ndarray:
+        """Delays (ms) as whole steps; raise if any is below ``dt`` or not a multiple of it."""
+        d = np.asarray(delay, dtype=float)
+        if not np.all(np.isfinite(d)):
+            raise ValueError(f"delay must be finite, got {delay!r}")
+        steps = np.rint(d / self.dt)
+        bad = np.abs(steps * self.dt - d) > 1e-6 * self.dt
+        if np.any(bad):
+            raise ValueError(
+                f"delay must be a whole multiple of the timestep {self.dt} ms, "
+                f"got {d[bad].ravel()[0]!r} ms"
+            )
+        if np.any(steps < 1):
+            raise ValueError(
+                f"delay must be >= the timestep {self.dt} ms, got {d[steps < 1].ravel()[0]!r} ms"
+            )
+        return steps.astype(np.int64)
