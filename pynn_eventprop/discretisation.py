@@ -38,6 +38,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: Largest spike phase: a crossing exactly at the previous grid point is put just after it
+#: (representable in float32, so every engine clips identically).
+MAX_PHASE = 1.0 - 2.0**-20
+
 
 def _check_positive(name: str, value) -> None:
     arr = np.asarray(value, dtype=float)
@@ -124,7 +128,7 @@ class LIFDiscretisation:
         denom = u - v_prev
         with np.errstate(divide="ignore", invalid="ignore"):
             phi = np.where(denom > 0, (u - theta) / denom, 0.0)
-        return np.clip(phi, 0.0, np.nextafter(1.0, 0.0))
+        return np.clip(phi, 0.0, MAX_PHASE)
 
     @staticmethod
     def spike_phase_derivatives(u, v_prev, theta):
@@ -151,7 +155,7 @@ class LIFDiscretisation:
         """
         x = np.asarray(times, dtype=float) / self.dt
         n = np.ceil(x - 1e-9)
-        phase = np.clip(n - x, 0.0, np.nextafter(1.0, 0.0))
+        phase = np.clip(n - x, 0.0, MAX_PHASE)
         return n.astype(np.int64), phase
 
     def delay_steps(self, delay) -> np.ndarray:

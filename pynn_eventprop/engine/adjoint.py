@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import lfilter
 
-from ..discretisation import LIFDiscretisation
+from . import kernels
 from .dynamics import RECEPTOR_KEYS, CurrentLIF
 from .graph import is_recurrent
 
@@ -70,15 +69,18 @@ def backward(sim, trajectory, rasters, loss_grads):
     order = [c[0] for c in sim.order if c[0] in sim.models]
     gradients = [np.zeros(p.weights.shape, sim.dtype) for p in net.projections]
     adjoints = {}
+    ws = sim.workspace
     for i in reversed(order):
         model, traj = sim.models[i], trajectory[i]
         phibar = _phase_error(sim, i, traj, adjoints, loss_grads.get(i, {}))
         dl_dv = loss_grads.get(i, {}).get("v")
-        adjoints[i] = _layer_adjoint(model, traj, phibar, dl_dv)
+        adjoints[i] = _layer_adjoint(ws, i, model, traj, phibar, dl_dv)
         for k in net.incoming(i):
             proj = net.projections[k]
             x = RECEPTOR_KEYS[proj.receptor]
-            amp = rasters[proj.pre].amplitude(model.a[x])
+            amp = rasters[proj.pre].amplitude(
+                model.a[x], ws.empty(("amplitude", k), rasters[proj.pre].phase.shape, sim.dtype)
+            )
             lam = adjoints[i].lambda_i[x]
             offset = -1 if net.populations[proj.pre].is_source else 0
             for d, _ in sim.delay_groups[k]:
@@ -99,50 +101,40 @@ def _aligned(pre, post, shift):
 def _phase_error(sim, i, traj, adjoints, grads):
     """``phibar = dL/dphase + s * sum_P ln(a_P) a_P^phase xbar_P`` (docs/equations.md §3)."""
     spikes, phase = traj.spikes.spikes, traj.spikes.phase
-    phibar = np.zeros(phase.shape, sim.dtype)
+    phibar = sim.workspace.zeros(("phibar", i), phase.shape, sim.dtype)
     if grads.get("phase") is not None:
         phibar += grads["phase"]
+    spikes, phase = traj.spikes.spikes, traj.spikes.phase
     for k in sim.network.outgoing(i):
         proj = sim.network.projections[k]
         post_model = sim.models[proj.post]
         x = RECEPTOR_KEYS[proj.receptor]
         lam = adjoints[proj.post].lambda_i[x]
-        xbar = np.zeros(phase.shape, sim.dtype)
+        xbar = sim.workspace.zeros(("xbar", k), phase.shape, sim.dtype)
         for d, W in sim.delay_groups[k]:
             pre_part, post_part = _aligned(xbar, lam, d)
             pre_part += post_part @ W.T
-        a = post_model.a[x]
-        phibar += np.where(spikes, np.log(a) * np.power(a, phase) * xbar, 0.0)
+        kernels.add_phase_error(phibar, spikes, phase, xbar, post_model.a[x])
     return phibar
 
 
-def _layer_adjoint(model, traj, phibar, dl_dv):
+def _layer_adjoint(ws, i, model, traj, phibar, dl_dv):
     """Reverse recursion of docs/equations.md §3 for one current-based population."""
-    spikes = traj.spikes.spikes
-    d_u, d_vprev = LIFDiscretisation.spike_phase_derivatives(traj.u, traj.v_prev, model.theta)
-    active = spikes & (phibar != 0)
-    jump_u = np.where(active, phibar * d_u, 0.0)
-    jump_vprev = np.where(active, phibar * d_vprev, 0.0)
-    # jump_V[n] = s[n+1] phibar[n+1] dphi[n+1]/dV[n]: the jump at step n+1 acts on V[n]
-    source = np.zeros(phibar.shape, phibar.dtype)
-    source[:-1] = jump_vprev[1:]
-    if dl_dv is not None:
-        source += dl_dv
-    passes = ~spikes if traj.clamped is None else ~(spikes | traj.clamped)
-    n_steps = phibar.shape[0]
-    lam_u = np.empty_like(phibar)
-    lam_v = np.empty_like(phibar)
-    nxt = np.zeros(phibar.shape[1:], phibar.dtype)
-    for k in range(n_steps - 1, -1, -1):
-        lam_v[k] = source[k] + model.b * nxt
-        nxt = np.where(passes[k], lam_v[k], 0.0) + jump_u[k]
-        lam_u[k] = nxt
-    lam_i = {}
-    for x in "EI":
-        # lambda_i[k] = a lambda_i[k+1] + p lambda_u[k+1], run as a filter over reversed time
-        drive = np.zeros_like(lam_u)
-        drive[:-1] = model.p[x] * lam_u[1:]
-        lam_i[x] = lfilter([1.0], [1.0, -model.a[x]], drive[::-1], axis=0)[::-1].astype(
-            phibar.dtype, copy=False
-        )
-    return Adjoint(lam_v, lam_u, lam_i)
+    shape = phibar.shape
+    clamped = traj.clamped if traj.clamped is not None else ws.zeros(("no_clamp", i), shape, bool)
+    if dl_dv is None:
+        dl_dv = np.zeros((0,) + shape[1:], phibar.dtype)
+    out = tuple(ws.empty((name, i), shape, phibar.dtype) for name in ("lv", "lu", "liE", "liI"))
+    params = (model.b, model.p["E"], model.p["I"], model.a["E"], model.a["I"], model.theta)
+    kernels.adjoint_layer(
+        traj.spikes.spikes,
+        clamped,
+        traj.u,
+        traj.v_prev,
+        phibar,
+        np.ascontiguousarray(dl_dv, dtype=phibar.dtype),
+        params,
+        out,
+    )
+    lam_v, lam_u, lam_e, lam_i = out
+    return Adjoint(lam_v, lam_u, {"E": lam_e, "I": lam_i})

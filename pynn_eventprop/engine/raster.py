@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import kernels
+
 
 @dataclass
 class Raster:
@@ -60,7 +62,7 @@ class Raster:
         return raster
 
     def times(self, dt: float, first_step: int, batch_index: int = 0) -> list[np.ndarray]:
-        """Spike times (ms) per neuron for one batch entry; index ``k`` is step ``first_step + k``."""
+        """Spike times (ms) per neuron of one batch entry; ``k`` is step ``first_step + k``."""
         k, i = np.nonzero(self.spikes[:, batch_index, :])
         t = (k + first_step - self.phase[k, batch_index, i]) * dt
         order = np.lexsort((t, i))
@@ -68,6 +70,8 @@ class Raster:
         bounds = np.searchsorted(i, np.arange(self.spikes.shape[2] + 1))
         return [t[bounds[j] : bounds[j + 1]] for j in range(self.spikes.shape[2])]
 
-    def amplitude(self, a) -> np.ndarray:
+    def amplitude(self, a, out=None) -> np.ndarray:
         """Arrival amplitudes ``spikes * a**phase`` for a current decaying by ``a`` per step."""
-        return np.where(self.spikes, np.power(a, self.phase), 0.0).astype(self.phase.dtype)
+        if out is None:
+            out = np.empty(self.phase.shape, self.phase.dtype)
+        return kernels.amplitude(self.spikes, self.phase, self.phase.dtype.type(a), out)

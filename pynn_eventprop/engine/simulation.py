@@ -17,9 +17,11 @@ from scipy.signal import lfilter
 
 from ..discretisation import LIFDiscretisation
 from ..network import CompiledNetwork
-from .dynamics import RECEPTOR_KEYS, make_model
+from . import kernels
+from .dynamics import RECEPTOR_KEYS, CurrentLIF, make_model
 from .graph import is_recurrent, simulation_order
 from .raster import Raster
+from .workspace import Workspace
 
 
 @dataclass
@@ -58,6 +60,12 @@ class Simulation:
     batch_size : int
         Independent copies of the network, each driven by its own input (training batches).
     dtype : numpy float type, ``float64`` (default) or ``float32``.
+    compiled : bool
+        Use the compiled kernels for feed-forward current-based layers (default); ``False``
+        runs the vectorised numpy path everywhere (a reference for tests).
+    reuse_buffers : bool
+        Reuse result arrays between runs (see :mod:`.workspace`): fast for training loops, but
+        arrays returned by :meth:`run` are then overwritten by the next run.
 
     Notes
     -----
@@ -66,13 +74,23 @@ class Simulation:
     ``n .. n+N-1`` (a spike at step ``m`` reaches its targets at ``m + d``, ``d >= 1``).
     """
 
-    def __init__(self, network: CompiledNetwork, discretisation, batch_size=1, dtype=np.float64):
+    def __init__(
+        self,
+        network: CompiledNetwork,
+        discretisation,
+        batch_size=1,
+        dtype=np.float64,
+        compiled=True,
+        reuse_buffers=False,
+    ):
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.network = network
         self.disc = discretisation
         self.batch = int(batch_size)
         self.dtype = np.dtype(dtype).type
+        self.compiled = compiled
+        self.workspace = Workspace(reuse_buffers)
         self.models = {
             i: make_model(pop, discretisation, self.dtype)
             for i, pop in enumerate(network.populations)
@@ -156,7 +174,9 @@ class Simulation:
             if is_recurrent(comp, self.edges):
                 results = self._run_recurrent(comp, arrivals, currents, n_steps)
             else:
-                results = {comp[0]: self._run_layer(comp[0], arrivals[comp[0]], currents, n_steps)}
+                i = comp[0]
+                layer = self._run_layer(i, arrivals[i], currents, n_steps, record.get(i, ()))
+                results = {i: layer}
             for i, (raster, traj, syn_hist) in results.items():
                 rasters[i] = raster
                 if keep_trajectory:
@@ -180,7 +200,8 @@ class Simulation:
         incoming = [k for k, p in enumerate(self.network.projections) if p.post == post]
         max_d = max((d for k in incoming for d, _ in self.delay_groups[k]), default=1)
         model = self.models[post]
-        arr = {x: np.zeros((n_steps + max_d, self.batch, model.size), self.dtype) for x in "EI"}
+        shape = (n_steps + max_d, self.batch, model.size)
+        arr = {x: self.workspace.zeros(("arrivals", post, x), shape, self.dtype) for x in "EI"}
         for x in "EI":
             carried = self.pending.get((post, x))
             if carried is not None:
@@ -190,10 +211,14 @@ class Simulation:
             if proj.pre in comp:
                 continue
             x = RECEPTOR_KEYS[proj.receptor]
-            amp = rasters[proj.pre].amplitude(model.a[x])
+            pre_shape = rasters[proj.pre].phase.shape
+            amp = rasters[proj.pre].amplitude(
+                model.a[x], self.workspace.empty(("amplitude", k), pre_shape, self.dtype)
+            )
             offset = -1 if self.network.populations[proj.pre].is_source else 0
+            contrib = self.workspace.empty(("contribution", k), (n_steps,) + shape[1:], self.dtype)
             for d, W in self.delay_groups[k]:
-                contrib = amp @ W
+                np.matmul(amp, W, out=contrib)
                 start = d + offset
                 arr[x][start : start + n_steps] += contrib
         return arr
@@ -213,8 +238,12 @@ class Simulation:
         return e
 
     # --- feed-forward layer: vectorised over time -------------------------------------------
-    def _run_layer(self, i, arrivals, currents, n_steps):
+    def _run_layer(self, i, arrivals, currents, n_steps, record_names=()):
         model, st = self.models[i], self.state[i]
+        ext = self._external_current(i, currents, n_steps)
+        if self.compiled and isinstance(model, CurrentLIF):
+            store = bool(set(record_names) & set(model.synaptic_state))
+            return self._run_layer_compiled(i, model, st, arrivals, ext, n_steps, store)
         syn_hist, syn_prev = {}, {}
         for x in "EI":
             a = model.a[x]
@@ -225,11 +254,44 @@ class Simulation:
             syn_prev[x] = np.concatenate([st.syn[x][None], hist[:-1]])
             syn_hist[x] = hist
             st.syn[x] = hist[-1].copy()
-        drive = model.prepare(syn_prev, self._external_current(i, currents, n_steps))
+        drive = model.prepare(syn_prev, ext)
         u, v_prev, v, spikes, clamped = self._threshold_loop(model, st, drive, n_steps)
         phase = np.where(spikes, model_phase(model, u, v_prev), 0.0).astype(self.dtype)
         raster = Raster(spikes, phase)
         return raster, LayerTrajectory(raster, u, v_prev, v, clamped), syn_hist
+
+    def _run_layer_compiled(self, i, model, st, arrivals, ext, n_steps, store_currents):
+        ws, shape = self.workspace, (n_steps, self.batch, model.size)
+        hist_shape = shape if store_currents else (0,) + shape[1:]
+        out = (
+            ws.empty(("u", i), shape, self.dtype),
+            ws.empty(("v", i), shape, self.dtype),
+            ws.empty(("spikes", i), shape, bool),
+            ws.empty(("phase", i), shape, self.dtype),
+            ws.empty(("clamped", i), shape, bool),
+            ws.empty(("isyn_exc", i), hist_shape, self.dtype),
+            ws.empty(("isyn_inh", i), hist_shape, self.dtype),
+        )
+        v_prev = ws.empty(("v_prev", i), shape, self.dtype)
+        v_prev[0] = st.v
+        params = (model.b, model.p["E"], model.p["I"], model.c, model.a["E"], model.a["I"])
+        params += (model.theta, model.v_reset, model.refractory_steps)
+        kernels.forward_layer(
+            arrivals["E"][:n_steps],
+            arrivals["I"][:n_steps],
+            np.ascontiguousarray(ext),
+            st.v,
+            st.syn["E"],
+            st.syn["I"],
+            st.countdown,
+            params,
+            out,
+        )
+        u, v, spikes, phase, clamped, i_e, i_i = out
+        v_prev[1:] = v[:-1]
+        raster = Raster(spikes, phase)
+        clamped = clamped if model.has_refractory else None
+        return raster, LayerTrajectory(raster, u, v_prev, v, clamped), {"E": i_e, "I": i_i}
 
     def _threshold_loop(self, model, st, drive, n_steps):
         """The only recursion in ``V``: ``U = membrane(V)``, spike, reset, refractory clamp."""
@@ -263,9 +325,7 @@ class Simulation:
     # --- recurrent component: step by step --------------------------------------------------
     def _run_recurrent(self, comp, arrivals, currents, n_steps):
         internal = [
-            k
-            for k, p in enumerate(self.network.projections)
-            if p.pre in comp and p.post in comp
+            k for k, p in enumerate(self.network.projections) if p.pre in comp and p.post in comp
         ]
         shape = {i: (n_steps, self.batch, self.models[i].size) for i in comp}
         u = {i: np.empty(shape[i], self.dtype) for i in comp}
