@@ -4,14 +4,15 @@ Every engine in this package (the numpy reference engine, the SpiNNaker2 packet 
 independent ``brian2_reference`` implement exactly the scheme written here; ``docs/equations.md``
 derives it.  All quantities are in the *EventProp frame* of a PyNN ``IF_curr_exp`` population:
 
-* ``V = v - v_rest`` in mV, threshold ``theta = v_thresh - v_rest``, reset ``v_r = v_reset - v_rest``;
+* ``V = v - v_rest`` (mV), threshold ``theta = v_thresh - v_rest``, reset
+  ``v_r = v_reset - v_rest``;
 * synaptic currents ``I_E``, ``I_I`` and weights in nA (PyNN's units), external current ``e``
   (``i_offset`` plus current sources) in nA.
 
 Forward pass, step ``n`` (time ``t_n = n dt``), for each neuron::
 
     I_x[n] = a_x I_x[n-1] + sum_j w_xj * a_x**phi_j * s_j[n - d_j]        x in {E, I}
-    U[n]   = b V[n-1] + p_E I_E[n-1] + p_I I_I[n-1] + c e[n]
+    U[n]   = b V[n-1] + p_E I_E[n-1] + p_I I_I[n-1] + c e[n] + sum_j w_j q_x(phi_j) s_j[n-d_j]
     s[n]   = U[n] >= theta   (and the neuron is not refractory)
     phi[n] = (U[n] - theta) / (U[n] - V[n-1])        where s[n]; spike time (n - phi[n]) dt
     V[n]   = v_r where s[n] or refractory, else U[n]
@@ -19,12 +20,12 @@ Forward pass, step ``n`` (time ``t_n = n dt``), for each neuron::
 with ``a_x = exp(-dt/tau_syn_x)``, ``b = exp(-dt/tau_m)``, ``c = (1 - b) tau_m / cm`` and
 ``p_x = (1/cm) tau_m tau_x / (tau_x - tau_m) (a_x - b)`` (the exact response of V after one
 step to a unit current present at the step's start; its limit ``b dt / cm`` when the time
-constants are equal).  Between spikes this is the exact solution of PyNN's ``IF_curr_exp``
-equations; spikes are *precisely timed*: the threshold crossing is linearly interpolated inside
-the step (``phi`` in [0, 1) is how much of a step before ``t_n`` it happened) and the
-postsynaptic current receives the weight already decayed by ``a_x**phi``, which is exact for the
-current at the arrival grid point.  The reset happens on the grid.  ``d_j >= 1`` is the delay in
-steps.
+constants are equal).  Spikes are *precisely timed*: the threshold crossing is linearly
+interpolated inside the step (``phi`` in [0, 1) is how much of a step before ``t_n`` it
+happened); a spike arriving ``phi`` steps before a grid point gives the current ``w a_x**phi``
+and the voltage ``w q(phi)`` there (:func:`arrival_factors`), so that below threshold this is
+the exact solution of PyNN's ``IF_curr_exp`` equations for any spike times.  The reset happens
+on the grid.  ``d_j >= 1`` is the delay in steps.
 
 Because every quantity above is a smooth function of the weights for a fixed spike pattern, the
 backward pass (``docs/equations.md`` section 3) is the *exact* adjoint of this forward pass:
@@ -34,13 +35,35 @@ continuous EventProp adjoint as ``dt -> 0``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 #: Largest spike phase: a crossing exactly at the previous grid point is put just after it
 #: (representable in float32, so every engine clips identically).
 MAX_PHASE = 1.0 - 2.0**-20
+
+
+@numba.njit(cache=True)
+def arrival_factors(phi, log_a, log_b, kappa_dt, dt_over_cm):
+    """Effect at the next grid point of a unit spike arriving ``phi`` steps before it.
+
+    Returns ``(f_i, f_u, df_i/dphi, df_u/dphi)``: the current ``f_i = a**phi`` (nA per nA) and
+    the voltage ``f_u = q(phi) = (1/cm) tau_m tau_s/(tau_s - tau_m) (a**phi - b**phi)`` (mV
+    per nA), computed as ``b**phi phi dt S(phi kappa dt) / cm`` with
+    ``S(x) = (1 - exp(-x))/x`` so that it stays exact when ``tau_s -> tau_m``.  Arguments:
+    ``log_a = -dt/tau_syn``, ``log_b = -dt/tau_m``, ``kappa_dt = dt/tau_syn - dt/tau_m``,
+    ``dt_over_cm = dt/cm``.  ``q(1)`` is the full-step response ``p`` of the module docstring.
+    """
+    f_i = math.exp(phi * log_a)
+    x = phi * kappa_dt
+    s = -math.expm1(-x) / x if abs(x) > 1e-12 else 1.0 - 0.5 * x
+    e_b = math.exp(phi * log_b)
+    f_u = e_b * phi * s * dt_over_cm
+    df_u = dt_over_cm * e_b * (log_b * phi * s + math.exp(-x))
+    return f_i, f_u, log_a * f_i, df_u
 
 
 def _check_positive(name: str, value) -> None:
@@ -85,17 +108,20 @@ class LIFDiscretisation:
 
     # --- coefficients -------------------------------------------------------------------
     def synaptic_response(self, tau_m, cm, tau_syn) -> np.ndarray:
-        """``p = (1/cm) tau_m tau_s/(tau_s - tau_m) (exp(-dt/tau_s) - exp(-dt/tau_m))`` in mV/nA.
+        """``p = q(1)``: V after one step per nA of synaptic current at the step's start (mV/nA).
 
-        Written as ``-b expm1(-dt k)/(k cm)`` with ``k = 1/tau_s - 1/tau_m`` so that it is exact
-        and well conditioned when ``tau_s`` approaches ``tau_m`` (limit ``b dt / cm``).
+        ``p = (1/cm) tau_m tau_s/(tau_s - tau_m) (exp(-dt/tau_s) - exp(-dt/tau_m))``, limit
+        ``b dt / cm`` for equal time constants (see :func:`arrival_factors`).
         """
-        tau_m, cm, tau_syn = (np.asarray(x, dtype=float) for x in (tau_m, cm, tau_syn))
-        b = np.exp(-self.dt / tau_m)
-        k = 1.0 / tau_syn - 1.0 / tau_m
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(np.abs(k) * self.dt > 1e-12, -np.expm1(-self.dt * k) / k, self.dt)
-        return b * ratio / cm
+        tau_m, cm, tau_syn = np.broadcast_arrays(
+            *(np.asarray(x, float) for x in (tau_m, cm, tau_syn))
+        )
+        dt = self.dt
+        response = [
+            arrival_factors(1.0, -dt / ts, -dt / tm, dt / ts - dt / tm, dt / c)[1]
+            for tm, c, ts in zip(tau_m.ravel(), cm.ravel(), tau_syn.ravel(), strict=True)
+        ]
+        return np.array(response).reshape(tau_m.shape)
 
     def coefficients(self, tau_m, cm, tau_syn_E, tau_syn_I) -> LIFCoefficients:
         """Propagator coefficients for arrays of PyNN parameters (ms, nF)."""
@@ -132,16 +158,14 @@ class LIFDiscretisation:
 
     @staticmethod
     def spike_phase_derivatives(u, v_prev, theta):
-        """``(dphi/dU[n], dphi/dV[n-1])`` = ``((theta - V[n-1]), (U[n] - theta)) / (U[n]-V[n-1])**2``."""
+        """``dphi/dU[n] = (theta - V[n-1])/D**2``, ``dphi/dV[n-1] = (U[n] - theta)/D**2``.
+
+        ``D = U[n] - V[n-1]``.
+        """
         denom = u - v_prev
         with np.errstate(divide="ignore", invalid="ignore"):
             inv2 = np.where(denom > 0, 1.0 / (denom * denom), 0.0)
         return (theta - v_prev) * inv2, (u - theta) * inv2
-
-    @staticmethod
-    def arrival_amplitude(phase, a):
-        """Weight factor of a spike with ``phase`` arriving at a current that decays by ``a`` per step."""
-        return np.power(a, phase)
 
     # --- time grid ----------------------------------------------------------------------
     def steps(self, duration: float) -> int:

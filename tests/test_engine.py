@@ -33,27 +33,37 @@ def test_postsynaptic_potential_matches_analytic_kernel(tau_syn):
     raster = Raster.from_times([[np.array([1.0])]], disc, 100)
     out = Simulation(net, disc).run(100, sources={0: raster}, record={1: ("v", "isyn_exc")})
     s = np.arange(1, 101) * 0.1 - 2.0  # time since arrival (spike at 1 ms, delay 1 ms)
-    tm = 10.0
-    if tau_syn == tm:
-        kernel = s / 1.0 * np.exp(-s / tm)
-    else:
-        kernel = tm * tau_syn / (tau_syn - tm) * (np.exp(-s / tau_syn) - np.exp(-s / tm))
-    assert np.abs(out[1]["v"][:, 0, 0] + 65.0 - np.where(s > 0, kernel, 0)).max() < EXACT
+    assert np.abs(out[1]["v"][:, 0, 0] + 65.0 - _psp(s, 10.0, tau_syn, 1.0)).max() < EXACT
     i_expected = np.where(s >= -1e-9, np.exp(-np.maximum(s, 0) / tau_syn), 0)
     assert np.abs(out[1]["isyn_exc"][:, 0, 0] - i_expected).max() < EXACT
 
 
-def test_off_grid_spike_arrives_with_decayed_amplitude():
+def _psp(s, tau_m, tau_syn, cm):
+    """Analytic voltage (mV) of IF_curr_exp to a 1 nA current jump at s = 0."""
+    if tau_syn == tau_m:
+        return np.where(s > 0, s / cm * np.exp(-s / tau_m), 0.0)
+    kernel = tau_m * tau_syn / (tau_syn - tau_m) * (np.exp(-s / tau_syn) - np.exp(-s / tau_m))
+    return np.where(s > 0, kernel / cm, 0.0)
+
+
+@pytest.mark.parametrize("uniform", [True, False])
+def test_off_grid_spike_gives_exact_current_and_voltage(uniform):
+    """Precise timing: a spike between grid points is integrated exactly (both paths of the
+    arrival kernel: one set of factors for a uniform population, per-neuron otherwise)."""
     disc = LIFDiscretisation(0.1)
-    net = CompiledNetwork(
-        [source("in", 1), lif("a", 1, v_thresh=100.0)], [dense("p", 0, 1, [[2.0]], delay=1)]
-    )
-    raster = Raster.from_times([[np.array([1.03])]], disc, 40)
-    out = Simulation(net, disc).run(40, sources={0: raster}, record={1: ("isyn_exc",)})
-    t = np.arange(1, 41) * 0.1
-    arrival = 1.03 + 0.1
-    expected = np.where(t >= arrival, 2.0 * np.exp(-(t - arrival) / 5.0), 0.0)
-    assert np.abs(out[1]["isyn_exc"][:, 0, 0] - expected).max() < EXACT
+    tau_m, tau_syn = (np.full(3, 10.0), np.full(3, 5.0)) if uniform else ([10, 20, 8], [5, 2, 8])
+    post = lif("a", 3, v_thresh=100.0)
+    post.params["tau_m"] = np.asarray(tau_m, float)
+    post.params["tau_syn_E"] = np.asarray(tau_syn, float)
+    net = CompiledNetwork([source("in", 1), post], [dense("p", 0, 1, [[2.0, 2.0, 2.0]])])
+    raster = Raster.from_times([[np.array([1.03])]], disc, 80)
+    out = Simulation(net, disc).run(80, sources={0: raster}, record={1: ("isyn_exc", "v")})
+    s = np.arange(1, 81) * 0.1 - 1.13  # time since arrival (delay 0.1 ms)
+    for i in range(3):
+        current = np.where(s >= 0, 2.0 * np.exp(-np.maximum(s, 0) / tau_syn[i]), 0.0)
+        assert np.abs(out[1]["isyn_exc"][:, 0, i] - current).max() < EXACT
+        voltage = 2.0 * _psp(s, tau_m[i], tau_syn[i], 0.5)
+        assert np.abs(out[1]["v"][:, 0, i] + 65.0 - voltage).max() < EXACT
 
 
 def test_precise_spike_time_is_the_interpolated_crossing():
@@ -166,10 +176,3 @@ def test_simulation_order_puts_sources_before_targets_and_groups_cycles():
     flat = [n for comp in order for n in comp]
     assert [1, 2] in order
     assert flat.index(4) < flat.index(0) < flat.index(1) < flat.index(3)
-
-
-def test_heterogeneous_synaptic_time_constant_is_rejected():
-    pop = lif("a", 3)
-    pop.params["tau_syn_E"] = np.array([5.0, 5.0, 6.0])
-    with pytest.raises(ValueError, match="tau_syn_E must be the same"):
-        Simulation(CompiledNetwork([pop]), LIFDiscretisation(0.1))

@@ -1,8 +1,9 @@
 """Exact adjoint (backward pass) of the forward simulation (docs/equations.md §3).
 
-Feed-forward networks only: every population is its own strongly connected component.  The
-layers are processed in reverse order; per layer, one elementwise reverse loop over time and two
-matrix products over all steps at once (error to the previous layer, weight gradient).
+Feed-forward networks of current-based neurons only.  Populations are processed in reverse
+order: per population one compiled reverse loop over time gives ``lambda_v``, ``lambda_u`` and
+``lambda_i``; then, for each incoming projection, one event-driven pass over the presynaptic
+spikes accumulates the weight gradient and the error ``phibar`` on the presynaptic spike phases.
 """
 
 from __future__ import annotations
@@ -65,57 +66,43 @@ def backward(sim, trajectory, rasters, loss_grads):
     adjoints : dict pop index -> Adjoint
     """
     check_trainable(sim)
-    net = sim.network
-    order = [c[0] for c in sim.order if c[0] in sim.models]
-    gradients = [np.zeros(p.weights.shape, sim.dtype) for p in net.projections]
+    net, ws = sim.network, sim.workspace
+    phibar = {}
+    for i, traj in trajectory.items():
+        phibar[i] = ws.zeros(("phibar", i), traj.u.shape, sim.dtype)
+        given = loss_grads.get(i, {}).get("phase")
+        if given is not None:
+            phibar[i] += given
+    gradients = [
+        ws.zeros(("gradient", k), p.weights.shape, sim.dtype) for k, p in enumerate(net.projections)
+    ]
+    no_phibar = np.zeros((0, 1, 1), sim.dtype)
     adjoints = {}
-    ws = sim.workspace
+    order = [c[0] for c in sim.order if c[0] in sim.models]
     for i in reversed(order):
-        model, traj = sim.models[i], trajectory[i]
-        phibar = _phase_error(sim, i, traj, adjoints, loss_grads.get(i, {}))
-        dl_dv = loss_grads.get(i, {}).get("v")
-        adjoints[i] = _layer_adjoint(ws, i, model, traj, phibar, dl_dv)
+        model = sim.models[i]
+        adjoints[i] = _layer_adjoint(
+            ws, i, model, trajectory[i], phibar[i], loss_grads.get(i, {}).get("v")
+        )
+        lam_u = adjoints[i].lambda_u
         for k in net.incoming(i):
             proj = net.projections[k]
             x = RECEPTOR_KEYS[proj.receptor]
-            amp = rasters[proj.pre].amplitude(
-                model.a[x], ws.empty(("amplitude", k), rasters[proj.pre].phase.shape, sim.dtype)
-            )
-            lam = adjoints[i].lambda_i[x]
-            offset = -1 if net.populations[proj.pre].is_source else 0
-            for d, _ in sim.delay_groups[k]:
-                pre_part, post_part = _aligned(amp, lam, d + offset)
-                g = np.tensordot(pre_part, post_part, axes=([0, 1], [0, 1]))
-                gradients[k] += np.where(proj.mask & (proj.delays == d), g, 0.0)
+            raster = rasters[proj.pre]
+            for d, W in sim.delay_groups[k]:
+                kernels.collect(
+                    raster.spikes,
+                    raster.phase,
+                    W,
+                    sim.source_shift(k, d),
+                    model.arrival[x],
+                    adjoints[i].lambda_i[x],
+                    lam_u,
+                    gradients[k],
+                    phibar.get(proj.pre, no_phibar),
+                )
+            gradients[k] *= proj.mask
     return gradients, adjoints
-
-
-def _aligned(pre, post, shift):
-    """Pairs ``pre[k]`` with ``post[k + shift]`` over the steps where both exist."""
-    n = pre.shape[0]
-    if shift >= 0:
-        return pre[: n - shift], post[shift:]
-    return pre[-shift:], post[: n + shift]
-
-
-def _phase_error(sim, i, traj, adjoints, grads):
-    """``phibar = dL/dphase + s * sum_P ln(a_P) a_P^phase xbar_P`` (docs/equations.md §3)."""
-    spikes, phase = traj.spikes.spikes, traj.spikes.phase
-    phibar = sim.workspace.zeros(("phibar", i), phase.shape, sim.dtype)
-    if grads.get("phase") is not None:
-        phibar += grads["phase"]
-    spikes, phase = traj.spikes.spikes, traj.spikes.phase
-    for k in sim.network.outgoing(i):
-        proj = sim.network.projections[k]
-        post_model = sim.models[proj.post]
-        x = RECEPTOR_KEYS[proj.receptor]
-        lam = adjoints[proj.post].lambda_i[x]
-        xbar = sim.workspace.zeros(("xbar", k), phase.shape, sim.dtype)
-        for d, W in sim.delay_groups[k]:
-            pre_part, post_part = _aligned(xbar, lam, d)
-            pre_part += post_part @ W.T
-        kernels.add_phase_error(phibar, spikes, phase, xbar, post_model.a[x])
-    return phibar
 
 
 def _layer_adjoint(ws, i, model, traj, phibar, dl_dv):
@@ -125,15 +112,11 @@ def _layer_adjoint(ws, i, model, traj, phibar, dl_dv):
     if dl_dv is None:
         dl_dv = np.zeros((0,) + shape[1:], phibar.dtype)
     out = tuple(ws.empty((name, i), shape, phibar.dtype) for name in ("lv", "lu", "liE", "liI"))
-    params = (model.b, model.p["E"], model.p["I"], model.a["E"], model.a["I"], model.theta)
     kernels.adjoint_layer(
-        traj.spikes.spikes,
-        clamped,
-        traj.u,
-        traj.v_prev,
+        (traj.spikes.spikes, clamped, traj.u, traj.v_prev),
         phibar,
         np.ascontiguousarray(dl_dv, dtype=phibar.dtype),
-        params,
+        (model.b, model.p["E"], model.p["I"], model.a["E"], model.a["I"], model.theta),
         out,
     )
     lam_v, lam_u, lam_e, lam_i = out

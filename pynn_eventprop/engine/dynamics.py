@@ -1,14 +1,16 @@
 """Membrane dynamics of the supported neuron models, in the EventProp frame.
 
 Each model turns a :class:`~pynn_eventprop.network.CompiledPopulation` into per-neuron arrays
-and offers two operations used by the simulation loop (docs/equations.md §2):
+(docs/equations.md §2):
 
-``prepare(syn_prev, e)``
-    everything of step ``n`` that does not depend on ``V``, for all steps of a chunk at once,
-    from the synaptic variables at the start of each step (``syn_prev[x][k] = I_x[n-1]``) and
-    the external current ``e[n]`` (nA);
-``membrane(v, k, drive)``
-    the pre-reset voltage ``U[n]`` from ``V[n-1]``.
+* ``a[x]`` synaptic decay per step for receptor ``x`` in ``"E"``, ``"I"``;
+* ``arrival[x]`` the coefficients ``(log_a, log_b, kappa_dt, dt_over_cm)`` with which a spike
+  arriving inside a step reaches the current and the voltage at the next grid point
+  (:func:`pynn_eventprop.engine.kernels.arrival_factors`); arrays of length 1 when the
+  population is uniform;
+* ``membrane(v, syn, e, u_arrival)``: the pre-reset voltage ``U[n]`` from ``V[n-1]``, the
+  synaptic variables at the start of the step, the external current (nA) and the voltage
+  carried by spikes that arrived inside the step.
 """
 
 from __future__ import annotations
@@ -20,17 +22,6 @@ from ..network import CompiledPopulation
 RECEPTOR_KEYS = {"excitatory": "E", "inhibitory": "I"}
 
 
-def _uniform(pop: CompiledPopulation, name: str) -> float:
-    values = np.asarray(pop.params[name], float)
-    if values.size and not np.allclose(values, values.flat[0], rtol=1e-12, atol=0):
-        raise ValueError(
-            f"{name} must be the same for every neuron of population '{pop.label}' "
-            f"(precisely timed spike arrival needs one synaptic decay per receptor), got values "
-            f"from {values.min()} to {values.max()} ms"
-        )
-    return float(values.flat[0])
-
-
 class LIFModel:
     """Parameters and spike/reset logic shared by the LIF models.
 
@@ -39,7 +30,7 @@ class LIFModel:
     theta : ``v_thresh - v_rest`` (mV);  v_reset : ``v_reset - v_rest`` (mV)
     v_rest : mV, added back when ``v`` is recorded
     refractory_steps : ``round(tau_refrac / dt)``
-    b : ``exp(-dt/tau_m)``;  a : dict receptor key -> scalar ``exp(-dt/tau_syn)``
+    a : dict receptor key -> ``exp(-dt/tau_syn)``
     """
 
     synaptic_state = ("isyn_exc", "isyn_inh")
@@ -61,9 +52,20 @@ class LIFModel:
             np.int64
         )
         self.has_refractory = bool(np.any(self.refractory_steps > 0))
-        self.tau_syn = {"E": _uniform(pop, "tau_syn_E"), "I": _uniform(pop, "tau_syn_I")}
-        self.a = {x: dtype(np.exp(-disc.dt / tau)) for x, tau in self.tau_syn.items()}
+        tau = {"E": np.asarray(p["tau_syn_E"], float), "I": np.asarray(p["tau_syn_I"], float)}
+        self.a = {x: np.exp(-disc.dt / t).astype(dtype) for x, t in tau.items()}
         self.i_offset = np.asarray(p["i_offset"], dtype)
+        self.arrival = {x: self._arrival(disc, t, p) for x, t in tau.items()}
+
+    def _arrival(self, disc, tau_syn, p):
+        log_a = -disc.dt / tau_syn
+        log_b = -disc.dt / np.asarray(p["tau_m"], float)
+        kappa_dt = disc.dt / tau_syn - disc.dt / np.asarray(p["tau_m"], float)
+        dt_over_cm = disc.dt / np.asarray(p["cm"], float) * self.voltage_arrival
+        arrays = np.broadcast_arrays(log_a, log_b, kappa_dt, dt_over_cm)
+        if all(np.all(x == x.flat[0]) for x in arrays):
+            return tuple(np.asarray(x[:1], self.dtype) for x in arrays)
+        return tuple(np.ascontiguousarray(x, self.dtype) for x in arrays)
 
     def initial_v(self, pop: CompiledPopulation):
         return np.asarray(pop.initial["v"], self.dtype) - self.v_rest
@@ -76,7 +78,9 @@ class LIFModel:
 
 
 class CurrentLIF(LIFModel):
-    """``IF_curr_exp``: ``U[n] = b V[n-1] + p_E I_E[n-1] + p_I I_I[n-1] + c e[n]``."""
+    """``IF_curr_exp``: ``U[n] = b V[n-1] + p_E I_E[n-1] + p_I I_I[n-1] + c e[n] + q-arrivals``."""
+
+    voltage_arrival = 1.0
 
     def __init__(self, pop, disc, dtype):
         super().__init__(pop, disc, dtype)
@@ -86,11 +90,8 @@ class CurrentLIF(LIFModel):
         self.p = {"E": coef.p_E.astype(dtype), "I": coef.p_I.astype(dtype)}
         self.c = coef.c.astype(dtype)
 
-    def prepare(self, syn_prev, e):
-        return self.p["E"] * syn_prev["E"] + self.p["I"] * syn_prev["I"] + self.c * e
-
-    def membrane(self, v, k, drive):
-        return self.b * v + drive[k]
+    def membrane(self, v, syn, e, u_arrival):
+        return self.b * v + self.p["E"] * syn["E"] + self.p["I"] * syn["I"] + self.c * e + u_arrival
 
 
 class ConductanceLIF(LIFModel):
@@ -98,10 +99,12 @@ class ConductanceLIF(LIFModel):
 
     ``g = cm/tau_m + g_E + g_I`` (uS), ``V_inf = (g_E E_E + g_I E_I + e) / g`` (frame: E_x
     relative to v_rest), ``U[n] = V_inf + (V[n-1] - V_inf) exp(-dt g / cm)``, with the
-    conductances at the start of the step and the external current of the step.
+    conductances at the start of the step and the external current of the step.  Spikes arriving
+    inside a step enter the conductance with ``a**phi`` but give the voltage no head start.
     """
 
     synaptic_state = ("gsyn_exc", "gsyn_inh")
+    voltage_arrival = 0.0
 
     def __init__(self, pop, disc, dtype):
         super().__init__(pop, disc, dtype)
@@ -113,14 +116,10 @@ class ConductanceLIF(LIFModel):
             "I": np.asarray(p["e_rev_I"] - p["v_rest"], dtype),
         }
 
-    def prepare(self, syn_prev, e):
-        g = self.g_leak + syn_prev["E"] + syn_prev["I"]
-        v_inf = (syn_prev["E"] * self.e_rev["E"] + syn_prev["I"] * self.e_rev["I"] + e) / g
-        return v_inf, np.exp(-self.dt * g / self.cm)
-
-    def membrane(self, v, k, drive):
-        v_inf, decay = drive
-        return v_inf[k] + (v - v_inf[k]) * decay[k]
+    def membrane(self, v, syn, e, u_arrival):
+        g = self.g_leak + syn["E"] + syn["I"]
+        v_inf = (syn["E"] * self.e_rev["E"] + syn["I"] * self.e_rev["I"] + e) / g
+        return v_inf + (v - v_inf) * np.exp(-self.dt * g / self.cm)
 
 
 MODELS = {"IF_curr_exp": CurrentLIF, "IF_cond_exp": ConductanceLIF}

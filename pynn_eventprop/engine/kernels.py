@@ -1,10 +1,11 @@
-"""Compiled (numba) time loops of a current-based LIF layer: forward and exact adjoint.
+"""Compiled (numba) loops of the engine: spike delivery, LIF layer forward and adjoint.
 
-These fuse, for one feed-forward layer, the recursions of docs/equations.md §2 and §3 into one
-pass over (step, batch, neuron); matrix products stay in numpy (BLAS).  The formulas are those of
-:mod:`pynn_eventprop.discretisation`; ``tests/test_engine_kernels.py`` checks these loops against
-the vectorised numpy path.  Arrays are C-contiguous ``(n_steps, batch, size)``; per-neuron
-parameters are ``(size,)``.  float32 and float64 both compile.
+The formulas are those of docs/equations.md (and :mod:`pynn_eventprop.discretisation`).  Spike
+delivery and weight gradients are event-driven: they loop over the spikes, not over a dense
+raster, which is what makes one-spike-per-input codes cheap and the backward pass event-based.
+Arrays are C-contiguous ``(n_steps, batch, size)``; per-neuron parameters are ``(size,)``;
+float32 and float64 both compile.  ``tests/test_engine.py`` checks these loops against the
+engine's numpy step path, ``tests/test_engine_adjoint.py`` against finite differences.
 """
 
 from __future__ import annotations
@@ -12,33 +13,112 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ..discretisation import MAX_PHASE
+from ..discretisation import MAX_PHASE, arrival_factors
 
 _jit = numba.njit(cache=True, nogil=True)
 
 
 @_jit
-def forward_layer(arr_E, arr_I, ext, v, i_E, i_I, countdown, params, out):
-    """Integrate one layer over a chunk; updates the state ``v, i_E, i_I, countdown`` in place.
+def _factors(phi, coef, f_i, f_u, df_i, df_u):
+    log_a, log_b, kappa_dt, dt_over_cm = coef
+    n = f_i.shape[0] if log_a.shape[0] > 1 else 1
+    for i in range(n):
+        f_i[i], f_u[i], df_i[i], df_u[i] = arrival_factors(
+            phi, log_a[i], log_b[i], kappa_dt[i], dt_over_cm[i]
+        )
+    if n == 1:  # uniform population: one set of factors for every target neuron
+        f_i[:] = f_i[0]
+        f_u[:] = f_u[0]
+        df_i[:] = df_i[0]
+        df_u[:] = df_u[0]
 
-    ``arr_x[k]`` are the arrivals at step ``k`` (``sum_j w a^phi s``), ``ext[k]`` the external
-    current (broadcast over batch when its batch dimension is 1).  ``params`` is
-    ``(b, p_E, p_I, c, a_E, a_I, theta, v_reset, refractory_steps)``; ``out`` is
-    ``(u, v_hist, spikes, phase, clamped, i_E_hist, i_I_hist)``, filled here (the two current
-    histories may have zero length: then they are not stored).
+
+@_jit
+def deliver(spikes, phase, weights, shift, coef, arr_i, arr_u):
+    """Add every spike's arrival to the targets: ``arr_i += w a**phi``, ``arr_u += w q(phi)``.
+
+    A spike at raster index ``k`` arrives at index ``k + shift`` of ``arr_i``/``arr_u``
+    (arrivals past their end are dropped).  ``coef`` is ``(log_a, log_b, kappa_dt,
+    dt_over_cm)``, arrays over the targets or of length 1 when uniform.
     """
-    b, p_E, p_I, c, a_E, a_I, theta, v_reset, refractory_steps = params
-    u, v_hist, spikes, phase, clamped, i_E_hist, i_I_hist = out
-    n_steps, batch, size = arr_E.shape
-    store_currents = i_E_hist.shape[0] > 0
+    n_steps, batch, n_pre = spikes.shape
+    n_post = weights.shape[1]
+    f_i = np.empty(n_post, arr_i.dtype)
+    f_u = np.empty(n_post, arr_i.dtype)
+    df_i = np.empty(n_post, arr_i.dtype)
+    df_u = np.empty(n_post, arr_i.dtype)
+    for k in range(n_steps):
+        kk = k + shift
+        if kk < 0 or kk >= arr_i.shape[0]:
+            continue
+        for bb in range(batch):
+            for j in range(n_pre):
+                if not spikes[k, bb, j]:
+                    continue
+                _factors(phase[k, bb, j], coef, f_i, f_u, df_i, df_u)
+                for i in range(n_post):
+                    w = weights[j, i]
+                    arr_i[kk, bb, i] += w * f_i[i]
+                    arr_u[kk, bb, i] += w * f_u[i]
+
+
+@_jit
+def collect(spikes, phase, weights, shift, coef, lam_i, lam_u, grad_w, phibar):
+    """Backward counterpart of :func:`deliver`, at the presynaptic spikes only.
+
+    ``grad_w[j, i] += lambda_i[k+shift] a**phi + lambda_u[k+shift] q(phi)`` and, if ``phibar``
+    has a nonzero size, ``phibar[k, j] += sum_i w_ji (lambda_i da**phi/dphi + lambda_u dq/dphi)``.
+    """
+    n_steps, batch, n_pre = spikes.shape
+    n_post = weights.shape[1]
+    has_phibar = phibar.shape[0] > 0
+    f_i = np.empty(n_post, lam_i.dtype)
+    f_u = np.empty(n_post, lam_i.dtype)
+    df_i = np.empty(n_post, lam_i.dtype)
+    df_u = np.empty(n_post, lam_i.dtype)
+    for k in range(n_steps):
+        kk = k + shift
+        if kk < 0 or kk >= lam_i.shape[0]:
+            continue
+        for bb in range(batch):
+            for j in range(n_pre):
+                if not spikes[k, bb, j]:
+                    continue
+                _factors(phase[k, bb, j], coef, f_i, f_u, df_i, df_u)
+                acc = 0.0
+                for i in range(n_post):
+                    li = lam_i[kk, bb, i]
+                    lu = lam_u[kk, bb, i]
+                    grad_w[j, i] += li * f_i[i] + lu * f_u[i]
+                    acc += weights[j, i] * (li * df_i[i] + lu * df_u[i])
+                if has_phibar:
+                    phibar[k, bb, j] += acc
+
+
+@_jit
+def forward_layer(arrivals, ext, state, params, out):
+    """Integrate one current-based layer over a chunk (docs/equations.md §2).
+
+    ``arrivals = (arr_E, arr_I, arr_U)`` at steps ``0..n-1`` of the chunk; ``ext[k]`` the
+    external current (batch dimension 1 broadcasts); ``state = (v, i_E, i_I, countdown)`` is
+    updated in place; ``params = (b, p_E, p_I, c, a_E, a_I, theta, v_reset, refractory_steps)``
+    (per neuron); ``out = (u, v_hist, spikes, phase, clamped, i_E_hist, i_I_hist)`` is filled
+    (the current histories may have zero length: then they are not stored).
+    """
+    arr_e, arr_i, arr_u = arrivals
+    v, i_e, i_i, countdown = state
+    b, p_e, p_i, c, a_e, a_i, theta, v_reset, refractory_steps = params
+    u, v_hist, spikes, phase, clamped, i_e_hist, i_i_hist = out
+    n_steps, batch, size = arr_e.shape
+    store_currents = i_e_hist.shape[0] > 0
     ext_batch = ext.shape[1]
     for k in range(n_steps):
         for bb in range(batch):
             eb = bb if ext_batch > 1 else 0
             for i in range(size):
                 v_prev = v[bb, i]
-                uk = b[i] * v_prev + p_E[i] * i_E[bb, i] + p_I[i] * i_I[bb, i]
-                uk += c[i] * ext[k, eb, i]
+                uk = b[i] * v_prev + p_e[i] * i_e[bb, i] + p_i[i] * i_i[bb, i]
+                uk += c[i] * ext[k, eb, i] + arr_u[k, bb, i]
                 u[k, bb, i] = uk
                 spikes[k, bb, i] = False
                 phase[k, bb, i] = 0.0
@@ -57,58 +137,38 @@ def forward_layer(arr_E, arr_I, ext, v, i_E, i_I, countdown, params, out):
                 else:
                     v[bb, i] = uk
                 v_hist[k, bb, i] = v[bb, i]
-                i_E[bb, i] = a_E * i_E[bb, i] + arr_E[k, bb, i]
-                i_I[bb, i] = a_I * i_I[bb, i] + arr_I[k, bb, i]
+                i_e[bb, i] = a_e[i] * i_e[bb, i] + arr_e[k, bb, i]
+                i_i[bb, i] = a_i[i] * i_i[bb, i] + arr_i[k, bb, i]
                 if store_currents:
-                    i_E_hist[k, bb, i] = i_E[bb, i]
-                    i_I_hist[k, bb, i] = i_I[bb, i]
+                    i_e_hist[k, bb, i] = i_e[bb, i]
+                    i_i_hist[k, bb, i] = i_i[bb, i]
 
 
 @_jit
-def amplitude(spikes, phase, a, out):
-    """``out = spikes * a**phase``: arrival amplitudes for a current decaying by ``a``."""
-    log_a = np.log(a)
-    flat_s, flat_p, flat_o = spikes.ravel(), phase.ravel(), out.ravel()
-    for n in range(flat_s.size):
-        flat_o[n] = np.exp(log_a * flat_p[n]) if flat_s[n] else 0.0
-    return out
-
-
-@_jit
-def add_phase_error(phibar, spikes, phase, xbar, a):
-    """``phibar += s ln(a) a**phase xbar`` (error arriving through one outgoing projection)."""
-    log_a = np.log(a)
-    flat_s, flat_p = spikes.ravel(), phase.ravel()
-    flat_x, flat_o = xbar.ravel(), phibar.ravel()
-    for n in range(flat_s.size):
-        if flat_s[n]:
-            flat_o[n] += log_a * np.exp(log_a * flat_p[n]) * flat_x[n]
-
-
-@_jit
-def adjoint_layer(spikes, clamped, u, v_prev, phibar, dl_dv, params, out):
+def adjoint_layer(trajectory, phibar, dl_dv, params, out):
     """Reverse recursion of docs/equations.md §3 for one layer.
 
-    ``params`` is ``(b, p_E, p_I, a_E, a_I, theta)``; ``out`` is ``(lambda_v, lambda_u,
-    lambda_i_E, lambda_i_I)`` of shape ``(n_steps, batch, size)``, filled here.  ``dl_dv`` may
-    have a leading dimension of 0 (no voltage term in the loss).
+    ``trajectory = (spikes, clamped, u, v_prev)``; ``params = (b, p_E, p_I, a_E, a_I, theta)``
+    (per neuron); ``out = (lambda_v, lambda_u, lambda_i_E, lambda_i_I)`` is filled.  ``dl_dv``
+    may have a leading dimension of 0 (no voltage term in the loss).
     """
-    b, p_E, p_I, a_E, a_I, theta = params
-    lam_v, lam_u, lam_E, lam_I = out
+    spikes, clamped, u, v_prev = trajectory
+    b, p_e, p_i, a_e, a_i, theta = params
+    lam_v, lam_u, lam_e, lam_i = out
     n_steps, batch, size = u.shape
     has_dv = dl_dv.shape[0] > 0
     next_u = np.zeros((batch, size), u.dtype)  # lambda_u[k+1]
-    next_E = np.zeros((batch, size), u.dtype)  # lambda_i_E[k+1]
-    next_I = np.zeros((batch, size), u.dtype)
+    next_e = np.zeros((batch, size), u.dtype)  # lambda_i_E[k+1]
+    next_i = np.zeros((batch, size), u.dtype)
     for k in range(n_steps - 1, -1, -1):
         for bb in range(batch):
             for i in range(size):
                 nu = next_u[bb, i]
                 # lambda_i[k] = a lambda_i[k+1] + p lambda_u[k+1]
-                next_E[bb, i] = a_E * next_E[bb, i] + p_E[i] * nu
-                next_I[bb, i] = a_I * next_I[bb, i] + p_I[i] * nu
-                lam_E[k, bb, i] = next_E[bb, i]
-                lam_I[k, bb, i] = next_I[bb, i]
+                next_e[bb, i] = a_e[i] * next_e[bb, i] + p_e[i] * nu
+                next_i[bb, i] = a_i[i] * next_i[bb, i] + p_i[i] * nu
+                lam_e[k, bb, i] = next_e[bb, i]
+                lam_i[k, bb, i] = next_i[bb, i]
                 lv = b[i] * nu
                 if has_dv:
                     lv += dl_dv[k, bb, i]

@@ -6,8 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import kernels
-
 
 @dataclass
 class Raster:
@@ -69,9 +67,3 @@ class Raster:
         k, i, t = k[order], i[order], t[order]
         bounds = np.searchsorted(i, np.arange(self.spikes.shape[2] + 1))
         return [t[bounds[j] : bounds[j + 1]] for j in range(self.spikes.shape[2])]
-
-    def amplitude(self, a, out=None) -> np.ndarray:
-        """Arrival amplitudes ``spikes * a**phase`` for a current decaying by ``a`` per step."""
-        if out is None:
-            out = np.empty(self.phase.shape, self.phase.dtype)
-        return kernels.amplitude(self.spikes, self.phase, self.phase.dtype.type(a), out)
