@@ -1,0 +1,303 @@
+"""Training loop: mini-batches of spike-time inputs through the network's EventProp projections.
+
+:class:`Trainer` compiles the current PyNN network, runs it on the reference engine with a
+batch dimension, evaluates the loss on the output population, computes the exact gradients
+(:func:`pynn_eventprop.engine.adjoint.backward`) and lets each trainable projection's
+:class:`~pynn_eventprop.eventprop.synapses.EventPropRule` update its weights.  Trained weights
+are written back into the PyNN projections, so ``Projection.get("weight", ...)``, ``run()`` and
+``get_data()`` see them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..datasets.encoding import times_to_raster
+from ..engine.adjoint import backward, check_trainable
+from ..engine.raster import Raster
+from ..engine.simulation import Simulation
+from .checkpoint import load_checkpoint, save_checkpoint
+from .errors import check_finite
+from .losses import Loss
+
+
+@dataclass
+class History:
+    """Per-epoch figures of a training run: ``records`` is a list of dicts with keys
+    ``epoch, loss, accuracy, seconds`` and, with validation data, ``val_loss, val_accuracy``."""
+
+    records: list = field(default_factory=list)
+
+    def __getitem__(self, key):
+        return [r.get(key) for r in self.records]
+
+    def to_csv(self, path) -> Path:
+        path = Path(path)
+        keys = list(dict.fromkeys(k for r in self.records for k in r))
+        with path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(self.records)
+        return path
+
+    def to_json(self, path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.records, indent=1))
+        return path
+
+
+class Trainer:
+    """Train a feed-forward PyNN network of ``IF_curr_exp`` populations with EventProp.
+
+    Parameters
+    ----------
+    inputs : Population
+        Spike source whose spikes come from the data set (one spike time per neuron and sample).
+    outputs : Population
+        ``IF_curr_exp`` population on which ``loss`` is evaluated (one neuron per class).
+    loss : Loss
+        E.g. ``TTFSCrossEntropy``, ``MaxVoltageCrossEntropy``, ``AverageVoltageCrossEntropy``.
+    duration : float
+        Simulated time per sample (ms); input spikes later than this are dropped.
+    batch_size : int
+        Samples simulated in parallel and averaged per update.
+    seed : int, optional
+        Seeds the shuffling of the training data; with seeded weight initialisation the whole
+        run is deterministic.
+    dtype : ``numpy.float64`` (default) or ``numpy.float32``.
+    progress : bool
+        Show a tqdm progress bar per epoch.
+
+    Notes
+    -----
+    Only projections whose synapse type is ``EventPropSynapse`` learn; the network must be
+    feed-forward and all neurons current-based (a clear error says otherwise).
+    """
+
+    def __init__(
+        self,
+        inputs,
+        outputs,
+        loss: Loss,
+        duration: float,
+        batch_size: int = 32,
+        seed: int | None = None,
+        dtype=np.float64,
+        progress: bool = True,
+    ):
+        if not isinstance(loss, Loss):
+            raise TypeError(f"loss must be a Loss, got {type(loss).__name__}")
+        if not duration > 0:
+            raise ValueError(f"duration must be > 0 ms, got {duration!r}")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if not inputs.celltype.is_spike_source:
+            raise ValueError(f"inputs must be a spike source population, got {inputs.celltype}")
+        self.state = inputs._simulator.state
+        self.inputs, self.outputs, self.loss = inputs, outputs, loss
+        self.duration, self.batch_size, self.dtype = float(duration), int(batch_size), dtype
+        self.n_steps = self.state.discretisation.steps(duration)
+        self.progress = progress
+        self.rng = np.random.default_rng(seed)
+        self.history = History()
+        self.epoch = 0
+        self.optimisers: dict[int, object] = {}
+        self.gradients: dict[str, np.ndarray] = {}
+        self._compile()
+
+    # --- network ----------------------------------------------------------------------------
+    def _compile(self):
+        """Compile the PyNN network as it is now (weights included) for batched training."""
+        from ..compile import compile_network
+
+        network, projection_map = compile_network(self.state)
+        self.sim = Simulation(
+            network, self.state.discretisation, self.batch_size, self.dtype, reuse_buffers=True
+        )
+        check_trainable(self.sim)
+        self.trainable = {}  # PyNN projection index -> compiled projection index
+        for k, projection in enumerate(self.state.projections):
+            if getattr(projection.synapse_type, "trainable", False):
+                if len(projection_map[k]) != 1:
+                    raise ValueError(
+                        f"trainable projection '{projection.label}' must connect two "
+                        "Populations with one delay per connection pair (it compiles into "
+                        f"{len(projection_map[k])} dense projections)"
+                    )
+                self.trainable[k] = projection_map[k][0]
+                if k not in self.optimisers:
+                    self.optimisers[k] = projection.synapse_type.rule.new_optimiser()
+        if not self.trainable:
+            raise ValueError("no projection has an EventPropSynapse: nothing to train")
+        self.input_index, self.output_index = self.inputs._index, self.outputs._index
+
+    def write_weights(self):
+        """Copy the trained weights into the PyNN projections."""
+        for k, c in self.trainable.items():
+            compiled = self.sim.network.projections[c]
+            self.state.projections[k].set(weight=np.where(compiled.mask, compiled.weights, np.nan))
+
+    # --- one batch --------------------------------------------------------------------------
+    def _run_batch(self, times, labels, learn: bool, context: str = ""):
+        n = len(labels)
+        padded = np.full((self.batch_size, times.shape[1]), np.nan)
+        padded[:n] = times
+        spikes, phase = times_to_raster(
+            padded, self.state.discretisation, self.n_steps, dtype=self.dtype, outside="drop"
+        )
+        self.sim.reset()
+        out = self.sim.run(
+            self.n_steps, sources={self.input_index: Raster(spikes, phase)}, keep_trajectory=True
+        )
+        traj = out["trajectory"][self.output_index]
+        result = self.loss.evaluate(
+            traj.spikes.spikes[:, :n],
+            traj.spikes.phase[:, :n],
+            traj.v[:, :n],
+            labels,
+            self.state.dt,
+        )
+        check_finite("loss", np.asarray(result.loss), context)
+        if learn:
+            self._learn(out, result, n, context)
+        return result
+
+    def _learn(self, out, result, n, context):
+        grads = {}
+        for name, value in (("phase", result.dL_dphase), ("v", result.dL_dv)):
+            if value is not None:
+                full = np.zeros((self.n_steps, self.batch_size, value.shape[2]), self.dtype)
+                full[:, :n] = value
+                grads[name] = full
+        gradients, _ = backward(
+            self.sim, out["trajectory"], out["rasters"], {self.output_index: grads}
+        )
+        for k, c in self.trainable.items():
+            label = self.state.projections[k].label
+            check_finite(f"gradient of projection '{label}'", gradients[c], context)
+            gradient = self.state.projections[k].synapse_type.rule.clip(gradients[c])
+            self.gradients[label] = gradient.copy()
+            weights = self.sim.network.projections[c].weights
+            self.optimisers[k].step([weights], [gradient.astype(float)])
+            self.sim.set_weights(c, weights)
+
+    # --- epochs -----------------------------------------------------------------------------
+    def fit(self, train, epochs: int, validation=None, checkpoint=None):
+        """Train for ``epochs`` more epochs.
+
+        Parameters
+        ----------
+        train, validation : SpikeDataset
+        checkpoint : path, optional
+            Written atomically after every epoch (weights, optimiser state, history, RNG).
+
+        Returns
+        -------
+        History
+        """
+        self._check_data(train)
+        self._compile()
+        for _ in range(int(epochs)):
+            start = time.perf_counter()
+            losses, correct, count = [], 0, 0
+            batches = train.batches(self.batch_size, shuffle=True, rng=self.rng)
+            bar = tqdm(
+                batches,
+                total=train.n_batches(self.batch_size),
+                desc=f"epoch {self.epoch + 1}",
+                disable=not self.progress,
+                leave=False,
+            )
+            for b, (times, labels) in enumerate(bar):
+                context = f"epoch {self.epoch + 1}, batch {b + 1}"
+                result = self._run_batch(times, labels, learn=True, context=context)
+                losses.append(result.loss * len(labels))
+                correct += int(result.correct.sum())
+                count += len(labels)
+                bar.set_postfix(loss=f"{result.loss:.3f}")
+            self.epoch += 1
+            record = {
+                "epoch": self.epoch,
+                "loss": float(np.sum(losses) / count),
+                "accuracy": correct / count,
+                "seconds": time.perf_counter() - start,
+            }
+            if validation is not None:
+                metrics = self.evaluate(validation)
+                record.update(val_loss=metrics["loss"], val_accuracy=metrics["accuracy"])
+            self.history.records.append(record)
+            if checkpoint is not None:
+                self.save_checkpoint(checkpoint)
+        self.write_weights()
+        return self.history
+
+    def evaluate(self, data) -> dict:
+        """Mean loss and accuracy on ``data`` (no learning)."""
+        self._check_data(data)
+        losses, correct = 0.0, 0
+        for times, labels in data.batches(self.batch_size, shuffle=False):
+            result = self._run_batch(times, labels, learn=False)
+            losses += result.loss * len(labels)
+            correct += int(result.correct.sum())
+        return {"loss": losses / len(data), "accuracy": correct / len(data), "n": len(data)}
+
+    def predict(self, times) -> np.ndarray:
+        """Predicted class per sample of an array of input spike times ``(n, n_inputs)``."""
+        times = np.asarray(times, float)
+        out = []
+        for start in range(0, len(times), self.batch_size):
+            chunk = times[start : start + self.batch_size]
+            result = self._run_batch(chunk, np.zeros(len(chunk), np.int64), learn=False)
+            out.append(result.predictions)
+        return np.concatenate(out)
+
+    def _check_data(self, data):
+        if data.n_inputs != self.inputs.size:
+            raise ValueError(
+                f"data has {data.n_inputs} inputs but population '{self.inputs.label}' has "
+                f"{self.inputs.size} neurons"
+            )
+        if data.n_classes > self.outputs.size:
+            raise ValueError(
+                f"data has {data.n_classes} classes but population '{self.outputs.label}' has "
+                f"{self.outputs.size} neurons"
+            )
+
+    # --- checkpoints ------------------------------------------------------------------------
+    def save_checkpoint(self, path) -> Path:
+        """Weights, optimiser states, epoch, history and RNG state, written atomically."""
+        projections = {}
+        for k, c in self.trainable.items():
+            projections[self.state.projections[k].label] = {
+                "weights": self.sim.network.projections[c].weights.copy(),
+                "optimiser": self.optimisers[k].state_dict(),
+            }
+        state = {
+            "epoch": self.epoch,
+            "history": self.history.records,
+            "rng": self.rng.bit_generator.state,
+            "projections": projections,
+        }
+        return save_checkpoint(path, state)
+
+    def load_checkpoint(self, path):
+        """Resume from a checkpoint written by :meth:`save_checkpoint`."""
+        state = load_checkpoint(path)
+        for k, c in self.trainable.items():
+            label = self.state.projections[k].label
+            if label not in state["projections"]:
+                raise KeyError(f"checkpoint {path} has no projection '{label}'")
+            saved = state["projections"][label]
+            self.sim.set_weights(c, saved["weights"])
+            self.optimisers[k].load_state_dict(saved["optimiser"])
+        self.epoch = int(state["epoch"])
+        self.history = History(list(state["history"]))
+        self.rng.bit_generator.state = state["rng"]
+        self.write_weights()

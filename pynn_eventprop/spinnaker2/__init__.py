@@ -1,0 +1,55 @@
+"""Packet-level model of SpiNNaker2 running EventProp training (see ``docs/spinnaker2.md``).
+
+Drop-in for the reference engine (float32, counts the traffic of every run)::
+
+    sim = Spinnaker2Simulation(network, discretisation, batch_size)
+    sim.run(...); sim.backward(...); sim.report()
+
+Pipeline of the pieces::
+
+    mapping = map_network(network, n_steps, batch_size)     # slices, replicas, SRAM budget
+    routing = build_routing(mapping)                         # keys, flows, merged tables
+    plan = plan_traffic(mapping, routing)                    # hop counts, connection tables
+    traffic = count_traffic(plan, spikes)                    # packets and work of one batch
+    cost = estimate_cost(mapping, traffic)                   # time and energy per sample
+    report = build_report(mapping, routing, traffic, cost)   # text, dict/JSON, PNG
+"""
+
+from .energy import CostEstimate, EnergyCoefficients, estimate_cost
+from .hardware import OperationCycles, Spinnaker2Hardware
+from .keys import KINDS, KeySpace, allocate_keys
+from .mapping import Mapping, MappingError, Placement, Slice, TrainingFlow, map_network
+from .packets import KindCount, Traffic, TrafficPlan, count_traffic, plan_traffic
+from .report import Report, build_report
+from .routing import Flow, RoutingError, RoutingTables, build_flows, build_routing
+from .simulation import Spinnaker2Simulation
+
+__all__ = [
+    "KINDS",
+    "CostEstimate",
+    "EnergyCoefficients",
+    "Flow",
+    "KeySpace",
+    "KindCount",
+    "Mapping",
+    "MappingError",
+    "OperationCycles",
+    "Placement",
+    "Report",
+    "RoutingError",
+    "RoutingTables",
+    "Slice",
+    "Spinnaker2Hardware",
+    "Spinnaker2Simulation",
+    "Traffic",
+    "TrafficPlan",
+    "TrainingFlow",
+    "allocate_keys",
+    "build_flows",
+    "build_report",
+    "build_routing",
+    "count_traffic",
+    "estimate_cost",
+    "map_network",
+    "plan_traffic",
+]

@@ -1,0 +1,87 @@
+"""Multicast key allocation.
+
+A key has three fields, most significant first::
+
+    | kind (3 bits) | PE id (pe_bits) | index (index_bits) |
+
+``kind`` is the packet kind (:data:`KINDS`); ``PE id`` names the PE that *owns* the key block:
+the sender of spike, loss and weight packets, the receiver of error and gradient packets;
+``index`` is the neuron within the owner's slice (spike, error, loss) or the word's position in
+a stream modulo ``2**index_bits`` (gradient, weight; packets on one route arrive in order, so the
+receiver counts words).  One block per (kind, PE) is matched by the mask that keeps the kind and
+PE fields: ``mask = ~(2**index_bits - 1)`` within ``key_bits``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .mapping import Mapping, MappingError
+
+KINDS = ("spike", "error", "loss", "gradient", "weight")
+KIND_BITS = 3
+
+
+def _bits(n: int) -> int:
+    """Bits needed to number ``n`` items (at least 1)."""
+    return max(1, int(n - 1).bit_length())
+
+
+@dataclass(frozen=True)
+class KeySpace:
+    """Field widths of the keys of one mapping."""
+
+    pe_bits: int
+    index_bits: int
+    key_bits: int
+
+    @property
+    def used_bits(self) -> int:
+        return KIND_BITS + self.pe_bits + self.index_bits
+
+    @property
+    def block_mask(self) -> int:
+        """Mask matching one (kind, PE) block."""
+        return ((1 << self.key_bits) - 1) & ~((1 << self.index_bits) - 1)
+
+    def key(self, kind: str, pe, index=0):
+        """Key(s) of ``kind`` owned by ``pe`` for ``index`` (arrays broadcast)."""
+        k = KINDS.index(kind)
+        pe, index = np.asarray(pe, np.int64), np.asarray(index, np.int64)
+        if np.any(index >= (1 << self.index_bits)) or np.any(index < 0):
+            raise ValueError(f"index must be in 0..{(1 << self.index_bits) - 1}")
+        key = (k << (self.pe_bits + self.index_bits)) | (pe << self.index_bits) | index
+        return int(key) if key.ndim == 0 else key
+
+    def block(self, kind: str, pe: int) -> tuple[int, int]:
+        """``(key, mask)`` of the block of ``kind`` owned by ``pe``."""
+        return self.key(kind, pe, 0), self.block_mask
+
+    def decode(self, key: int) -> tuple[str, int, int]:
+        """``(kind, pe, index)`` of a key."""
+        key = int(key)
+        index = key & ((1 << self.index_bits) - 1)
+        pe = (key >> self.index_bits) & ((1 << self.pe_bits) - 1)
+        return KINDS[key >> (self.pe_bits + self.index_bits)], pe, index
+
+
+def allocate_keys(mapping: Mapping) -> KeySpace:
+    """Field widths for ``mapping``: enough PE bits for every PE, index bits for the largest slice.
+
+    Raises
+    ------
+    MappingError
+        If kind + PE + index bits exceed the hardware's key width.
+    """
+    largest = max(sl.size for per_pop in mapping.slices for sl in per_pop)
+    space = KeySpace(_bits(mapping.n_pes), _bits(largest), int(mapping.hardware.key_bits))
+    if space.used_bits > space.key_bits:
+        raise MappingError(
+            "key bits",
+            space.used_bits,
+            space.key_bits,
+            f"{KIND_BITS} kind + {space.pe_bits} PE + {space.index_bits} neuron bits",
+        )
+    return space
