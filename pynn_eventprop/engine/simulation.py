@@ -194,6 +194,16 @@ class Simulation:
             out["rasters"] = rasters
         return out
 
+    def backward(self, trajectory, rasters, loss_grads):
+        """Exact gradients of a loss for the last run (see :func:`.adjoint.backward`).
+
+        A method so that engines built on this one (the SpiNNaker2 model) can account for the
+        backward pass they run.
+        """
+        from .adjoint import backward
+
+        return backward(self, trajectory, rasters, loss_grads)
+
     def _source_raster(self, i, raster, n_steps):
         pop = self.network.populations[i]
         if raster is None:

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..datasets.encoding import times_to_raster
-from ..engine.adjoint import backward, check_trainable
+from ..engine.adjoint import check_trainable
 from ..engine.raster import Raster
 from ..engine.simulation import Simulation
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -176,8 +176,8 @@ class Trainer:
                 full = np.zeros((self.n_steps, self.batch_size, value.shape[2]), self.dtype)
                 full[:, :n] = value
                 grads[name] = full
-        gradients, _ = backward(
-            self.sim, out["trajectory"], out["rasters"], {self.output_index: grads}
+        gradients, _ = self.sim.backward(
+            out["trajectory"], out["rasters"], {self.output_index: grads}
         )
         for k, c in self.trainable.items():
             label = self.state.projections[k].label
