@@ -21,8 +21,8 @@ from tqdm.auto import tqdm
 
 from ..datasets.encoding import times_to_raster
 from ..engine.adjoint import check_trainable
+from ..engine.platforms import make_engine
 from ..engine.raster import Raster
-from ..engine.simulation import Simulation
 from .checkpoint import load_checkpoint, save_checkpoint
 from .errors import check_finite
 from .losses import Loss
@@ -71,7 +71,7 @@ class Trainer:
     seed : int, optional
         Seeds the shuffling of the training data; with seeded weight initialisation the whole
         run is deterministic.
-    dtype : ``numpy.float64`` (default) or ``numpy.float32``.
+    dtype : ``numpy.float64`` or ``numpy.float32``; default float64, float32 on SpiNNaker2.
     progress : bool
         Show a tqdm progress bar per epoch.
 
@@ -89,7 +89,7 @@ class Trainer:
         duration: float,
         batch_size: int = 32,
         seed: int | None = None,
-        dtype=np.float64,
+        dtype=None,
         progress: bool = True,
     ):
         if not isinstance(loss, Loss):
@@ -102,9 +102,10 @@ class Trainer:
             raise ValueError(f"inputs must be a spike source population, got {inputs.celltype}")
         self.state = inputs._simulator.state
         self.inputs, self.outputs, self.loss = inputs, outputs, loss
-        self.duration, self.batch_size, self.dtype = float(duration), int(batch_size), dtype
+        self.duration, self.batch_size = float(duration), int(batch_size)
         self.n_steps = self.state.discretisation.steps(duration)
         self.progress = progress
+        self.dtype = dtype
         self.rng = np.random.default_rng(seed)
         self.history = History()
         self.epoch = 0
@@ -118,8 +119,14 @@ class Trainer:
         from ..compile import compile_network
 
         network, projection_map = compile_network(self.state)
-        self.sim = Simulation(
-            network, self.state.discretisation, self.batch_size, self.dtype, reuse_buffers=True
+        self.sim = make_engine(
+            getattr(self.state, "platform", "reference"),
+            network,
+            self.state.discretisation,
+            self.batch_size,
+            self.dtype,
+            options=getattr(self.state, "platform_options", None),
+            reuse_buffers=True,
         )
         check_trainable(self.sim)
         self.trainable = {}  # PyNN projection index -> compiled projection index
@@ -150,7 +157,7 @@ class Trainer:
         padded = np.full((self.batch_size, times.shape[1]), np.nan)
         padded[:n] = times
         spikes, phase = times_to_raster(
-            padded, self.state.discretisation, self.n_steps, dtype=self.dtype, outside="drop"
+            padded, self.state.discretisation, self.n_steps, dtype=self.sim.dtype, outside="drop"
         )
         self.sim.reset()
         out = self.sim.run(
@@ -173,7 +180,7 @@ class Trainer:
         grads = {}
         for name, value in (("phase", result.dL_dphase), ("v", result.dL_dv)):
             if value is not None:
-                full = np.zeros((self.n_steps, self.batch_size, value.shape[2]), self.dtype)
+                full = np.zeros((self.n_steps, self.batch_size, value.shape[2]), self.sim.dtype)
                 full[:, :n] = value
                 grads[name] = full
         gradients, _ = self.sim.backward(

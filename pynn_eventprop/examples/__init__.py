@@ -1,0 +1,1 @@
+"""Runnable PyNN scripts shipped with the package (``pynn-eventprop train ...``)."""
