@@ -192,7 +192,7 @@ class Trainer:
             gradient = self.state.projections[k].synapse_type.rule.clip(gradients[c])
             self.gradients[label] = gradient.copy()
             weights = self.sim.network.projections[c].weights
-            self.optimisers[k].step([weights], [gradient.astype(float)])
+            self.optimisers[k].step({"weights": weights}, {"weights": gradient.astype(float)})
             self.sim.set_weights(c, weights)
 
     # --- epochs -----------------------------------------------------------------------------

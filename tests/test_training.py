@@ -1,0 +1,177 @@
+"""Training API: synapse type, trainer, checkpoints, determinism and failure modes."""
+
+import numpy as np
+import pytest
+from pyNN.random import NumpyRNG, RandomDistribution
+
+from pynn_eventprop.datasets import LatencyCode, yin_yang_dataset
+from pynn_eventprop.eventprop import SGD, Adam, NonFiniteError, TTFSCrossEntropy
+from pynn_eventprop.eventprop.synapses import EventPropRule, EventPropSynapse
+from pynn_eventprop.eventprop.training import Trainer
+
+NEURON = dict(v_rest=0.0, v_reset=0.0, v_thresh=1.0, cm=20.0, tau_m=20.0, tau_refrac=0.0)
+CODE = LatencyCode(t_early=0.0, t_late=30.0, bias_time=0.0)
+
+
+@pytest.fixture(scope="module")
+def data():
+    train = yin_yang_dataset("train", CODE).subset(np.arange(1500))
+    test = yin_yang_dataset("test", CODE).subset(np.arange(300))
+    return train, test
+
+
+def build(sim, hidden=60, lr=5e-3, frozen_output=False, seed=3):
+    sim.setup(timestep=1.0, min_delay=1.0)
+    rng = NumpyRNG(seed=seed)
+    inputs = sim.Population(5, sim.SpikeSourceArray(), label="input")
+    hid = sim.Population(hidden, sim.IF_curr_exp(**NEURON), label="hidden")
+    out = sim.Population(3, sim.IF_curr_exp(**NEURON), label="output")
+    hid.initialize(v=0.0)
+    out.initialize(v=0.0)
+    rule = EventPropRule(Adam(lr=lr))
+    p1 = sim.Projection(
+        inputs,
+        hid,
+        sim.AllToAllConnector(),
+        EventPropSynapse(weight=RandomDistribution("normal", (1.5, 1.5), rng=rng), rule=rule),
+        label="in-hid",
+    )
+    if frozen_output:
+        synapse = sim.StaticSynapse(weight=RandomDistribution("uniform", (0.2, 0.8), rng=rng))
+    else:
+        synapse = EventPropSynapse(
+            weight=RandomDistribution("normal", (0.5, 0.5), rng=rng), rule=rule
+        )
+    p2 = sim.Projection(hid, out, sim.AllToAllConnector(), synapse, label="hid-out")
+    return inputs, out, p1, p2
+
+
+def trainer_for(inputs, out, seed=0):
+    loss = TTFSCrossEntropy(xi=0.5, silent_push=1.0, theta=1.0)
+    return Trainer(inputs, out, loss, duration=40.0, batch_size=32, seed=seed, progress=False)
+
+
+def test_short_training_beats_chance_by_a_wide_margin(sim, data):
+    train, test = data
+    inputs, out, p1, p2 = build(sim)
+    trainer = trainer_for(inputs, out)
+    before = trainer.evaluate(test)["accuracy"]
+    history = trainer.fit(train, epochs=4, validation=test)
+    after = trainer.evaluate(test)["accuracy"]
+    assert after > 0.75  # three classes: chance is 1/3; 4 epochs of 1500 samples give ~88 %
+    assert after > before + 0.1
+    assert history["epoch"] == [1, 2, 3, 4]
+    assert history["val_accuracy"][-1] == pytest.approx(after)
+    # trained weights are written back into the PyNN projection, signs mixed
+    w = p2.get("weight", format="array")
+    compiled = trainer.sim.network.projections[trainer.trainable[1]].weights
+    assert np.allclose(w, compiled)
+    assert (w < 0).any() and (w > 0).any()
+
+
+def test_static_synapses_stay_frozen(sim, data):
+    train, _ = data
+    inputs, out, p1, p2 = build(sim, frozen_output=True)
+    w1, w2 = p1.get("weight", format="array"), p2.get("weight", format="array")
+    trainer = trainer_for(inputs, out)
+    trainer.fit(train.subset(np.arange(64)), epochs=1)
+    assert np.array_equal(p2.get("weight", format="array"), w2)
+    assert not np.allclose(p1.get("weight", format="array"), w1)
+    assert set(trainer.gradients) == {"in-hid"}
+
+
+def test_training_is_deterministic_for_a_seed(sim, data):
+    train, _ = data
+    weights = []
+    for _ in range(2):
+        inputs, out, p1, p2 = build(sim)
+        trainer_for(inputs, out, seed=5).fit(train.subset(np.arange(128)), epochs=2)
+        weights.append(p2.get("weight", format="array"))
+        sim.end()
+    assert np.array_equal(weights[0], weights[1])
+
+
+def test_resuming_from_a_checkpoint_equals_uninterrupted_training(sim, data, tmp_path):
+    train = data[0].subset(np.arange(128))
+    inputs, out, p1, p2 = build(sim)
+    trainer_for(inputs, out, seed=7).fit(train, epochs=3)
+    uninterrupted = p2.get("weight", format="array")
+    sim.end()
+
+    inputs, out, p1, p2 = build(sim)
+    first = trainer_for(inputs, out, seed=7)
+    first.fit(train, epochs=1, checkpoint=tmp_path / "ck.npz")
+    sim.end()
+    inputs, out, p1, p2 = build(sim)  # a fresh process would rebuild the same network
+    resumed = trainer_for(inputs, out, seed=123)  # the RNG state comes from the checkpoint
+    resumed.load_checkpoint(tmp_path / "ck.npz")
+    assert resumed.epoch == 1
+    resumed.fit(train, epochs=2)
+    assert np.array_equal(p2.get("weight", format="array"), uninterrupted)
+    assert resumed.history["epoch"] == [1, 2, 3]
+
+
+def test_non_finite_gradient_stops_training_naming_projection_and_epoch(sim, data, tmp_path):
+    train = data[0].subset(np.arange(96))
+    inputs, out, p1, p2 = build(sim)
+    trainer = trainer_for(inputs, out)
+    checkpoint = tmp_path / "ck.npz"
+    trainer.fit(train, epochs=1, checkpoint=checkpoint)
+    good = checkpoint.read_bytes()
+    original_backward = trainer.sim.backward
+
+    def poisoned(*args, **kwargs):
+        gradients, adjoints = original_backward(*args, **kwargs)
+        gradients[trainer.trainable[0]][0, 0] = np.nan
+        return gradients, adjoints
+
+    trainer._compile = lambda: None  # keep the engine we poison
+    trainer.sim.backward = poisoned
+    with pytest.raises(NonFiniteError, match=r"projection 'in-hid'.*epoch 2"):
+        trainer.fit(train, epochs=1, checkpoint=checkpoint)
+    assert checkpoint.read_bytes() == good  # the last good checkpoint is intact
+
+
+def test_history_is_saved_as_csv_and_json(sim, data, tmp_path):
+    import csv
+    import json
+
+    inputs, out, p1, p2 = build(sim)
+    history = trainer_for(inputs, out).fit(data[0].subset(np.arange(64)), epochs=2)
+    with history.to_csv(tmp_path / "h.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert float(rows[1]["loss"]) == pytest.approx(history["loss"][1])
+    assert json.loads(history.to_json(tmp_path / "h.json").read_text()) == history.records
+
+
+def test_trainer_rejects_networks_it_cannot_train(sim):
+    sim.setup(timestep=1.0)
+    inputs = sim.Population(2, sim.SpikeSourceArray())
+    cond = sim.Population(3, sim.IF_cond_exp())
+    sim.Projection(inputs, cond, sim.AllToAllConnector(), EventPropSynapse(weight=0.1))
+    with pytest.raises(ValueError, match="IF_curr_exp neurons only"):
+        trainer_for(inputs, cond)
+    sim.end()
+
+    sim.setup(timestep=1.0)
+    inputs = sim.Population(2, sim.SpikeSourceArray())
+    a = sim.Population(3, sim.IF_curr_exp())
+    sim.Projection(inputs, a, sim.AllToAllConnector(), EventPropSynapse(weight=0.1))
+    sim.Projection(a, a, sim.AllToAllConnector(), EventPropSynapse(weight=0.1))
+    with pytest.raises(ValueError, match="feed-forward networks only"):
+        trainer_for(inputs, a)
+
+
+def test_eventprop_synapse_accepts_signed_weights_and_rejects_nan(sim):
+    sim.setup(timestep=1.0)
+    inputs = sim.Population(2, sim.SpikeSourceArray())
+    a = sim.Population(2, sim.IF_curr_exp())
+    signed = np.array([[0.5, -0.5], [-1.0, 2.0]])
+    proj = sim.Projection(inputs, a, sim.AllToAllConnector(), EventPropSynapse(weight=signed))
+    assert np.array_equal(proj.get("weight", format="array"), signed)
+    with pytest.raises(ValueError, match="weight must be finite"):
+        sim.Projection(inputs, a, sim.AllToAllConnector(), EventPropSynapse(weight=np.nan))
+    with pytest.raises(TypeError, match="optimiser must be an Optimiser"):
+        EventPropRule(optimiser="adam")
+    assert "SGD" in repr(EventPropRule(SGD(lr=0.1, momentum=0.9)))
