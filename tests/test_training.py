@@ -175,3 +175,15 @@ def test_eventprop_synapse_accepts_signed_weights_and_rejects_nan(sim):
     with pytest.raises(TypeError, match="optimiser must be an Optimiser"):
         EventPropRule(optimiser="adam")
     assert "SGD" in repr(EventPropRule(SGD(lr=0.1, momentum=0.9)))
+
+
+def test_keep_best_restores_the_weights_of_the_best_validation_epoch(sim, data):
+    train, test = data
+    inputs, out, p1, p2 = build(sim, lr=2e-2)  # a large rate makes later epochs differ
+    trainer = trainer_for(inputs, out)
+    history = trainer.fit(train.subset(np.arange(400)), epochs=4, validation=test, keep_best=True)
+    best = int(np.argmax(history["val_accuracy"]))
+    assert trainer.best_epoch == best + 1
+    assert trainer.evaluate(test)["accuracy"] == pytest.approx(history["val_accuracy"][best])
+    with pytest.raises(ValueError, match="keep_best=True needs validation"):
+        trainer.fit(train, epochs=1, keep_best=True)

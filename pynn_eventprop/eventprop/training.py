@@ -111,6 +111,7 @@ class Trainer:
         self.epoch = 0
         self.optimisers: dict[int, object] = {}
         self.gradients: dict[str, np.ndarray] = {}
+        self.best_epoch: int | None = None
         self._compile()
 
     # --- network ----------------------------------------------------------------------------
@@ -196,7 +197,7 @@ class Trainer:
             self.sim.set_weights(c, weights)
 
     # --- epochs -----------------------------------------------------------------------------
-    def fit(self, train, epochs: int, validation=None, checkpoint=None):
+    def fit(self, train, epochs: int, validation=None, checkpoint=None, keep_best=False):
         """Train for ``epochs`` more epochs.
 
         Parameters
@@ -204,13 +205,19 @@ class Trainer:
         train, validation : SpikeDataset
         checkpoint : path, optional
             Written atomically after every epoch (weights, optimiser state, history, RNG).
+        keep_best : bool
+            With ``validation``: end with the weights of the epoch of highest validation
+            accuracy (model selection on held-out data); its number is ``best_epoch``.
 
         Returns
         -------
         History
         """
         self._check_data(train)
+        if keep_best and validation is None:
+            raise ValueError("keep_best=True needs validation data to select on")
         self._compile()
+        best = (-1.0, None)
         for _ in range(int(epochs)):
             start = time.perf_counter()
             losses, correct, count = [], 0, 0
@@ -239,11 +246,20 @@ class Trainer:
             if validation is not None:
                 metrics = self.evaluate(validation)
                 record.update(val_loss=metrics["loss"], val_accuracy=metrics["accuracy"])
+                if keep_best and metrics["accuracy"] > best[0]:
+                    best = (metrics["accuracy"], self._weights())
+                    self.best_epoch = self.epoch
             self.history.records.append(record)
             if checkpoint is not None:
                 self.save_checkpoint(checkpoint)
+        if keep_best and best[1] is not None:
+            for c, weights in best[1].items():
+                self.sim.set_weights(c, weights)
         self.write_weights()
         return self.history
+
+    def _weights(self) -> dict:
+        return {c: self.sim.network.projections[c].weights.copy() for c in self.trainable.values()}
 
     def evaluate(self, data) -> dict:
         """Mean loss and accuracy on ``data`` (no learning)."""

@@ -188,7 +188,10 @@ def main(argv=None):
     train_seconds = time.perf_counter() - start
     metrics = trainer.evaluate(test)
     samples_per_s = args.epochs * len(train) / train_seconds
-    print(f"test accuracy {metrics['accuracy']:.4f} (canonical test split, {metrics['n']} samples)")
+    print(
+        f"test accuracy {metrics['accuracy']:.4f} (canonical test split, {metrics['n']} samples; "
+        f"weights of epoch {trainer.best_epoch}, best on the validation split)"
+    )
     print(f"training: {args.epochs} epochs in {train_seconds:.1f} s, {samples_per_s:.0f} samples/s")
     history.to_csv(out / "history.csv")
     history.to_json(out / "history.json")
@@ -213,6 +216,7 @@ def main(argv=None):
         "dt": args.dt,
         "duration": args.duration,
         "seed": args.seed,
+        "best_epoch": trainer.best_epoch,
         "platform": args.platform,
     }
     if args.json:
