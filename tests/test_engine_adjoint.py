@@ -139,3 +139,13 @@ def test_backward_rejects_conductance_based_neurons():
     out = sim.run(10, keep_trajectory=True)
     with pytest.raises(ValueError, match="IF_curr_exp neurons only.*IF_cond_exp"):
         backward(sim, out["trajectory"], out["rasters"], {})
+
+
+def test_backward_rejects_loss_gradients_of_the_wrong_shape():
+    rng = np.random.default_rng(0)
+    disc = LIFDiscretisation(DT)
+    net = three_layer(rng)
+    sim = Simulation(net, disc, batch_size=2)
+    out = sim.run(10, keep_trajectory=True)
+    with pytest.raises(ValueError, match=r"'phase' of population 'out' has shape \(10, 1, 1\)"):
+        backward(sim, out["trajectory"], out["rasters"], {2: {"phase": np.zeros((10, 1, 1))}})

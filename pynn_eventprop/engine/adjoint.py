@@ -70,6 +70,12 @@ def backward(sim, trajectory, rasters, loss_grads):
     phibar = {}
     for i, traj in trajectory.items():
         phibar[i] = ws.zeros(("phibar", i), traj.u.shape, sim.dtype)
+        for name, given in loss_grads.get(i, {}).items():
+            if given is not None and np.shape(given) != traj.u.shape:
+                raise ValueError(
+                    f"loss gradient {name!r} of population '{net.populations[i].label}' has "
+                    f"shape {np.shape(given)}, expected {traj.u.shape} (steps, batch, neurons)"
+                )
         given = loss_grads.get(i, {}).get("phase")
         if given is not None:
             phibar[i] += given
