@@ -1,16 +1,23 @@
 """Benchmark of the SpiNNaker2 packet model on the Yin-Yang network (5-120-3).
 
-Prints the mapping and cost report, the packet-counting throughput and the speed of a
-forward + loss + backward step on the model relative to the reference engine (both float32).
-Training proper (weight updates over epochs) is added when the training code exists.
+Prints the mapping and cost report, the packet-counting throughput, the speed of a
+forward + loss + backward step on the model relative to the reference engine (both float32),
+and the training throughput: the Yin-Yang example network trained through the PyNN API and the
+:class:`~pynn_eventprop.eventprop.training.Trainer` for one epoch at a time, on the model
+(``sim.setup(..., platform="spinnaker2")``) and on the reference engine in float32 and in its
+default float64, in alternating repeats (the machine is shared: a ratio of neighbouring
+measurements is steadier than a ratio of medians).  The model's packets per *training* sample
+are quoted from the last trained epoch.
 
     python benchmarks/spinnaker2.py [--json PATH] [--png PATH] [--batches 30]
+                                    [--train-repeats 5] [--train-samples 5000]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 
 import numpy as np
@@ -25,6 +32,13 @@ from pynn_eventprop.eventprop.losses import TTFSCrossEntropy
 from pynn_eventprop.spinnaker2 import build_routing, count_traffic, map_network, plan_traffic
 from pynn_eventprop.spinnaker2.simulation import Spinnaker2Simulation
 from pynn_eventprop.spinnaker2.testing import feedforward
+
+#: the training runs' platforms: (name, platform, Trainer dtype)
+TRAINING_RUNS = (
+    ("model", "spinnaker2", np.float32),
+    ("reference_float32", "reference", np.float32),
+    ("reference_float64", "reference", None),
+)
 
 
 def yin_yang_network(hidden: int, seed: int):
@@ -63,6 +77,130 @@ def timed(fn, repeat):
     return (time.perf_counter() - t0) / repeat
 
 
+def train_epoch(args, platform, dtype, train, epochs=1):
+    """Build the Yin-Yang example network on ``platform`` and train it.
+
+    Returns ``(wall seconds, process CPU seconds, trainer)`` of the training alone.
+
+    Every call starts from the same initial weights (the example's seeded initialisation), so
+    the platforms compute the same training (identical on the model and the float32 engine).
+    """
+    import pynn_eventprop as sim
+    from pynn_eventprop.eventprop.training import Trainer
+    from pynn_eventprop.examples import yin_yang
+
+    options = ["--hidden", str(args.hidden), "--dt", str(args.dt), "--platform", platform]
+    options += ["--duration", str(args.steps * args.dt), "--batch-size", str(args.batch)]
+    options += ["--train-samples", str(len(train)), "--seed", str(args.seed)]
+    example = yin_yang.parse_args(options)
+    inputs, _, output = yin_yang.build_network(example)
+    loss = TTFSCrossEntropy(xi=0.5, alpha=3e-3, beta=6.4, silent_push=1.0, theta=1.0)
+    trainer = Trainer(
+        inputs,
+        output,
+        loss,
+        duration=example.duration,
+        batch_size=example.batch_size,
+        seed=example.seed,
+        dtype=dtype,
+        progress=False,
+    )
+    start, cpu = time.perf_counter(), time.process_time()
+    trainer.fit(train, epochs)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    sim.end()
+    return seconds, cpu, trainer
+
+
+def training_throughput(args) -> dict:
+    """Samples per second of Trainer epochs on the model and the reference engine.
+
+    Repeats alternate between the platforms; the speed ratio is the median over repeats of
+    model / reference samples per second measured next to each other, by wall-clock time and
+    by the process's CPU time (less sensitive to other work on a shared machine).
+    """
+    from pynn_eventprop.datasets import LatencyCode
+
+    code = LatencyCode(t_early=0.0, t_late=30.0, bias_time=0.0)
+    train = yin_yang_dataset("train", code).subset(np.arange(args.train_samples))
+    for _, platform, dtype in TRAINING_RUNS:  # numba compilation, caches
+        train_epoch(args, platform, dtype, train.subset(np.arange(4 * args.batch)))
+    rates = {name: [] for name, _, _ in TRAINING_RUNS}
+    cpu_rates = {name: [] for name, _, _ in TRAINING_RUNS}
+    weights = {}
+    for _ in range(args.train_repeats):
+        for name, platform, dtype in TRAINING_RUNS:
+            seconds, cpu, trainer = train_epoch(args, platform, dtype, train)
+            rates[name].append(len(train) / seconds)
+            cpu_rates[name].append(len(train) / cpu)
+            weights[name] = [p.weights for p in trainer.sim.network.projections]
+            if platform == "spinnaker2":
+                model = trainer.sim
+
+    def ratio(values, ref):
+        pairs = zip(values["model"], values[ref], strict=True)
+        return statistics.median(m / r for m, r in pairs)
+
+    references = ("reference_float32", "reference_float64")
+    ratios = {f"model_to_{ref}": ratio(rates, ref) for ref in references}
+    cpu_ratios = {f"model_to_{ref}": ratio(cpu_rates, ref) for ref in references}
+    same = all(
+        np.array_equal(a, b)
+        for a, b in zip(weights["model"], weights["reference_float32"], strict=True)
+    )
+    d = model.report().to_dict()
+    tr = d["traffic"]
+    return {
+        "network": f"5-{args.hidden}-3",
+        "train_samples": len(train),
+        "repeats": args.train_repeats,
+        "samples_per_s": {k: v for k, v in rates.items()},
+        "samples_per_s_median": {k: statistics.median(v) for k, v in rates.items()},
+        "speed_ratio": ratios,
+        "cpu_samples_per_s_median": {k: statistics.median(v) for k, v in cpu_rates.items()},
+        "cpu_speed_ratio": cpu_ratios,
+        "weights_equal_model_and_reference_float32": bool(same),
+        "pes_used": d["mapping"]["pes_used"],
+        "chips_used": d["mapping"]["chips_used"],
+        "traffic_scope": tr["scope"],
+        "training_samples_counted": tr["samples_counted"],
+        "packets_per_training_sample": {
+            k: v["packets"] for k, v in tr["packets_per_sample"].items()
+        },
+        "deliveries_per_training_sample": {
+            k: v["deliveries"] for k, v in tr["packets_per_sample"].items()
+        },
+        "error_saving_ratio": tr["event_vs_dense_errors"]["saving_ratio"],
+        "dense_error_packets_per_sample": tr["event_vs_dense_errors"]["dense_packets_per_sample"],
+        "report": d,
+    }
+
+
+def print_training(t: dict):
+    med, ratio = t["samples_per_s_median"], t["speed_ratio"]
+    print(
+        f"training through the Trainer, {t['network']}, {t['train_samples']} samples per epoch, "
+        f"median of {t['repeats']} alternating repeats:"
+    )
+    for name, rate in med.items():
+        runs = ", ".join(f"{r:.0f}" for r in t["samples_per_s"][name])
+        cpu = t["cpu_samples_per_s_median"][name]
+        print(f"  {name:>18s}: {rate:7.0f} samples/s ({runs}); per CPU second {cpu:.0f}")
+    for label, r in (("wall clock", ratio), ("CPU time", t["cpu_speed_ratio"])):
+        print(
+            f"  speed ratio model / reference ({label}): {r['model_to_reference_float32']:.2f} "
+            f"(float32), {r['model_to_reference_float64']:.2f} (float64); target >= 0.33"
+        )
+    same = t["weights_equal_model_and_reference_float32"]
+    print(f"  model weights after the last epoch equal the float32 reference's: {same}")
+    packets = ", ".join(f"{k} {v:.1f}" for k, v in t["packets_per_training_sample"].items())
+    print(
+        f"  model: {t['pes_used']} PEs on {t['chips_used']} chip(s); packets per training sample "
+        f"({t['training_samples_counted']} counted): {packets}; event-based errors save "
+        f"x{t['error_saving_ratio']:.1f} against dense ({t['dense_error_packets_per_sample']:.0f})"
+    )
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", help="write the numbers (and the report dict) to this file")
@@ -73,6 +211,8 @@ def main(argv=None):
     ap.add_argument("--dt", type=float, default=1.0, help="ms")
     ap.add_argument("--steps", type=int, default=40, help="steps per sample")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--train-repeats", type=int, default=5, help="0: skip the training runs")
+    ap.add_argument("--train-samples", type=int, default=5000, help="samples per epoch")
     args = ap.parse_args(argv)
 
     disc = LIFDiscretisation(args.dt)
@@ -142,9 +282,18 @@ def main(argv=None):
     if args.png:
         report.plot_pe_map(args.png)
         print(f"PE map written to {args.png}")
+    training = None
+    if args.train_repeats > 0:
+        training = training_throughput(args)
+        print()
+        print_training(training)
+        numbers["training"] = {k: v for k, v in training.items() if k != "report"}
     if args.json:
+        out = {"numbers": numbers, "report": d}
+        if training is not None:
+            out["training_report"] = training["report"]
         with open(args.json, "w") as fh:
-            json.dump({"numbers": numbers, "report": d}, fh, indent=1, default=float)
+            json.dump(out, fh, indent=1, default=float)
         print(f"numbers written to {args.json}")
     return numbers
 

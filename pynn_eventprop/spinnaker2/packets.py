@@ -57,6 +57,8 @@ PROGRAM_OF = {
 
 def _padded(op, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``op(a, b)`` for 1-D arrays of possibly different lengths, the shorter zero-padded."""
+    if len(a) == len(b):  # the common case: batches of equal length
+        return op(a, b)
     n = max(len(a), len(b))
     return op(np.pad(a, (0, n - len(a))), np.pad(b, (0, n - len(b))))
 
@@ -316,6 +318,7 @@ def _tables(plan: TrafficPlan) -> dict:
     t = {
         "starts": [m.bounds(k)[:-1] for k in range(n_pops)],
         "sizes": [np.diff(m.bounds(k)) for k in range(n_pops)],
+        "slice_of": [_slice_matrix(m.bounds(k)) for k in range(n_pops)],  # (size, S) one-hot
         "pes": [m.population_pes(k).ravel() for k in range(n_pops)],
         "logged": [_logged(m, k) for k in range(n_pops)],
         "synapses": [],  # (pre, post, connection counts (n_pre, S_post))
@@ -346,6 +349,16 @@ def _tables(plan: TrafficPlan) -> dict:
     return t
 
 
+def _slice_matrix(bounds) -> np.ndarray:
+    """``M[j, s] = 1`` when neuron ``j`` lies in slice ``s``: ``x @ M`` sums over each slice
+    (a matrix product is much faster than ``np.add.reduceat`` along the last axis)."""
+    bounds = np.asarray(bounds)
+    neurons = np.arange(bounds[-1])
+    return ((neurons[:, None] >= bounds[None, :-1]) & (neurons[:, None] < bounds[None, 1:])).astype(
+        float
+    )
+
+
 PROGRAMS = ("forward", "loss", "backward", "update")
 OPERATIONS = (
     "neuron_updates",
@@ -358,9 +371,12 @@ OPERATIONS = (
 )
 
 
-def _aligned(plan: TrafficPlan, spikes: dict, n_ticks: int) -> tuple[dict, int]:
+def spike_counts(plan: TrafficPlan, spikes: dict, n_ticks: int) -> tuple[dict, int]:
     """Spike counts per (tick, replica, neuron) of every population, and the most spikes of
     one neuron in one sample among the logged populations.
+
+    The result can be passed to :func:`count_traffic` (``counts=``) to count several programs
+    of the same rasters without recomputing it.
 
     Source raster index ``k`` is emission step ``start_step + k``; emissions at ``start_step``
     are sent in the window's first tick (there is no tick 0; a run split into windows sends
@@ -455,6 +471,7 @@ def count_traffic(
     n_ticks: int | None = None,
     programs=None,
     spike_payload: bool = True,
+    counts: tuple[dict, int] | None = None,
 ) -> Traffic:
     """Count the packets and per-PE work of one batch from its spike rasters.
 
@@ -476,6 +493,8 @@ def count_traffic(
     spike_payload : bool
         Forward spike packets carry the spike phase as a 32-bit payload (default) or are
         key-only (grid timing; for comparison).
+    counts : optional
+        :func:`spike_counts` of the same ``spikes`` and ``n_ticks`` (computed when omitted).
 
     Raises
     ------
@@ -503,7 +522,7 @@ def count_traffic(
     hw = m.hardware
     batch = next(iter(spikes.values())).shape[1]
     st = _static(plan, batch)
-    Y, most = _aligned(plan, spikes, n_ticks)
+    Y, most = spike_counts(plan, spikes, n_ticks) if counts is None else counts
     kb, pb = int(hw.key_bits), int(hw.payload_bits)
     kinds = {k: KindCount(bits_per_packet=kb + pb) for k in PROGRAM_OF}
     kinds["spike"].bits_per_packet = kb + (pb if spike_payload else 0)
@@ -581,7 +600,7 @@ def _forward(plan, Y, st, fwd, spike, ops):
     ops["neuron_updates"] += st["ops_per_tick"]["neuron_updates"] * T
     sends = {}
     for k in plan.spike_hops:
-        per_slice = np.add.reduceat(Y[k], t["starts"][k], axis=2)  # (T, R, S)
+        per_slice = Y[k] @ t["slice_of"][k]  # (T, R, S)
         per_slice *= plan.spike_dests[k] > 0  # a PE whose spikes reach nobody sends nothing
         sends[k] = per_slice
         spike.per_step += per_slice.sum(axis=(1, 2))
@@ -636,9 +655,9 @@ def _backward(plan, Y, st, bwd, error, ops):
         error.packets += n_sent
         error.deliveries += n_sent
         bwd[d:, t["pes"][k]] += sent.reshape(T - d, -1) * cyc.packet_send
-        received = np.add.reduceat(y * per_neuron, t["starts"][q], axis=2)
+        received = y @ (per_neuron[:, None] * t["slice_of"][q])  # (T - d, R, S_pre)
         bwd[d:, t["pes"][q]] += received.reshape(T - d, -1) * cyc.error_receive
-        pair = np.add.reduceat(y.sum(axis=0)[:, :, None] * targets[None], t["starts"][q], axis=1)
+        pair = t["slice_of"][q].T @ (y.sum(axis=0)[:, :, None] * targets[None])  # (R, S, S)
         error.hops += (pair * hops).sum()
 
 

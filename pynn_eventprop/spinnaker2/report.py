@@ -132,7 +132,7 @@ def _traffic_dict(m: Mapping, tr: Traffic) -> dict:
 class Report:
     """The model's report.  Build with :func:`build_report`; ``data`` is the dict form."""
 
-    def __init__(self, mapping, routing, traffic=None, cost=None, cycles=None):
+    def __init__(self, mapping, routing, traffic=None, cost=None, cycles=None, scope=None):
         self.mapping, self.routing, self.traffic, self.cost = mapping, routing, traffic, cost
         self.data = {
             "hardware": mapping.hardware.figures(),
@@ -143,6 +143,8 @@ class Report:
             self.data["operation_cycles"] = cycles.figures()
         if traffic is not None:
             self.data["traffic"] = _traffic_dict(mapping, traffic)
+            if scope is not None:
+                self.data["traffic"]["scope"] = scope
         if cost is not None:
             self.data["cost"] = cost.to_dict()
 
@@ -187,7 +189,8 @@ class Report:
         )
         if "traffic" in d:
             t = d["traffic"]
-            lines.append(f"  packets per sample ({t['samples_counted']} samples counted):")
+            scope = f"{t['scope']} " if "scope" in t else ""
+            lines.append(f"  packets per sample ({t['samples_counted']} {scope}samples counted):")
             for kind, c in t["packets_per_sample"].items():
                 lines.append(
                     f"    {kind:>9s} ({c['program']:>8s}): {c['packets']:12.1f} packets, "
@@ -326,6 +329,10 @@ def build_report(
     traffic: Traffic | None = None,
     cost: CostEstimate | None = None,
     cycles=None,
+    scope: str | None = None,
 ) -> Report:
-    """Assemble the report; ``traffic`` and ``cost`` are optional (mapping-only report)."""
-    return Report(mapping, routing, traffic, cost, cycles)
+    """Assemble the report; ``traffic`` and ``cost`` are optional (mapping-only report).
+
+    ``scope`` names what the traffic covers (e.g. ``"training"``), quoted in the report.
+    """
+    return Report(mapping, routing, traffic, cost, cycles, scope)

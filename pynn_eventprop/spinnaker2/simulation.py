@@ -10,6 +10,12 @@ of every run, the packets and per-PE work of the four programs (:func:`count_tra
 * :meth:`backward` (the exact adjoint of :func:`pynn_eventprop.engine.adjoint.backward`) counts
   the loss, backward and weight-update programs of the batch it differentiates.
 
+Two tallies are kept: :attr:`traffic`, everything simulated (training batches, evaluation,
+prediction), and :attr:`training_traffic`, only the batches that were trained (the forward run
+that was differentiated plus its loss, backward and update programs).  :meth:`report` and
+:meth:`cost` quote the training tally once a batch has been trained, so that packets per
+sample are per *training* sample and not diluted by forward-only evaluation runs.
+
 Replicas are independent copies that each run ``local_batch`` samples; simulating the batch as
 one array computes, sample by sample, exactly what each replica computes (samples do not
 interact), so the model's rasters, adjoints and gradients equal the reference engine's in
@@ -25,7 +31,7 @@ from ..engine.simulation import Simulation
 from .energy import CostEstimate, EnergyCoefficients, estimate_cost
 from .hardware import OperationCycles, Spinnaker2Hardware
 from .mapping import map_network
-from .packets import Traffic, count_traffic, plan_traffic
+from .packets import Traffic, count_traffic, plan_traffic, spike_counts
 from .report import Report, build_report
 from .routing import build_routing
 
@@ -95,6 +101,9 @@ class Spinnaker2Simulation(Simulation):
         )
         self.mapping = self.routing = self.plan = None
         self.traffic: Traffic | None = None
+        self.training_traffic: Traffic | None = None
+        self._last_forward: Traffic | None = None  # forward traffic of the current sample
+        self._last_counts = None  # (rasters dict, n_ticks, spike_counts) of the last run
         if n_steps is not None:
             self._build(int(n_steps))
 
@@ -111,7 +120,7 @@ class Spinnaker2Simulation(Simulation):
 
     def reset_traffic(self):
         """Forget the packets counted so far (the mapping stays)."""
-        self.traffic = None
+        self.traffic = self.training_traffic = self._last_forward = self._last_counts = None
 
     # --- the engine, counted ----------------------------------------------------------------
     def run(self, n_steps, sources=None, currents=None, record=None, keep_trajectory=False):
@@ -120,17 +129,25 @@ class Spinnaker2Simulation(Simulation):
             self._build(self.n + int(n_steps))
         start = self.n
         out = super().run(n_steps, sources, currents, record, keep_trajectory=True)
-        spikes = {k: r.spikes for k, r in out["rasters"].items()}
-        self._account(
-            count_traffic(
-                self.plan,
-                spikes,
-                start_step=start,
-                n_ticks=int(n_steps),
-                programs=("forward",),
-                spike_payload=self.spike_payload,
-            )
+        rasters = out["rasters"]
+        spikes = {k: r.spikes for k, r in rasters.items()}
+        counts = spike_counts(self.plan, spikes, int(n_steps))
+        # a backward pass of this run (given this rasters dict) reuses the counts
+        self._last_counts = (rasters, int(n_steps), counts) if start == 0 else None
+        forward = count_traffic(
+            self.plan,
+            spikes,
+            start_step=start,
+            n_ticks=int(n_steps),
+            programs=("forward",),
+            spike_payload=self.spike_payload,
+            counts=counts,
         )
+        self._account(forward)
+        if start == 0 or self._last_forward is None:
+            self._last_forward = forward
+        else:
+            self._last_forward = self._last_forward + forward
         if not keep_trajectory:
             del out["trajectory"], out["rasters"]
         return out
@@ -144,33 +161,65 @@ class Spinnaker2Simulation(Simulation):
         gradients, adjoints = engine_backward(self, trajectory, rasters, loss_grads)
         spikes = {k: r.spikes for k, r in rasters.items()}
         n_ticks = next(r.spikes.shape[0] for k, r in rasters.items() if k in trajectory)
-        self._account(
-            count_traffic(
-                self.plan,
-                spikes,
-                n_ticks=n_ticks,
-                programs=("loss", "backward", "update"),
-                spike_payload=self.spike_payload,
-            )
+        last = self._last_counts
+        counts = last[2] if last is not None and last[0] is rasters and last[1] == n_ticks else None
+        training = count_traffic(
+            self.plan,
+            spikes,
+            n_ticks=n_ticks,
+            programs=("loss", "backward", "update"),
+            spike_payload=self.spike_payload,
+            counts=counts,
         )
+        self._account(training)
+        if self._last_forward is not None:  # the forward run this batch was trained on
+            training = self._last_forward + training
+            self._last_forward = None
+        tally = self.training_traffic
+        self.training_traffic = training if tally is None else tally + training
         return gradients, adjoints
 
     # --- results ----------------------------------------------------------------------------
-    def cost(self) -> CostEstimate:
-        """Time and energy per sample from the traffic counted so far."""
-        if self.traffic is None or self.traffic.samples == 0:
-            raise RuntimeError("no sample has been simulated from step 0 yet: nothing to cost")
-        return estimate_cost(self.mapping, self.traffic, self.coefficients)
+    def counted(self, scope: str = "auto") -> Traffic | None:
+        """The tally that results are quoted from.
 
-    def report(self) -> Report:
-        """Mapping report, with traffic and cost once samples have been simulated."""
+        Parameters
+        ----------
+        scope : ``"training"``, ``"all"`` or ``"auto"``
+            ``"training"``: trained batches only; ``"all"``: every run; ``"auto"`` (default):
+            the training tally once a batch has been trained, otherwise all runs.
+        """
+        if scope not in ("auto", "training", "all"):
+            raise ValueError(f"scope must be 'auto', 'training' or 'all', got {scope!r}")
+        trained = self.training_traffic is not None and self.training_traffic.samples > 0
+        if scope == "training" or (scope == "auto" and trained):
+            return self.training_traffic
+        return self.traffic
+
+    def cost(self, scope: str = "auto") -> CostEstimate:
+        """Time and energy per sample from the traffic counted so far (see :meth:`counted`)."""
+        traffic = self.counted(scope)
+        if traffic is None or traffic.samples == 0:
+            raise RuntimeError(
+                f"no sample has been simulated from step 0 yet (scope {scope!r}): nothing to cost"
+            )
+        return estimate_cost(self.mapping, traffic, self.coefficients)
+
+    def report(self, scope: str = "auto") -> Report:
+        """Mapping report, with traffic and cost once samples have been simulated.
+
+        ``scope`` chooses the tally (see :meth:`counted`); by default the report is per
+        training sample once a batch has been trained.
+        """
         if self.mapping is None:
             raise RuntimeError("the network is mapped at the first run (or give n_steps)")
-        counted = self.traffic is not None and self.traffic.samples > 0
+        traffic = self.counted(scope)
+        counted = traffic is not None and traffic.samples > 0
         return build_report(
             self.mapping,
             self.routing,
-            self.traffic if counted else None,
-            self.cost() if counted else None,
+            traffic if counted else None,
+            self.cost(scope) if counted else None,
             self.op_cycles,
+            scope="training" if counted and traffic is self.training_traffic else "all",
         )

@@ -1,0 +1,156 @@
+"""Compile the PyNN objects of a simulation into a :class:`~pynn_eventprop.network.CompiledNetwork`.
+
+Every Population becomes one :class:`CompiledPopulation` (same position as in
+``state.populations``) holding its parameters and initial values as ``(size,)`` float arrays in
+PyNN units.  Every PyNN Projection becomes one or more :class:`CompiledProjection`:
+
+* a Projection between Assemblies or PopulationViews is split by (presynaptic population,
+  postsynaptic population), with indices mapped to positions inside those populations;
+* the dense ``(n_pre, n_post)`` form holds one weight and one delay per neuron pair, so
+  connections between the same pair (multapses, e.g. from ``with_replacement=True``) are merged:
+  equal delays by summing their weights (the engine adds ``w a**phi`` per connection, so this is
+  exact), different delays by putting each further delay into an extra compiled projection.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pyNN import common
+
+from .network import SOURCE_MODEL, CompiledNetwork, CompiledPopulation, CompiledProjection
+
+
+def compile_network(state) -> tuple[CompiledNetwork, list[list[int]]]:
+    """Compile ``state.populations`` and ``state.projections``.
+
+    Returns
+    -------
+    network : CompiledNetwork
+    projection_map : list, per PyNN Projection (in ``state.projections`` order), of the indices
+        of the compiled projections it became.
+    """
+    network = CompiledNetwork()
+    for population in state.populations:
+        network.populations.append(compile_population(population))
+    projection_map = []
+    for k, projection in enumerate(state.projections):
+        compiled = compile_projection(projection, state.discretisation, k)
+        projection_map.append(
+            list(range(len(network.projections), len(network.projections) + len(compiled)))
+        )
+        network.projections.extend(compiled)
+    return network, projection_map
+
+
+def compile_population(population) -> CompiledPopulation:
+    """Parameters (PyNN names and units) and initial values of one Population."""
+    celltype = population.celltype
+    if celltype.is_spike_source:
+        return CompiledPopulation(population.label, population.size, SOURCE_MODEL)
+    params = {
+        name: np.array(values, dtype=float).reshape(population.size)
+        for name, values in population._parameters.items()
+    }
+    return CompiledPopulation(
+        population.label,
+        population.size,
+        celltype.compiled_model,
+        params=params,
+        initial=population._initial_value_arrays(),
+    )
+
+
+def network_indices(neurons, indices) -> tuple[np.ndarray, np.ndarray]:
+    """Map indices into a Population, PopulationView or Assembly to (population, neuron) pairs.
+
+    Returns two int arrays of the same length as ``indices``: the position of the owning
+    Population in ``state.populations`` and the neuron's index within it.
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    if isinstance(neurons, common.Assembly):
+        pop = np.empty_like(indices)
+        local = np.empty_like(indices)
+        bounds = np.cumsum([0] + [member.size for member in neurons.populations])
+        which = np.searchsorted(bounds, indices, side="right") - 1
+        for k, member in enumerate(neurons.populations):
+            sel = which == k
+            pop[sel], local[sel] = network_indices(member, indices[sel] - bounds[k])
+        return pop, local
+    if isinstance(neurons, common.PopulationView):
+        return (
+            np.full_like(indices, neurons.grandparent._index),
+            np.asarray(neurons.index_in_grandparent(indices), dtype=np.int64),
+        )
+    return np.full_like(indices, neurons._index), indices
+
+
+def compile_projection(projection, discretisation, number: int) -> list[CompiledProjection]:
+    """Dense compiled projections of one PyNN Projection (see the module docstring)."""
+    pre_pop, pre = network_indices(projection.pre, projection._pre_idx)
+    post_pop, post = network_indices(projection.post, projection._post_idx)
+    steps = discretisation.delay_steps(projection._delays) if len(projection) else np.zeros(0)
+    weights = np.asarray(projection._weights, dtype=float)
+    label = projection.label or f"projection{number}"
+    trainable = bool(getattr(projection.synapse_type, "trainable", False))
+    compiled = []
+    pairs = sorted(set(zip(pre_pop.tolist(), post_pop.tolist(), strict=True)))
+    for a, b in pairs:
+        sel = (pre_pop == a) & (post_pop == b)
+        n_pre = projection_population_size(projection.pre, a)
+        n_post = projection_population_size(projection.post, b)
+        layers = _dense_layers(pre[sel], post[sel], weights[sel], steps[sel], n_pre, n_post)
+        for k, (w, d, mask) in enumerate(layers):
+            suffix = "" if len(pairs) == 1 else f"[{a}->{b}]"
+            suffix += "" if k == 0 else f"#delay{k}"
+            compiled.append(
+                CompiledProjection(
+                    label=label + suffix,
+                    pre=int(a),
+                    post=int(b),
+                    receptor=projection.receptor_type,
+                    weights=w,
+                    delays=d,
+                    mask=mask,
+                    trainable=trainable,
+                )
+            )
+    return compiled
+
+
+def projection_population_size(neurons, index: int) -> int:
+    """Size of the Population at position ``index`` reached through ``neurons``."""
+    if isinstance(neurons, common.Assembly):
+        for member in neurons.populations:
+            owner = member.grandparent if isinstance(member, common.PopulationView) else member
+            if owner._index == index:
+                return owner.size
+    if isinstance(neurons, common.PopulationView):
+        return neurons.grandparent.size
+    return neurons.size
+
+
+def _dense_layers(i, j, w, d, n_pre, n_post):
+    """Merge connections into dense ``(weights, delays, mask)`` layers (see module docstring)."""
+    if i.size == 0:
+        return []
+    # sum the weights of connections sharing (i, j, delay)
+    key = np.stack([i, j, d.astype(np.int64)])
+    unique, inverse = np.unique(key, axis=1, return_inverse=True)
+    w_sum = np.bincount(inverse.ravel(), weights=w, minlength=unique.shape[1])
+    ui, uj, ud = unique
+    # np.unique sorts by (i, j, d): the k-th distinct delay of a pair goes to layer k
+    pair = ui * n_post + uj
+    start = np.r_[0, np.flatnonzero(np.diff(pair)) + 1]
+    run_length = np.diff(np.r_[start, pair.size])
+    layer = np.arange(pair.size) - np.repeat(start, run_length)
+    layers = []
+    for k in range(int(layer.max()) + 1):
+        sel = layer == k
+        weights = np.zeros((n_pre, n_post))
+        delays = np.zeros((n_pre, n_post), dtype=np.int64)
+        mask = np.zeros((n_pre, n_post), dtype=bool)
+        weights[ui[sel], uj[sel]] = w_sum[sel]
+        delays[ui[sel], uj[sel]] = ud[sel]
+        mask[ui[sel], uj[sel]] = True
+        layers.append((weights, delays, mask))
+    return layers

@@ -1,0 +1,259 @@
+"""Projection and Connection for the backend (PyNN's common base classes).
+
+PyNN's connectors (AllToAll, OneToOne, FixedProbability, FixedNumberPre/Post, FromList,
+FromFile, Array, ...) drive the connection machinery of ``pyNN.common.Projection``; this class
+stores the resulting connections as flat arrays in creation order: presynaptic and postsynaptic
+index (in the index space of ``pre`` and ``post``, which may be views or assemblies), weight
+(nA or uS) and delay (ms).  Delays are checked on creation and on ``set``: whole multiples of
+``dt`` and at least ``dt``.  ``compile.py`` turns the arrays into dense engine matrices.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pyNN import common, errors
+from pyNN.connectors import FromFileConnector, FromListConnector
+from pyNN.space import Space
+
+from . import simulator
+from .standardmodels.synapses import SUPPORTED_SYNAPSE_TYPES, StaticSynapse
+
+_AGGREGATE = {"sum": np.add.at, "min": np.minimum.at, "max": np.maximum.at}
+_ATTRIBUTES = ("weight", "delay")
+
+
+class Connection(common.Connection):
+    """One connection of a Projection; reads and writes the projection's arrays."""
+
+    def __init__(self, projection, index: int):
+        self.projection = projection
+        self.index = index
+
+    @property
+    def presynaptic_index(self) -> int:
+        return int(self.projection._pre_idx[self.index])
+
+    @property
+    def postsynaptic_index(self) -> int:
+        return int(self.projection._post_idx[self.index])
+
+    def _get_weight(self) -> float:
+        return float(self.projection._weights[self.index])
+
+    def _set_weight(self, value):
+        self.projection._assign("weight", np.array([self.index]), value)
+
+    def _get_delay(self) -> float:
+        return float(self.projection._delays[self.index])
+
+    def _set_delay(self, value):
+        self.projection._assign("delay", np.array([self.index]), value)
+
+    weight = property(_get_weight, _set_weight, doc="Synaptic weight in nA or uS.")
+    delay = property(_get_delay, _set_delay, doc="Synaptic delay in ms.")
+
+    def as_tuple(self, *attribute_names):
+        return tuple(getattr(self, name) for name in attribute_names)
+
+
+class Projection(common.Projection):
+    __doc__ = common.Projection.__doc__
+    _simulator = simulator
+    _static_synapse_class = StaticSynapse
+
+    def __init__(
+        self,
+        presynaptic_population,
+        postsynaptic_population,
+        connector,
+        synapse_type=None,
+        source=None,
+        receptor_type=None,
+        space=Space(),  # noqa: B008  (PyNN's signature)
+        label=None,
+    ):
+        check_synapse_type(synapse_type)
+        common.Projection.__init__(
+            self,
+            presynaptic_population,
+            postsynaptic_population,
+            connector,
+            synapse_type,
+            source,
+            receptor_type,
+            space,
+            label,
+        )
+        self._chunks = []
+        self._arrays = None
+        check_connection_list(connector, self)
+        connector.connect(self)
+        simulator.state.add_projection(self)
+
+    # --- storage ---------------------------------------------------------------------------------
+    def _connection_arrays(self):
+        if self._arrays is None:
+            if self._chunks:
+                pre, post, weight, delay = (
+                    np.concatenate(c) for c in zip(*self._chunks, strict=True)
+                )
+            else:
+                pre = post = np.zeros(0, np.int64)
+                weight = delay = np.zeros(0)
+            self._arrays = {"pre": pre, "post": post, "weight": weight, "delay": delay}
+            self._chunks = []
+        return self._arrays
+
+    @property
+    def _pre_idx(self):
+        return self._connection_arrays()["pre"]
+
+    @property
+    def _post_idx(self):
+        return self._connection_arrays()["post"]
+
+    @property
+    def _weights(self):
+        return self._connection_arrays()["weight"]
+
+    @property
+    def _delays(self):
+        return self._connection_arrays()["delay"]
+
+    def __len__(self):
+        return self._pre_idx.size
+
+    def _attribute(self, name: str) -> np.ndarray:
+        if name not in _ATTRIBUTES:
+            raise errors.NonExistentParameterError(
+                name, type(self.synapse_type).__name__, list(_ATTRIBUTES)
+            )
+        return self._connection_arrays()[name]
+
+    def __getitem__(self, i):
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"connection index {i} out of range for {len(self)} connections")
+        return Connection(self, i % len(self))
+
+    @property
+    def connections(self):
+        """Iterator over the connections, in creation order, as Connection objects."""
+        return (Connection(self, i) for i in range(len(self)))
+
+    # --- creating connections (called by the connectors) -------------------------------------
+    def _convergent_connect(
+        self, presynaptic_indices, postsynaptic_index, location_selector=None, **parameters
+    ):
+        if location_selector is not None:
+            raise NotImplementedError("pynn_eventprop has no multicompartment models")
+        pre = np.asarray(presynaptic_indices, dtype=np.int64).ravel()
+        if pre.size and (pre.min() < 0 or pre.max() >= self.pre.size):
+            bad = pre[(pre < 0) | (pre >= self.pre.size)][0]
+            raise errors.ConnectionError(
+                f"presynaptic index {bad} out of range [0, {self.pre.size}) in projection "
+                f"'{self.label}'"
+            )
+        weight = np.broadcast_to(np.asarray(parameters["weight"], float), pre.shape).copy()
+        delay = np.broadcast_to(np.asarray(parameters["delay"], float), pre.shape).copy()
+        check_weights_finite(weight, self)
+        simulator.state.discretisation.delay_steps(delay)
+        post = np.full(pre.shape, int(postsynaptic_index), dtype=np.int64)
+        if self._arrays is not None:
+            a = self._arrays
+            self._chunks = [(a["pre"], a["post"], a["weight"], a["delay"])]
+            self._arrays = None
+        self._chunks.append((pre, post, weight, delay))
+        simulator.state.changed()
+
+    # --- setting and getting attributes ----------------------------------------------------------
+    def _assign(self, name: str, which: np.ndarray, value):
+        """Set attribute ``name`` of the connections ``which`` (validated, then applied)."""
+        target = self._attribute(name)
+        values = np.broadcast_to(np.asarray(value, float), which.shape)
+        if name == "delay":
+            simulator.state.discretisation.delay_steps(values)
+        else:
+            check_weights_finite(values, self)
+        target[which] = values
+        simulator.state.changed()
+
+    def _set_attributes(self, parameter_space):
+        parameter_space.evaluate()
+        which = np.arange(len(self))
+        for name, value in parameter_space.items():
+            value = np.asarray(value, float)
+            if value.ndim == 2:
+                value = value[self._pre_idx, self._post_idx]
+            self._assign(name, which, value)
+
+    def _get_attributes_as_arrays(self, names, multiple_synapses="sum"):
+        pre, post = self._pre_idx, self._post_idx
+        connected = np.zeros(self.shape, dtype=bool)
+        connected[pre, post] = True
+        results = []
+        for name in names:
+            values = self._attribute(name)
+            if multiple_synapses in _AGGREGATE:
+                start = {"sum": 0.0, "min": np.inf, "max": -np.inf}[multiple_synapses]
+                array = np.full(self.shape, start)
+                _AGGREGATE[multiple_synapses](array, (pre, post), values)
+            else:  # "first" or "last": numpy assignment keeps the last duplicate
+                array = np.zeros(self.shape)
+                order = slice(None, None, -1) if multiple_synapses == "first" else slice(None)
+                array[pre[order], post[order]] = values[order]
+            array[~connected] = np.nan
+            results.append(array)
+        return results
+
+    def _get_attributes_as_list(self, names):
+        columns = []
+        for name in names:
+            if name == "presynaptic_index":
+                columns.append(self._pre_idx)
+            elif name == "postsynaptic_index":
+                columns.append(self._post_idx)
+            else:
+                columns.append(self._attribute(name))
+        return [tuple(row) for row in np.array(columns, dtype=float).T.tolist()]
+
+
+def check_synapse_type(synapse_type):
+    """Raise ``NoModelAvailableError`` unless the synapse type is one of this backend's."""
+    if synapse_type is not None and not isinstance(synapse_type, SUPPORTED_SYNAPSE_TYPES):
+        supported = ", ".join(cls.__name__ for cls in SUPPORTED_SYNAPSE_TYPES)
+        raise errors.NoModelAvailableError(
+            f"{type(synapse_type).__name__} is not available in pynn_eventprop; supported "
+            f"synapse types: {supported}"
+        )
+
+
+def check_weights_finite(weights, projection):
+    bad = ~np.isfinite(weights)
+    if bad.any():
+        raise errors.InvalidWeightError(
+            f"weight must be finite in projection '{projection.label}', got "
+            f"{np.ravel(weights)[np.flatnonzero(bad)[0]]!r}"
+        )
+
+
+def check_connection_list(connector, projection):
+    """Check FromList/FromFile indices before PyNN silently drops out-of-range targets."""
+    if not isinstance(connector, FromListConnector):
+        return
+    if isinstance(connector, FromFileConnector):
+        conn_list = np.asarray(connector.file.read())
+    else:
+        conn_list = connector.conn_list
+    if conn_list.size == 0:
+        return
+    for column, role, size in (
+        (0, "presynaptic", projection.pre.size),
+        (1, "postsynaptic", projection.post.size),
+    ):
+        idx = conn_list[:, column]
+        bad = (idx < 0) | (idx >= size) | (idx != np.floor(idx))
+        if bad.any():
+            raise errors.ConnectionError(
+                f"{type(connector).__name__}: {role} index {idx[bad][0]!r} out of range; "
+                f"allowed: integers in [0, {size}) for projection '{projection.label}'"
+            )

@@ -1,0 +1,265 @@
+"""Simulator state of the PyNN backend: time grid, network registry and the run loop.
+
+This is PyNN's "internal API" for the ``pynn_eventprop`` backend (compare ``pyNN.mock.simulator``
+and ``pyNN.brian2.simulator``).  The single :data:`state` object knows the time step, the current
+grid step ``n`` (time ``t = n dt``), every Population, Projection and current source created since
+``setup()``, and the numpy engine (:class:`pynn_eventprop.engine.simulation.Simulation`) that
+advances them.
+
+A run of ``N`` steps asks each spike source for its spikes of emission steps ``n .. n+N-1``, each
+current source for its current in steps ``n+1 .. n+N``, runs the engine (batch size 1), and hands
+each population's recorded arrays to its :class:`~pynn_eventprop.recording.Recorder`.  The engine
+is compiled from the PyNN objects lazily, at the first run and again after any change of
+structure, parameters or weights; a recompilation in the middle of a segment carries the dynamic
+state over (see :func:`_carry_state`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pyNN import common
+
+from .discretisation import LIFDiscretisation
+
+name = "pynn_eventprop"
+
+#: Steps times neurons handed to the engine at once (bounds memory of rasters and recordings).
+CHUNK_ELEMENTS = 4_000_000
+
+
+class ID(int, common.IDMixin):
+    """A neuron identifier: an int that knows its parent Population."""
+
+    def __init__(self, n):
+        int.__init__(n)
+        common.IDMixin.__init__(self)
+
+
+class State(common.control.BaseState):
+    """Everything a simulation needs between ``setup()`` and ``end()``.
+
+    Attributes
+    ----------
+    n : int
+        Current grid step; ``t = n * dt`` ms.
+    populations, projections, current_sources : lists
+        In creation order; a population's position is its index in the compiled network.
+    engine : Simulation or None
+        Built at the first run; rebuilt when :attr:`version` moves past :attr:`engine_version`.
+    network : CompiledNetwork or None
+        What the engine was built from (see :mod:`pynn_eventprop.compile`).
+    projection_map : list
+        For each PyNN Projection, the indices of its compiled projections in :attr:`network`.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.mpi_rank = 0
+        self.num_processes = 1
+        self._disc = LIFDiscretisation(0.1)
+        self.min_delay = "auto"
+        self.max_delay = "auto"
+        self.rng = np.random.default_rng()
+        self.clear()
+
+    # --- time grid ---------------------------------------------------------------------------
+    @property
+    def dt(self) -> float:
+        return self._disc.dt
+
+    @dt.setter
+    def dt(self, timestep):
+        try:
+            value = float(timestep)
+        except (TypeError, ValueError):
+            raise ValueError(f"timestep must be a number of ms > 0, got {timestep!r}") from None
+        self._disc = LIFDiscretisation(value)
+
+    @property
+    def discretisation(self) -> LIFDiscretisation:
+        return self._disc
+
+    @property
+    def t(self) -> float:
+        return self.n * self.dt
+
+    @property
+    def min_delay(self):
+        if self._min_delay != "auto":
+            return self._min_delay
+        delays = [p._delays.min() for p in self.projections if len(p) > 0]
+        return min(delays, default=self.dt)
+
+    @min_delay.setter
+    def min_delay(self, value):
+        self._min_delay = value
+
+    @property
+    def max_delay(self):
+        if self._max_delay != "auto":
+            return self._max_delay
+        delays = [p._delays.max() for p in self.projections if len(p) > 0]
+        return max(delays, default=self.min_delay)
+
+    @max_delay.setter
+    def max_delay(self, value):
+        self._max_delay = value
+
+    # --- registry ----------------------------------------------------------------------------
+    def clear(self):
+        """Forget the whole network (``setup()``)."""
+        self.recorders = set()
+        self.populations = []
+        self.projections = []
+        self.current_sources = []
+        self.write_on_end = []
+        self.id_counter = 0
+        self.segment_counter = -1
+        self.engine = None
+        self.network = None
+        self.projection_map = []
+        self.version = 0
+        self.engine_version = -1
+        self.running = False
+        self.reset()
+
+    def changed(self):
+        """Note that structure, parameters or weights changed: recompile before the next run."""
+        self.version += 1
+
+    def add_population(self, population) -> int:
+        self.populations.append(population)
+        self.changed()
+        return len(self.populations) - 1
+
+    def add_projection(self, projection):
+        self.projections.append(projection)
+        self.changed()
+
+    # --- reset ---------------------------------------------------------------------------------
+    def reset(self):
+        """Back to ``t = 0`` with the initial values; start a new Segment."""
+        self.running = False
+        self.t_start = 0
+        self.n = 0
+        self.segment_counter += 1
+        for recorder in self.recorders:
+            recorder._clear_all_data()
+        for source in self.current_sources:
+            source._reset()
+        if self.engine is not None:
+            self.engine.reset()
+            for index, population in enumerate(self.populations):
+                if index in self.engine.models:
+                    for variable, values in population._initial_value_arrays().items():
+                        self.engine.set_initial(index, variable, values)
+
+    def set_current_value(self, population, variable, values):
+        """``initialize()`` after a run: apply to the running engine now and after resets."""
+        index = population._index
+        if self.engine is None or index not in getattr(self.engine, "models", {}):
+            return  # not compiled yet: compile_network reads Population.initial_values
+        self.engine.set_initial(index, variable, values)
+        if self.n > 0:
+            _set_dynamic_state(self.engine, index, variable, values)
+
+    # --- running -------------------------------------------------------------------------------
+    def run(self, simtime):
+        self.run_until(self.t + simtime)
+
+    def run_until(self, tstop):
+        target = int(round(tstop / self.dt))
+        self.running = True
+        if target > self.n:
+            self._advance(target - self.n)
+
+    def _advance(self, n_steps: int):
+        self._ensure_engine()
+        if self.n == 0:
+            for recorder in self.recorders:
+                recorder._store_initial_sample()
+        n_neurons = sum(p.size for p in self.populations)
+        max_chunk = max(1, CHUNK_ELEMENTS // max(1, n_neurons))
+        while n_steps > 0:
+            chunk = min(n_steps, max_chunk)
+            self._run_chunk(chunk)
+            n_steps -= chunk
+
+    def _run_chunk(self, n_steps: int):
+        n0, dt = self.n, self.dt
+        sources, emitted = {}, {}
+        for index, population in enumerate(self.populations):
+            if population.celltype.is_spike_source:
+                spikes = population._emitted_spikes(n0, n_steps, self.rng)
+                emitted[index] = spikes
+                if self.network.outgoing(index):
+                    sources[index] = spikes.raster(n0, n_steps, population.size)
+        currents = {}
+        for source in self.current_sources:
+            for index, targets, amplitude in source._currents(n0, n_steps, dt):
+                pop_currents = currents.setdefault(
+                    index, np.zeros((n_steps, self.populations[index].size))
+                )
+                np.add.at(pop_currents, (slice(None), targets), amplitude[:, None])
+        record = {}
+        for index, population in enumerate(self.populations):
+            names = population.recorder._engine_variables()
+            if names and not population.celltype.is_spike_source:
+                record[index] = names
+        out = self.engine.run(n_steps, sources=sources, currents=currents, record=record)
+        self.n += n_steps
+        for index, population in enumerate(self.populations):
+            population.recorder._store_chunk(n0, n_steps, out.get(index, {}), emitted.get(index))
+
+    def _ensure_engine(self):
+        if self.engine is not None and self.engine_version == self.version:
+            return
+        from .compile import compile_network
+        from .engine.platforms import make_engine
+
+        network, self.projection_map = compile_network(self)
+        platform = getattr(self, "platform", "reference")
+        options = getattr(self, "platform_options", None)
+        engine = make_engine(platform, network, self._disc, 1, options=options)
+        if self.engine is not None and self.n > 0:
+            _carry_state(self.engine, engine)
+        self.engine = engine
+        self.network = network
+        self.engine_version = self.version
+
+
+def _set_dynamic_state(engine, index, variable, values):
+    """Overwrite one state variable of a running engine (PyNN units)."""
+    model, st = engine.models[index], engine.state[index]
+    values = np.broadcast_to(np.asarray(values, float), st.v.shape)
+    if variable == "v":
+        st.v = (values - model.v_rest).astype(st.v.dtype)
+    elif variable in model.synaptic_state:
+        key = "EI"[model.synaptic_state.index(variable)]
+        st.syn[key] = values.astype(st.syn[key].dtype)
+    else:
+        raise ValueError(
+            f"cannot initialize {variable!r}; state variables are {['v', *model.synaptic_state]}"
+        )
+
+
+def _carry_state(old, new):
+    """Move the dynamic state of ``old`` into the freshly compiled engine ``new``.
+
+    Populations and projections only ever get appended, so indices of ``old`` are valid in
+    ``new``.  ``v`` is kept in PyNN units (the engine stores ``v - v_rest``, and ``v_rest`` may
+    have changed); spikes already in flight keep the weights they were sent with.
+    """
+    new.n = old.n
+    for index, st in old.state.items():
+        if index not in new.state:
+            continue
+        shift = old.models[index].v_rest - new.models[index].v_rest
+        target = new.state[index]
+        target.v = (st.v + shift).astype(target.v.dtype)
+        target.syn = {key: value.copy() for key, value in st.syn.items()}
+        target.countdown = st.countdown.copy()
+    new.pending = {key: value for key, value in old.pending.items() if key in new.models}
+
+
+state = State()

@@ -1,0 +1,252 @@
+"""Standard cell types of the backend: the LIF neurons and the spike sources.
+
+Parameters keep PyNN's names and units (mV, ms, nF, nA, uS, Hz), so every translation is the
+identity; what the numpy engine computes from them is stated in ``docs/equations.md``.  Each cell
+type declares the constraints its parameters must satisfy (:class:`Rules`); they are checked
+whenever parameters are created or set, so bad values fail early with the parameter's name.
+
+Spike sources produce, for each run chunk, the spikes of emission steps ``n0 .. n0+N-1``
+(:class:`EmittedSpikes`): a spike at time ``t`` belongs to grid step ``n = ceil(t/dt)`` with phase
+``phi = n - t/dt`` (``LIFDiscretisation.step_and_phase``), so it reaches its targets after its
+delay with the precise-timing amplitude ``w a**phi``.  A neuron can emit at most one spike per
+step: two SpikeSourceArray times in the same step are an error; a Poisson source drops the second
+of two events that fall in one step (probability ``(rate dt)**2 / 2`` per step).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from pyNN.errors import InvalidParameterValueError
+from pyNN.standardmodels import build_translations, cells
+
+from ..engine.raster import Raster
+
+# ---------------------------------------------------------------------------------------------
+# parameter constraints
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Constraints on the (evaluated, per-neuron) parameters of a cell type.
+
+    Every numeric parameter must be finite.  ``positive`` ones must be > 0, ``non_negative``
+    ones >= 0, and each ``(a, b)`` in ``below`` must satisfy ``a < b`` neuron by neuron.
+    """
+
+    positive: tuple[str, ...] = ()
+    non_negative: tuple[str, ...] = ()
+    below: tuple[tuple[str, str], ...] = ()
+
+    def check(self, model: str, params: dict, label: str) -> None:
+        """Raise ``InvalidParameterValueError`` naming parameter, value and what is allowed."""
+        where = f"{model} population '{label}'"
+        for name, values in params.items():
+            arr = np.asarray(values)
+            if arr.dtype == object:
+                continue
+            bad = ~np.isfinite(arr.astype(float))
+            if bad.any():
+                raise InvalidParameterValueError(
+                    f"{name} must be a finite number in {where}, got {_first(arr, bad)}"
+                )
+        for name in self.positive:
+            arr = np.asarray(params[name], float)
+            if (arr <= 0).any():
+                raise InvalidParameterValueError(
+                    f"{name} must be > 0 in {where}, got {_first(arr, arr <= 0)}"
+                )
+        for name in self.non_negative:
+            arr = np.asarray(params[name], float)
+            if (arr < 0).any():
+                raise InvalidParameterValueError(
+                    f"{name} must be >= 0 in {where}, got {_first(arr, arr < 0)}"
+                )
+        for low, high in self.below:
+            lo = np.broadcast_to(np.asarray(params[low], float), np.shape(params[high]))
+            hi = np.asarray(params[high], float)
+            bad = lo >= hi
+            if bad.any():
+                k = int(np.flatnonzero(bad.ravel())[0])
+                raise InvalidParameterValueError(
+                    f"{low} must be below {high} in {where}, got {low}={lo.ravel()[k]} and "
+                    f"{high}={hi.ravel()[k]} (neuron {k})"
+                )
+
+
+def _first(arr, bad):
+    """The first offending value and its neuron index, for error messages."""
+    k = int(np.flatnonzero(np.ravel(bad))[0])
+    value = np.ravel(arr)[k]
+    return f"{value!r} (neuron {k})" if np.size(arr) > 1 else repr(value)
+
+
+def _identity_translations(base):
+    return build_translations(*((name, name) for name in base.default_parameters))
+
+
+LIF_RULES = Rules(
+    positive=("tau_m", "cm", "tau_syn_E", "tau_syn_I"),
+    non_negative=("tau_refrac",),
+    below=(("v_reset", "v_thresh"),),
+)
+
+# ---------------------------------------------------------------------------------------------
+# neurons
+# ---------------------------------------------------------------------------------------------
+
+
+class IF_curr_exp(cells.IF_curr_exp):
+    __doc__ = cells.IF_curr_exp.__doc__
+    translations = _identity_translations(cells.IF_curr_exp)
+    recordable = ["spikes", "v", "isyn_exc", "isyn_inh"]
+    compiled_model = "IF_curr_exp"
+    is_spike_source = False
+    rules = LIF_RULES
+
+
+class IF_cond_exp(cells.IF_cond_exp):
+    __doc__ = (cells.IF_cond_exp.__doc__ or "") + (
+        "\n    Forward simulation only (exponential Euler with conductances held over a step); "
+        "EventProp training accepts current-based cells only.\n"
+    )
+    translations = _identity_translations(cells.IF_cond_exp)
+    recordable = ["spikes", "v", "gsyn_exc", "gsyn_inh"]
+    compiled_model = "IF_cond_exp"
+    is_spike_source = False
+    rules = LIF_RULES
+
+
+# ---------------------------------------------------------------------------------------------
+# spike sources
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EmittedSpikes:
+    """Spikes of one source population in one run chunk, sorted by step.
+
+    ``neuron``, ``step`` (emission grid step), ``phase`` and ``time`` (ms, as given or drawn)
+    are 1-D arrays of equal length.
+    """
+
+    neuron: np.ndarray
+    step: np.ndarray
+    phase: np.ndarray
+    time: np.ndarray
+
+    def raster(self, n0: int, n_steps: int, size: int) -> Raster:
+        """Engine input for emission steps ``n0 .. n0+n_steps-1`` (batch size 1)."""
+        raster = Raster.empty(n_steps, 1, size)
+        raster.spikes[self.step - n0, 0, self.neuron] = True
+        raster.phase[self.step - n0, 0, self.neuron] = self.phase
+        return raster
+
+
+class SpikeSchedule:
+    """The fixed spike times of a SpikeSourceArray population, on the grid."""
+
+    def __init__(self, spike_times, discretisation, label: str):
+        neurons, times = [], []
+        for i, seq in enumerate(spike_times):
+            t = _sequence_values(seq)
+            check_spike_times(t, i, discretisation, label)
+            neurons.append(np.full(t.size, i, dtype=np.int64))
+            times.append(t)
+        neuron = np.concatenate(neurons) if neurons else np.zeros(0, np.int64)
+        time = np.concatenate(times) if times else np.zeros(0)
+        step, phase = discretisation.step_and_phase(time)
+        order = np.argsort(step, kind="stable")
+        self.spikes = EmittedSpikes(neuron[order], step[order], phase[order], time[order])
+
+    def emit(self, n0: int, n_steps: int, rng) -> EmittedSpikes:
+        s = self.spikes
+        lo, hi = np.searchsorted(s.step, [n0, n0 + n_steps])
+        return EmittedSpikes(s.neuron[lo:hi], s.step[lo:hi], s.phase[lo:hi], s.time[lo:hi])
+
+
+def _sequence_values(seq) -> np.ndarray:
+    value = getattr(seq, "value", seq)
+    return np.atleast_1d(np.asarray(value, dtype=float))
+
+
+def check_spike_times(times, neuron: int, discretisation, label: str) -> None:
+    """Spike times must be finite, >= 0, increasing and at most one per time step."""
+    where = f"SpikeSourceArray population '{label}', neuron {neuron}"
+    bad = ~np.isfinite(times) | (times < 0)
+    if bad.any():
+        raise InvalidParameterValueError(
+            f"spike_times must be finite and in [0, inf) ms in {where}, got {times[bad][0]!r}"
+        )
+    if times.size > 1:
+        k = np.flatnonzero(np.diff(times) < 0)
+        if k.size:
+            raise InvalidParameterValueError(
+                f"spike_times must be sorted in increasing order in {where}, got "
+                f"{times[k[0]]!r} before {times[k[0] + 1]!r}"
+            )
+        steps, _ = discretisation.step_and_phase(times)
+        k = np.flatnonzero(np.diff(steps) == 0)
+        if k.size:
+            raise InvalidParameterValueError(
+                f"spike_times of {where} has {times[k[0]]!r} and {times[k[0] + 1]!r} ms in the "
+                f"same time step of {discretisation.dt} ms; at most one spike per step is allowed"
+            )
+
+
+class PoissonGenerator:
+    """Homogeneous Poisson spike trains, drawn in continuous time chunk by chunk."""
+
+    def __init__(self, params, discretisation):
+        self.rate = np.asarray(params["rate"], float)
+        self.start = np.asarray(params["start"], float)
+        self.stop = self.start + np.asarray(params["duration"], float)
+        self.disc = discretisation
+
+    def emit(self, n0: int, n_steps: int, rng) -> EmittedSpikes:
+        """Spikes at times in ``((n0-1) dt, (n0+N-1) dt]`` within ``[start, start+duration)``."""
+        dt = self.disc.dt
+        lo = np.maximum((n0 - 1) * dt, self.start)
+        hi = np.minimum((n0 + n_steps - 1) * dt, self.stop)
+        length = np.maximum(hi - lo, 0.0)
+        counts = rng.poisson(self.rate * length / 1000.0)
+        neuron = np.repeat(np.arange(self.rate.size), counts)
+        time = lo[neuron] + rng.random(neuron.size) * length[neuron]
+        step, phase = self.disc.step_and_phase(time)
+        order = np.lexsort((time, neuron))
+        neuron, time, step, phase = neuron[order], time[order], step[order], phase[order]
+        keep = (step >= n0) & (step < n0 + n_steps)
+        keep[1:] &= (neuron[1:] != neuron[:-1]) | (step[1:] != step[:-1])
+        order = np.argsort(step[keep], kind="stable")
+        return EmittedSpikes(
+            neuron[keep][order], step[keep][order], phase[keep][order], time[keep][order]
+        )
+
+
+class SpikeSourceArray(cells.SpikeSourceArray):
+    __doc__ = cells.SpikeSourceArray.__doc__
+    translations = _identity_translations(cells.SpikeSourceArray)
+    compiled_model = "spike_source"
+    is_spike_source = True
+    rules = Rules()
+
+    @staticmethod
+    def spike_generator(params, discretisation, label):
+        return SpikeSchedule(params["spike_times"], discretisation, label)
+
+
+class SpikeSourcePoisson(cells.SpikeSourcePoisson):
+    __doc__ = cells.SpikeSourcePoisson.__doc__
+    translations = _identity_translations(cells.SpikeSourcePoisson)
+    compiled_model = "spike_source"
+    is_spike_source = True
+    rules = Rules(non_negative=("rate", "start", "duration"))
+
+    @staticmethod
+    def spike_generator(params, discretisation, label):
+        return PoissonGenerator(params, discretisation)
+
+
+SUPPORTED_CELL_TYPES = (IF_curr_exp, IF_cond_exp, SpikeSourceArray, SpikeSourcePoisson)
