@@ -86,6 +86,8 @@ class Projection(common.Projection):
         )
         self._chunks = []
         self._arrays = None
+        #: dense ``(n_pre, n_post)`` gradient of the last EventProp training step, or None
+        self.gradient_matrix = None
         check_connection_list(connector, self)
         connector.connect(self)
         simulator.state.add_projection(self)
@@ -124,11 +126,19 @@ class Projection(common.Projection):
         return self._pre_idx.size
 
     def _attribute(self, name: str) -> np.ndarray:
+        trainable = getattr(self.synapse_type, "trainable", False)
+        if name == "gradient" and trainable:
+            return self._gradient_values()
         if name not in _ATTRIBUTES:
-            raise errors.NonExistentParameterError(
-                name, type(self.synapse_type).__name__, list(_ATTRIBUTES)
-            )
+            allowed = list(_ATTRIBUTES) + (["gradient"] if trainable else [])
+            raise errors.NonExistentParameterError(name, type(self.synapse_type).__name__, allowed)
         return self._connection_arrays()[name]
+
+    def _gradient_values(self) -> np.ndarray:
+        """``dL/dw`` per connection from the last training step (zeros before any)."""
+        if self.gradient_matrix is None:
+            return np.zeros(len(self))
+        return self.gradient_matrix[self._pre_idx, self._post_idx]
 
     def __getitem__(self, i):
         if not -len(self) <= i < len(self):

@@ -7,7 +7,8 @@ per run between resets and writes files.  This subclass only stores what the eng
 * spikes as (neuron index, time) pairs.  Neuron spike times are the precise times
   ``(n - phase) dt``; source spike times are the times given (SpikeSourceArray) or drawn
   (SpikeSourcePoisson).
-* state variables (``v`` in mV; ``isyn_exc``/``isyn_inh`` in nA; ``gsyn_exc``/``gsyn_inh`` in uS)
+* state variables (``v`` in mV; ``isyn_exc``/``isyn_inh`` in nA; ``gsyn_exc``/``gsyn_inh`` in uS;
+  the EventProp adjoints ``lambda_v`` in 1/mV and ``lambda_i`` in 1/nA, stored by training)
   at every grid step for the neurons recorded at that time, including the initial value at
   ``t = 0``.  A signal is assembled on request for the grid points ``t_start, t_start + s, ...``
   up to the current time (``s`` the sampling interval, a multiple of ``dt``); points at which a
@@ -23,6 +24,7 @@ import quantities as pq
 from pyNN import recording
 
 from . import simulator
+from .standardmodels.cells import ADJOINT_VARIABLES
 
 
 class Recorder(recording.Recorder):
@@ -54,8 +56,21 @@ class Recorder(recording.Recorder):
             return np.zeros(0, np.int64)
         return np.sort(self.population.id_to_index(np.fromiter(ids, dtype=np.int64)))
 
-    def _engine_variables(self) -> tuple[str, ...]:
+    def _recorded_variables(self) -> tuple[str, ...]:
         return tuple(sorted(v.name for v, ids in self.recorded.items() if ids))
+
+    def _engine_variables(self) -> tuple[str, ...]:
+        """Recorded variables the forward engine produces (adjoints come from training)."""
+        return tuple(v for v in self._recorded_variables() if v not in ADJOINT_VARIABLES)
+
+    def store_signal(self, name: str, first_step: int, values: np.ndarray):
+        """Add values ``(n_steps, size)`` of ``name`` from grid step ``first_step`` on.
+
+        Used by training to record the adjoint variables of the current run.
+        """
+        idx = self._recorded_indices(name)
+        steps = first_step + np.arange(len(values))
+        self._signals[name].append((steps, idx, np.asarray(values)[:, idx]))
 
     # --- storing engine output ------------------------------------------------------------------
     def _store_initial_sample(self):

@@ -187,3 +187,63 @@ def test_keep_best_restores_the_weights_of_the_best_validation_epoch(sim, data):
     assert trainer.evaluate(test)["accuracy"] == pytest.approx(history["val_accuracy"][best])
     with pytest.raises(ValueError, match="keep_best=True needs validation"):
         trainer.fit(train, epochs=1, keep_best=True)
+
+
+def test_gradient_is_readable_through_projection_get(sim, data):
+    train, _ = data
+    inputs, out, p1, p2 = build(sim)
+    trainer = trainer_for(inputs, out)
+    assert np.all(p2.get("gradient", format="array") == 0)  # nothing computed yet
+    times, labels = train.times[:8], train.labels[:8]
+    gradients = trainer.gradient(times, labels)
+    dense = p2.get("gradient", format="array")
+    assert np.array_equal(dense, gradients["hid-out"])  # all-to-all: every entry connected
+    assert np.abs(dense).max() > 0
+    rows = p2.get(["gradient"], format="list")
+    i, j = 7, 2
+    assert dict(((r[0], r[1]), r[2]) for r in rows)[(i, j)] == pytest.approx(dense[i, j])
+    weights = p2.get("weight", format="array")
+    assert np.array_equal(weights, p2.get("weight", format="array"))  # gradient() did not learn
+    with pytest.raises(Exception, match="gradient"):
+        sim.Projection(inputs, out, sim.OneToOneConnector(), sim.StaticSynapse()).get(
+            "gradient", format="array"
+        )
+
+
+def test_adjoints_are_recorded_into_neo_like_any_state_variable(sim, data):
+    _, test = data
+    inputs, out, p1, p2 = build(sim)
+    trainer = trainer_for(inputs, out)
+    out.record(["spikes", "v", "lambda_v", "lambda_i"])
+    trainer.record_samples(test, [0, 1])
+    block = out.get_data()
+    assert [s.annotations["sample"] for s in block.segments] == [0, 1]
+    assert block.segments[1].annotations["label"] == int(test.labels[1])
+    n_steps = trainer.n_steps
+
+    # the engine's own batched forward and backward for the same two samples
+    fwd, result = trainer._forward(test.times[:2], test.labels[:2])
+    _, adjoints = trainer._backward(fwd, result, 2)
+    index = out._index
+    for b, segment in enumerate(block.segments):
+        signals = {sig.name: sig for sig in segment.analogsignals}
+        assert str(signals["lambda_v"].units.dimensionality) == "1/mV"
+        assert str(signals["lambda_i"].units.dimensionality) == "1/nA"
+        assert signals["lambda_v"].shape == (n_steps + 1, 3)  # t = 0 included, as for v
+        # v from the PyNN run equals the trainer's batched run: the adjoints belong to it
+        v_engine = fwd["trajectory"][index].v[:, b]  # v_rest = 0 here
+        assert np.allclose(signals["v"].magnitude[1:], v_engine, atol=1e-12)
+        assert np.allclose(signals["lambda_v"].magnitude[1:], adjoints[index].lambda_v[:, b])
+        assert np.allclose(signals["lambda_i"].magnitude[1:], adjoints[index].lambda_i["E"][:, b])
+        assert np.abs(signals["lambda_v"].magnitude).max() > 0
+
+
+def test_describe_names_the_learning_rule(sim):
+    sim.setup(timestep=1.0)
+    a = sim.Population(2, sim.SpikeSourceArray())
+    b = sim.Population(2, sim.IF_curr_exp())
+    rule = EventPropRule(SGD(lr=0.1, momentum=0.9))
+    proj = sim.Projection(a, b, sim.AllToAllConnector(), EventPropSynapse(weight=0.5, rule=rule))
+    text = proj.describe()
+    assert "EventPropSynapse" in text and "SGD" in text and "momentum" in text
+    assert proj.synapse_type.describe(template=None)["learning_rule"] == rule.describe()

@@ -22,12 +22,34 @@ class Adjoint:
     """Adjoint trajectories of one population, shape ``(n_steps, batch, size)``, steps 1..N.
 
     ``lambda_v = dL/dV[n]`` (1/mV), ``lambda_u = dL/dU[n]``, ``lambda_i[x] = dL/dI_x[n]`` (1/nA)
-    for receptor keys ``"E"`` and ``"I"``.
+    for receptor keys ``"E"`` and ``"I"``; ``phibar = dL/dphase`` at the population's own spikes
+    (the error signals EventProp sends back, zero elsewhere).
     """
 
     lambda_v: np.ndarray
     lambda_u: np.ndarray
     lambda_i: dict
+    phibar: np.ndarray
+
+
+def initial_adjoint(model, traj, adjoint: Adjoint, b: int) -> dict:
+    """Adjoint of the initial state (step 0) of batch entry ``b`` (docs/equations.md §3).
+
+    ``V[0]`` enters ``U[1] = b V[0] + ...`` and, if the neuron spiked at step 1, the phase
+    ``phi[1]``; ``I_x[0]`` enters ``I_x[1]`` and ``U[1]``::
+
+        lambda_v[0] = b lambda_u[1] + s[1] phibar[1] (U[1] - theta)/(U[1] - V[0])^2
+        lambda_i[0] = a_E lambda_i_E[1] + p_E lambda_u[1]
+    """
+    lam_u1 = adjoint.lambda_u[0, b]
+    spiked = traj.spikes.spikes[0, b]
+    u1, v0 = traj.u[0, b], traj.v_prev[0, b]
+    gap = np.where(spiked, u1 - v0, 1.0)
+    jump = np.where(spiked, adjoint.phibar[0, b] * (u1 - model.theta) / gap**2, 0.0)
+    return {
+        "lambda_v": model.b * lam_u1 + jump,
+        "lambda_i": model.a["E"] * adjoint.lambda_i["E"][0, b] + model.p["E"] * lam_u1,
+    }
 
 
 def check_trainable(sim) -> None:
@@ -126,4 +148,4 @@ def _layer_adjoint(ws, i, model, traj, phibar, dl_dv):
         out,
     )
     lam_v, lam_u, lam_e, lam_i = out
-    return Adjoint(lam_v, lam_u, {"E": lam_e, "I": lam_i})
+    return Adjoint(lam_v, lam_u, {"E": lam_e, "I": lam_i}, phibar)

@@ -81,10 +81,18 @@ class EventPropSynapse(StandardSynapseType):
         Delay (ms): a whole multiple of the time step, at least one step.
     rule : EventPropRule, optional
         Optimiser and its settings (default ``EventPropRule()``: Adam, lr 1e-3).
+
+    Notes
+    -----
+    ``projection.get("gradient", format="array")`` returns ``dL/dw`` (per nA of weight) of the
+    last training step or :meth:`Trainer.gradient` call, NaN where unconnected as for weights.
     """
 
     default_parameters = {"weight": 0.0, "delay": None}
-    translations = build_translations(("weight", "weight"), ("delay", "delay"))
+    # "gradient" is read-only: Projection.get("gradient", ...) gives dL/dw of the last step
+    translations = build_translations(
+        ("weight", "weight"), ("delay", "delay"), ("gradient", "gradient")
+    )
     parameter_checks = {"weight": check_finite_weights, "delay": check_delays}
     trainable = True
 
@@ -98,4 +106,8 @@ class EventPropSynapse(StandardSynapseType):
         return state.min_delay
 
     def describe(self, template="standardmodel_default.txt", engine="default"):
-        return super().describe(template, engine) + f"\n    {self.rule.describe()}"
+        """PyNN's description plus the learning rule (a dict when ``template`` is None)."""
+        description = super().describe(template, engine)
+        if isinstance(description, dict):
+            return {**description, "learning_rule": self.rule.describe()}
+        return f"{description}\n    {self.rule.describe()}"

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..datasets.encoding import times_to_raster
-from ..engine.adjoint import check_trainable
+from ..engine.adjoint import check_trainable, initial_adjoint
 from ..engine.platforms import make_engine
 from ..engine.raster import Raster
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -154,6 +154,13 @@ class Trainer:
 
     # --- one batch --------------------------------------------------------------------------
     def _run_batch(self, times, labels, learn: bool, context: str = ""):
+        out, result = self._forward(times, labels, context)
+        if learn:
+            self._learn(out, result, len(labels), context)
+        return result
+
+    def _forward(self, times, labels, context: str = ""):
+        """Run one (padded) batch and evaluate the loss on its real samples."""
         n = len(labels)
         padded = np.full((self.batch_size, times.shape[1]), np.nan)
         padded[:n] = times
@@ -173,28 +180,87 @@ class Trainer:
             self.state.dt,
         )
         check_finite("loss", np.asarray(result.loss), context)
-        if learn:
-            self._learn(out, result, n, context)
-        return result
+        return out, result
 
-    def _learn(self, out, result, n, context):
+    def _backward(self, out, result, n):
+        """Exact gradients (per compiled projection) and adjoints of the batch just run."""
         grads = {}
         for name, value in (("phase", result.dL_dphase), ("v", result.dL_dv)):
             if value is not None:
                 full = np.zeros((self.n_steps, self.batch_size, value.shape[2]), self.sim.dtype)
                 full[:, :n] = value
                 grads[name] = full
-        gradients, _ = self.sim.backward(
-            out["trajectory"], out["rasters"], {self.output_index: grads}
-        )
+        return self.sim.backward(out["trajectory"], out["rasters"], {self.output_index: grads})
+
+    def _learn(self, out, result, n, context):
+        gradients, _ = self._backward(out, result, n)
         for k, c in self.trainable.items():
             label = self.state.projections[k].label
             check_finite(f"gradient of projection '{label}'", gradients[c], context)
             gradient = self.state.projections[k].synapse_type.rule.clip(gradients[c])
             self.gradients[label] = gradient.copy()
+            self.state.projections[k].gradient_matrix = self.gradients[label]
             weights = self.sim.network.projections[c].weights
             self.optimisers[k].step({"weights": weights}, {"weights": gradient.astype(float)})
             self.sim.set_weights(c, weights)
+
+    def gradient(self, times, labels) -> dict:
+        """``dL/dw`` of the batch-mean loss on samples ``(times, labels)``, without learning.
+
+        Returns a dict projection label -> dense ``(n_pre, n_post)`` array; also readable as
+        ``projection.get("gradient", format="array")``.
+        """
+        labels = np.asarray(labels)
+        if len(labels) > self.batch_size:
+            raise ValueError(f"at most batch_size={self.batch_size} samples, got {len(labels)}")
+        times = np.asarray(times, float)
+        out, result = self._forward(times, labels)
+        gradients, _ = self._backward(out, result, len(labels))
+        for k, c in self.trainable.items():
+            label = self.state.projections[k].label
+            self.gradients[label] = gradients[c].copy()
+            self.state.projections[k].gradient_matrix = self.gradients[label]
+        return dict(self.gradients)
+
+    def record_samples(self, data, indices, annotations=None):
+        """Run samples through the PyNN simulation, one Neo Segment each, with adjoints.
+
+        For every sample the input population's spike times are set, ``sim.run(duration)``
+        records what each population records (spikes, ``v``, ...), and the exact adjoint
+        variables ``lambda_v`` (1/mV) and ``lambda_i`` (1/nA, excitatory current) of the sample's
+        loss are added for populations that record them.  The Segment is closed with
+        ``sim.reset()`` and annotated with the sample index and label.
+        """
+        from pyNN.parameters import Sequence
+
+        from .. import control
+
+        indices = np.asarray(indices, dtype=np.int64)
+        for start in range(0, len(indices), self.batch_size):
+            chunk = indices[start : start + self.batch_size]
+            out, result = self._forward(data.times[chunk], data.labels[chunk])
+            _, adjoints = self._backward(out, result, len(chunk))
+            for b, i in enumerate(chunk):
+                spike_times = [Sequence([t] if np.isfinite(t) else []) for t in data.times[i]]
+                self.inputs.set(spike_times=spike_times)
+                control.run(self.duration)
+                self._store_adjoints(out["trajectory"], adjoints, b)
+                notes = {"sample": int(i), "label": int(data.labels[i]), **(annotations or {})}
+                control.reset(annotations=notes)
+
+    def _store_adjoints(self, trajectory, adjoints, b):
+        for index, adjoint in adjoints.items():
+            recorder = self.state.populations[index].recorder
+            wanted = set(recorder._recorded_variables())
+            model = self.sim.models[index]
+            initial = initial_adjoint(model, trajectory[index], adjoint, b)
+            for name, series in (
+                ("lambda_v", adjoint.lambda_v),
+                ("lambda_i", adjoint.lambda_i["E"]),
+            ):
+                if name in wanted:
+                    values = np.concatenate([initial[name][None], series[:, b]])
+                    recorder.store_signal(name, 0, values)
 
     # --- epochs -----------------------------------------------------------------------------
     def fit(self, train, epochs: int, validation=None, checkpoint=None, keep_best=False):

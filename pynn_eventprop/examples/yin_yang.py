@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from pyNN.parameters import Sequence
 from pyNN.random import NumpyRNG, RandomDistribution
 
 import pynn_eventprop as sim
@@ -110,14 +109,11 @@ def build_network(args):
     return inputs, hidden, output
 
 
-def record_test_samples(inputs, hidden, output, data, duration, path, n_samples=3):
-    """Run a few test samples through the PyNN network and write spikes and v to Neo (.pkl)."""
+def record_test_samples(trainer, hidden, output, data, path, n_samples=3):
+    """Record a few test samples into Neo (.pkl): spikes, v and the EventProp adjoints."""
     hidden.record("spikes")
-    output.record(["spikes", "v"])
-    for i in range(n_samples):
-        inputs.set(spike_times=[Sequence([t]) for t in data.times[i]])
-        sim.run(duration)
-        sim.reset(annotations={"sample": i, "label": int(data.labels[i])})
+    output.record(["spikes", "v", "lambda_v", "lambda_i"])
+    trainer.record_samples(data, np.arange(n_samples))
     output.write_data(str(path))
     return output.get_data()
 
@@ -160,7 +156,7 @@ def spinnaker2_report(trainer, data, out):
         model = Spinnaker2Simulation(engine.network, engine.disc, trainer.batch_size)
         trainer.sim, engine = model, trainer.sim
         times, labels = next(data.batches(trainer.batch_size, shuffle=False))
-        trainer._run_batch(times, labels, learn=True)
+        trainer.gradient(times, labels)  # forward, loss and backward programs, no update
         report = model.report()
         trainer.sim = engine
     else:
@@ -208,13 +204,12 @@ def main(argv=None):
     history.to_csv(out / "history.csv")
     history.to_json(out / "history.json")
 
-    block = record_test_samples(
-        inputs, hidden, output, test, args.duration, out / "test_samples.pkl"
-    )
+    block = record_test_samples(trainer, hidden, output, test, out / "test_samples.pkl")
     segment = block.segments[0]
     print(
         f"Neo: {out / 'test_samples.pkl'}: {len(block.segments)} segments; sample 0 output "
-        f"spikes {[len(st) for st in segment.spiketrains]}, v {segment.analogsignals[0].shape}"
+        f"spikes {[len(st) for st in segment.spiketrains]}, signals "
+        f"{[f'{sig.name} {sig.shape}' for sig in segment.analogsignals]}"
     )
     plot_results(history, block, trainer, code, out / "yin_yang.png")
     report = spinnaker2_report(trainer, train, out)

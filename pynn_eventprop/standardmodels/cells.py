@@ -98,10 +98,16 @@ LIF_RULES = Rules(
 # ---------------------------------------------------------------------------------------------
 
 
+#: EventProp adjoint variables ``dL/dV`` and ``dL/dI_E`` (docs/equations.md §3): recordable, and
+#: filled by :meth:`pynn_eventprop.eventprop.training.Trainer.record_samples`.
+ADJOINT_VARIABLES = ("lambda_v", "lambda_i")
+
+
 class IF_curr_exp(cells.IF_curr_exp):
     __doc__ = cells.IF_curr_exp.__doc__
     translations = _identity_translations(cells.IF_curr_exp)
-    recordable = ["spikes", "v", "isyn_exc", "isyn_inh"]
+    recordable = ["spikes", "v", "isyn_exc", "isyn_inh", *ADJOINT_VARIABLES]
+    units = {**cells.IF_curr_exp.units, "lambda_v": "1/mV", "lambda_i": "1/nA"}
     compiled_model = "IF_curr_exp"
     is_spike_source = False
     rules = LIF_RULES
