@@ -3,10 +3,11 @@
 ``ref_forward``/``ref_backward`` below transcribe docs/equations.md sections 2 and 3 with the
 arrival's voltage response of pynn_eventprop.discretisation directly (dense arrays, explicit
 loops over time, the closed-form ``q``); they share no code with brian2_reference.
-Random networks (1-3 hidden layers, skip connections, delays 1-3, both receptors, refractory
-periods, per-neuron parameters, several dt and batch sizes) must give identical spikes and
-matching traces and gradients; the gradients must also match central finite differences, and,
-where the numpy engine can run the same network, the engine.
+Random networks (``brian2_reference.random_networks``: 1-3 hidden layers, skip connections,
+delays 1-3, both receptors, refractory periods, per-neuron parameters including tau_syn, several
+dt and batch sizes) must give identical spikes and matching traces and gradients; the gradients
+must also match central finite differences, and all 20 networks must match pynn_eventprop's
+numpy engine.
 
 Tolerances (float64): forward traces and adjoints 1e-9 absolute (both sides compute the same
 operations in different orders: errors seen are below 5e-12); gradients 1e-6 relative to
@@ -33,6 +34,7 @@ from brian2_reference import (
     to_neo,
 )
 from brian2_reference.coefficients import voltage_response
+from brian2_reference.random_networks import random_network
 
 # Brian2 2.9's expression parser calls pyparsing with a deprecated argument name
 pytestmark = pytest.mark.filterwarnings("ignore:'parseAll' argument is deprecated")
@@ -174,120 +176,21 @@ def ref_backward(spec, rec, in_spikes, in_phase, dl_dphi, dl_dv):
 
 
 # --- random networks ----------------------------------------------------------------------
-def _peak_response(k, x, steps=400):
-    """Largest V after a unit current jump on receptor x (to scale weights to the threshold)."""
-    v, i, peak = 0.0, 1.0, 0.0
-    for _ in range(steps):
-        v, i = k["b"] * v + k["p" + x] * i, k["a" + x] * i
-        peak = np.maximum(peak, v)
-    return peak
-
-
-def _random_layer(rng, name, size, dt, uniform_syn):
-    """Random IF_curr_exp parameters; each is per-neuron with probability 0.3 (``tau_syn`` only
-    if not ``uniform_syn``); ``tau_syn_E = tau_m`` sometimes (the equal-time-constant limit)."""
-
-    def draw(lo, hi, per_neuron_allowed=True):
-        if per_neuron_allowed and rng.random() < 0.3:
-            return rng.uniform(lo, hi, size)
-        return float(rng.uniform(lo, hi))
-
-    tau_m = draw(4.0, 30.0)
-    equal = np.ndim(tau_m) == 0 and rng.random() < 0.15
-    v_rest = float(rng.uniform(-70, -60))
-    return LayerSpec(
-        name,
-        size,
-        tau_m=tau_m,
-        cm=draw(0.2, 2.0),
-        tau_syn_E=tau_m if equal else draw(1.0, 10.0, not uniform_syn),
-        tau_syn_I=draw(1.0, 10.0, not uniform_syn),
-        v_rest=v_rest,
-        v_thresh=v_rest + draw(2.0, 15.0),
-        v_reset=v_rest - draw(0.0, 3.0),
-        tau_refrac=float(rng.choice([0.0, dt, 2.6 * dt])),
-        i_offset=draw(-0.05, 0.1),
-        v_init=v_rest + draw(-1.0, 1.0),
-    )
+def _transcription_layer_spikes(spec, inputs):
+    """Which layers spike, by the transcription (so the cases do not depend on Brian2)."""
+    spikes, phase = inputs.raster(spec.n_steps, spec.n_inputs)
+    return {name: bool(r["s"].any()) for name, r in ref_forward(spec, spikes, phase).items()}
 
 
 def random_case(seed, uniform_syn=None):
-    """A random network, its inputs and loss gradients; ``uniform_syn`` keeps tau_syn uniform
-    per layer (what the numpy engine supports); default: heterogeneous for every 3rd seed."""
-    rng = np.random.default_rng(seed)
-    uniform_syn = seed % 3 != 0 if uniform_syn is None else uniform_syn
-    dt = float(rng.choice([0.1, 0.25, 0.5, 1.0]))
-    n_steps = int(rng.integers(25, 60))
-    sizes = [int(s) for s in rng.integers(2, 8, size=rng.integers(1, 4))] + [
-        int(rng.integers(2, 5))
-    ]
-    layers = [
-        _random_layer(rng, f"layer{index}", size, dt, uniform_syn)
-        for index, size in enumerate(sizes)
-    ]
-    n_in = int(rng.integers(2, 7))
-    names = [INPUT] + [layer.name for layer in layers]
-    sizes = [n_in] + sizes
-    projections = []
-    for post in range(1, len(names)):
-        k = ref_constants(layers[post - 1], dt)
-        pres = [post - 1] + [p for p in range(post - 1) if rng.random() < 0.3]
-        for pre in pres:
-            for receptor in ["excitatory"] + (["inhibitory"] if rng.random() < 0.5 else []):
-                x = "E" if receptor == "excitatory" else "I"
-                scale = np.mean(k["theta"] / _peak_response(k, x)) / np.sqrt(sizes[pre])
-                mean = 1.2 if receptor == "excitatory" else -0.3
-                w = scale * rng.normal(mean, 1.0, (sizes[pre], sizes[post]))
-                mask = rng.random(w.shape) < 0.85 if rng.random() < 0.3 else None
-                projections.append(
-                    ProjectionSpec(
-                        names[pre], names[post], w, receptor, int(rng.integers(1, 4)), mask
-                    )
-                )
-    batch = int(rng.integers(1, 4))
-    times = [
-        [
-            (np.sort(rng.choice(int(0.7 * n_steps), 4, replace=False)) + 1 - rng.uniform(0, 1, 4))
-            * dt
-            for _ in range(n_in)
-        ]
-        for _ in range(batch)
-    ]
-    times[0][0] = np.array([0.0, dt, 2 * dt])  # on the grid, including step 0
-    inputs = SpikeInput.from_times(times, dt)
-    spec = _active(NetworkSpec(n_in, layers, projections, dt, n_steps), inputs)
-    shape = (n_steps + 1, batch, sizes[-1])
-    grads = {
-        "dphi": {layers[-1].name: rng.normal(size=shape)},
-        "dv": {layers[-1].name: rng.normal(size=shape) / n_steps},
-    }
-    if len(layers) > 1 and rng.random() < 0.5:  # a loss term on a hidden layer too
-        hidden = layers[0]
-        grads["dv"][hidden.name] = rng.normal(size=(n_steps + 1, batch, hidden.size)) / n_steps
-    return spec, inputs, grads
-
-
-def _active(spec, inputs):
-    """Scale up the excitatory input of silent layers until every layer spikes, so that every
-    case exercises spike phases, jumps and the error pathways."""
-    spikes, phase = inputs.raster(spec.n_steps, spec.n_inputs)
-    for _ in range(20):
-        rec = ref_forward(spec, spikes, phase)
-        silent = {name for name, r in rec.items() if not r["s"].any()}
-        if not silent:
-            return spec
-        spec = spec.with_weights(
-            [
-                p.weights * (1.5 if p.post in silent and p.receptor == "excitatory" else 1.0)
-                for p in spec.projections
-            ]
-        )
-    raise AssertionError("could not make every layer spike")
+    """Random network ``seed`` of ``brian2_reference.random_networks`` (1-3 hidden layers, skip
+    connections, delays 1-3, both receptors, refractory periods, per-neuron parameters,
+    heterogeneous tau_syn in every third seed, several dt and batch sizes) with its random
+    linear loss ``dL_dphase``, ``dL_dV``."""
+    return random_network(seed, uniform_syn, layer_spikes=_transcription_layer_spikes)
 
 
 SEEDS = list(range(20))
-#: The seeds whose networks have one tau_syn per layer, which the numpy engine requires.
-ENGINE_SEEDS = [seed for seed in SEEDS if seed % 3 != 0]
 
 
 @pytest.fixture(scope="module")
@@ -297,9 +200,9 @@ def brian_runs():
 
     def run(seed):
         if seed not in cache:
-            spec, inputs, grads = random_case(seed)
-            fwd = forward(spec, inputs)
-            cache[seed] = spec, inputs, grads, fwd, backward(fwd, grads["dphi"], grads["dv"])
+            case = random_case(seed)
+            fwd = forward(case.spec, case.inputs)
+            cache[seed] = case, fwd, backward(fwd, case.dL_dphase, case.dL_dV)
         return cache[seed]
 
     return run
@@ -307,10 +210,11 @@ def brian_runs():
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_brian2_matches_numpy_transcription(brian_runs, seed):
-    spec, inputs, grads, fwd, adj = brian_runs(seed)
-    in_spikes, in_phase = inputs.raster(spec.n_steps, spec.n_inputs)
+    case, fwd, adj = brian_runs(seed)
+    spec = case.spec
+    in_spikes, in_phase = case.inputs.raster(spec.n_steps, spec.n_inputs)
     rec = ref_forward(spec, in_spikes, in_phase)
-    lam, ref_grads = ref_backward(spec, rec, in_spikes, in_phase, grads["dphi"], grads["dv"])
+    lam, ref_grads = ref_backward(spec, rec, in_spikes, in_phase, case.dL_dphase, case.dL_dV)
     for layer in spec.layers:
         trace, r = fwd.layers[layer.name], rec[layer.name]
         assert r["s"].any(), f"{layer.name} is silent: the case would not test phases/jumps"
@@ -345,107 +249,48 @@ def test_brian2_matches_numpy_transcription(brian_runs, seed):
 
 
 # --- the numpy engine ----------------------------------------------------------------------
-def engine_run(spec, inputs, grads):
-    """Forward and adjoint of ``spec`` with pynn_eventprop's numpy engine (steps 1..N)."""
-    from pynn_eventprop.discretisation import LIFDiscretisation
-    from pynn_eventprop.engine.adjoint import backward as engine_backward
-    from pynn_eventprop.engine.raster import Raster
-    from pynn_eventprop.engine.simulation import Simulation
-    from pynn_eventprop.network import CompiledNetwork, CompiledPopulation, CompiledProjection
-
-    names = [INPUT] + [layer.name for layer in spec.layers]
-    populations = [CompiledPopulation(INPUT, spec.n_inputs, "spike_source")]
-    for layer in spec.layers:
-        params = {
-            k: layer.param(k)
-            for k in (
-                "tau_m",
-                "cm",
-                "tau_syn_E",
-                "tau_syn_I",
-                "v_rest",
-                "v_reset",
-                "v_thresh",
-                "tau_refrac",
-                "i_offset",
-            )
-        }
-        initial = {
-            "v": layer.param("v_init"),
-            "isyn_exc": np.zeros(layer.size),
-            "isyn_inh": np.zeros(layer.size),
-        }
-        populations.append(
-            CompiledPopulation(layer.name, layer.size, "IF_curr_exp", params, initial)
-        )
-    projections = [
-        CompiledProjection(
-            f"p{k}",
-            names.index(p.pre),
-            names.index(p.post),
-            p.receptor,
-            np.where(p.mask, p.weights, 0.0),
-            np.full(p.weights.shape, p.delay),
-            p.mask.copy(),
-            True,
-        )
-        for k, p in enumerate(spec.projections)
-    ]
-    sim = Simulation(
-        CompiledNetwork(populations, projections),
-        LIFDiscretisation(spec.dt),
-        batch_size=inputs.batch_size,
-    )
-    out = sim.run(
-        spec.n_steps,
-        sources={0: Raster(*inputs.raster(spec.n_steps, spec.n_inputs))},
-        keep_trajectory=True,
-    )
-    loss = {names.index(name): {} for name in names[1:]}
-    for key, kind in (("dphi", "phase"), ("dv", "v")):
-        for name, values in grads[key].items():
-            loss[names.index(name)][kind] = values[1:]  # the engine's arrays are steps 1..N
-    gradients, adjoints = engine_backward(sim, out["trajectory"], out["rasters"], loss)
-    trajectories = {name: out["trajectory"][names.index(name)] for name in names[1:]}
-    return trajectories, {name: adjoints[names.index(name)] for name in names[1:]}, gradients
-
-
-@pytest.mark.parametrize("seed", ENGINE_SEEDS)
+@pytest.mark.parametrize("seed", SEEDS)
 def test_brian2_matches_numpy_engine(brian_runs, seed):
-    """Same networks (those with one tau_syn per layer, which the engine requires) on the
-    engine: identical spikes, traces and adjoints within 1e-9, gradients within 1e-6 relative.
-    The engine reports steps 1..N; dL/dV[0] only affects lambda_v[0], which it does not report."""
-    spec, inputs, grads, fwd, adj = brian_runs(seed)
-    trajectories, adjoints, gradients = engine_run(spec, inputs, grads)
-    for layer in spec.layers:
-        ours, theirs = fwd.layers[layer.name], trajectories[layer.name]
-        np.testing.assert_array_equal(ours.spikes[1:], theirs.spikes.spikes)
+    """Same networks (heterogeneous tau_syn included) on pynn_eventprop's engine, run through
+    the validation bridge (``brian2_reference.validate.run_engine``: CompiledNetwork, Simulation,
+    Simulation.backward): identical spikes, traces and adjoints within 1e-9, gradients within
+    1e-6 relative.  The engine reports steps 1..N (its adjoints at step 0 are NaN)."""
+    from brian2_reference.validate import random_problem, run_engine
+
+    case, fwd, adj = brian_runs(seed)
+    engine, _ = run_engine(random_problem(case))
+    for layer in case.spec.layers:
+        ours, theirs = fwd.layers[layer.name], engine.forward.layers[layer.name]
+        np.testing.assert_array_equal(ours.spikes, theirs.spikes)
+        np.testing.assert_array_equal(ours.refractory, theirs.refractory)
         for got, want in (
-            (ours.phase[1:], theirs.spikes.phase),
-            (ours.V[1:], theirs.v),
-            (ours.U[1:], theirs.u),
-            (ours.V[:-1], theirs.v_prev),
+            (ours.phase, theirs.phase),
+            (ours.V, theirs.V),
+            (ours.U, theirs.U),
+            (ours.I_E, theirs.I_E),
+            (ours.I_I, theirs.I_I),
         ):
             np.testing.assert_allclose(got, want, rtol=0, atol=TRACE_ATOL)
-        lam, eng = adj.layers[layer.name], adjoints[layer.name]
-        for got, want in (
-            (lam.lambda_v, eng.lambda_v),
-            (lam.lambda_u, eng.lambda_u),
-            (lam.lambda_i_E, eng.lambda_i["E"]),
-            (lam.lambda_i_I, eng.lambda_i["I"]),
-        ):
-            np.testing.assert_allclose(got[1:], want, rtol=0, atol=TRACE_ATOL)
-    for k, (g, want) in enumerate(zip(adj.gradients, gradients, strict=True)):
+        lam, eng = adj.layers[layer.name], engine.adjoint.layers[layer.name]
+        for name in ("lambda_v", "lambda_u", "lambda_i_E", "lambda_i_I"):
+            np.testing.assert_allclose(
+                getattr(lam, name)[1:],
+                getattr(eng, name)[1:],
+                rtol=0,
+                atol=TRACE_ATOL,
+                err_msg=f"{layer.name} {name}",
+            )
+    for k, (g, want) in enumerate(zip(adj.gradients, engine.adjoint.gradients, strict=True)):
         scale = max(np.abs(want).max(), 1e-12)
         np.testing.assert_allclose(g, want, rtol=0, atol=GRAD_RTOL * scale, err_msg=f"proj {k}")
 
 
 # --- finite differences -------------------------------------------------------------------
-def _linear_loss(spec, rec_spikes, rec_phase, rec_v, coef):
+def _linear_loss(case, rec_spikes, rec_phase, rec_v):
     """``L = sum c_phi phi s + sum c_V V`` over the output: smooth for a fixed spike pattern."""
-    name = spec.output.name
+    name = case.spec.output.name
     return float(
-        np.sum(coef["dphi"][name] * rec_phase * rec_spikes) + np.sum(coef["dv"][name] * rec_v)
+        np.sum(case.dL_dphase[name] * rec_phase * rec_spikes) + np.sum(case.dL_dV[name] * rec_v)
     )
 
 
@@ -469,9 +314,10 @@ def test_gradient_matches_central_differences_of_brian2_forward():
     then ``L`` is smooth along the segment and the central difference has error
     ``O(eps**2) + O(1e-16 |L| / eps)``, about 1e-8 relative here (tolerance 1e-6).
     """
-    spec, inputs, grads = random_case(108, uniform_syn=False)  # 3 hidden layers
+    case = random_case(108, uniform_syn=False)  # 3 hidden layers
+    spec, inputs = case.spec, case.inputs
     fwd = forward(spec, inputs)
-    adj = backward(fwd, grads["dphi"], {spec.output.name: grads["dv"][spec.output.name]})
+    adj = backward(fwd, case.dL_dphase, {spec.output.name: case.dL_dV[spec.output.name]})
     out = spec.output.name
     rng = np.random.default_rng(7)
     eps = 1e-6
@@ -487,7 +333,7 @@ def test_gradient_matches_central_differences_of_brian2_forward():
                 np.testing.assert_array_equal(tr.spikes, fwd.layers[name].spikes)
                 u_changes = max(u_changes, np.abs(tr.U - fwd.layers[name].U).max())
             o = moved.layers[out]
-            values.append(_linear_loss(spec, o.spikes, o.phase, o.V, grads))
+            values.append(_linear_loss(case, o.spikes, o.phase, o.V))
         assert u_changes < 0.1 * _pattern_margin(fwd)
         fd = (values[0] - values[1]) / (2 * eps)
         predicted = sum(np.sum(g * d) for g, d in zip(adj.gradients, direction, strict=True))
@@ -498,16 +344,17 @@ def test_spec_adjoint_matches_central_differences_per_weight():
     """The transcribed section 3 is the gradient of the transcribed section 2, entry by entry
     (the maths itself, independent of Brian2).  Entries whose perturbation changes the spike
     pattern are excluded (none, for this seed); tolerance as above."""
-    spec, inputs, grads = random_case(5, uniform_syn=False)
-    in_spikes, in_phase = inputs.raster(spec.n_steps, spec.n_inputs)
+    case = random_case(5, uniform_syn=False)
+    spec = case.spec
+    in_spikes, in_phase = case.inputs.raster(spec.n_steps, spec.n_inputs)
     rec = ref_forward(spec, in_spikes, in_phase)
     _, ref_grads = ref_backward(
         spec,
         rec,
         in_spikes,
         in_phase,
-        grads["dphi"],
-        {spec.output.name: grads["dv"][spec.output.name]},
+        case.dL_dphase,
+        {spec.output.name: case.dL_dV[spec.output.name]},
     )
     out, eps, checked = spec.output.name, 1e-6, 0
     for k, p in enumerate(spec.projections):
@@ -519,7 +366,7 @@ def test_spec_adjoint_matches_central_differences_per_weight():
                 moved = ref_forward(spec.with_weights(w), in_spikes, in_phase)
                 assert all(np.array_equal(moved[n]["s"], rec[n]["s"]) for n in rec)
                 o = moved[out]
-                values.append(_linear_loss(spec, o["s"], o["phi"], o["V"], grads))
+                values.append(_linear_loss(case, o["s"], o["phi"], o["V"]))
             fd = (values[0] - values[1]) / (2 * eps)
             scale = np.abs(ref_grads[k]).max()
             assert abs(fd - ref_grads[k][j, i]) <= 1e-6 * scale + 1e-9, (k, j, i)
@@ -658,7 +505,8 @@ def test_loss_gradients_match_finite_differences_of_the_loss(brian_runs, kind):
     """dL/dphase and dL/dV of each loss against central differences in phase and V (pure
     numpy on one recorded trace; the losses are smooth there; tolerance 1e-6 relative, the
     differences have rounding errors ~1e-9)."""
-    spec, _, _, fwd, _ = brian_runs(4)
+    case, fwd, _ = brian_runs(4)
+    spec = case.spec
     labels = np.arange(fwd.batch_size) % spec.output.size
     loss = LossSpec(kind, labels)
     _, d_phase, d_v = loss_gradients(loss, fwd)
@@ -682,7 +530,8 @@ def _replace(obj, **changes):
 
 
 def test_run_reference_and_neo_blocks():
-    spec, inputs, _ = random_case(2)
+    case = random_case(2)
+    spec, inputs = case.spec, case.inputs
     labels = np.zeros(inputs.batch_size, int)
     run = run_reference(spec, inputs, LossSpec("ttfs", labels))
     assert np.isfinite(run.loss) and any(np.abs(g).max() > 0 for g in run.adjoint.gradients)

@@ -74,6 +74,14 @@ class Trainer:
     dtype : ``numpy.float64`` or ``numpy.float32``; default float64, float32 on SpiNNaker2.
     progress : bool
         Show a tqdm progress bar per epoch.
+    revive_dead : float
+        Rule that keeps hidden neurons alive (1/mV, default 0 = off): a neuron of a hidden
+        population that fires for none of the samples of a batch gets, in every sample, the
+        gradient ``dL/dV = -revive_dead / B`` at its voltage maximum -- the gradient of
+        ``revive_dead * mean_b (theta - max_n V[n])`` -- which raises its input weights until
+        it fires.  Silent neurons otherwise receive no gradient at all (EventProp's gradients
+        flow through spike times only).  The term steers learning; it is not added to the
+        reported loss.
 
     Notes
     -----
@@ -91,6 +99,7 @@ class Trainer:
         seed: int | None = None,
         dtype=None,
         progress: bool = True,
+        revive_dead: float = 0.0,
     ):
         if not isinstance(loss, Loss):
             raise TypeError(f"loss must be a Loss, got {type(loss).__name__}")
@@ -106,6 +115,9 @@ class Trainer:
         self.n_steps = self.state.discretisation.steps(duration)
         self.progress = progress
         self.dtype = dtype
+        if not revive_dead >= 0:
+            raise ValueError(f"revive_dead must be >= 0 (1/mV), got {revive_dead!r}")
+        self.revive_dead = float(revive_dead)
         self.rng = np.random.default_rng(seed)
         self.history = History()
         self.epoch = 0
@@ -190,7 +202,26 @@ class Trainer:
                 full = np.zeros((self.n_steps, self.batch_size, value.shape[2]), self.sim.dtype)
                 full[:, :n] = value
                 grads[name] = full
-        return self.sim.backward(out["trajectory"], out["rasters"], {self.output_index: grads})
+        loss_grads = {self.output_index: grads}
+        if self.revive_dead > 0:
+            loss_grads.update(self._revival(out["trajectory"], n))
+        return self.sim.backward(out["trajectory"], out["rasters"], loss_grads)
+
+    def _revival(self, trajectory, n) -> dict:
+        """``dL/dV`` of the dead-neuron rule (see ``revive_dead``) for each hidden population."""
+        grads = {}
+        for index, traj in trajectory.items():
+            if index == self.output_index:
+                continue
+            dead = ~traj.spikes.spikes[:, :n].any(axis=(0, 1))
+            if not dead.any():
+                continue
+            dl_dv = np.zeros(traj.v.shape, self.sim.dtype)
+            peak = traj.v[:, :n].argmax(axis=0)  # (n, size): step of each sample's maximum
+            b, j = np.nonzero(np.broadcast_to(dead, (n, dead.size)))
+            dl_dv[peak[b, j], b, j] = -self.revive_dead / n
+            grads[index] = {"v": dl_dv}
+        return grads
 
     def _learn(self, out, result, n, context):
         gradients, _ = self._backward(out, result, n)

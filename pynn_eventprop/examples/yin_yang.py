@@ -68,6 +68,9 @@ def parse_args(argv=None):
     parser.add_argument(
         "--silent-push", type=float, default=10.0, help="revival of a silent label neuron, 1/mV"
     )
+    parser.add_argument(
+        "--revive-dead", type=float, default=1.0, help="push for dead hidden neurons, 1/mV"
+    )
     parser.add_argument("--seed", type=int, default=1, help="weights and shuffling")
     parser.add_argument("--train-samples", type=int, help="use only the first N training samples")
     parser.add_argument("--platform", choices=("reference", "spinnaker2"), default="reference")
@@ -188,6 +191,7 @@ def main(argv=None):
         batch_size=args.batch_size,
         seed=args.seed,
         progress=not args.no_progress,
+        revive_dead=args.revive_dead,
     )
     start = time.perf_counter()
     history = trainer.fit(
