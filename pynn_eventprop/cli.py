@@ -26,7 +26,7 @@ def main(argv=None):
     else:
         from brian2_reference.validate import main as validate
 
-        validate(rest)
+        return validate(rest)
     return 0
 
 

@@ -204,3 +204,22 @@ def test_sampling_interval_must_be_multiple_of_dt(sim):
 def test_step_current_times_must_increase(sim):
     with pytest.raises(errors.InvalidParameterValueError, match=_match("times", "increasing")):
         sim.StepCurrentSource(times=[1.0, 0.5], amplitudes=[0.1, 0.2])
+
+
+def test_automatic_delay_limits_accept_longer_and_shorter_later_delays(sim):
+    """With min/max_delay "auto", the reported extremes are not limits for new projections."""
+    sim.setup(timestep=0.25)
+    a = sim.Population(2, sim.SpikeSourceArray())
+    b = sim.Population(2, sim.IF_curr_exp())
+    sim.Projection(a, b, sim.AllToAllConnector(), sim.StaticSynapse(weight=0.1, delay=0.5))
+    sim.Projection(a, b, sim.AllToAllConnector(), sim.StaticSynapse(weight=0.1, delay=1.0))
+    sim.Projection(a, b, sim.AllToAllConnector(), sim.StaticSynapse(weight=0.1, delay=0.25))
+    assert (sim.get_min_delay(), sim.get_max_delay()) == (0.25, 1.0)
+
+
+def test_explicit_max_delay_is_a_limit(sim):
+    sim.setup(timestep=0.25, max_delay=1.0)
+    a = sim.Population(2, sim.SpikeSourceArray())
+    b = sim.Population(2, sim.IF_curr_exp())
+    with pytest.raises(errors.ConnectionError, match=_match("delay", "[-inf, 1.0]", "2.0")):
+        sim.Projection(a, b, sim.AllToAllConnector(), sim.StaticSynapse(weight=0.1, delay=2.0))

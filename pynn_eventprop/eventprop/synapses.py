@@ -13,8 +13,8 @@ import copy
 
 import numpy as np
 from pyNN.standardmodels import StandardSynapseType, build_translations
-from pyNN.standardmodels.base import check_delays
 
+from ..standardmodels.delays import check_delays, default_delay
 from .optimisers import Adam, Optimiser
 
 
@@ -103,7 +103,7 @@ class EventPropSynapse(StandardSynapseType):
     def _get_minimum_delay(self):
         from ..simulator import state
 
-        return state.min_delay
+        return default_delay(state)
 
     def describe(self, template="standardmodel_default.txt", engine="default"):
         """PyNN's description plus the learning rule (a dict when ``template`` is None)."""

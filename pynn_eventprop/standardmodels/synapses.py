@@ -13,16 +13,17 @@ from pyNN.standardmodels import build_translations, synapses
 
 from ..eventprop.synapses import EventPropSynapse
 from ..simulator import state
+from .delays import check_delays, default_delay
 
 
 class StaticSynapse(synapses.StaticSynapse):
     __doc__ = synapses.StaticSynapse.__doc__
     translations = build_translations(("weight", "weight"), ("delay", "delay"))
+    parameter_checks = {**synapses.StaticSynapse.parameter_checks, "delay": check_delays}
     trainable = False
 
     def _get_minimum_delay(self):
-        """Default delay: ``min_delay`` given to ``setup()``, or one time step."""
-        return state.dt if state._min_delay == "auto" else state._min_delay
+        return default_delay(state)
 
 
 SUPPORTED_SYNAPSE_TYPES = (StaticSynapse, EventPropSynapse)
