@@ -20,7 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..datasets.encoding import times_to_raster
-from ..engine.adjoint import check_trainable, initial_adjoint
+from ..engine.adjoint import backward, check_trainable, initial_adjoint
 from ..engine.platforms import make_engine
 from ..engine.raster import Raster
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -194,8 +194,12 @@ class Trainer:
         check_finite("loss", np.asarray(result.loss), context)
         return out, result
 
-    def _backward(self, out, result, n):
-        """Exact gradients (per compiled projection) and adjoints of the batch just run."""
+    def _backward(self, out, result, n, account=True):
+        """Exact gradients (per compiled projection) and adjoints of the batch just run.
+
+        ``account=False`` computes them without the engine's own bookkeeping (the SpiNNaker2
+        model counts every backward pass it runs as training traffic; diagnostics are not).
+        """
         grads = {}
         for name, value in (("phase", result.dL_dphase), ("v", result.dL_dv)):
             if value is not None:
@@ -205,6 +209,8 @@ class Trainer:
         loss_grads = {self.output_index: grads}
         if self.revive_dead > 0:
             loss_grads.update(self._revival(out["trajectory"], n))
+        if not account:
+            return backward(self.sim, out["trajectory"], out["rasters"], loss_grads)
         return self.sim.backward(out["trajectory"], out["rasters"], loss_grads)
 
     def _revival(self, trajectory, n) -> dict:
@@ -270,7 +276,7 @@ class Trainer:
         for start in range(0, len(indices), self.batch_size):
             chunk = indices[start : start + self.batch_size]
             out, result = self._forward(data.times[chunk], data.labels[chunk])
-            _, adjoints = self._backward(out, result, len(chunk))
+            _, adjoints = self._backward(out, result, len(chunk), account=False)
             for b, i in enumerate(chunk):
                 spike_times = [Sequence([t] if np.isfinite(t) else []) for t in data.times[i]]
                 self.inputs.set(spike_times=spike_times)
