@@ -26,27 +26,16 @@ never stopped.
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .schedules import Schedule, as_schedule
+from .schedules import Schedule, _check_number, as_schedule
 
 __all__ = ["SGD", "Adam", "Optimiser"]
 
 _DECAY_MODES = ("decoupled", "l2")
-
-
-def _check_number(name: str, value, allowed: str, ok) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not ok(value)
-    ):
-        raise ValueError(f"{name} must be a finite number {allowed}, got {value!r}")
 
 
 def _items(params, grads):
