@@ -235,8 +235,7 @@ class Trainer:
             label = self.state.projections[k].label
             check_finite(f"gradient of projection '{label}'", gradients[c], context)
             gradient = self.state.projections[k].synapse_type.rule.clip(gradients[c])
-            self.gradients[label] = gradient.copy()
-            self.state.projections[k].gradient_matrix = self.gradients[label]
+            self._keep_gradient(k, gradient)
             weights = self.sim.network.projections[c].weights
             self.optimisers[k].step({"weights": weights}, {"weights": gradient.astype(float)})
             self.sim.set_weights(c, weights)
@@ -254,10 +253,13 @@ class Trainer:
         out, result = self._forward(times, labels)
         gradients, _ = self._backward(out, result, len(labels))
         for k, c in self.trainable.items():
-            label = self.state.projections[k].label
-            self.gradients[label] = gradients[c].copy()
-            self.state.projections[k].gradient_matrix = self.gradients[label]
+            self._keep_gradient(k, gradients[c])
         return dict(self.gradients)
+
+    def _keep_gradient(self, k, gradient):
+        """Remember a projection's gradient: ``trainer.gradients`` and ``Projection.get``."""
+        projection = self.state.projections[k]
+        self.gradients[projection.label] = projection.gradient_matrix = gradient.copy()
 
     def record_samples(self, data, indices, annotations=None):
         """Run samples through the PyNN simulation, one Neo Segment each, with adjoints.
