@@ -5,7 +5,7 @@ Configurations:
 * ``twin``: the SpiNNaker2 off-chip twin's (pytorch-eventprop): 5-120-3, dt 1 ms, T 27 steps,
   batch 22, tau_m 20 ms, tau_s 5 ms, threshold 1 (the twin trains ~1,000 samples/s on these
   2-core machines; our target is >= 10,000);
-* ``default``: the shipped example's: 5-200-3, dt 1 ms, T 40 steps, batch 32.
+* ``default``: the shipped example's: 5-300-3, dt 1 ms, T 40 steps, batch 32.
 
 Each configuration trains ``--repeats`` epochs of the 5000-sample training split through the
 PyNN API and the Trainer; the figure is samples per second of each epoch (median and range
@@ -34,7 +34,7 @@ from pynn_eventprop.examples.yin_yang import NEURON
 
 CONFIGS = {
     "twin": dict(hidden=120, dt=1.0, steps=27, batch=22, t_late=20.0),
-    "default": dict(hidden=200, dt=1.0, steps=40, batch=32, t_late=30.0),
+    "default": dict(hidden=300, dt=1.0, steps=40, batch=32, t_late=30.0),
 }
 
 

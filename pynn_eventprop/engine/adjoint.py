@@ -136,12 +136,11 @@ def backward(sim, trajectory, rasters, loss_grads):
 def _layer_adjoint(ws, i, model, traj, phibar, dl_dv):
     """Reverse recursion of docs/equations.md §3 for one current-based population."""
     shape = phibar.shape
-    clamped = traj.clamped if traj.clamped is not None else ws.zeros(("no_clamp", i), shape, bool)
     if dl_dv is None:
         dl_dv = np.zeros((0,) + shape[1:], phibar.dtype)
     out = tuple(ws.empty((name, i), shape, phibar.dtype) for name in ("lv", "lu", "liE", "liI"))
     kernels.adjoint_layer(
-        (traj.spikes.spikes, clamped, traj.u, traj.v_prev),
+        (traj.spikes.spikes, traj.clamped, traj.u, traj.v_prev),
         phibar,
         np.ascontiguousarray(dl_dv, dtype=phibar.dtype),
         (model.b, model.p["E"], model.p["I"], model.a["E"], model.a["I"], model.theta),

@@ -20,17 +20,14 @@ _jit = numba.njit(cache=True, nogil=True)
 
 @_jit
 def _factors(phi, coef, f_i, f_u, df_i, df_u):
+    """Arrival factors of one spike for every target; returns the index stride (0 = uniform)."""
     log_a, log_b, kappa_dt, dt_over_cm = coef
-    n = f_i.shape[0] if log_a.shape[0] > 1 else 1
+    n = log_a.shape[0]
     for i in range(n):
         f_i[i], f_u[i], df_i[i], df_u[i] = arrival_factors(
             phi, log_a[i], log_b[i], kappa_dt[i], dt_over_cm[i]
         )
-    if n == 1:  # uniform population: one set of factors for every target neuron
-        f_i[:] = f_i[0]
-        f_u[:] = f_u[0]
-        df_i[:] = df_i[0]
-        df_u[:] = df_u[0]
+    return 1 if n > 1 else 0
 
 
 @_jit
@@ -55,11 +52,11 @@ def deliver(spikes, phase, weights, shift, coef, arr_i, arr_u):
             for j in range(n_pre):
                 if not spikes[k, bb, j]:
                     continue
-                _factors(phase[k, bb, j], coef, f_i, f_u, df_i, df_u)
+                stride = _factors(phase[k, bb, j], coef, f_i, f_u, df_i, df_u)
                 for i in range(n_post):
                     w = weights[j, i]
-                    arr_i[kk, bb, i] += w * f_i[i]
-                    arr_u[kk, bb, i] += w * f_u[i]
+                    arr_i[kk, bb, i] += w * f_i[i * stride]
+                    arr_u[kk, bb, i] += w * f_u[i * stride]
 
 
 @_jit
@@ -84,13 +81,14 @@ def collect(spikes, phase, weights, shift, coef, lam_i, lam_u, grad_w, phibar):
             for j in range(n_pre):
                 if not spikes[k, bb, j]:
                     continue
-                _factors(phase[k, bb, j], coef, f_i, f_u, df_i, df_u)
+                stride = _factors(phase[k, bb, j], coef, f_i, f_u, df_i, df_u)
                 acc = 0.0
                 for i in range(n_post):
+                    m = i * stride
                     li = lam_i[kk, bb, i]
                     lu = lam_u[kk, bb, i]
-                    grad_w[j, i] += li * f_i[i] + lu * f_u[i]
-                    acc += weights[j, i] * (li * df_i[i] + lu * df_u[i])
+                    grad_w[j, i] += li * f_i[m] + lu * f_u[m]
+                    acc += weights[j, i] * (li * df_i[m] + lu * df_u[m])
                 if has_phibar:
                     phibar[k, bb, j] += acc
 

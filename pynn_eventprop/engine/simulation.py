@@ -30,14 +30,14 @@ class LayerTrajectory:
 
     ``spikes`` is the population's :class:`Raster`; ``u`` the pre-reset voltage ``U[n]``,
     ``v_prev`` the voltage ``V[n-1]`` at the start of each step, ``v`` the post-reset ``V[n]``,
-    ``clamped`` where the neuron was refractory (or None); all ``(n_steps, batch, size)``.
+    ``clamped`` where the neuron was refractory; all ``(n_steps, batch, size)``.
     """
 
     spikes: Raster
     u: np.ndarray
     v_prev: np.ndarray
     v: np.ndarray
-    clamped: np.ndarray | None
+    clamped: np.ndarray
 
 
 class _State:
@@ -106,11 +106,22 @@ class Simulation:
                 )
         self.edges = [(p.pre, p.post) for p in network.projections]
         self.order = simulation_order(len(network.populations), self.edges)
-        self.delay_groups = [self._groups(p) for p in network.projections]
+        self._delay_masks = [_delay_masks(p) for p in network.projections]
+        self.delay_groups = [self._groups(k) for k in range(len(network.projections))]
         self.reset()
 
-    def _groups(self, proj):
-        return [(d, np.ascontiguousarray(W, self.dtype)) for d, W in proj.delay_groups()]
+    def _groups(self, k):
+        """``(delay, weights)`` per delay of projection ``k`` (weights zero elsewhere)."""
+        weights = self.network.projections[k].weights
+        return [
+            (
+                d,
+                np.ascontiguousarray(
+                    weights if mask is None else np.where(mask, weights, 0.0), self.dtype
+                ),
+            )
+            for d, mask in self._delay_masks[k]
+        ]
 
     def source_shift(self, proj_index: int, delay: int) -> int:
         """Raster index offset from a spike of the projection's source to its arrival index."""
@@ -137,7 +148,7 @@ class Simulation:
         """Replace a projection's weights (shape ``(n_pre, n_post)``, 0 where unconnected)."""
         p = self.network.projections[proj]
         p.weights = np.where(p.mask, np.asarray(weights, float), 0.0)
-        self.delay_groups[proj] = self._groups(p)
+        self.delay_groups[proj] = self._groups(proj)
 
     # --- running ----------------------------------------------------------------------------
     def run(self, n_steps, sources=None, currents=None, record=None, keep_trajectory=False):
@@ -287,7 +298,6 @@ class Simulation:
         )
         u, v, spikes, phase, clamped, i_e, i_i = out
         v_prev[1:] = v[:-1]
-        clamped = clamped if model.has_refractory else None
         traj = LayerTrajectory(Raster(spikes, phase), u, v_prev, v, clamped)
         return traj, {"E": i_e, "I": i_i}
 
@@ -348,9 +358,8 @@ class Simulation:
         results = {}
         for i in comp:
             h = hist[i]
-            clamped = h["clamped"] if self.models[i].has_refractory else None
             traj = LayerTrajectory(
-                Raster(h["spikes"], h["phase"]), h["u"], h["v_prev"], h["v"], clamped
+                Raster(h["spikes"], h["phase"]), h["u"], h["v_prev"], h["v"], h["clamped"]
             )
             results[i] = (traj, {"E": h["E"], "I": h["I"]})
         return results
@@ -373,3 +382,11 @@ class Simulation:
                     f"'{self.network.populations[i].label}'; allowed: {allowed}"
                 )
         return out
+
+
+def _delay_masks(proj):
+    """``(delay, mask)`` per delay of a projection; mask None when one delay covers it all."""
+    groups = list(proj.delay_groups())
+    if len(groups) == 1:
+        return [(groups[0][0], None)]
+    return [(d, proj.mask & (proj.delays == d)) for d, _ in groups]
