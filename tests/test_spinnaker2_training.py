@@ -268,7 +268,9 @@ def test_hybrid_training_off_chip_then_on_chip_and_back(sim, data, tmp_path):
     batches = 2 * train.n_batches(fine.batch_size)
     assert model.training_traffic.batches == batches
     assert model.training_traffic.samples == batches * fine.batch_size
-    evaluated = validation.n_batches(fine.batch_size) * fine.batch_size  # the evaluation above
+    # the evaluations before and after fine-tuning: the engine (and its tally) persists while
+    # the PyNN network is unchanged
+    evaluated = 2 * validation.n_batches(fine.batch_size) * fine.batch_size
     assert model.traffic.samples == model.training_traffic.samples + evaluated
     for kind in ("spike", "error", "gradient", "weight"):
         assert model.training_traffic.kinds[kind].packets > 0, kind

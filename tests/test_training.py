@@ -247,3 +247,16 @@ def test_describe_names_the_learning_rule(sim):
     text = proj.describe()
     assert "EventPropSynapse" in text and "SGD" in text and "momentum" in text
     assert proj.synapse_type.describe(template=None)["learning_rule"] == rule.describe()
+
+
+def test_trainer_recompiles_only_when_the_pynn_network_changed(sim, data):
+    train, test = data
+    inputs, out, p1, p2 = build(sim)
+    trainer = trainer_for(inputs, out)
+    trainer.fit(train.subset(np.arange(64)), epochs=1)
+    engine = trainer.sim
+    trainer.fit(train.subset(np.arange(64)), epochs=1)
+    assert trainer.sim is engine  # nothing changed in PyNN: no recompile
+    p2.set(weight=0.0)  # silence the output through PyNN
+    assert trainer.evaluate(test)["accuracy"] == 0.0  # the trainer sees the change
+    assert trainer.sim is not engine

@@ -131,6 +131,7 @@ class Trainer:
         """Compile the PyNN network as it is now (weights included) for batched training."""
         from ..compile import compile_network
 
+        self._compiled_version = self.state.version
         network, projection_map = compile_network(self.state)
         self.sim = make_engine(
             getattr(self.state, "platform", "reference"),
@@ -163,6 +164,12 @@ class Trainer:
         for k, c in self.trainable.items():
             compiled = self.sim.network.projections[c]
             self.state.projections[k].set(weight=np.where(compiled.mask, compiled.weights, np.nan))
+        self._compiled_version = self.state.version  # PyNN now holds what we compiled
+
+    def _sync(self):
+        """Recompile only if the PyNN network changed since it was compiled or written."""
+        if self.state.version != self._compiled_version:
+            self._compile()
 
     # --- one batch --------------------------------------------------------------------------
     def _run_batch(self, times, labels, learn: bool, context: str = ""):
@@ -250,6 +257,7 @@ class Trainer:
         if len(labels) > self.batch_size:
             raise ValueError(f"at most batch_size={self.batch_size} samples, got {len(labels)}")
         times = np.asarray(times, float)
+        self._sync()
         out, result = self._forward(times, labels)
         gradients, _ = self._backward(out, result, len(labels))
         for k, c in self.trainable.items():
@@ -321,7 +329,7 @@ class Trainer:
         self._check_data(train)
         if keep_best and validation is None:
             raise ValueError("keep_best=True needs validation data to select on")
-        self._compile()
+        self._sync()
         best = (-1.0, None)
         for _ in range(int(epochs)):
             start = time.perf_counter()
@@ -369,6 +377,7 @@ class Trainer:
     def evaluate(self, data) -> dict:
         """Mean loss and accuracy on ``data`` (no learning)."""
         self._check_data(data)
+        self._sync()
         losses, correct = 0.0, 0
         for times, labels in data.batches(self.batch_size, shuffle=False):
             result = self._run_batch(times, labels, learn=False)
@@ -378,6 +387,7 @@ class Trainer:
 
     def predict(self, times) -> np.ndarray:
         """Predicted class per sample of an array of input spike times ``(n, n_inputs)``."""
+        self._sync()
         times = np.asarray(times, float)
         out = []
         for start in range(0, len(times), self.batch_size):
