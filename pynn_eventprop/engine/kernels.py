@@ -31,6 +31,25 @@ def _factors(phi, coef, f_i, f_u, df_i, df_u):
 
 
 @_jit
+def _arriving_spikes(spikes, shift, limit):
+    """Indices ``(k, b, j)`` of the spikes arriving at ``k + shift`` within ``[0, limit)``."""
+    ks, bs, js = np.nonzero(spikes)
+    arrival = ks + shift
+    keep = (arrival >= 0) & (arrival < limit)
+    return ks[keep], bs[keep], js[keep]
+
+
+@_jit
+def _factor_buffers(n_post, dtype):
+    return (
+        np.empty(n_post, dtype),
+        np.empty(n_post, dtype),
+        np.empty(n_post, dtype),
+        np.empty(n_post, dtype),
+    )
+
+
+@_jit
 def deliver(spikes, phase, weights, shift, coef, arr_i, arr_u):
     """Add every spike's arrival to the targets: ``arr_i += w a**phi``, ``arr_u += w q(phi)``.
 
@@ -38,25 +57,17 @@ def deliver(spikes, phase, weights, shift, coef, arr_i, arr_u):
     (arrivals past their end are dropped).  ``coef`` is ``(log_a, log_b, kappa_dt,
     dt_over_cm)``, arrays over the targets or of length 1 when uniform.
     """
-    n_steps, batch, n_pre = spikes.shape
     n_post = weights.shape[1]
-    f_i = np.empty(n_post, arr_i.dtype)
-    f_u = np.empty(n_post, arr_i.dtype)
-    df_i = np.empty(n_post, arr_i.dtype)
-    df_u = np.empty(n_post, arr_i.dtype)
-    for k in range(n_steps):
+    f_i, f_u, df_i, df_u = _factor_buffers(n_post, arr_i.dtype)
+    ks, bs, js = _arriving_spikes(spikes, shift, arr_i.shape[0])
+    for s in range(ks.size):
+        k, bb, j = ks[s], bs[s], js[s]
+        stride = _factors(phase[k, bb, j], coef, f_i, f_u, df_i, df_u)
         kk = k + shift
-        if kk < 0 or kk >= arr_i.shape[0]:
-            continue
-        for bb in range(batch):
-            for j in range(n_pre):
-                if not spikes[k, bb, j]:
-                    continue
-                stride = _factors(phase[k, bb, j], coef, f_i, f_u, df_i, df_u)
-                for i in range(n_post):
-                    w = weights[j, i]
-                    arr_i[kk, bb, i] += w * f_i[i * stride]
-                    arr_u[kk, bb, i] += w * f_u[i * stride]
+        for i in range(n_post):
+            w = weights[j, i]
+            arr_i[kk, bb, i] += w * f_i[i * stride]
+            arr_u[kk, bb, i] += w * f_u[i * stride]
 
 
 @_jit
@@ -66,31 +77,23 @@ def collect(spikes, phase, weights, shift, coef, lam_i, lam_u, grad_w, phibar):
     ``grad_w[j, i] += lambda_i[k+shift] a**phi + lambda_u[k+shift] q(phi)`` and, if ``phibar``
     has a nonzero size, ``phibar[k, j] += sum_i w_ji (lambda_i da**phi/dphi + lambda_u dq/dphi)``.
     """
-    n_steps, batch, n_pre = spikes.shape
     n_post = weights.shape[1]
     has_phibar = phibar.shape[0] > 0
-    f_i = np.empty(n_post, lam_i.dtype)
-    f_u = np.empty(n_post, lam_i.dtype)
-    df_i = np.empty(n_post, lam_i.dtype)
-    df_u = np.empty(n_post, lam_i.dtype)
-    for k in range(n_steps):
+    f_i, f_u, df_i, df_u = _factor_buffers(n_post, lam_i.dtype)
+    ks, bs, js = _arriving_spikes(spikes, shift, lam_i.shape[0])
+    for s in range(ks.size):
+        k, bb, j = ks[s], bs[s], js[s]
+        stride = _factors(phase[k, bb, j], coef, f_i, f_u, df_i, df_u)
         kk = k + shift
-        if kk < 0 or kk >= lam_i.shape[0]:
-            continue
-        for bb in range(batch):
-            for j in range(n_pre):
-                if not spikes[k, bb, j]:
-                    continue
-                stride = _factors(phase[k, bb, j], coef, f_i, f_u, df_i, df_u)
-                acc = 0.0
-                for i in range(n_post):
-                    m = i * stride
-                    li = lam_i[kk, bb, i]
-                    lu = lam_u[kk, bb, i]
-                    grad_w[j, i] += li * f_i[m] + lu * f_u[m]
-                    acc += weights[j, i] * (li * df_i[m] + lu * df_u[m])
-                if has_phibar:
-                    phibar[k, bb, j] += acc
+        acc = 0.0
+        for i in range(n_post):
+            m = i * stride
+            li = lam_i[kk, bb, i]
+            lu = lam_u[kk, bb, i]
+            grad_w[j, i] += li * f_i[m] + lu * f_u[m]
+            acc += weights[j, i] * (li * df_i[m] + lu * df_u[m])
+        if has_phibar:
+            phibar[k, bb, j] += acc
 
 
 @_jit
