@@ -260,3 +260,18 @@ def test_trainer_recompiles_only_when_the_pynn_network_changed(sim, data):
     p2.set(weight=0.0)  # silence the output through PyNN
     assert trainer.evaluate(test)["accuracy"] == 0.0  # the trainer sees the change
     assert trainer.sim is not engine
+
+
+def test_using_runs_batches_on_another_engine_and_restores(sim, data):
+    from pynn_eventprop.spinnaker2 import Spinnaker2Simulation
+
+    _, test = data
+    inputs, out, p1, p2 = build(sim)
+    trainer = trainer_for(inputs, out)
+    inputs.set(spike_times=[sim.Sequence([1.0])] * 5)  # a PyNN change: synced before the swap
+    reference = trainer.sim
+    model = Spinnaker2Simulation(reference.network, reference.disc, trainer.batch_size)
+    with trainer.using(model):
+        trainer.gradient(test.times[:8], test.labels[:8])
+    assert trainer.sim is not model
+    assert model.training_traffic.batches == 1  # the backward pass ran on the model

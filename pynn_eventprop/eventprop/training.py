@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -165,6 +166,22 @@ class Trainer:
             compiled = self.sim.network.projections[c]
             self.state.projections[k].set(weight=np.where(compiled.mask, compiled.weights, np.nan))
         self._compiled_version = self.state.version  # PyNN now holds what we compiled
+
+    @contextmanager
+    def using(self, engine):
+        """Run this trainer's batches on ``engine`` inside the ``with`` block.
+
+        ``engine`` must be built for the trainer's compiled network (``trainer.sim.network``),
+        e.g. a :class:`~pynn_eventprop.spinnaker2.Spinnaker2Simulation` to cost a training step
+        on the SpiNNaker2 model.  The network is synchronised with PyNN first; changing PyNN
+        inside the block is not supported.
+        """
+        self._sync()
+        saved, self.sim = self.sim, engine
+        try:
+            yield engine
+        finally:
+            self.sim = saved
 
     def _sync(self):
         """Recompile only if the PyNN network changed since it was compiled or written."""

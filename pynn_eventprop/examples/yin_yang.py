@@ -154,16 +154,13 @@ def spinnaker2_report(trainer, data, out):
     """Map the trained network onto the SpiNNaker2 model and cost one training batch."""
     from pynn_eventprop.spinnaker2 import Spinnaker2Simulation
 
-    engine = trainer.sim
-    if not isinstance(engine, Spinnaker2Simulation):
-        model = Spinnaker2Simulation(engine.network, engine.disc, trainer.batch_size)
-        trainer.sim, engine = model, trainer.sim
+    model = trainer.sim
+    if not isinstance(model, Spinnaker2Simulation):
         times, labels = next(data.batches(trainer.batch_size, shuffle=False))
-        trainer.gradient(times, labels)  # forward, loss and backward programs, no update
-        report = model.report()
-        trainer.sim = engine
-    else:
-        report = engine.report()
+        model = Spinnaker2Simulation(trainer.sim.network, trainer.sim.disc, trainer.batch_size)
+        with trainer.using(model):
+            trainer.gradient(times, labels)  # forward, loss and backward programs, no update
+    report = model.report()
     report.to_json(out / "spinnaker2_report.json")
     report.plot_pe_map(out / "spinnaker2_pe_map.png")
     return report
