@@ -156,17 +156,6 @@ class LIFDiscretisation:
             phi = np.where(denom > 0, (u - theta) / denom, 0.0)
         return np.clip(phi, 0.0, MAX_PHASE)
 
-    @staticmethod
-    def spike_phase_derivatives(u, v_prev, theta):
-        """``dphi/dU[n] = (theta - V[n-1])/D**2``, ``dphi/dV[n-1] = (U[n] - theta)/D**2``.
-
-        ``D = U[n] - V[n-1]``.
-        """
-        denom = u - v_prev
-        with np.errstate(divide="ignore", invalid="ignore"):
-            inv2 = np.where(denom > 0, 1.0 / (denom * denom), 0.0)
-        return (theta - v_prev) * inv2, (u - theta) * inv2
-
     # --- time grid ----------------------------------------------------------------------
     def steps(self, duration: float) -> int:
         """Number of whole steps in ``duration`` ms (rounded to the nearest step)."""

@@ -195,6 +195,7 @@ def test_gradient_is_readable_through_projection_get(sim, data):
     trainer = trainer_for(inputs, out)
     assert np.all(p2.get("gradient", format="array") == 0)  # nothing computed yet
     times, labels = train.times[:8], train.labels[:8]
+    weights = p2.get("weight", format="array")
     gradients = trainer.gradient(times, labels)
     dense = p2.get("gradient", format="array")
     assert np.array_equal(dense, gradients["hid-out"])  # all-to-all: every entry connected
@@ -202,7 +203,6 @@ def test_gradient_is_readable_through_projection_get(sim, data):
     rows = p2.get(["gradient"], format="list")
     i, j = 7, 2
     assert dict(((r[0], r[1]), r[2]) for r in rows)[(i, j)] == pytest.approx(dense[i, j])
-    weights = p2.get("weight", format="array")
     assert np.array_equal(weights, p2.get("weight", format="array"))  # gradient() did not learn
     with pytest.raises(Exception, match="gradient"):
         sim.Projection(inputs, out, sim.OneToOneConnector(), sim.StaticSynapse()).get(
