@@ -1,0 +1,176 @@
+"""Exact adjoint of :mod:`.forward`: reverse sweep over each neuron's tape.
+
+The forward pass is a composition of closed-form flows between events and event maps; its
+reverse-mode derivative is Wunderlich & Pehle's continuous adjoint with every jump term.
+With ``lambda = (lambda_V, lambda_E, lambda_I)`` the adjoint of ``(V, I_E, I_I)``:
+
+* **between events** (free), over a length ``D`` from its end back to its start::
+
+      lambda_V <- exp(-D/tau_m) lambda_V + sum_w sigma_w E(1/tau_m + gamma_w)
+      lambda_x <- exp(-D/tau_x) lambda_x + q_x(D) lambda_V + sum_w sigma_w J_x(gamma_w)
+
+  where the sums are the voltage-mean readouts ``S_w = (1/T) int w(t) V dt`` (``w = 1``:
+  ``gamma = 0``; ``w = exp(-(t - t0)/T)``: ``gamma = 1/T``), ``sigma_w = (dL/dS_w) w(t_start)
+  / T``, ``E`` and ``J_x`` their closed-form integrals (:mod:`.closed_form`).  While
+  refractory ``V`` is clamped: ``lambda_V = 0``, ``lambda_x`` only decays.
+* **arrival** of weight ``w`` on channel ``x`` at ``t_a``: ``dL/dw += lambda_x(t_a+)`` and
+  ``dL/dt_a = lambda(t_a+) . (f- - f+) = w lambda_x/tau_x - w lambda_V/cm`` (the ``lambda_V``
+  term is absent while refractory).  ``dL/dt_a`` is sent to the presynaptic spike time and is
+  the delay gradient.
+* **spike** at ``t*`` (``V(t*-) = theta``, ``dV/dt(t*-) = Vdot-``): the reset map ``Dg =
+  diag(0, 1, 1)`` and the implicit dependence of ``t*`` on the state give ::
+
+      lambda_V(t*-) = -(dL/dt*) / Vdot-,     lambda_x(t*-) = lambda_x(t*+)
+      dL/dt* = (loss and downstream terms) + dL/dt_end - lambda_V(t*+) Vdot+
+               + sum_w (dL/dS_w) w(t*) (theta - v_reset) / T
+
+  with ``Vdot+ = dV/dt(t*+)`` when ``tau_refrac = 0`` (0 otherwise: the clamp has ``dV/dt =
+  0`` on both sides) and ``dL/dt_end = -lambda_V(t_end+) dV/dt(t_end+)`` from the end of the
+  refractory period ``t_end = t* + tau_refrac``.
+* **maximum** ``v_max`` (state kind): ``lambda_V += dL/dv_max`` at its time (no time term:
+  ``dV/dt = 0`` at an interior maximum, the time is fixed at the ends of the run); when it is
+  at an arrival (a kink), also ``dL/dt_a += (dL/dv_max) dV/dt(t_a-)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from .closed_form import (
+    INV_CM,
+    IT_E,
+    IT_I,
+    IT_M,
+    K_E,
+    K_I,
+    THETA,
+    V_RESET,
+    e1,
+    psc_weighted_integral,
+    rel_expm1,
+)
+from .forward import EV_ARRIVAL, EV_SPIKE, VMAX_STATE
+
+
+@numba.njit(cache=True)
+def adjoint_flow(p, lam, d, refractory, sig_u, sig_e, gamma):
+    """Carry ``lam = [lambda_V, lambda_E, lambda_I]`` back over an interval of length ``d``."""
+    ae = math.exp(-d * p[IT_E])
+    ai = math.exp(-d * p[IT_I])
+    if refractory:
+        lam[0] = 0.0
+        lam[1] *= ae
+        lam[2] *= ai
+        return
+    em = math.exp(-d * p[IT_M])
+    lv = lam[0]
+    lam[0] = em * lv
+    lam[1] = ae * lam[1] + d * p[INV_CM] * em * rel_expm1(d * p[K_E]) * lv
+    lam[2] = ai * lam[2] + d * p[INV_CM] * em * rel_expm1(d * p[K_I]) * lv
+    if sig_u != 0.0:
+        lam[0] += sig_u * e1(p[IT_M], d)
+        lam[1] += sig_u * psc_weighted_integral(p, p[IT_E], p[K_E], d, 0.0)
+        lam[2] += sig_u * psc_weighted_integral(p, p[IT_I], p[K_I], d, 0.0)
+    if sig_e != 0.0:
+        lam[0] += sig_e * e1(p[IT_M] + gamma, d)
+        lam[1] += sig_e * psc_weighted_integral(p, p[IT_E], p[K_E], d, gamma)
+        lam[2] += sig_e * psc_weighted_integral(p, p[IT_I], p[K_I], d, gamma)
+
+
+@numba.njit(cache=True)
+def _flow_to(p, lam, t, te, refractory, g, t0, big_t):
+    """Carry ``lam`` from ``t`` back to ``te`` with the voltage-mean sources of ``g``."""
+    sig_u = g[2] / big_t
+    sig_e = g[3] / big_t * math.exp(-(te - t0) / big_t)
+    adjoint_flow(p, lam, t - te, refractory, sig_u, sig_e, 1.0 / big_t)
+
+
+@numba.njit(cache=True)
+def backward_neuron(p, tape, lo, hi, arr, dldt, src0, first, g, vmax, t0, t1, ref_end, grads):
+    """Reverse sweep of one neuron.
+
+    Parameters
+    ----------
+    tape : ``(kind, t, a, b, idx)``; this neuron's events are ``lo:hi``.
+    arr : ``(w, c, widx, src)`` of the population's arrivals.
+    dldt : global ``dL/dt`` of every spike of the run; this population's start at ``src0``.
+        Read for this neuron's spikes, incremented for the presynaptic spikes.
+    first : index (within the population) of the neuron's first spike, -1 if silent.
+    g : ``(dL/dfirst, dL/dv_max, dL/dS_u, dL/dS_e)``.
+    vmax : ``(time, kind, slope, arrival)`` of the neuron's ``v_max``.
+    ref_end : end of the refractory period after the run (refractory at ``t1`` if > t1).
+    grads : ``(dL/dw, dL/dd)`` flat buffers indexed by the arrivals' ``widx``.
+    """
+    big_t = t1 - t0
+    lam = np.zeros(3)
+    t = t1
+    refractory = ref_end > t1
+    carry = 0.0
+    vmax_open = g[1] != 0.0 and vmax[1] == VMAX_STATE
+    for m in range(hi - 1, lo - 1, -1):
+        te = tape[1][m]
+        if vmax_open and te < vmax[0] <= t:
+            _flow_to(p, lam, t, vmax[0], refractory, g, t0, big_t)
+            lam[0] += g[1]
+            t = vmax[0]
+            vmax_open = False
+        _flow_to(p, lam, t, te, refractory, g, t0, big_t)
+        t = te
+        kind = tape[0][m]
+        if kind == EV_ARRIVAL:
+            a = tape[4][m]
+            x = arr[1][a]
+            w = arr[0][a]
+            lam_x = lam[1 + x]
+            d_t = w * lam_x * (p[IT_E] if x == 0 else p[IT_I])
+            if tape[2][m] == 0.0:
+                d_t -= w * lam[0] * p[INV_CM]
+            if vmax_open and a == vmax[3]:
+                d_t += g[1] * vmax[2]
+                lam[0] += g[1]
+                vmax_open = False
+            if arr[2][a] >= 0:
+                grads[0][arr[2][a]] += lam_x
+                grads[1][arr[2][a]] += d_t
+            if arr[3][a] >= 0:
+                dldt[arr[3][a]] += d_t
+        elif kind == EV_SPIKE:
+            s = tape[4][m]
+            total = dldt[src0 + s] + carry - lam[0] * tape[3][m]
+            total += (g[2] + g[3] * math.exp(-(te - t0) / big_t)) * (p[THETA] - p[V_RESET]) / big_t
+            if s == first:
+                total += g[0]
+            lam[0] = -total / tape[2][m]
+            carry = 0.0
+            refractory = False
+        else:  # end of the refractory period
+            carry = -lam[0] * tape[2][m]
+            lam[0] = 0.0
+            refractory = True
+    if vmax_open and vmax[0] >= t0:
+        _flow_to(p, lam, t, vmax[0], refractory, g, t0, big_t)
+        lam[0] += g[1]
+
+
+@numba.njit(cache=True)
+def backward_layer(par, tape, arr, dldt, src0, spk_off, grads_in, vmax, t0, t1, ref_end, grads):
+    """Reverse sweep of every neuron of one population (see :func:`backward_neuron`).
+
+    ``tape = (kind, t, a, b, idx, offsets)``; ``spk_off`` the per-neuron spike offsets;
+    ``grads_in = (dL/dfirst, dL/dv_max, dL/dS_u, dL/dS_e)`` and ``vmax = (time, kind, slope,
+    arrival)`` arrays ``(batch, size)``; ``ref_end`` ``(batch, size)``.
+    """
+    batch, size = ref_end.shape
+    for b in range(batch):
+        for j in range(size):
+            row = b * size + j
+            first = spk_off[row] if spk_off[row + 1] > spk_off[row] else -1
+            g = (grads_in[0][b, j], grads_in[1][b, j], grads_in[2][b, j], grads_in[3][b, j])
+            vm = (vmax[0][b, j], vmax[1][b, j], vmax[2][b, j], vmax[3][b, j])
+            backward_neuron(
+                par[j], tape, tape[5][row], tape[5][row + 1], arr, dldt, src0, first, g, vm,
+                t0, t1, ref_end[b, j], grads,
+            )  # fmt: skip

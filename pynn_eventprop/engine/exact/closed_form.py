@@ -1,0 +1,230 @@
+"""Closed-form membrane of ``IF_curr_exp`` between events, and its guaranteed crossing detector.
+
+Frame: ``V = v - v_rest`` (mV), currents ``I_E``, ``I_I`` and external current ``e`` (nA),
+times in ms.  Between two events (no arrival, no reset, ``e`` constant) and outside the
+refractory period::
+
+    dV/dt   = -V/tau_m + (I_E + I_I + e)/cm,        dI_x/dt = -I_x/tau_x
+
+whose solution after a time ``s`` is (``kappa_x = 1/tau_x - 1/tau_m``)::
+
+    I_x(s) = I_x(0) exp(-s/tau_x)
+    V(s)   = V(0) exp(-s/tau_m) + sum_x I_x(0) q_x(s) + e R (1 - exp(-s/tau_m)),   R = tau_m/cm
+    q_x(s) = (s/cm) exp(-s/tau_m) S(s kappa_x),    S(y) = (1 - exp(-y))/y,  S(0) = 1
+
+(``q_x`` is the usual ``tau_m tau_x/(cm (tau_x - tau_m)) (exp(-s/tau_x) - exp(-s/tau_m))``
+written so that it stays exact when ``tau_x -> tau_m``).
+
+Crossing detector.  ``dV/dt`` obeys the same linear equation with inputs ``-I_x/tau_x`` and no
+constant term, hence ``exp(s/tau_m) dV/dt(s) = h(s) = A + beta_E phi_E(s) + beta_I phi_I(s)``
+with ``A = dV/dt(0)``, ``beta_x = -I_x(0)/(tau_x cm)`` and ``phi_x(s) = s S(s kappa_x)``
+(increasing, ``phi_x' = exp(-s kappa_x)``).  ``h' = beta_E exp(-s kappa_E) + beta_I
+exp(-s kappa_I)`` has at most one zero, in closed form, so ``h`` is monotone on at most two
+pieces and has at most one zero on each: ``V`` has at most two extrema between events (one when
+``tau_syn_E = tau_syn_I`` or when the currents have the same sign).  Splitting the interval at
+the zeros of ``h`` leaves pieces on which ``V`` is monotone; the first piece whose end reaches
+``theta`` brackets the first crossing, which a safeguarded Newton iteration (Newton inside the
+bracket, bisection otherwise) locates.  No crossing can be missed: a crossing needs ``V >=
+theta`` at the end of some monotone piece.
+
+Parameter rows (one per neuron, see :data:`PARAM_NAMES`) are float arrays indexed by the
+module constants below.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+
+PARAM_NAMES = (
+    "inv_tau_m",
+    "inv_cm",
+    "inv_tau_E",
+    "inv_tau_I",
+    "kappa_E",
+    "kappa_I",
+    "R",
+    "theta",
+    "v_reset",
+    "tau_refrac",
+)
+IT_M, INV_CM, IT_E, IT_I, K_E, K_I, R_M, THETA, V_RESET, T_REF = range(len(PARAM_NAMES))
+
+#: Newton/bisection iterations before giving up on a bracket (bisection alone halves 1 ms to
+#: 1e-30 ms in 100 steps).
+MAX_ITER = 100
+
+
+@numba.njit(cache=True)
+def rel_expm1(y):
+    """``S(y) = (1 - exp(-y))/y`` with ``S(0) = 1`` (second-order series below 1e-9)."""
+    if abs(y) < 1e-9:
+        return 1.0 - 0.5 * y
+    return -math.expm1(-y) / y
+
+
+@numba.njit(cache=True)
+def e1(alpha, d):
+    """``int_0^d exp(-alpha s) ds = d S(alpha d)`` (ms)."""
+    return d * rel_expm1(alpha * d)
+
+
+@numba.njit(cache=True)
+def propagate(p, v, ie, ii, e, d):
+    """State ``(V, I_E, I_I)`` after ``d`` ms of free evolution with external current ``e``."""
+    em = math.exp(-d * p[IT_M])
+    qe = d * p[INV_CM] * em * rel_expm1(d * p[K_E])
+    qi = d * p[INV_CM] * em * rel_expm1(d * p[K_I])
+    v1 = v * em + ie * qe + ii * qi - e * p[R_M] * math.expm1(-d * p[IT_M])
+    return v1, ie * math.exp(-d * p[IT_E]), ii * math.exp(-d * p[IT_I])
+
+
+@numba.njit(cache=True)
+def vdot(p, v, ie, ii, e):
+    """``dV/dt = -V/tau_m + (I_E + I_I + e)/cm`` (mV/ms), free dynamics."""
+    return -v * p[IT_M] + (ie + ii + e) * p[INV_CM]
+
+
+@numba.njit(cache=True)
+def _h(p, a, be, bi, s):
+    """``h(s) = exp(s/tau_m) dV/dt(s)`` and ``h'(s)``."""
+    val = a + be * s * rel_expm1(s * p[K_E]) + bi * s * rel_expm1(s * p[K_I])
+    return val, be * math.exp(-s * p[K_E]) + bi * math.exp(-s * p[K_I])
+
+
+@numba.njit(cache=True)
+def _fdf(mode, p, v, ie, ii, e, a, be, bi, s):
+    """Function and derivative for the root finder: ``h`` (mode 0) or ``V - theta`` (mode 1)."""
+    if mode == 0:
+        return _h(p, a, be, bi, s)
+    v1, ie1, ii1 = propagate(p, v, ie, ii, e, s)
+    return v1 - p[THETA], vdot(p, v1, ie1, ii1, e)
+
+
+@numba.njit(cache=True)
+def root(mode, p, v, ie, ii, e, a, be, bi, lo, hi, flo, tol):
+    """Safeguarded Newton on a bracket ``[lo, hi]`` with ``f(lo) = flo`` of opposite sign to f(hi).
+
+    Newton steps that leave the current bracket are replaced by bisection; the bracket shrinks
+    at every step, so the iteration converges whatever the shape of ``f``.  Stops when the step
+    or the bracket is below ``tol`` (ms).
+    """
+    neg_lo = flo < 0.0
+    x = 0.5 * (lo + hi)
+    for _ in range(MAX_ITER):
+        f, df = _fdf(mode, p, v, ie, ii, e, a, be, bi, x)
+        if f == 0.0:
+            return x
+        if (f < 0.0) == neg_lo:
+            lo = x
+        else:
+            hi = x
+        step = f / df if df != 0.0 else math.inf
+        xn = x - step
+        if not (lo < xn < hi):
+            xn = 0.5 * (lo + hi)
+        if abs(xn - x) <= tol or hi - lo <= tol:
+            return xn
+        x = xn
+    return x
+
+
+@numba.njit(cache=True)
+def vdot_zeros(p, a, be, bi, d, tol):
+    """Zeros of ``dV/dt`` strictly inside ``(0, d)``: ``(count, z1, z2)``, increasing."""
+    cuts = (0.0, d, d)
+    n_cuts = 2
+    if be * bi < 0.0 and p[K_E] != p[K_I]:
+        sc = math.log(-bi / be) / (p[K_I] - p[K_E])
+        if 0.0 < sc < d:
+            cuts = (0.0, sc, d)
+            n_cuts = 3
+    zeros = [0.0, 0.0]
+    count = 0
+    h_lo = a
+    for k in range(n_cuts - 1):
+        lo, hi = cuts[k], cuts[k + 1]
+        h_hi = _h(p, a, be, bi, hi)[0]
+        if h_lo * h_hi < 0.0:
+            zeros[count] = root(0, p, 0.0, 0.0, 0.0, 0.0, a, be, bi, lo, hi, h_lo, tol)
+            count += 1
+        h_lo = h_hi
+    return count, zeros[0], zeros[1]
+
+
+@numba.njit(cache=True)
+def slopes(p, v, ie, ii, e):
+    """``(A, beta_E, beta_I)`` of ``h`` for the state at the start of an interval."""
+    inv_cm = p[INV_CM]
+    return vdot(p, v, ie, ii, e), -ie * p[IT_E] * inv_cm, -ii * p[IT_I] * inv_cm
+
+
+@numba.njit(cache=True)
+def first_crossing(p, v, ie, ii, e, d, v_end, tol):
+    """Time ``s`` in ``(0, d]`` of the first upward crossing of ``theta``, or -1 if none.
+
+    ``v < theta`` at ``s = 0`` and ``v_end = V(d)``.  Cheap filters first: when ``h`` is
+    monotone (currents of one sign, or equal synaptic time constants) ``V`` has at most one
+    extremum, so ``V(d) >= theta`` means exactly one crossing in ``(0, d]`` and ``V(d) <
+    theta`` excludes one unless ``dV/dt`` goes from positive to negative (an interior maximum).
+    """
+    theta = p[THETA]
+    a, be, bi = slopes(p, v, ie, ii, e)
+    monotone_h = be * bi >= 0.0 or p[K_E] == p[K_I]
+    if monotone_h:
+        if v_end >= theta:
+            return root(1, p, v, ie, ii, e, a, be, bi, 0.0, d, v - theta, tol)
+        if a <= 0.0 or _h(p, a, be, bi, d)[0] >= 0.0:
+            return -1.0
+    count, z1, z2 = vdot_zeros(p, a, be, bi, d, tol)
+    lo = 0.0
+    for k in range(count + 1):
+        hi = d if k == count else (z1 if k == 0 else z2)
+        v_hi = v_end if k == count else propagate(p, v, ie, ii, e, hi)[0]
+        if v_hi >= theta:
+            f_lo = propagate(p, v, ie, ii, e, lo)[0] - theta
+            return root(1, p, v, ie, ii, e, a, be, bi, lo, hi, f_lo, tol)
+        lo = hi
+    return -1.0
+
+
+@numba.njit(cache=True)
+def interval_max(p, v, ie, ii, e, d, tol):
+    """Largest interior maximum of ``V`` on ``(0, d)``: ``(value, s)``, ``(-inf, -1)`` if none."""
+    a, be, bi = slopes(p, v, ie, ii, e)
+    best, where = -math.inf, -1.0
+    if (be * bi >= 0.0 or p[K_E] == p[K_I]) and (a <= 0.0 or _h(p, a, be, bi, d)[0] >= 0.0):
+        return best, where
+    count, z1, z2 = vdot_zeros(p, a, be, bi, d, tol)
+    for k in range(count):
+        z = z1 if k == 0 else z2
+        if _h(p, a, be, bi, z)[1] < 0.0:  # h decreasing through zero: a maximum of V
+            val = propagate(p, v, ie, ii, e, z)[0]
+            if val > best:
+                best, where = val, z
+    return best, where
+
+
+@numba.njit(cache=True)
+def weighted_integral(p, v, ie, ii, e, d, v_end, gamma):
+    """``int_0^d exp(-gamma s) V(s) ds`` (mV ms) over a free interval, in closed form.
+
+    From ``V' = -V/tau_m + (I_E + I_I + e)/cm`` integrated against ``exp(-gamma s)``:
+    ``(1/tau_m + gamma) K = V(0) - V(d) exp(-gamma d) + (1/cm) (sum_x I_x(0) E(1/tau_x +
+    gamma) + e E(gamma))`` with ``E(alpha) = int_0^d exp(-alpha s) ds``.
+    """
+    inputs = ie * e1(p[IT_E] + gamma, d) + ii * e1(p[IT_I] + gamma, d) + e * e1(gamma, d)
+    num = v - v_end * math.exp(-gamma * d) + p[INV_CM] * inputs
+    return num / (p[IT_M] + gamma)
+
+
+@numba.njit(cache=True)
+def psc_weighted_integral(p, inv_tau_x, kappa_x, d, gamma):
+    """``int_0^d exp(-gamma s) q_x(s) ds``: from ``q' = -q/tau_m + exp(-s/tau_x)/cm``.
+
+    ``(1/tau_m + gamma) J = E(1/tau_x + gamma)/cm - q_x(d) exp(-gamma d)``.
+    """
+    q = d * p[INV_CM] * math.exp(-d * p[IT_M]) * rel_expm1(d * kappa_x)
+    num = p[INV_CM] * e1(inv_tau_x + gamma, d) - q * math.exp(-gamma * d)
+    return num / (p[IT_M] + gamma)

@@ -1,0 +1,257 @@
+"""Event-driven forward integration of ``IF_curr_exp`` neurons over a chunk ``(t0, t1]``.
+
+Every neuron is integrated on its own from its sorted arrivals (:mod:`.arrivals`): between
+events the closed form of :mod:`.closed_form`; events, in time order, are threshold crossings
+(spike, reset to ``v_reset``, refractory until ``t* + tau_refrac`` with ``V`` clamped and the
+currents decaying), ends of refractoriness, arrivals (``I_x += w``) and grid points (where the
+external current may change and where recorded variables are sampled).  Nothing is rounded to
+the grid.
+
+Each neuron writes its spikes and, for the backward pass, a *tape*: one entry per event in time
+order (kind, time, two numbers and an index, see the ``EV_*`` constants).
+
+Readouts over the chunk (``T = t1 - t0``): first spike time; ``v_max`` over continuous time
+(interior maxima where ``dV/dt = 0``, interval ends, ``theta`` at a spike, ``v_reset`` while
+refractory) with its time; ``S_u = (1/T) int V dt`` and ``S_e = (1/T) int exp(-(t-t0)/T) V dt``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from .closed_form import (
+    IT_E,
+    IT_I,
+    T_REF,
+    THETA,
+    V_RESET,
+    first_crossing,
+    interval_max,
+    propagate,
+    vdot,
+    weighted_integral,
+)
+
+#: Tape kinds.  ``a``/``b``/``idx`` per kind:
+#: arrival: a = 1 if refractory at the arrival else 0, idx = arrival index;
+#: spike: a = dV/dt just before, b = dV/dt just after the reset if ``tau_refrac == 0`` else 0,
+#: idx = spike index; refractory end: a = dV/dt just after, idx = -1.
+EV_ARRIVAL, EV_SPIKE, EV_REF_END = 0, 1, 2
+
+#: v_max kinds: the maximum is a state value (adjoint jump at its time) or a constant
+#: (``theta`` at a spike, ``v_reset`` while refractory: no gradient).
+VMAX_STATE, VMAX_CONSTANT = 0, 1
+
+#: Option flags (int array ``opts``).
+OPT_GRID, OPT_RECORD, OPT_VMAX, OPT_VMEAN, OPT_TAPE = range(5)
+
+
+@numba.njit(cache=True)
+def _push_tape(tape, n, kind, t, a, b, idx):
+    """Append one event to the tape at position ``n``; return ``n + 1`` (or -1 when full)."""
+    if n >= tape[1].size:
+        return -1
+    tape[0][n] = kind
+    tape[1][n] = t
+    tape[2][n] = a
+    tape[3][n] = b
+    tape[4][n] = idx
+    return n + 1
+
+
+@numba.njit(cache=True)
+def _vmax_update(acc, value, t, kind, slope, arrival):
+    """Keep the largest candidate: ``acc = [value, time, kind, slope, arrival]``."""
+    if value > acc[0]:
+        acc[0] = value
+        acc[1] = t
+        acc[2] = kind
+        acc[3] = slope
+        acc[4] = arrival
+
+
+@numba.njit(cache=True)
+def _free_interval(p, st, e, t, d, opts, acc, t0, big_t, tol):
+    """Integrate a free interval ``[t, t + d]``; stop at the first crossing.
+
+    ``st = [V, I_E, I_I]`` is updated in place; returns the crossing offset ``s`` (-1 if none).
+    Readout accumulators: ``acc[0:5]`` v_max, ``acc[5]`` S_u, ``acc[6]`` S_e (unnormalised).
+    """
+    v, ie, ii = st[0], st[1], st[2]
+    v1, ie1, ii1 = propagate(p, v, ie, ii, e, d)
+    s = first_crossing(p, v, ie, ii, e, d, v1, tol) if d > 0.0 else -1.0
+    if s >= 0.0:
+        v1, ie1, ii1 = propagate(p, v, ie, ii, e, s)
+        v1 = p[THETA]
+        d = s
+    if opts[OPT_VMAX]:
+        val, z = interval_max(p, v, ie, ii, e, d, tol)
+        _vmax_update(acc, val, t + z, VMAX_STATE, 0.0, -1.0)
+    if opts[OPT_VMEAN]:
+        acc[5] += weighted_integral(p, v, ie, ii, e, d, v1, 0.0)
+        acc[6] += math.exp(-(t - t0) / big_t) * weighted_integral(p, v, ie, ii, e, d, v1, 1 / big_t)
+    st[0], st[1], st[2] = v1, ie1, ii1
+    return s
+
+
+@numba.njit(cache=True)
+def _clamped_interval(p, st, t, d, opts, acc, t0, big_t):
+    """Refractory interval ``[t, t + d]``: ``V = v_reset``, currents decay."""
+    st[1] *= math.exp(-d * p[IT_E])
+    st[2] *= math.exp(-d * p[IT_I])
+    if opts[OPT_VMEAN] and d > 0.0:
+        w0 = math.exp(-(t - t0) / big_t)
+        acc[5] += p[V_RESET] * d
+        acc[6] += p[V_RESET] * w0 * big_t * -math.expm1(-d / big_t)
+
+
+@numba.njit(cache=True)
+def run_neuron(p, ext_j, st, arr, lo, hi, t0, dt, n_steps, opts, rec, spk, ns, tape, nt, acc, tol):
+    """Integrate one neuron over ``(t0, t0 + n_steps dt]``.
+
+    Parameters
+    ----------
+    p : parameter row (:data:`.closed_form.PARAM_NAMES`).
+    ext_j : external current (nA) per grid step, ``(n_steps,)``.
+    st : float64 ``[V, I_E, I_I, refractory end (absolute ms)]``, updated in place.
+    arr : ``(times, weights, channels)`` of the arrivals; this neuron's are ``lo:hi``, sorted.
+    rec : ``(v, i_E, i_I)`` rows ``(n_steps,)`` to sample into when ``opts[OPT_RECORD]``.
+    spk : spike time buffer; ``ns`` its fill; tape buffers ``(kind, t, a, b, idx)``; ``nt``.
+    acc : float64 ``(8,)`` readout accumulators (see :func:`_free_interval`); ``acc[7]`` the
+        first spike time.
+
+    Returns ``(ns, nt)``; ``ns = -1`` when the spike buffer, ``nt = -1`` when the tape is full.
+    """
+    t1 = t0 + n_steps * dt
+    big_t = t1 - t0
+    arr_t, arr_w, arr_c = arr
+    use_grid, use_tape = opts[OPT_GRID], opts[OPT_TAPE]
+    t, k, a = t0, 0, lo
+    e = ext_j[0]
+    while True:
+        tg = t0 + (k + 1) * dt if use_grid else t1
+        tn = min(tg, arr_t[a]) if a < hi else tg
+        refractory = st[3] > t
+        if refractory:
+            tn = min(tn, st[3])
+            _clamped_interval(p, st, t, tn - t, opts, acc, t0, big_t)
+            if opts[OPT_VMAX]:
+                _vmax_update(acc, p[V_RESET], t, VMAX_CONSTANT, 0.0, -1.0)
+            t = tn
+            if t == st[3]:
+                st[0] = p[V_RESET]
+                if use_tape:
+                    nt = _push_tape(
+                        tape, nt, EV_REF_END, t, vdot(p, st[0], st[1], st[2], e), 0.0, -1
+                    )
+        else:
+            s = _free_interval(p, st, e, t, tn - t, opts, acc, t0, big_t, tol)
+            if s >= 0.0:
+                t = t + s
+                if ns >= spk.size:
+                    return -1, nt
+                spk[ns] = t
+                if acc[7] == math.inf:
+                    acc[7] = t - t0
+                slope_in = vdot(p, p[THETA], st[1], st[2], e)
+                st[0] = p[V_RESET]
+                slope_out = vdot(p, st[0], st[1], st[2], e) if p[T_REF] == 0.0 else 0.0
+                if use_tape:
+                    nt = _push_tape(tape, nt, EV_SPIKE, t, slope_in, slope_out, ns)
+                ns += 1
+                st[3] = t + p[T_REF]
+                if opts[OPT_VMAX]:
+                    _vmax_update(acc, p[THETA], t, VMAX_CONSTANT, 0.0, -1.0)
+                if nt < 0:
+                    return ns, nt
+                continue
+            if opts[OPT_VMAX]:
+                slope = vdot(p, st[0], st[1], st[2], e)
+                _vmax_update(
+                    acc, st[0], t, VMAX_STATE, slope, a if a < hi and arr_t[a] == tn else -1
+                )
+            t = tn
+        while a < hi and arr_t[a] <= t:
+            if use_tape:
+                nt = _push_tape(tape, nt, EV_ARRIVAL, t, 1.0 if st[3] > t else 0.0, 0.0, a)
+            st[1 + arr_c[a]] += arr_w[a]
+            a += 1
+        if nt < 0:
+            return ns, nt
+        if t >= tg:
+            if not use_grid:
+                return ns, nt
+            if opts[OPT_RECORD]:
+                rec[0][k] = st[0]
+                rec[1][k] = st[1]
+                rec[2][k] = st[2]
+            k += 1
+            if k >= n_steps:
+                return ns, nt
+            e = ext_j[k]
+
+
+@numba.njit(cache=True)
+def forward_layer(par, ext, state, arr_off, arr, t0, dt, n_steps, opts, rec, spk, tape, ro, tol):
+    """Integrate every neuron of one population for every sample over ``(t0, t0 + n_steps dt]``.
+
+    Parameters
+    ----------
+    par : ``(size, n_params)`` parameter rows.
+    ext : ``(n_steps, 1 or batch, size)`` external current (nA, ``i_offset`` included).
+    state : ``(v, i_E, i_I, ref_end)`` arrays ``(batch, size)`` updated in place.
+    arr_off : ``(batch * size + 1,)`` arrival offsets of neuron ``(b, j)`` at ``b * size + j``.
+    arr : ``(times, weights, channels)``.
+    rec : ``(v, i_E, i_I)`` arrays ``(n_steps, batch, size)`` (or empty when not recording).
+    spk : ``(times, neurons, offsets)``: buffers for the spikes; offsets ``(batch * size + 1,)``.
+    tape : ``(kind, t, a, b, idx, offsets)``; offsets ``(batch * size + 1,)``.
+    ro : ``(first, v_max, v_max_time, v_max_kind, v_max_slope, v_max_arrival, s_u, s_e)``
+        arrays ``(batch, size)``.
+
+    Returns the number of spikes, or -1 / -2 when the spike / tape buffer is too small (state
+    is then left half-updated: callers pass copies and retry with larger buffers).
+    """
+    batch, size = state[0].shape
+    spk_t, spk_n, spk_off = spk
+    tape_off = tape[5]
+    ns, nt = 0, 0
+    st = np.empty(4)
+    acc = np.empty(8)
+    big_t = n_steps * dt
+    for b in range(batch):
+        eb = b if ext.shape[1] > 1 else 0
+        for j in range(size):
+            row = b * size + j
+            spk_off[row] = ns
+            tape_off[row] = nt
+            for m in range(4):
+                st[m] = state[m][b, j]
+            acc[:] = 0.0
+            acc[0] = -math.inf
+            acc[7] = math.inf
+            if st[3] <= t0:  # the start of the run is a v_max candidate
+                _vmax_update(acc, st[0], t0, VMAX_STATE, 0.0, -1.0)
+            r = (rec[0][:, b, j], rec[1][:, b, j], rec[2][:, b, j])
+            n0 = ns
+            ns, nt = run_neuron(
+                par[j], ext[:, eb, j], st, arr, arr_off[row], arr_off[row + 1], t0, dt,
+                n_steps, opts, r, spk_t, ns, tape, nt, acc, tol,
+            )  # fmt: skip
+            if ns < 0:
+                return -1
+            if nt < 0:
+                return -2
+            spk_n[n0:ns] = j
+            for m in range(4):
+                state[m][b, j] = st[m]
+            ro[0][b, j] = acc[7]
+            for m in range(5):
+                ro[1 + m][b, j] = acc[m]
+            ro[6][b, j] = acc[5] / big_t
+            ro[7][b, j] = acc[6] / big_t
+    spk_off[batch * size] = ns
+    tape_off[batch * size] = nt
+    return ns

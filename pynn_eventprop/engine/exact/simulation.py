@@ -1,0 +1,387 @@
+"""Exact continuous-time simulation and EventProp adjoint of a compiled network.
+
+:class:`ExactSimulation` implements the engine contract of
+:mod:`pynn_eventprop.engine.interface` for feed-forward networks of ``IF_curr_exp`` neurons
+(any PyNN parameters, per-neuron values, both receptors, real-valued delays).  Every event
+happens at its exact time (:mod:`.forward`); the time grid only batches the work into runs,
+holds the external current (constant over each step) and is where recorded variables are
+sampled.  Gradients are the exact derivatives of the continuous-time loss (:mod:`.adjoint`).
+
+Chunked runs: a run of ``n`` steps from ``t0`` integrates ``(t0, t0 + n dt]``; state and
+spikes in flight carry over to the next run.  Gradients are taken within one run (arrivals
+carried in from an earlier run are constants of it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...network import CompiledNetwork
+from ..interface import (
+    EngineState,
+    Gradients,
+    InFlight,
+    PopulationState,
+    RunResult,
+    SpikeTrains,
+    check_readouts,
+)
+from .adjoint import backward_layer
+from .arrivals import empty_pending, gather
+from .forward import OPT_GRID, OPT_RECORD, OPT_TAPE, OPT_VMAX, OPT_VMEAN, forward_layer
+from .parameters import CHANNELS, delays_ms, parameter_rows, topological_order
+
+#: Spike times are located to this tolerance (ms).
+TOLERANCE = 1e-13
+
+_RO_NAMES = ("first_spike_time", "v_max", "v_max_time", "v_mean_uniform", "v_mean_exponential")
+_SIGNALS = {"v": 0, "isyn_exc": 1, "isyn_inh": 2}
+
+
+class ExactSimulation:
+    """Event-driven exact engine (see the module docstring).
+
+    Parameters
+    ----------
+    network : CompiledNetwork
+        Read, never modified.
+    dt : float or object with a ``dt`` attribute
+        Grid step (ms).
+    batch_size : int
+    dtype : ``np.float64`` or ``np.float32``: weights, state between runs and recordings.
+        The kernels integrate in float64 either way.
+    readout_populations : iterable of population indices or None
+        Where ``v_max`` and the voltage means are computed (they cost an extremum search per
+        interval); default: populations without outgoing projections.
+    """
+
+    def __init__(self, network: CompiledNetwork, dt, batch_size=1, dtype=np.float64,
+                 readout_populations=None):  # fmt: skip
+        self.network = network
+        self.dt = float(getattr(dt, "dt", dt))
+        if not self.dt > 0:
+            raise ValueError(f"dt must be > 0, got {dt!r}")
+        self.batch = int(batch_size)
+        if self.batch < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.dtype = np.dtype(dtype).type
+        pops = network.populations
+        for pop in pops:
+            if not pop.is_source and pop.model != "IF_curr_exp":
+                raise NotImplementedError(f"the exact engine does not integrate {pop.model!r}")
+        self.order = topological_order(network)
+        self.params = {i: parameter_rows(p) for i, p in enumerate(pops) if not p.is_source}
+        self.v_rest = {i: np.asarray(pops[i].params["v_rest"], float) for i in self.params}
+        self.i_offset = {i: np.asarray(pops[i].params["i_offset"], float) for i in self.params}
+        self._initial = {
+            i: {k: np.array(v, float) for k, v in p.initial.items()} for i, p in enumerate(pops)
+        }
+        self._weights, self._delays, self._w_offset = [], [], [0]
+        for k, proj in enumerate(network.projections):
+            if pops[proj.post].is_source:
+                raise ValueError(f"projection '{proj.label}' targets a spike source")
+            if proj.receptor not in CHANNELS:
+                raise ValueError(f"projection '{proj.label}' has receptor {proj.receptor!r}")
+            self._weights.append(np.where(proj.mask, proj.weights, 0).astype(self.dtype))
+            d = delays_ms(network, k, self.dt)
+            self._check_delays(k, d)
+            self._delays.append(np.where(proj.mask, d, 0.0))
+            self._w_offset.append(self._w_offset[-1] + proj.mask.size)
+        if readout_populations is None:
+            readout_populations = [i for i in self.params if not network.outgoing(i)]
+        self.readout_populations = set(readout_populations)
+        self.reset()
+
+    # --- weights, delays, state -------------------------------------------------------------
+    def _check_delays(self, k, d):
+        mask = self.network.projections[k].mask
+        if not np.all(np.isfinite(d[mask])) or np.any(d[mask] <= 0):
+            raise ValueError(
+                f"delays of projection '{self.network.projections[k].label}' must be > 0 ms"
+            )
+
+    def get_weights(self, k):
+        return self._weights[k].copy()
+
+    def set_weights(self, k, weights):
+        mask = self.network.projections[k].mask
+        self._weights[k] = np.where(mask, np.asarray(weights, float), 0).astype(self.dtype)
+
+    def get_delays(self, k):
+        return self._delays[k].copy()
+
+    def set_delays(self, k, delays):
+        d = np.broadcast_to(np.asarray(delays, float), self._delays[k].shape)
+        self._check_delays(k, d)
+        self._delays[k] = np.where(self.network.projections[k].mask, d, 0.0)
+
+    def reset(self):
+        """Back to ``t = 0`` with the initial values."""
+        self.n = 0
+        self._state = {i: self._initial_state(i) for i in self.params}
+        self._pending = {i: empty_pending(self.dtype) for i in self.params}
+
+    def _initial_state(self, i):
+        size, init = self.network.populations[i].size, self._initial[i]
+        shape = (self.batch, size)
+
+        def value(name, offset=0.0):
+            return np.broadcast_to(np.asarray(init.get(name, 0.0), float) - offset, shape)
+
+        return [
+            np.array(value("v", self.v_rest[i]), self.dtype, order="C"),
+            np.array(value("isyn_exc"), self.dtype, order="C"),
+            np.array(value("isyn_inh"), self.dtype, order="C"),
+            np.full(shape, -np.inf),
+        ]
+
+    def set_initial(self, pop, name, values):
+        """Set an initial value (PyNN units) for this (if at t = 0) and every later reset."""
+        size = self.network.populations[pop].size
+        self._initial[pop][name] = np.broadcast_to(np.asarray(values, float), (size,)).copy()
+        if self.n == 0 and pop in self.params:
+            self._state[pop] = self._initial_state(pop)
+
+    def get_state(self) -> EngineState:
+        t = self.n * self.dt
+        pops = {
+            i: PopulationState(
+                v=st[0] + self.v_rest[i],
+                synaptic={"isyn_exc": st[1].copy(), "isyn_inh": st[2].copy()},
+                refractory=np.maximum(st[3] - t, 0.0),
+            )
+            for i, st in self._state.items()
+        }
+        receptors = np.array(list(CHANNELS))
+        flight = {
+            i: InFlight(
+                arrival=p[2].copy(),
+                sample=p[0].copy(),
+                target=p[1].copy(),
+                receptor=receptors[p[4]],
+                weight=p[3].copy(),
+            )  # fmt: skip
+            for i, p in self._pending.items()
+        }
+        return EngineState(step=self.n, t=t, populations=pops, in_flight=flight)
+
+    def set_state(self, state: EngineState):
+        self.n = int(state.step)
+        t = self.n * self.dt
+        for i, ps in state.populations.items():
+            if i not in self._state:
+                continue
+            ref = np.asarray(ps.refractory, float)
+            self._state[i] = [
+                (np.asarray(ps.v, float) - self.v_rest[i]).astype(self.dtype),
+                np.asarray(ps.synaptic["isyn_exc"], self.dtype).copy(),
+                np.asarray(ps.synaptic["isyn_inh"], self.dtype).copy(),
+                np.where(ref > 0, t + ref, -np.inf),
+            ]
+        for i, f in state.in_flight.items():
+            channel = np.array([CHANNELS[r] for r in f.receptor], np.int8)
+            self._pending[i] = (
+                np.asarray(f.sample, np.int64), np.asarray(f.target, np.int64),
+                np.asarray(f.arrival, float), np.asarray(f.weight, self.dtype), channel,
+            )  # fmt: skip
+
+    # --- running ----------------------------------------------------------------------------
+    def _sources(self, i, trains, t0, t1):
+        if trains is None:
+            return np.zeros(0), np.zeros(0, np.int64), np.zeros(self.batch + 1, np.int64)
+        if trains.batch != self.batch:
+            raise ValueError(f"source {i} has {trains.batch} samples, expected {self.batch}")
+        keep = (trains.times >= t0) & (trains.times < t1)
+        sample = trains.sample_index[keep]
+        off = np.zeros(self.batch + 1, np.int64)
+        np.cumsum(np.bincount(sample, minlength=self.batch), out=off[1:])
+        return trains.times[keep].astype(float), trains.neurons[keep].astype(np.int64), off
+
+    def _external(self, i, currents, n_steps):
+        size = self.network.populations[i].size
+        e = np.broadcast_to(self.i_offset[i], (n_steps, 1, size))
+        extra = currents.get(i)
+        if extra is None:
+            return np.ascontiguousarray(e, float), False
+        extra = np.asarray(extra, float)
+        extra = extra[:, None, :] if extra.ndim == 2 else extra
+        return np.ascontiguousarray(e + extra), True
+
+    def run(self, n_steps, sources=None, currents=None, record=None, keep_for_backward=False):
+        """Advance ``n_steps`` grid steps (see :class:`pynn_eventprop.engine.interface.Engine`)."""
+        n_steps = int(n_steps)
+        sources, currents, record = sources or {}, currents or {}, record or {}
+        t0 = self.n * self.dt
+        t1 = (self.n + n_steps) * self.dt
+        spikes, start, total = {}, {}, 0
+        for i, pop in enumerate(self.network.populations):
+            if pop.is_source:
+                spikes[i] = self._sources(i, sources.get(i), t0, t1)
+                start[i], total = total, total + spikes[i][0].size
+        signals, readouts, tape = {}, {}, {"t0": t0, "t1": t1, "pops": {}}
+        for i in self.order:
+            if i in self.params:
+                start[i] = total
+                out = self._run_population(i, spikes, start, n_steps, t0, currents, record,
+                                           keep_for_backward)  # fmt: skip
+                spikes[i], readouts[i] = out["spikes"], out["readouts"]
+                total += spikes[i][0].size
+                if out["signals"]:
+                    signals[i] = out["signals"]
+                tape["pops"][i] = out.get("tape")
+        self.n += n_steps
+        tape["start"], tape["total"] = start, total
+        size = {i: p.size for i, p in enumerate(self.network.populations)}
+        trains = {i: SpikeTrains(t, n, off, size[i]) for i, (t, n, off) in spikes.items()}
+        return RunResult(
+            t0, n_steps, trains, signals, readouts, tape if keep_for_backward else None
+        )
+
+    def _incoming(self, i, spikes, start):
+        incoming = []
+        for k in self.network.incoming(i):
+            proj = self.network.projections[k]
+            incoming.append((spikes[proj.pre], start[proj.pre], self._weights[k], self._delays[k],
+                             proj.mask, CHANNELS[proj.receptor], self._w_offset[k]))  # fmt: skip
+        return incoming
+
+    def _run_population(self, i, spikes, start, n_steps, t0, currents, record, keep):
+        size, batch = self.network.populations[i].size, self.batch
+        t1 = t0 + n_steps * self.dt
+        off, arr, late = gather(
+            batch, size, t1, self._incoming(i, spikes, start), self._pending[i], self.dtype
+        )
+        ext, varying = self._external(i, currents, n_steps)
+        names = tuple(record.get(i, ()))
+        unknown = set(names) - set(_SIGNALS) - {"spikes"}
+        if unknown:
+            raise ValueError(f"cannot record {sorted(unknown)} from population {i}; allowed: "
+                             f"{['spikes', *_SIGNALS]}")  # fmt: skip
+        recording = any(n in _SIGNALS for n in names)
+        want_ro = i in self.readout_populations
+        opts = np.zeros(5, np.int64)
+        opts[OPT_GRID] = recording or varying
+        opts[OPT_RECORD] = recording
+        opts[OPT_VMAX] = opts[OPT_VMEAN] = want_ro
+        opts[OPT_TAPE] = keep
+        rec_steps = n_steps if recording else 0
+        rec = tuple(np.zeros((rec_steps, batch, size)) for _ in range(3))
+        ro = tuple(np.zeros((batch, size)) for _ in range(8))
+        cap_s = 4 * batch * size + 64
+        cap_t = (off[-1] + 3 * cap_s + 16) if keep else 0
+        while True:
+            state = [np.array(x, np.float64, order="C") for x in self._state[i]]
+            spk = (np.empty(cap_s), np.empty(cap_s, np.int64), np.empty(batch * size + 1, np.int64))
+            tp = (np.empty(cap_t, np.int8), np.empty(cap_t), np.empty(cap_t), np.empty(cap_t),
+                  np.empty(cap_t, np.int64), np.zeros(batch * size + 1, np.int64))  # fmt: skip
+            n = forward_layer(self.params[i], ext, tuple(state), off, arr[:3], t0, self.dt, n_steps,
+                              opts, rec, spk, tp, ro, TOLERANCE)  # fmt: skip
+            if n == -1:
+                cap_s *= 4
+                cap_t = (off[-1] + 3 * cap_s + 16) if keep else 0
+            elif n == -2:
+                cap_t *= 2
+            else:
+                break
+        self._state[i] = [state[0].astype(self.dtype), state[1].astype(self.dtype),
+                          state[2].astype(self.dtype), state[3]]  # fmt: skip
+        self._pending[i] = late
+        spk_t, spk_n, spk_off = spk[0][:n], spk[1][:n], spk[2]
+        result = {
+            "spikes": (
+                spk_t,
+                spk_n,
+                np.ascontiguousarray(spk_off[::size] if size else np.zeros(batch + 1, np.int64)),
+            ),
+            "readouts": self._readouts(i, ro, t0, want_ro),
+            "signals": {
+                name: (rec[_SIGNALS[name]] + (self.v_rest[i] if name == "v" else 0.0)).astype(
+                    self.dtype
+                )
+                for name in names
+                if name in _SIGNALS
+            },
+        }
+        if keep:
+            nt = tp[5][-1]
+            result["tape"] = {
+                "tape": tuple(x[:nt] for x in tp[:5]) + (tp[5],),
+                "arr": (arr[1], arr[2], arr[3], arr[4]),
+                "spk_off": spk_off,
+                "ref_end": state[3].copy(),
+                "vmax": (ro[2], ro[3], ro[4], ro[5]),
+            }
+        return result
+
+    def _readouts(self, i, ro, t0, full):
+        out = {"first_spike_time": ro[0]}
+        if full:
+            out.update(
+                v_max=ro[1], v_max_time=ro[2] - t0, v_mean_uniform=ro[6], v_mean_exponential=ro[7]
+            )
+        return out
+
+    def readouts(self, result: RunResult, pop: int, names) -> dict:
+        """Per-neuron readouts of a run (``v_max`` etc. only for ``readout_populations``)."""
+        names = check_readouts(names)
+        have = result.readouts.get(pop, {})
+        missing = [n for n in names if n not in have]
+        if missing:
+            raise ValueError(
+                f"readouts {missing} of population {pop} were not computed in this run; add the "
+                "population to ExactSimulation.readout_populations before running"
+            )
+        return {n: have[n] for n in names}
+
+    # --- gradients --------------------------------------------------------------------------
+    def backward(
+        self, result: RunResult, readout_grads, extra_grads=None, adjoints=False
+    ) -> Gradients:
+        """Exact ``dL/dw`` and ``dL/d(delay)`` of every projection (see :mod:`.adjoint`)."""
+        tape = result.tape
+        if tape is None:
+            raise ValueError("backward needs a run made with keep_for_backward=True")
+        dldt = np.zeros(tape["total"])
+        grads = (np.zeros(self._w_offset[-1]), np.zeros(self._w_offset[-1]))
+        for i in reversed(self.order):
+            if i not in self.params:
+                continue
+            g = self._readout_grads(i, readout_grads, extra_grads)
+            t = tape["pops"][i]
+            backward_layer(self.params[i], t["tape"], t["arr"], dldt, tape["start"][i],
+                           t["spk_off"], g, t["vmax"], tape["t0"], tape["t1"], t["ref_end"],
+                           grads)  # fmt: skip
+        weights, delays = [], []
+        for k, proj in enumerate(self.network.projections):
+            lo, hi = self._w_offset[k], self._w_offset[k + 1]
+            weights.append(np.where(proj.mask, grads[0][lo:hi].reshape(proj.mask.shape), 0.0))
+            delays.append(np.where(proj.mask, grads[1][lo:hi].reshape(proj.mask.shape), 0.0))
+        out = Gradients(weights=weights, delays=delays)
+        out.spike_times = {
+            i: dldt[s : s + result.spikes[i].times.size] for i, s in tape["start"].items()
+        }
+        return out
+
+    @staticmethod
+    def event_structure(result: RunResult) -> tuple:
+        """The order of every neuron's events in a run kept for backward (a hashable tuple).
+
+        The loss is a smooth function of the weights as long as this does not change (the
+        finite-difference tests compare it before and after a perturbation).
+        """
+        out = []
+        for i, t in sorted(result.tape["pops"].items()):
+            kind, idx, off = t["tape"][0], t["tape"][4], t["tape"][5]
+            out.append((i, kind.tobytes(), np.where(kind == 1, 0, idx).tobytes(), off.tobytes()))
+        return tuple(out)
+
+    def _readout_grads(self, i, *grad_dicts):
+        shape = (self.batch, self.network.populations[i].size)
+        g = [np.zeros(shape) for _ in range(4)]
+        slots = {"first_spike_time": 0, "v_max": 1, "v_mean_uniform": 2, "v_mean_exponential": 3}
+        for grads in grad_dicts:
+            for name, value in (grads or {}).get(i, {}).items():
+                if name not in slots:
+                    raise ValueError(f"no gradient through readout {name!r}")
+                g[slots[name]] = g[slots[name]] + np.where(np.isfinite(value), value, 0.0)
+        return tuple(g)

@@ -1,1 +1,0 @@
-"""Runnable PyNN scripts shipped with the package (``pynn-eventprop train ...``)."""
