@@ -21,10 +21,6 @@ from pyNN.connectors import (  # noqa: F401
     DisplacementDependentProbabilityConnector,
     DistanceDependentProbabilityConnector,
     FixedNumberConnector,
-    FixedNumberPostConnector,
-    FixedNumberPreConnector,
-    FixedProbabilityConnector,
-    FixedTotalNumberConnector,
     FromFileConnector,
     FromListConnector,
     IndexBasedProbabilityConnector,
@@ -38,6 +34,12 @@ from pyNN.random import GSLRNG, NumpyRNG, RandomDistribution  # noqa: F401
 from pyNN.space import Space  # noqa: F401
 from pyNN.standardmodels import StandardCellType
 
+from .connectors import (  # noqa: F401  (PyNN's, with their arguments checked)
+    FixedNumberPostConnector,
+    FixedNumberPreConnector,
+    FixedProbabilityConnector,
+    FixedTotalNumberConnector,
+)
 from .control import (  # noqa: F401
     connect,
     create,

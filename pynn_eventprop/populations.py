@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import numpy as np
 from pyNN import common, errors
+from pyNN.models import BaseCellType
 from pyNN.parameters import LazyArray, ParameterSpace, simplify
 
 from . import simulator
 from .recording import Recorder
 from .standardmodels.cells import SUPPORTED_CELL_TYPES
+from .validation import (
+    NoDataError,
+    check_current_population,
+    check_integer,
+    check_per_neuron_length,
+    short_repr,
+)
 
 
 class Assembly(common.Assembly):
@@ -33,11 +41,52 @@ class Assembly(common.Assembly):
 
 
 class _ParameterAccess:
-    """``_get_parameters`` shared by Population and PopulationView (identity translations)."""
+    """Shared by Population and PopulationView: parameter access and checks of arguments."""
 
     def _get_parameters(self, *names):
         native_names = self.celltype.get_native_names(*names)
         return self.celltype.reverse_translate(self._get_native_parameters(*native_names))
+
+    def set(self, **parameters):
+        check_current_population(self, "population", simulator.state)
+        space = ParameterSpace(parameters, self.celltype.get_schema(), shape=None)
+        check_parameter_shapes(space, self.size, self._where())
+        super().set(**parameters)
+
+    set.__doc__ = common.Population.set.__doc__
+
+    def record(self, variables, to_file=None, sampling_interval=None, locations=None):
+        check_current_population(self, "population", simulator.state)
+        super().record(variables, to_file, sampling_interval, locations)
+
+    record.__doc__ = common.Population.record.__doc__
+
+    def get_data(self, variables="all", gather=True, clear=False, locations=None):
+        names = [variables] if isinstance(variables, str) else list(variables)
+        allowed = ["all", *self.celltype.recordable]
+        unknown = [name for name in names if name not in allowed]
+        if unknown:
+            raise errors.RecordingError(unknown[0], self.celltype)
+        no_segment = next(iter(self.recorder.cache), None) is None
+        if no_segment and not simulator.state.running:
+            raise NoDataError(
+                f"get_data() of population '{self.label}' before any run(): nothing has been "
+                f"recorded yet; call run() first (recorded variables: "
+                f"{sorted(v.name for v in self.recorder.recorded)})"
+            )
+        return super().get_data(variables, gather, clear, locations)
+
+    get_data.__doc__ = common.Population.get_data.__doc__
+
+    def _check_initial_values(self, initial_values: dict):
+        check_current_population(self, "population", simulator.state)
+        for name, value in initial_values.items():
+            check_per_neuron_length(
+                f"initial value of {name}", value, self.size, self._where(), ValueError
+            )
+
+    def _where(self) -> str:
+        return f"in {type(self.celltype).__name__} population '{self.label}'"
 
 
 class Population(_ParameterAccess, common.Population):
@@ -46,6 +95,19 @@ class Population(_ParameterAccess, common.Population):
     _recorder_class = Recorder
     _assembly_class = Assembly
 
+    def __init__(
+        self, size, cellclass, cellparams=None, structure=None, initial_values=None, label=None
+    ):
+        if not isinstance(size, tuple):
+            check_integer("size", size, minimum=1, where="of a Population")
+        is_type = isinstance(cellclass, type) and issubclass(cellclass, BaseCellType)
+        if not (is_type or isinstance(cellclass, BaseCellType)):
+            raise TypeError(
+                f"cellclass of a Population must be a cell type such as IF_curr_exp(), got "
+                f"{cellclass!r}"
+            )
+        super().__init__(size, cellclass, cellparams, structure, initial_values or {}, label)
+
     def _create_cells(self):
         check_cell_type(self.celltype)
         state = simulator.state
@@ -53,6 +115,7 @@ class Population(_ParameterAccess, common.Population):
         self.all_cells = np.array([simulator.ID(i) for i in id_range], dtype=simulator.ID)
         self._mask_local = np.ones(self.size, dtype=bool)
         space = self.celltype.native_parameters
+        check_parameter_shapes(space, self.size, self._where())
         space.shape = (self.size,)
         space.evaluate(mask=self._mask_local, simplify=False)
         self._generator = None
@@ -89,6 +152,12 @@ class Population(_ParameterAccess, common.Population):
         self._replace_parameters(params)
 
     # --- initial values --------------------------------------------------------------------------
+    def initialize(self, **initial_values):
+        self._check_initial_values(initial_values)
+        super().initialize(**initial_values)
+
+    initialize.__doc__ = common.Population.initialize.__doc__
+
     def _initial_value_arrays(self) -> dict[str, np.ndarray]:
         """Initial values of the state variables as float arrays ``(size,)`` (PyNN units)."""
         if self.celltype.is_spike_source:
@@ -160,6 +229,7 @@ class PopulationView(_ParameterAccess, common.PopulationView):
 
     def initialize(self, **initial_values):
         """Set initial values of this view's neurons (the parent's other neurons keep theirs)."""
+        self._check_initial_values(initial_values)
         owner, idx = self.grandparent, self._parent_indices()
         current = owner._initial_value_arrays()
         for variable, value in initial_values.items():
@@ -181,3 +251,18 @@ def check_cell_type(celltype):
             f"{type(celltype).__name__} is not available in pynn_eventprop; supported cell "
             f"types: {supported} (use the classes exported by pynn_eventprop)"
         )
+
+
+def check_parameter_shapes(space: ParameterSpace, size: int, where: str) -> None:
+    """Raise ``InvalidParameterValueError`` for per-neuron parameter arrays not of length ``size``.
+
+    ``space`` is an unshaped ParameterSpace: PyNN has fixed the shape of array values only.
+    """
+    for name, value in space.items():
+        shape = getattr(value, "shape", None)
+        if shape is not None and tuple(shape) != (size,):
+            raise errors.InvalidParameterValueError(
+                f"{name} has {shape[0] if shape else 0} values {where} of {size} neurons; give "
+                f"one value for all neurons or exactly {size}, got "
+                f"{short_repr(getattr(value, 'base_value', value))}"
+            )

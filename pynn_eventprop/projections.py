@@ -10,16 +10,21 @@ index (in the index space of ``pre`` and ``post``, which may be views or assembl
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 from pyNN import common, errors
 from pyNN.connectors import FromFileConnector, FromListConnector
 from pyNN.space import Space
 
 from . import simulator
+from .connectors import check_connector
 from .standardmodels.synapses import SUPPORTED_SYNAPSE_TYPES, StaticSynapse
+from .validation import check_current_population, short_repr
 
 _AGGREGATE = {"sum": np.add.at, "min": np.minimum.at, "max": np.maximum.at}
 _ATTRIBUTES = ("weight", "delay")
+_INDICES = ("presynaptic_index", "postsynaptic_index")
 
 
 class Connection(common.Connection):
@@ -73,6 +78,12 @@ class Projection(common.Projection):
         label=None,
     ):
         check_synapse_type(synapse_type)
+        for role, neurons in (
+            ("presynaptic population", presynaptic_population),
+            ("postsynaptic population", postsynaptic_population),
+        ):
+            if isinstance(neurons, common.BasePopulation | common.Assembly):
+                check_current_population(neurons, role, simulator.state)
         common.Projection.__init__(
             self,
             presynaptic_population,
@@ -88,7 +99,9 @@ class Projection(common.Projection):
         self._arrays = None
         #: dense ``(n_pre, n_post)`` gradient of the last EventProp training step, or None
         self.gradient_matrix = None
+        check_connector(connector, self)
         check_connection_list(connector, self)
+        check_given_weight(self.synapse_type, self)
         connector.connect(self)
         simulator.state.add_projection(self)
 
@@ -126,13 +139,25 @@ class Projection(common.Projection):
         return self._pre_idx.size
 
     def _attribute(self, name: str) -> np.ndarray:
-        trainable = getattr(self.synapse_type, "trainable", False)
-        if name == "gradient" and trainable:
+        self._check_attribute_name(name)
+        if name == "gradient":
             return self._gradient_values()
-        if name not in _ATTRIBUTES:
-            allowed = list(_ATTRIBUTES) + (["gradient"] if trainable else [])
-            raise errors.NonExistentParameterError(name, type(self.synapse_type).__name__, allowed)
         return self._connection_arrays()[name]
+
+    def _check_attribute_name(self, name, extra=()):
+        """Raise ``NonExistentParameterError`` unless ``name`` is an attribute of connections."""
+        trainable = getattr(self.synapse_type, "trainable", False)
+        allowed = [*_ATTRIBUTES, *(["gradient"] if trainable else []), *extra]
+        if not isinstance(name, str) or name not in allowed:
+            raise errors.NonExistentParameterError(name, type(self.synapse_type).__name__, allowed)
+
+    def get(self, attribute_names, format, gather=True, with_address=True, multiple_synapses="sum"):
+        names = [attribute_names] if isinstance(attribute_names, str) else attribute_names
+        for name in names:
+            self._check_attribute_name(name, _INDICES if format == "list" else ())
+        return super().get(attribute_names, format, gather, with_address, multiple_synapses)
+
+    get.__doc__ = common.Projection.get.__doc__
 
     def _gradient_values(self) -> np.ndarray:
         """``dL/dw`` per connection from the last training step (zeros before any)."""
@@ -196,6 +221,19 @@ class Projection(common.Projection):
                 value = value[self._pre_idx, self._post_idx]
             self._assign(name, which, value)
 
+    def _value_list_to_array(self, attributes):
+        """PyNN's conversion of per-pair lists for ``set()``, after checking their shapes."""
+        pairs = np.unique(self._pre_idx * self.post.size + self._post_idx).size
+        for name, value in attributes.items():
+            shape = np.shape(value) if isinstance(value, list | tuple | np.ndarray) else ()
+            if shape and shape != (pairs,) and shape != self.shape:
+                raise errors.InvalidParameterValueError(
+                    f"{name} of projection '{self.label}' must be one value, {pairs} values (one "
+                    f"per connected pair, in the order of get(format='array')) or an array of "
+                    f"shape {self.shape} (pre.size, post.size), got shape {shape}"
+                )
+        return super()._value_list_to_array(attributes)
+
     def _get_attributes_as_arrays(self, names, multiple_synapses="sum"):
         pre, post = self._pre_idx, self._post_idx
         connected = np.zeros(self.shape, dtype=bool)
@@ -244,6 +282,30 @@ def check_weights_finite(weights, projection):
             f"weight must be finite in projection '{projection.label}', got "
             f"{np.ravel(weights)[np.flatnonzero(bad)[0]]!r}"
         )
+
+
+def check_given_weight(synapse_type, projection):
+    """Check a numeric weight given to the synapse type before any connection is made.
+
+    Finite first (PyNN's sign check reports a NaN weight as a weight of the wrong sign), then
+    the synapse type's own weight check, with the value and receptor type added to its message.
+    Weights drawn from distributions or computed from distances are checked as connections
+    are made.
+    """
+    value = synapse_type.parameter_space["weight"].base_value
+    if not isinstance(value, numbers.Real | np.ndarray):
+        return
+    check_weights_finite(np.asarray(value, dtype=float), projection)
+    check = synapse_type.parameter_checks.get("weight")
+    if check is None:
+        return
+    try:
+        check(value, projection)
+    except errors.ConnectionError as err:
+        raise errors.ConnectionError(
+            f"{err}: got weight {short_repr(value)} for receptor_type "
+            f"'{projection.receptor_type}' in projection '{projection.label}'"
+        ) from None
 
 
 def check_connection_list(connector, projection):

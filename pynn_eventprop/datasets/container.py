@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..validation import check_integer
+
 
 def _readonly_view(array: np.ndarray) -> np.ndarray:
     view = array.view()
@@ -128,9 +130,7 @@ class SpikeDataset:
         ------
         (times, labels) : copies, so the caller may modify them.
         """
-        if int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        batch_size = int(batch_size)
+        batch_size = check_integer("batch_size", batch_size, minimum=1)
         if shuffle:
             if rng is None:
                 raise ValueError(
@@ -147,5 +147,5 @@ class SpikeDataset:
 
     def n_batches(self, batch_size: int, drop_last: bool = False) -> int:
         """Number of batches :meth:`batches` yields (for progress bars)."""
-        full, rest = divmod(len(self), int(batch_size))
+        full, rest = divmod(len(self), check_integer("batch_size", batch_size, minimum=1))
         return full + (1 if rest and not drop_last else 0)

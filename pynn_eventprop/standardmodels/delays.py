@@ -24,6 +24,10 @@ def check_delays(delays, projection):
     low = -np.inf if state._min_delay == "auto" else state._min_delay
     high = np.inf if state._max_delay == "auto" else state._max_delay
     values = np.asarray(delays, dtype=float)
+    if not np.all(np.isfinite(values)):
+        raise errors.ConnectionError(
+            f"delay must be a finite number of ms, got {float(values[~np.isfinite(values)][0])!r}"
+        )
     bad = ~((values >= low - 1e-12) & (values <= high + 1e-12))
     if np.any(bad):
         raise errors.ConnectionError(

@@ -15,6 +15,7 @@ from pyNN.parameters import ParameterSpace, Sequence
 from pyNN.standardmodels import StandardCurrentSource, build_translations, electrodes
 
 from ..simulator import state
+from ..validation import StaleObjectError, check_current_population
 
 
 def _identity_translations(base):
@@ -60,9 +61,19 @@ class CurrentSource(StandardCurrentSource):
     # --- targets -------------------------------------------------------------------------------
     def inject_into(self, cells):
         """Inject into a Population, PopulationView, Assembly or list of IDs."""
+        if not any(source is self for source in state.current_sources):
+            raise StaleObjectError(
+                f"{type(self).__name__} was created before the last setup(), which destroyed "
+                f"it; create it again after setup()"
+            )
         for cell in cells:
+            check_current_population(cell.parent, "population", state)
             if not cell.celltype.injectable:
-                raise TypeError("Can't inject current into a spike source.")
+                raise TypeError(
+                    f"cannot inject {type(self).__name__} into spike source population "
+                    f"'{cell.parent.label}' ({type(cell.celltype).__name__}); current sources "
+                    f"need neurons such as IF_curr_exp or IF_cond_exp"
+                )
             index = cell.parent._index
             self._targets.setdefault(index, []).append(int(cell.parent.id_to_index(cell)))
 
@@ -116,6 +127,7 @@ class DCSource(CurrentSource, electrodes.DCSource):
     def _check(self, values):
         super()._check(values)
         _check_non_negative(self, values, "start", "stop")
+        _check_stop_after_start(self, values)
 
     def _waveform(self, grid_steps, dt):
         p = self._native
@@ -169,6 +181,7 @@ class ACSource(CurrentSource, electrodes.ACSource):
     def _check(self, values):
         super()._check(values)
         _check_non_negative(self, values, "start", "stop", "frequency")
+        _check_stop_after_start(self, values)
 
     def _waveform(self, grid_steps, dt):
         p = self._native
@@ -191,6 +204,7 @@ class NoisyCurrentSource(CurrentSource, electrodes.NoisyCurrentSource):
     def _check(self, values):
         super()._check(values)
         _check_non_negative(self, values, "start", "stop", "stdev")
+        _check_stop_after_start(self, values)
         ratio = values["dt"] / state.dt
         if values["dt"] <= 0 or abs(ratio - round(ratio)) > 1e-9 * max(1.0, ratio):
             raise InvalidParameterValueError(
@@ -220,6 +234,14 @@ def _check_non_negative(source, values, *names):
             raise InvalidParameterValueError(
                 f"{name} of {type(source).__name__} must be >= 0, got {values[name]!r}"
             )
+
+
+def _check_stop_after_start(source, values):
+    if values["stop"] < values["start"]:
+        raise InvalidParameterValueError(
+            f"stop of {type(source).__name__} must be >= start={values['start']!r} ms, got "
+            f"stop={values['stop']!r} ms"
+        )
 
 
 SUPPORTED_CURRENT_SOURCES = (DCSource, StepCurrentSource, ACSource, NoisyCurrentSource)
