@@ -191,23 +191,26 @@ class Membrane:
         self.v_reset = p["v_reset"] - p["v_rest"]
         self.v_rest = p["v_rest"]
 
-    def _psp(self, tau_s: float, h):
+    def _psp(self, tau_s: float, h, exp):
         """``V(h)`` for ``V(0) = 0`` and a unit current decaying with ``tau_s`` (mV per nA)."""
         if abs(tau_s - self.tau_m) < 1e-9 * self.tau_m:
-            return h / self.cm * np.exp(-h / self.tau_m)
+            return h / self.cm * exp(-h / self.tau_m)
         scale = self.tau_m * tau_s / (self.cm * (tau_s - self.tau_m))
-        return scale * (np.exp(-h / tau_s) - np.exp(-h / self.tau_m))
+        return scale * (exp(-h / tau_s) - exp(-h / self.tau_m))
 
     def voltage(self, s: State, h):
         """``V`` a time ``h`` (ms, scalar or array, >= 0) after the piece starting in ``s``."""
+        scalar = np.ndim(h) == 0
         if s.clamped:
-            return np.full(np.shape(h), self.v_reset) if np.ndim(h) else self.v_reset
+            return self.v_reset if scalar else np.full(np.shape(h), self.v_reset)
+        exp = math.exp if scalar else np.exp  # math.exp: quad and brentq call this per point
+        h = float(h) if scalar else h
         v_inf = self.tau_m * s.e / self.cm
         return (
             v_inf
-            + (s.v - v_inf) * np.exp(-h / self.tau_m)
-            + s.i_e * self._psp(self.tau[0], h)
-            + s.i_i * self._psp(self.tau[1], h)
+            + (s.v - v_inf) * exp(-h / self.tau_m)
+            + s.i_e * self._psp(self.tau[0], h, exp)
+            + s.i_i * self._psp(self.tau[1], h, exp)
         )
 
     def currents(self, s: State, h):
