@@ -45,7 +45,9 @@ def projection(pre, post, weights, delays, receptor="excitatory", mask=None):
     return CompiledProjection(f"{pre}->{post}", pre, post, receptor, weights, delays, mask, True)
 
 
-def random_network(rng, n_in=5, hidden=(6,), n_out=3, inhibition=True, gain=1.2, **params):
+def random_network(
+    rng, n_in=5, hidden=(6,), n_out=3, inhibition=True, gain=1.2, out_params=None, **params
+):
     """Feed-forward network with per-neuron parameters, refractoriness, ``v_reset != v_rest``,
     real-valued mixed delays in [1, 3] ms and an inhibitory projection into every layer."""
     sizes = [n_in, *hidden, n_out]
@@ -62,7 +64,10 @@ def random_network(rng, n_in=5, hidden=(6,), n_out=3, inhibition=True, gain=1.2,
             tau_refrac=rng.uniform(0.5, 2.0, size),
             i_offset=rng.uniform(0.0, 0.1, size),
         )
-        pops.append(neurons(f"l{k}", size, **{**base, **params}))
+        last = k == len(sizes) - 2
+        pops.append(
+            neurons(f"l{k}", size, **{**base, **params, **((out_params or {}) if last else {})})
+        )
     projs = []
     for k in range(len(sizes) - 1):
         shape = (sizes[k], sizes[k + 1])

@@ -171,7 +171,7 @@ def run_neuron(p, ext_j, st, arr, lo, hi, t0, dt, n_steps, opts, rec, spk, ns, t
             if opts[OPT_VMAX]:
                 slope = vdot(p, st[0], st[1], st[2], e)
                 _vmax_update(
-                    acc, st[0], t, VMAX_STATE, slope, a if a < hi and arr_t[a] == tn else -1
+                    acc, st[0], tn, VMAX_STATE, slope, a if a < hi and arr_t[a] == tn else -1
                 )
             t = tn
         while a < hi and arr_t[a] <= t:

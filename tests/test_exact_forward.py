@@ -1,0 +1,175 @@
+"""Exact-engine forward pass: closed forms, the crossing detector, dt-independence, chunking.
+
+Tolerances: spike times within 1e-9 ms (the root finder stops at 1e-13 ms; what remains is
+float64 rounding of the closed form, ~1e-14 relative, accumulated over events), voltages
+within 1e-9 mV.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.optimize import brentq
+from test_exact_networks import neurons, projection, random_input, random_network, source
+
+from pynn_eventprop.engine.exact import ExactSimulation
+from pynn_eventprop.engine.exact.closed_form import first_crossing, propagate
+from pynn_eventprop.engine.exact.parameters import parameter_rows
+from pynn_eventprop.engine.interface import SpikeTrains
+from pynn_eventprop.network import CompiledNetwork
+
+
+def _psp(t, w, tau_m, tau_s, cm):
+    """Analytic PSP (mV) of a current jump ``w`` nA at ``t = 0`` (exp synapse)."""
+    if tau_s == tau_m:
+        return w / cm * t * np.exp(-t / tau_m)
+    return w * tau_m * tau_s / (cm * (tau_s - tau_m)) * (np.exp(-t / tau_s) - np.exp(-t / tau_m))
+
+
+@pytest.mark.parametrize("receptor,tau_syn", [("excitatory", 5.0), ("inhibitory", 20.0)])
+def test_single_psp_matches_the_analytic_formula(receptor, tau_syn):
+    w, t_spike, delay = (0.8 if receptor == "excitatory" else -0.8), 3.3, 1.7
+    post = neurons("n", 1, tau_syn_E=tau_syn, tau_syn_I=tau_syn, v_thresh=0.0)
+    net = CompiledNetwork([source("s", 1), post], [projection(0, 1, [[w]], delay, receptor)])
+    sim = ExactSimulation(net, 0.1)
+    inp = SpikeTrains.from_lists([[[t_spike]]])
+    v = sim.run(300, sources={0: inp}, record={1: ["v"]}).signals[1]["v"][:, 0, 0]
+    t = 0.1 * np.arange(1, 301)
+    s = np.clip(t - t_spike - delay, 0.0, None)
+    expected = -65.0 + _psp(s, w, 20.0, tau_syn, 1.0)
+    np.testing.assert_allclose(v, expected, rtol=0, atol=1e-12)
+
+
+def _dc_spike_times(current, t_on=20.0, t_end=200.0):
+    """Analytic spike times of the DC-driven neuron, root-found with brentq on the closed form."""
+    theta, tau_m, tau_ref, r = 13.0, 15.0, 2.0, 15.0  # mV, ms, ms, MOhm (cm = 1 nF)
+    s = brentq(lambda x: current * r * (1 - math.exp(-x / tau_m)) - theta, 1e-9, 1e3, xtol=1e-15)
+    times = [t_on + s]
+    while times[-1] + tau_ref + s < t_end:
+        times.append(times[-1] + tau_ref + s)
+    return np.array(times), tau_ref + s
+
+
+@pytest.mark.parametrize("dt", [0.1, 1.0])
+def test_dc_driven_neuron_interspike_interval(dt):
+    pop = neurons("n", 2, tau_m=15.0, tau_refrac=2.0, v_thresh=-52.0, v_reset=-65.0)
+    sim = ExactSimulation(CompiledNetwork([pop], []), dt)
+    n = int(round(200.0 / dt))
+    cur = np.zeros((n, 2))
+    on = int(round(20.0 / dt))
+    cur[on:] = [1.2, 2.0]
+    spikes = sim.run(n, currents={0: cur}).spikes[0].per_neuron(0)
+    for j, amp, isi in ((0, 1.2, 21.214), (1, 2.0, 10.520)):
+        expected, interval = _dc_spike_times(amp)
+        assert abs(interval - isi) < 1e-3
+        assert spikes[j].size == expected.size
+        np.testing.assert_allclose(spikes[j], expected, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(np.diff(spikes[j]), interval, rtol=0, atol=1e-9)
+
+
+def _run_random(dt, duration=40.0, record=(), chunks=1, seed=3):
+    rng = np.random.default_rng(seed)
+    net = random_network(rng, hidden=(6, 5), gain=1.5)
+    inp = random_input(rng, 2, 5, 25.0, per_neuron=4)
+    sim = ExactSimulation(net, dt, batch_size=2)
+    n = int(round(duration / dt))
+    per = n // chunks
+    rec = {p: list(record) for p in (1, 2, 3)}
+    results = [sim.run(per, sources={0: inp}, record=rec) for _ in range(chunks)]
+    return sim, results
+
+
+def _times(results, pop, b):
+    per = [r.spikes[pop].per_neuron(b) for r in results]
+    return [np.concatenate([p[j] for p in per]) for j in range(len(per[0]))]
+
+
+def test_spike_times_do_not_depend_on_dt():
+    ref = _run_random(0.01)[1]
+    counts = [sum(t.size for t in _times(ref, p, b)) for p in (1, 2, 3) for b in (0, 1)]
+    assert min(counts) > 0 and max(t.size for t in _times(ref, 1, 0)) >= 2
+    for dt in (1.0, 0.5, 0.1):
+        res = _run_random(dt)[1]
+        for pop in (1, 2, 3):
+            for b in (0, 1):
+                for got, want in zip(_times(res, pop, b), _times(ref, pop, b), strict=True):
+                    assert got.size == want.size
+                    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+
+
+def test_recorded_voltage_is_the_exact_value_at_grid_points():
+    coarse = _run_random(1.0, record=["v", "isyn_exc"])[1][0].signals
+    fine = _run_random(0.1, record=["v", "isyn_exc"])[1][0].signals
+    for pop in (1, 2, 3):
+        for name in ("v", "isyn_exc"):
+            np.testing.assert_allclose(coarse[pop][name], fine[pop][name][9::10], atol=1e-9)
+
+
+def test_chunked_runs_carry_state_and_spikes_in_flight():
+    whole = _run_random(0.5)[1]
+    sim, parts = _run_random(0.5, chunks=8)
+    for pop in (1, 2, 3):
+        for b in (0, 1):
+            for got, want in zip(_times(parts, pop, b), _times(whole, pop, b), strict=True):
+                np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    state = sim.get_state()
+    sim.reset()
+    sim.set_state(state)
+    assert sim.get_state().step == state.step
+
+
+def _closed_form(s, v, ie, ii, e, tau_m=10.0, tau_e=1.0, tau_i=8.0, cm=0.25):
+    """V(s) written independently of the engine (numpy, textbook form)."""
+    em = np.exp(-s / tau_m)
+    psc = [
+        i0 * tau_m * tau / (cm * (tau - tau_m)) * (np.exp(-s / tau) - em)
+        for i0, tau in ((ie, tau_e), (ii, tau_i))
+    ]
+    return v * em + psc[0] + psc[1] + e * tau_m / cm * (1 - em)
+
+
+def _dense_first_crossing(v, ie, ii, e, d, theta=5.0):
+    """Reference: first sign change of V - theta on a fine sampling, refined with brentq."""
+    s = np.linspace(0.0, d, 200001)
+    up = np.nonzero(_closed_form(s, v, ie, ii, e) >= theta)[0]
+    if up.size == 0:
+        return -1.0
+    k = up[0]
+    return brentq(lambda x: _closed_form(x, v, ie, ii, e) - theta, s[k - 1], s[k], xtol=1e-14)
+
+
+def test_crossing_detector_finds_crossings_between_two_extrema():
+    """tau_syn_E != tau_syn_I and currents of opposite sign: V may rise above theta and fall
+    back before the end of the interval (two extrema); no crossing may be missed."""
+    rng = np.random.default_rng(0)
+    pop = neurons("n", 1, tau_m=10.0, tau_syn_E=1.0, tau_syn_I=8.0, cm=0.25, v_thresh=-60.0)
+    p = parameter_rows(pop)[0]
+    hidden_crossings = 0
+    for _ in range(300):
+        v, ie, ii = rng.uniform(-10, 4.9), rng.uniform(0, 6), rng.uniform(-6, 3)
+        e, d = rng.uniform(-0.5, 0.5), rng.uniform(0.5, 20.0)
+        v_end = propagate(p, v, ie, ii, e, d)[0]
+        got = first_crossing(p, v, ie, ii, e, d, v_end, 1e-13)
+        want = _dense_first_crossing(v, ie, ii, e, d)
+        hidden_crossings += want >= 0 and v_end < p[7]
+        assert (got >= 0) == (want >= 0)
+        if want >= 0:
+            assert abs(got - want) < 1e-9
+    assert hidden_crossings > 5
+
+
+def test_float32_engine_matches_float64():
+    rng = np.random.default_rng(3)
+    net = random_network(rng, hidden=(6,))
+    inp = random_input(rng, 2, 5, 25.0)
+    out = {}
+    for dtype in (np.float64, np.float32):
+        sim = ExactSimulation(net, 0.5, batch_size=2, dtype=dtype)
+        res = sim.run(80, sources={0: inp}, record={1: ["v"]}, keep_for_backward=True)
+        grads = sim.backward(res, {2: {"first_spike_time": np.ones((2, 3))}})
+        out[dtype] = (res.spikes[1].times, res.signals[1]["v"], grads.weights[0])
+        assert res.signals[1]["v"].dtype == dtype
+    np.testing.assert_allclose(out[np.float32][0], out[np.float64][0], atol=1e-4)
+    np.testing.assert_allclose(out[np.float32][2], out[np.float64][2], rtol=1e-3, atol=1e-4)
