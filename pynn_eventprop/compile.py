@@ -10,6 +10,9 @@ PyNN units.  Every PyNN Projection becomes one or more :class:`CompiledProjectio
   connections between the same pair (multapses, e.g. from ``with_replacement=True``) are merged:
   equal delays by summing their weights (the engine adds ``w a**phi`` per connection, so this is
   exact), different delays by putting each further delay into an extra compiled projection.
+
+Delays stay in ms; an engine on a time grid converts them to steps (and rejects delays that are
+not whole multiples of its step).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ def compile_network(state) -> tuple[CompiledNetwork, list[list[int]]]:
         network.populations.append(compile_population(population))
     projection_map = []
     for k, projection in enumerate(state.projections):
-        compiled = compile_projection(projection, state.discretisation, k)
+        compiled = compile_projection(projection, k)
         projection_map.append(
             list(range(len(network.projections), len(network.projections) + len(compiled)))
         )
@@ -84,11 +87,11 @@ def network_indices(neurons, indices) -> tuple[np.ndarray, np.ndarray]:
     return np.full_like(indices, neurons._index), indices
 
 
-def compile_projection(projection, discretisation, number: int) -> list[CompiledProjection]:
+def compile_projection(projection, number: int) -> list[CompiledProjection]:
     """Dense compiled projections of one PyNN Projection (see the module docstring)."""
     pre_pop, pre = network_indices(projection.pre, projection._pre_idx)
     post_pop, post = network_indices(projection.post, projection._post_idx)
-    steps = discretisation.delay_steps(projection._delays) if len(projection) else np.zeros(0)
+    delays = np.asarray(projection._delays, dtype=float) if len(projection) else np.zeros(0)
     weights = np.asarray(projection._weights, dtype=float)
     label = projection.label or f"projection{number}"
     trainable = bool(getattr(projection.synapse_type, "trainable", False))
@@ -98,7 +101,7 @@ def compile_projection(projection, discretisation, number: int) -> list[Compiled
         sel = (pre_pop == a) & (post_pop == b)
         n_pre = projection_population_size(projection.pre, a)
         n_post = projection_population_size(projection.post, b)
-        layers = _dense_layers(pre[sel], post[sel], weights[sel], steps[sel], n_pre, n_post)
+        layers = _dense_layers(pre[sel], post[sel], weights[sel], delays[sel], n_pre, n_post)
         for k, (w, d, mask) in enumerate(layers):
             suffix = "" if len(pairs) == 1 else f"[{a}->{b}]"
             suffix += "" if k == 0 else f"#delay{k}"
@@ -133,11 +136,11 @@ def _dense_layers(i, j, w, d, n_pre, n_post):
     """Merge connections into dense ``(weights, delays, mask)`` layers (see module docstring)."""
     if i.size == 0:
         return []
-    # sum the weights of connections sharing (i, j, delay)
-    key = np.stack([i, j, d.astype(np.int64)])
+    # sum the weights of connections sharing (i, j, delay); indices are exact as floats
+    key = np.stack([i.astype(float), j.astype(float), np.asarray(d, float)])
     unique, inverse = np.unique(key, axis=1, return_inverse=True)
     w_sum = np.bincount(inverse.ravel(), weights=w, minlength=unique.shape[1])
-    ui, uj, ud = unique
+    ui, uj, ud = unique[0].astype(np.int64), unique[1].astype(np.int64), unique[2]
     # np.unique sorts by (i, j, d): the k-th distinct delay of a pair goes to layer k
     pair = ui * n_post + uj
     start = np.r_[0, np.flatnonzero(np.diff(pair)) + 1]
@@ -147,7 +150,7 @@ def _dense_layers(i, j, w, d, n_pre, n_post):
     for k in range(int(layer.max()) + 1):
         sel = layer == k
         weights = np.zeros((n_pre, n_post))
-        delays = np.zeros((n_pre, n_post), dtype=np.int64)
+        delays = np.zeros((n_pre, n_post))
         mask = np.zeros((n_pre, n_post), dtype=bool)
         weights[ui[sel], uj[sel]] = w_sum[sel]
         delays[ui[sel], uj[sel]] = ud[sel]

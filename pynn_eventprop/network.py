@@ -4,6 +4,8 @@ A :class:`CompiledNetwork` is plain arrays, free of PyNN objects, so that every 
 reference engine, the SpiNNaker2 packet model) and every tool (mapping, validation) reads the
 same description.  Parameters keep PyNN's names and units (mV, ms, nF, nA); the engines convert
 them to the EventProp frame with :class:`pynn_eventprop.discretisation.LIFDiscretisation`.
+Engines treat a CompiledNetwork as read-only: an engine copies the weights and delays it may
+change (see :mod:`pynn_eventprop.engine.interface`).
 
 Model kinds
 -----------
@@ -24,7 +26,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-NEURON_MODELS = ("IF_curr_exp", "IF_cond_exp")
 SOURCE_MODEL = "spike_source"
 RECEPTORS = ("excitatory", "inhibitory")
 
@@ -37,7 +38,7 @@ class CompiledPopulation:
     ----------
     label : str
     size : int
-    model : one of ``NEURON_MODELS`` or ``SOURCE_MODEL``.
+    model : ``"IF_curr_exp"``, ``"IF_cond_exp"`` or ``SOURCE_MODEL``.
     params : dict of name -> float array of shape ``(size,)`` in PyNN units.
     initial : dict of state name -> float array ``(size,)``: initial values (PyNN units).
     """
@@ -68,8 +69,9 @@ class CompiledProjection:
         nA for current-based, uS for conductance-based targets; 0 where unconnected.  Signed
         weights are allowed (trainable projections); the engine adds ``w a**phi`` to the chosen
         current whatever the sign.
-    delays : int array ``(n_pre, n_post)``
-        Delay in whole time steps (>= 1) where connected.
+    delays : float array ``(n_pre, n_post)``
+        Delay (ms) where connected, 0 elsewhere.  Engines on a time grid require whole
+        multiples of their step.
     mask : bool array ``(n_pre, n_post)``
         True where a connection exists.
     trainable : bool
@@ -84,12 +86,6 @@ class CompiledProjection:
     delays: np.ndarray
     mask: np.ndarray
     trainable: bool = False
-
-    def delay_groups(self):
-        """Yield ``(delay_steps, W)`` with ``W`` the weights of the connections with that delay."""
-        for d in np.unique(self.delays[self.mask]):
-            sel = self.mask & (self.delays == d)
-            yield int(d), np.where(sel, self.weights, 0.0)
 
 
 @dataclass

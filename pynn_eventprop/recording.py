@@ -82,23 +82,25 @@ class Recorder(recording.Recorder):
             idx = self._recorded_indices(name)
             self._signals[name].append((np.zeros(1, np.int64), idx, initial[name][idx][None, :]))
 
-    def _store_chunk(self, n0: int, n_steps: int, out: dict, emitted):
-        """Keep the recorded part of one engine chunk (steps ``n0+1 .. n0+n_steps``)."""
-        dt = self._simulator.state.dt
+    def _store_chunk(self, n0: int, n_steps: int, result, index: int, emitted):
+        """Keep the recorded part of one engine run (steps ``n0+1 .. n0+n_steps``).
+
+        ``result`` is the engine's RunResult, ``index`` this population's compiled index;
+        spike sources store the times they ``emitted`` (as given or drawn).
+        """
+        signals = result.signals.get(index, {})
         for name in self._engine_variables():
             idx = self._recorded_indices(name)
             if name == "spikes":
                 if emitted is not None:
                     neuron, times = emitted.neuron, emitted.time
                 else:
-                    raster = out["spikes"]
-                    k, neuron = np.nonzero(raster.spikes[:, 0, :])
-                    times = (n0 + 1 + k - raster.phase[k, 0, neuron]) * dt
+                    neuron, times = result.spikes[index].sample(0)
                 keep = np.isin(neuron, idx)
                 self._spikes.append((neuron[keep], times[keep]))
-            elif name in out:
+            elif name in signals:
                 steps = n0 + 1 + np.arange(n_steps)
-                self._signals[name].append((steps, idx, out[name][:, 0, idx]))
+                self._signals[name].append((steps, idx, signals[name][:, 0, idx]))
 
     # --- PyNN's hooks ----------------------------------------------------------------------------
     def _get_spiketimes(self, ids, clear=False):

@@ -3,15 +3,16 @@
 This is PyNN's "internal API" for the ``pynn_eventprop`` backend (compare ``pyNN.mock.simulator``
 and ``pyNN.brian2.simulator``).  The single :data:`state` object knows the time step, the current
 grid step ``n`` (time ``t = n dt``), every Population, Projection and current source created since
-``setup()``, and the numpy engine (:class:`pynn_eventprop.engine.simulation.Simulation`) that
-advances them.
+``setup()``, and the engine (:class:`pynn_eventprop.engine.interface.Engine`, built by
+:func:`pynn_eventprop.engine.platforms.make_engine`) that advances them.
 
 A run of ``N`` steps asks each spike source for its spikes of emission steps ``n .. n+N-1``, each
 current source for its current in steps ``n+1 .. n+N``, runs the engine (batch size 1), and hands
 each population's recorded arrays to its :class:`~pynn_eventprop.recording.Recorder`.  The engine
 is compiled from the PyNN objects lazily, at the first run and again after any change of
 structure, parameters or weights; a recompilation in the middle of a segment carries the dynamic
-state over (see :func:`_carry_state`).
+state over with ``engine.get_state()`` / ``engine.set_state()``.  The PyNN objects own the weights
+here: every change made through PyNN recompiles, and the engine never writes them back.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class State(common.control.BaseState):
         Current grid step; ``t = n * dt`` ms.
     populations, projections, current_sources : lists
         In creation order; a population's position is its index in the compiled network.
-    engine : Simulation or None
+    engine : Engine or None
         Built at the first run; rebuilt when :attr:`version` moves past :attr:`engine_version`.
     network : CompiledNetwork or None
         What the engine was built from (see :mod:`pynn_eventprop.compile`).
@@ -150,18 +151,20 @@ class State(common.control.BaseState):
         if self.engine is not None:
             self.engine.reset()
             for index, population in enumerate(self.populations):
-                if index in self.engine.models:
+                if not population.celltype.is_spike_source:
                     for variable, values in population._initial_value_arrays().items():
                         self.engine.set_initial(index, variable, values)
 
     def set_current_value(self, population, variable, values):
         """``initialize()`` after a run: apply to the running engine now and after resets."""
         index = population._index
-        if self.engine is None or index not in getattr(self.engine, "models", {}):
+        if self.engine is None or index >= len(self.network.populations):
             return  # not compiled yet: compile_network reads Population.initial_values
         self.engine.set_initial(index, variable, values)
         if self.n > 0:
-            _set_dynamic_state(self.engine, index, variable, values)
+            state = self.engine.get_state()
+            _set_variable(state.populations[index], variable, values)
+            self.engine.set_state(state)
 
     # --- running -------------------------------------------------------------------------------
     def run(self, simtime):
@@ -193,7 +196,7 @@ class State(common.control.BaseState):
                 spikes = population._emitted_spikes(n0, n_steps, self.rng)
                 emitted[index] = spikes
                 if self.network.outgoing(index):
-                    sources[index] = spikes.raster(n0, n_steps, population.size)
+                    sources[index] = spikes.trains(population.size)
         currents = {}
         for source in self.current_sources:
             for index, targets, amplitude in source._currents(n0, n_steps, dt):
@@ -206,10 +209,10 @@ class State(common.control.BaseState):
             names = population.recorder._engine_variables()
             if names and not population.celltype.is_spike_source:
                 record[index] = names
-        out = self.engine.run(n_steps, sources=sources, currents=currents, record=record)
+        result = self.engine.run(n_steps, sources=sources, currents=currents, record=record)
         self.n += n_steps
         for index, population in enumerate(self.populations):
-            population.recorder._store_chunk(n0, n_steps, out.get(index, {}), emitted.get(index))
+            population.recorder._store_chunk(n0, n_steps, result, index, emitted.get(index))
 
     def _ensure_engine(self):
         if self.engine is not None and self.engine_version == self.version:
@@ -222,44 +225,24 @@ class State(common.control.BaseState):
         options = getattr(self, "platform_options", None)
         engine = make_engine(platform, network, self._disc, 1, options=options)
         if self.engine is not None and self.n > 0:
-            _carry_state(self.engine, engine)
+            # populations and projections are only ever appended: indices stay valid
+            engine.set_state(self.engine.get_state())
         self.engine = engine
         self.network = network
         self.engine_version = self.version
 
 
-def _set_dynamic_state(engine, index, variable, values):
-    """Overwrite one state variable of a running engine (PyNN units)."""
-    model, st = engine.models[index], engine.state[index]
-    values = np.broadcast_to(np.asarray(values, float), st.v.shape)
+def _set_variable(population_state, variable, values):
+    """Overwrite one state variable (PyNN units) of a PopulationState."""
+    v = population_state.v
+    values = np.broadcast_to(np.asarray(values, float), v.shape).copy()
     if variable == "v":
-        st.v = (values - model.v_rest).astype(st.v.dtype)
-    elif variable in model.synaptic_state:
-        key = "EI"[model.synaptic_state.index(variable)]
-        st.syn[key] = values.astype(st.syn[key].dtype)
+        population_state.v = values
+    elif variable in population_state.synaptic:
+        population_state.synaptic[variable] = values
     else:
-        raise ValueError(
-            f"cannot initialize {variable!r}; state variables are {['v', *model.synaptic_state]}"
-        )
-
-
-def _carry_state(old, new):
-    """Move the dynamic state of ``old`` into the freshly compiled engine ``new``.
-
-    Populations and projections only ever get appended, so indices of ``old`` are valid in
-    ``new``.  ``v`` is kept in PyNN units (the engine stores ``v - v_rest``, and ``v_rest`` may
-    have changed); spikes already in flight keep the weights they were sent with.
-    """
-    new.n = old.n
-    for index, st in old.state.items():
-        if index not in new.state:
-            continue
-        shift = old.models[index].v_rest - new.models[index].v_rest
-        target = new.state[index]
-        target.v = (st.v + shift).astype(target.v.dtype)
-        target.syn = {key: value.copy() for key, value in st.syn.items()}
-        target.countdown = st.countdown.copy()
-    new.pending = {key: value for key, value in old.pending.items() if key in new.models}
+        allowed = ["v", *population_state.synaptic]
+        raise ValueError(f"cannot initialize {variable!r}; state variables are {allowed}")
 
 
 state = State()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from pynn_eventprop.discretisation import LIFDiscretisation
-from pynn_eventprop.engine.raster import Raster
+from pynn_eventprop.engine.interface import SpikeTrains
 from pynn_eventprop.network import CompiledNetwork, CompiledPopulation, CompiledProjection
 
 DEFAULTS = dict(
@@ -39,7 +39,8 @@ def source(label, size):
     return CompiledPopulation(label, size, "spike_source")
 
 
-def dense(label, pre, post, weights, receptor="excitatory", delay=1, trainable=True):
+def dense(label, pre, post, weights, receptor="excitatory", delay=1, trainable=True, dt=1.0):
+    """All-to-all projection; ``delay`` in steps of ``dt`` ms (compiled delays are in ms)."""
     weights = np.asarray(weights, float)
     return CompiledProjection(
         label,
@@ -47,26 +48,43 @@ def dense(label, pre, post, weights, receptor="excitatory", delay=1, trainable=T
         post,
         receptor,
         weights,
-        np.full(weights.shape, delay),
+        np.full(weights.shape, delay * dt),
         np.ones(weights.shape, bool),
         trainable,
     )
 
 
-def three_layer(rng, n_in=6, n_hidden=8, n_out=3, tau_refrac=1.0):
+def three_layer(rng, n_in=6, n_hidden=8, n_out=3, tau_refrac=1.0, dt=0.5):
     """Input -> hidden (excitatory, delay 2 steps, and inhibitory) -> output (delay 3)."""
     return CompiledNetwork(
         [source("in", n_in), lif("hidden", n_hidden, tau_refrac=tau_refrac), lif("out", n_out)],
         [
-            dense("in_hid_E", 0, 1, rng.normal(0.3, 0.3, (n_in, n_hidden)), delay=2),
-            dense("in_hid_I", 0, 1, -0.06 * rng.random((n_in, n_hidden)), "inhibitory"),
-            dense("hid_out", 1, 2, rng.normal(0.3, 0.3, (n_hidden, n_out)), delay=3),
+            dense("in_hid_E", 0, 1, rng.normal(0.3, 0.3, (n_in, n_hidden)), delay=2, dt=dt),
+            dense("in_hid_I", 0, 1, -0.06 * rng.random((n_in, n_hidden)), "inhibitory", dt=dt),
+            dense("hid_out", 1, 2, rng.normal(0.3, 0.3, (n_hidden, n_out)), delay=3, dt=dt),
         ],
     )
 
 
 def random_input(rng, disc: LIFDiscretisation, batch, size, n_steps, t_max, per_neuron=3):
+    """Random spike times as engine input; of two in one grid step only the later is kept."""
+
+    def one_per_step(t):
+        steps = disc.step_and_phase(t)[0]
+        return t[np.r_[steps[1:] != steps[:-1], True]]
+
     times = [
-        [np.sort(rng.uniform(0, t_max, per_neuron)) for _ in range(size)] for _ in range(batch)
+        [one_per_step(np.sort(rng.uniform(0, t_max, per_neuron))) for _ in range(size)]
+        for _ in range(batch)
     ]
-    return Raster.from_times(times, disc, n_steps)
+    return SpikeTrains.from_lists(times)
+
+
+def run_dict(engine, n_steps, sources=None, record=None):
+    """Run and return ``{pop: {"spikes": Raster, name: array}}`` (the grid engine's tape)."""
+    result = engine.run(n_steps, sources=sources, record=record, keep_for_backward=True)
+    out = {i: dict(result.signals.get(i, {})) for i in (record or {})}
+    for i, names in (record or {}).items():
+        if "spikes" in names:
+            out[i]["spikes"] = result.tape.rasters[i]
+    return out

@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-from engine_networks import dense, lif, random_input, source, three_layer
+from engine_networks import dense, lif, random_input, run_dict, source, three_layer
 
 from pynn_eventprop.discretisation import LIFDiscretisation
 from pynn_eventprop.engine.graph import simulation_order
-from pynn_eventprop.engine.raster import Raster
-from pynn_eventprop.engine.simulation import Simulation
+from pynn_eventprop.engine.interface import SpikeTrains
+from pynn_eventprop.engine.simulation import ReferenceEngine
 from pynn_eventprop.network import CompiledNetwork
 
 # Between spikes the scheme is exact integration: differences are rounding only (~1e-13 mV).
@@ -17,7 +17,7 @@ EXACT = 1e-10
 def test_constant_current_matches_analytic_solution():
     disc = LIFDiscretisation(0.1)
     net = CompiledNetwork([lif("a", 1, i_offset=0.5, v_thresh=100.0, cm=1.0, tau_m=20.0)])
-    out = Simulation(net, disc).run(1000, record={0: ("v",)})
+    out = run_dict(ReferenceEngine(net, disc), 1000, record={0: ("v",)})
     t = np.arange(1, 1001) * 0.1
     expected = -65.0 + 20.0 * 0.5 * (1 - np.exp(-t / 20.0))
     assert np.abs(out[0]["v"][:, 0, 0] - expected).max() < EXACT
@@ -28,10 +28,10 @@ def test_postsynaptic_potential_matches_analytic_kernel(tau_syn):
     disc = LIFDiscretisation(0.1)
     net = CompiledNetwork(
         [source("in", 1), lif("a", 1, v_thresh=100.0, cm=1.0, tau_syn_E=tau_syn)],
-        [dense("p", 0, 1, [[1.0]], delay=10)],
+        [dense("p", 0, 1, [[1.0]], delay=10, dt=0.1)],
     )
-    raster = Raster.from_times([[np.array([1.0])]], disc, 100)
-    out = Simulation(net, disc).run(100, sources={0: raster}, record={1: ("v", "isyn_exc")})
+    raster = SpikeTrains.from_lists([[np.array([1.0])]])
+    out = run_dict(ReferenceEngine(net, disc), 100, {0: raster}, {1: ("v", "isyn_exc")})
     s = np.arange(1, 101) * 0.1 - 2.0  # time since arrival (spike at 1 ms, delay 1 ms)
     assert np.abs(out[1]["v"][:, 0, 0] + 65.0 - _psp(s, 10.0, tau_syn, 1.0)).max() < EXACT
     i_expected = np.where(s >= -1e-9, np.exp(-np.maximum(s, 0) / tau_syn), 0)
@@ -55,9 +55,9 @@ def test_off_grid_spike_gives_exact_current_and_voltage(uniform):
     post = lif("a", 3, v_thresh=100.0)
     post.params["tau_m"] = np.asarray(tau_m, float)
     post.params["tau_syn_E"] = np.asarray(tau_syn, float)
-    net = CompiledNetwork([source("in", 1), post], [dense("p", 0, 1, [[2.0, 2.0, 2.0]])])
-    raster = Raster.from_times([[np.array([1.03])]], disc, 80)
-    out = Simulation(net, disc).run(80, sources={0: raster}, record={1: ("isyn_exc", "v")})
+    net = CompiledNetwork([source("in", 1), post], [dense("p", 0, 1, [[2.0, 2.0, 2.0]], dt=0.1)])
+    raster = SpikeTrains.from_lists([[np.array([1.03])]])
+    out = run_dict(ReferenceEngine(net, disc), 80, {0: raster}, {1: ("isyn_exc", "v")})
     s = np.arange(1, 81) * 0.1 - 1.13  # time since arrival (delay 0.1 ms)
     for i in range(3):
         current = np.where(s >= 0, 2.0 * np.exp(-np.maximum(s, 0) / tau_syn[i]), 0.0)
@@ -69,22 +69,25 @@ def test_off_grid_spike_gives_exact_current_and_voltage(uniform):
 def test_precise_spike_time_is_the_interpolated_crossing():
     disc = LIFDiscretisation(1.0)
     net = CompiledNetwork([lif("a", 1, i_offset=0.3, v_thresh=-60.0, tau_refrac=0.0)])
-    out = Simulation(net, disc).run(30, record={0: ("spikes", "v")})
-    raster = out[0]["spikes"]
+    engine = ReferenceEngine(net, disc)
+    result = engine.run(30, record={0: ("v",)}, keep_for_backward=True)
+    out = {0: result.signals[0]}
+    raster = result.tape.rasters[0]
     (k,) = np.nonzero(raster.spikes[:, 0, 0])
     k0 = k[0]
     u = -65 + 0.3 * 10 / 0.5 * (1 - np.exp(-(k0 + 1) / 10.0))  # pre-reset voltage at step k0+1
     v_prev = out[0]["v"][k0 - 1, 0, 0]
     phase = (u - (-60.0)) / (u - v_prev)
     assert raster.phase[k0, 0, 0] == pytest.approx(phase, abs=1e-12)
-    times = raster.times(disc.dt, first_step=1)[0]
+    times = result.spikes[0].per_neuron(0)[0]  # the interface's exact spike times
     assert times[0] == pytest.approx(k0 + 1 - phase, abs=1e-12)
+    first = engine.readouts(result, 0, ["first_spike_time"])["first_spike_time"]
+    assert first[0, 0] == pytest.approx(k0 + 1 - phase, abs=1e-12)
 
 
 def _run(net, disc, src, n_steps, **kw):
-    sim = Simulation(net, disc, batch_size=src.spikes.shape[1], **kw)
-    out = sim.run(n_steps, sources={0: src}, record={1: ("spikes", "v"), 2: ("spikes", "v")})
-    return out
+    sim = ReferenceEngine(net, disc, batch_size=src.batch, **kw)
+    return run_dict(sim, n_steps, {0: src}, {1: ("spikes", "v"), 2: ("spikes", "v")})
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -93,7 +96,6 @@ def test_compiled_kernel_matches_numpy_path(dtype):
     disc = LIFDiscretisation(0.5)
     net = three_layer(rng)
     src = random_input(rng, disc, batch=3, size=6, n_steps=80, t_max=20)
-    src = Raster(src.spikes, src.phase.astype(dtype))
     fast = _run(net, disc, src, 80, dtype=dtype)
     slow = _run(net, disc, src, 80, dtype=dtype, compiled=False)
     # float64: identical operations up to association order; float32: a few ulp of ~10 mV
@@ -111,11 +113,10 @@ def test_chunked_runs_equal_one_run():
     net = three_layer(rng)
     src = random_input(rng, disc, batch=2, size=6, n_steps=80, t_max=35)
     whole = _run(net, disc, src, 80)
-    sim = Simulation(net, disc, batch_size=2)
+    sim = ReferenceEngine(net, disc, batch_size=2)
     parts = []
-    for start, stop in ((0, 30), (30, 31), (31, 80)):
-        piece = Raster(src.spikes[start:stop], src.phase[start:stop])
-        parts.append(sim.run(stop - start, sources={0: piece}, record={2: ("v", "spikes")}))
+    for start, stop in ((0, 30), (30, 31), (31, 80)):  # the engine takes the chunk's spikes
+        parts.append(run_dict(sim, stop - start, {0: src}, {2: ("v", "spikes")}))
     v = np.concatenate([p[2]["v"] for p in parts])
     spikes = np.concatenate([p[2]["spikes"].spikes for p in parts])
     assert np.array_equal(spikes, whole[2]["spikes"].spikes)
@@ -128,7 +129,7 @@ def test_recurrent_path_with_zero_recurrent_weights_equals_feed_forward():
     net = three_layer(rng)
     src = random_input(rng, disc, batch=2, size=6, n_steps=60, t_max=20)
     plain = _run(net, disc, src, 60)
-    net.projections.append(dense("loop", 2, 1, np.zeros((3, 8)), delay=2))
+    net.projections.append(dense("loop", 2, 1, np.zeros((3, 8)), delay=2, dt=0.5))
     looped = _run(net, disc, src, 60)
     for i in (1, 2):
         assert np.array_equal(plain[i]["spikes"].spikes, looped[i]["spikes"].spikes)
@@ -141,7 +142,7 @@ def test_recurrent_excitation_changes_activity():
     net = three_layer(rng)
     src = random_input(rng, disc, batch=1, size=6, n_steps=60, t_max=20)
     plain = _run(net, disc, src, 60)
-    net.projections.append(dense("loop", 1, 1, np.full((8, 8), 0.5), delay=1))
+    net.projections.append(dense("loop", 1, 1, np.full((8, 8), 0.5), delay=1, dt=0.5))
     looped = _run(net, disc, src, 60)
     assert looped[1]["spikes"].spikes.sum() > plain[1]["spikes"].spikes.sum()
 
@@ -149,7 +150,7 @@ def test_recurrent_excitation_changes_activity():
 def test_refractory_clamps_voltage_for_tau_refrac():
     disc = LIFDiscretisation(0.1)
     net = CompiledNetwork([lif("a", 1, i_offset=5.0, tau_refrac=2.0)])
-    out = Simulation(net, disc).run(200, record={0: ("spikes", "v")})
+    out = run_dict(ReferenceEngine(net, disc), 200, record={0: ("spikes", "v")})
     (k,) = np.nonzero(out[0]["spikes"].spikes[:, 0, 0])
     assert np.all(np.diff(k) > 20)  # 2 ms refractory = 20 steps between spikes at least
     assert np.all(out[0]["v"][k[0] : k[0] + 21, 0, 0] == -65.0)  # spike step + 20 clamped
@@ -159,10 +160,10 @@ def test_conductance_based_neuron_approaches_reversal_potential():
     disc = LIFDiscretisation(0.1)
     net = CompiledNetwork(
         [source("in", 1), lif("c", 1, model="IF_cond_exp", v_thresh=100.0, tau_syn_E=1e6)],
-        [dense("p", 0, 1, [[0.5]])],
+        [dense("p", 0, 1, [[0.5]], dt=0.1)],
     )
-    raster = Raster.from_times([[np.array([0.0])]], disc, 2000)
-    out = Simulation(net, disc).run(2000, sources={0: raster}, record={1: ("v", "gsyn_exc")})
+    raster = SpikeTrains.from_lists([[np.array([0.0])]])
+    out = run_dict(ReferenceEngine(net, disc), 2000, {0: raster}, {1: ("v", "gsyn_exc")})
     g_leak = 0.5 / 10.0  # cm / tau_m (uS); g_E ~ 0.5 uS (decays by 2e-4 in 200 ms)
     g = out[1]["gsyn_exc"][-1, 0, 0]
     assert g == pytest.approx(0.5 * np.exp(-199.9 / 1e6), rel=1e-9)

@@ -91,9 +91,9 @@ def test_multapses_compile_to_summed_weights_and_extra_delay_layers(sim):
     assert projection_map == [[0, 1]]
     first, second = network.projections
     np.testing.assert_array_equal(first.weights[:, 0], [0.75, 0.1])  # equal delays summed
-    np.testing.assert_array_equal(first.delays[:, 0], [10, 10])
+    np.testing.assert_array_equal(first.delays[:, 0], [1.0, 1.0])  # ms
     np.testing.assert_array_equal(second.mask[:, 0], [True, False])  # the 2 ms connection
-    assert second.weights[0, 0] == 1.0 and second.delays[0, 0] == 20
+    assert second.weights[0, 0] == 1.0 and second.delays[0, 0] == 2.0
 
 
 def test_projection_from_assembly_is_split_by_population(sim):

@@ -75,7 +75,7 @@ def backward(sim, trajectory, rasters, loss_grads):
 
     Parameters
     ----------
-    sim : Simulation
+    sim : ReferenceEngine
         The simulation that produced ``trajectory`` in one run of ``N`` steps from step 0.
     trajectory : dict pop index -> LayerTrajectory
     rasters : dict pop index -> Raster (sources and neurons) of that run
@@ -102,7 +102,7 @@ def backward(sim, trajectory, rasters, loss_grads):
         if given is not None:
             phibar[i] += given
     gradients = [
-        ws.zeros(("gradient", k), p.weights.shape, sim.dtype) for k, p in enumerate(net.projections)
+        ws.zeros(("gradient", k), p.mask.shape, sim.dtype) for k, p in enumerate(net.projections)
     ]
     no_phibar = np.zeros((0, 1, 1), sim.dtype)
     adjoints = {}
@@ -117,7 +117,11 @@ def backward(sim, trajectory, rasters, loss_grads):
             proj = net.projections[k]
             x = RECEPTOR_KEYS[proj.receptor]
             raster = rasters[proj.pre]
-            for d, W in sim.delay_groups[k]:
+            masks = sim.delay_group_masks(k)
+            for (d, W), (_, mask) in zip(sim.delay_groups[k], masks, strict=True):
+                # collect() adds lambda terms to every (j, i) a spike of j reaches; with several
+                # delays only the connections of this delay group may receive them
+                into = gradients[k] if mask is None else np.zeros_like(gradients[k])
                 kernels.collect(
                     raster.spikes,
                     raster.phase,
@@ -126,9 +130,11 @@ def backward(sim, trajectory, rasters, loss_grads):
                     model.arrival[x],
                     adjoints[i].lambda_i[x],
                     lam_u,
-                    gradients[k],
+                    into,
                     phibar.get(proj.pre, no_phibar),
                 )
+                if mask is not None:
+                    gradients[k] += np.where(mask, into, 0.0)
             gradients[k] *= proj.mask
     return gradients, adjoints
 
@@ -143,7 +149,7 @@ def _layer_adjoint(ws, i, model, traj, phibar, dl_dv):
         (traj.spikes.spikes, traj.clamped, traj.u, traj.v_prev),
         phibar,
         np.ascontiguousarray(dl_dv, dtype=phibar.dtype),
-        (model.b, model.p["E"], model.p["I"], model.a["E"], model.a["I"], model.theta),
+        model.adjoint_parameters(),
         out,
     )
     lam_v, lam_u, lam_e, lam_i = out

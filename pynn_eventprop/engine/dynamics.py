@@ -15,11 +15,38 @@ Each model turns a :class:`~pynn_eventprop.network.CompiledPopulation` into per-
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ..network import CompiledPopulation
 
 RECEPTOR_KEYS = {"excitatory": "E", "inhibitory": "I"}
+
+
+class LayerParameters(NamedTuple):
+    """Per-neuron arrays ``(size,)`` the compiled forward loop of a layer reads."""
+
+    b: np.ndarray
+    p_e: np.ndarray
+    p_i: np.ndarray
+    c: np.ndarray
+    a_e: np.ndarray
+    a_i: np.ndarray
+    theta: np.ndarray
+    v_reset: np.ndarray
+    refractory_steps: np.ndarray
+
+
+class AdjointParameters(NamedTuple):
+    """Per-neuron arrays ``(size,)`` the compiled adjoint loop of a layer reads."""
+
+    b: np.ndarray
+    p_e: np.ndarray
+    p_i: np.ndarray
+    a_e: np.ndarray
+    a_i: np.ndarray
+    theta: np.ndarray
 
 
 class LIFModel:
@@ -51,7 +78,6 @@ class LIFModel:
         self.refractory_steps = np.rint(np.asarray(p["tau_refrac"], float) / disc.dt).astype(
             np.int64
         )
-        self.has_refractory = bool(np.any(self.refractory_steps > 0))
         tau = {"E": np.asarray(p["tau_syn_E"], float), "I": np.asarray(p["tau_syn_I"], float)}
         self.a = {x: np.exp(-disc.dt / t).astype(dtype) for x, t in tau.items()}
         self.i_offset = np.asarray(p["i_offset"], dtype)
@@ -67,12 +93,14 @@ class LIFModel:
             return tuple(np.asarray(x[:1], self.dtype) for x in arrays)
         return tuple(np.ascontiguousarray(x, self.dtype) for x in arrays)
 
-    def initial_v(self, pop: CompiledPopulation):
-        return np.asarray(pop.initial["v"], self.dtype) - self.v_rest
+    def initial_v(self, initial: dict):
+        """``V`` (frame) from initial values in PyNN units (``initial["v"]`` in mV)."""
+        return np.asarray(initial["v"], self.dtype) - self.v_rest
 
-    def initial_syn(self, pop: CompiledPopulation):
+    def initial_syn(self, initial: dict):
+        """Synaptic state by receptor key from initial values in PyNN units."""
         return {
-            x: np.asarray(pop.initial[name], self.dtype)
+            x: np.asarray(initial[name], self.dtype)
             for x, name in zip("EI", self.synaptic_state, strict=True)
         }
 
@@ -92,6 +120,26 @@ class CurrentLIF(LIFModel):
 
     def membrane(self, v, syn, e, u_arrival):
         return self.b * v + self.p["E"] * syn["E"] + self.p["I"] * syn["I"] + self.c * e + u_arrival
+
+    def layer_parameters(self) -> LayerParameters:
+        """Arguments of :func:`~pynn_eventprop.engine.kernels.forward_layer`."""
+        p, a = self.p, self.a
+        return LayerParameters(
+            self.b,
+            p["E"],
+            p["I"],
+            self.c,
+            a["E"],
+            a["I"],
+            self.theta,
+            self.v_reset,
+            self.refractory_steps,
+        )
+
+    def adjoint_parameters(self) -> AdjointParameters:
+        """Arguments of :func:`~pynn_eventprop.engine.kernels.adjoint_layer`."""
+        p, a = self.p, self.a
+        return AdjointParameters(self.b, p["E"], p["I"], a["E"], a["I"], self.theta)
 
 
 class ConductanceLIF(LIFModel):

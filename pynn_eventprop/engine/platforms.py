@@ -1,36 +1,59 @@
-"""Which engine runs a network: the one switch between the reference engine and SpiNNaker2.
+"""Which engine runs a network: the registry behind ``sim.setup(..., platform=...)``.
 
-``sim.setup(..., platform="spinnaker2")`` makes every simulation and every training run of the
-script use :class:`pynn_eventprop.spinnaker2.Spinnaker2Simulation` (float32, with mapping and
-packet accounting) instead of the reference :class:`~.simulation.Simulation`.  Extra keyword
-arguments of ``setup`` named in :data:`SPINNAKER2_OPTIONS` configure the model.
+``platform="reference"`` (default) is :class:`~.simulation.ReferenceEngine`;
+``platform="spinnaker2"`` is :class:`pynn_eventprop.spinnaker2.Spinnaker2Engine` (float32, with
+mapping and packet accounting), configured by the keyword arguments of ``setup`` named in
+:data:`SPINNAKER2_OPTIONS`.  Engines are named here by import path and imported only when asked
+for, so nothing in this package depends on an engine built on top of it.  A new engine plugs in
+with :func:`register_engine`.
 """
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 
-from .simulation import Simulation
-
-PLATFORMS = ("reference", "spinnaker2")
+#: platform name -> ("module:attribute" of the engine class, fixed dtype or None)
+_REGISTRY = {
+    "reference": ("pynn_eventprop.engine.simulation:ReferenceEngine", None),
+    "spinnaker2": ("pynn_eventprop.spinnaker2.simulation:Spinnaker2Engine", np.float32),
+}
 SPINNAKER2_OPTIONS = ("hardware", "cycles", "coefficients", "replicas", "spike_payload")
 
 
+def platforms() -> tuple[str, ...]:
+    """Names of the registered platforms."""
+    return tuple(_REGISTRY)
+
+
+def register_engine(platform: str, path: str, dtype=None) -> None:
+    """Make ``platform`` build the engine class at ``path`` (``"package.module:Class"``).
+
+    The class is called as ``Class(network, discretisation, batch_size, dtype, **options)`` and
+    must implement :class:`~.interface.Engine`; ``dtype`` fixes the precision it computes in.
+    """
+    _REGISTRY[platform] = (path, dtype)
+
+
 def check_platform(platform: str) -> str:
-    if platform not in PLATFORMS:
-        raise ValueError(f"platform must be one of {PLATFORMS}, got {platform!r}")
+    if platform not in _REGISTRY:
+        raise ValueError(f"platform must be one of {platforms()}, got {platform!r}")
     return platform
 
 
 def make_engine(platform, network, discretisation, batch_size=1, dtype=None, options=None, **kw):
     """Build the engine of ``platform`` for a compiled network.
 
-    ``dtype`` defaults to float64 on the reference engine and is float32 on SpiNNaker2.
+    ``dtype`` defaults to float64, or to the platform's fixed precision (float32 on
+    SpiNNaker2, where another dtype is an error).  ``options`` and ``kw`` go to the engine.
     """
-    if check_platform(platform) == "spinnaker2":
-        from ..spinnaker2 import Spinnaker2Simulation
-
-        if dtype not in (None, np.float32):
-            raise ValueError(f"the SpiNNaker2 model computes in float32, got dtype={dtype!r}")
-        return Spinnaker2Simulation(network, discretisation, batch_size, **(options or {}), **kw)
-    return Simulation(network, discretisation, batch_size, dtype or np.float64, **kw)
+    path, fixed = _REGISTRY[check_platform(platform)]
+    if fixed is not None and dtype not in (None, fixed):
+        raise ValueError(
+            f"the {platform} engine computes in {np.dtype(fixed).name}, got dtype={dtype!r}"
+        )
+    module, name = path.split(":")
+    cls = getattr(importlib.import_module(module), name)
+    dtype = fixed or dtype or np.float64
+    return cls(network, discretisation, batch_size, dtype, **(options or {}), **kw)

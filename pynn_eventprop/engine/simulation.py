@@ -1,24 +1,43 @@
-"""Batched forward simulation of a compiled network on the time grid (docs/equations.md §2).
+"""The reference engine: batched, precisely-timed simulation on the time grid (docs/equations.md).
 
-Populations are simulated one strongly connected component at a time in topological order.  A
-current-based component without recurrence (every layer of a feed-forward network) is
-integrated over a whole chunk by one compiled loop, after the spikes of earlier components have
-been delivered to it event by event.  Recurrent components, conductance-based neurons and the
-reference mode (``compiled=False``) use the step-by-step numpy path.
+:class:`ReferenceEngine` implements :class:`pynn_eventprop.engine.interface.Engine` for the grid
+scheme of :mod:`pynn_eventprop.discretisation`.  Populations are simulated one strongly
+connected component at a time in topological order.  A current-based component without
+recurrence (every layer of a feed-forward network) is integrated over a whole chunk by one
+compiled loop, after the spikes of earlier components have been delivered to it event by event.
+Recurrent components, conductance-based neurons and the reference mode (``compiled=False``) use
+the step-by-step numpy path.  The backward pass is :func:`pynn_eventprop.engine.adjoint.backward`.
+
+State owned here: the weights and delays of every compiled projection (copies; the
+CompiledNetwork is never modified), the initial values, the dynamic state of each population
+(:class:`_State`) and the arrivals already scheduled for later steps (``pending``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..discretisation import LIFDiscretisation
+from ..discretisation import LIFDiscretisation, arrival_factors
 from ..network import CompiledNetwork
 from . import kernels
+from .adjoint import backward as adjoint_backward
+from .adjoint import check_trainable, initial_adjoint
 from .dynamics import RECEPTOR_KEYS, CurrentLIF, make_model
 from .graph import is_recurrent, simulation_order
+from .interface import (
+    EngineState,
+    Gradients,
+    InFlight,
+    PopulationState,
+    RunResult,
+    SpikeTrains,
+    check_readouts,
+)
 from .raster import Raster
+from .readouts import grid_readouts, needs_voltage, pull_back
 from .workspace import Workspace
 
 ARRIVAL_KEYS = ("E", "I", "U")  # excitatory current, inhibitory current, voltage head start
@@ -40,18 +59,53 @@ class LayerTrajectory:
     clamped: np.ndarray
 
 
+@dataclass
+class GridTape:
+    """The reference engine's tape: trajectories and rasters of one run, readout positions."""
+
+    trajectory: dict
+    rasters: dict
+    readout_index: dict
+
+
 class _State:
     """Dynamic state of one neuron population: ``v`` (frame), synaptic vars, refractory count."""
 
-    def __init__(self, model, pop, batch):
-        shape = (batch, pop.size)
-        self.v = np.broadcast_to(model.initial_v(pop), shape).copy()
-        self.syn = {x: np.broadcast_to(s, shape).copy() for x, s in model.initial_syn(pop).items()}
+    def __init__(self, model, initial, batch):
+        shape = (batch, model.size)
+        self.v = np.broadcast_to(model.initial_v(initial), shape).copy()
+        self.syn = {
+            x: np.broadcast_to(s, shape).copy() for x, s in model.initial_syn(initial).items()
+        }
         self.countdown = np.zeros(shape, np.int64)
 
 
-class Simulation:
-    """Stateful, batched simulation of a :class:`CompiledNetwork`.
+class _Spikes(Mapping):
+    """Spike trains of a run, converted from the rasters when first asked for."""
+
+    def __init__(self, rasters, first_step, sources, dt):
+        self._rasters, self._first, self._sources, self._dt = rasters, first_step, sources, dt
+        self._cache = {}
+
+    def __getitem__(self, pop):
+        if pop not in self._cache:
+            raster = self._rasters[pop]
+            k, b, j = np.nonzero(raster.spikes)
+            first = self._first if pop in self._sources else self._first + 1
+            times = (k + first - raster.phase[k, b, j]) * self._dt
+            batch, size = raster.spikes.shape[1:]
+            self._cache[pop] = SpikeTrains.from_arrays(b, j, times, batch, size)
+        return self._cache[pop]
+
+    def __iter__(self):
+        return iter(self._rasters)
+
+    def __len__(self):
+        return len(self._rasters)
+
+
+class ReferenceEngine:
+    """Stateful, batched grid engine for a :class:`CompiledNetwork` (the Engine contract).
 
     Parameters
     ----------
@@ -70,8 +124,9 @@ class Simulation:
     Notes
     -----
     Grid step ``n`` is time ``n * dt``; :attr:`n` is the last step computed (0 after reset).
-    A run of ``N`` steps computes neuron steps ``n+1 .. n+N`` and emits source spikes of steps
-    ``n .. n+N-1`` (a spike at step ``m`` reaches its targets at ``m + d``, ``d >= 1``).
+    A run of ``N`` steps computes neuron steps ``n+1 .. n+N`` and takes source spikes of
+    ``[n dt, (n+N) dt)`` (a spike at time ``t`` reaches its targets at ``t + delay``).  Delays
+    must be whole multiples of ``dt``; at most one spike per source neuron and step.
     """
 
     def __init__(
@@ -87,6 +142,7 @@ class Simulation:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.network = network
         self.disc = discretisation
+        self.dt = discretisation.dt
         self.batch = int(batch_size)
         self.dtype = np.dtype(dtype).type
         self.compiled = compiled
@@ -106,78 +162,220 @@ class Simulation:
                 )
         self.edges = [(p.pre, p.post) for p in network.projections]
         self.order = simulation_order(len(network.populations), self.edges)
-        self._delay_masks = [_delay_masks(p) for p in network.projections]
-        self.delay_groups = [self._groups(k) for k in range(len(network.projections))]
+        self._initial = {
+            i: {
+                name: np.asarray(v, float).copy()
+                for name, v in network.populations[i].initial.items()
+            }
+            for i in self.models
+        }
+        self._weights = [np.where(p.mask, p.weights, 0.0) for p in network.projections]
+        self._delays = [
+            np.where(p.mask, np.asarray(p.delays, float), 0.0) for p in network.projections
+        ]
+        self._delay_masks = [None] * len(network.projections)
+        self.delay_groups = [None] * len(network.projections)
+        for k in range(len(network.projections)):
+            self._regroup(k)
         self.reset()
 
-    def _groups(self, k):
-        """``(delay, weights)`` per delay of projection ``k`` (weights zero elsewhere)."""
-        weights = self.network.projections[k].weights
-        return [
-            (
-                d,
-                np.ascontiguousarray(
-                    weights if mask is None else np.where(mask, weights, 0.0), self.dtype
-                ),
-            )
-            for d, mask in self._delay_masks[k]
+    # --- weights and delays (owned copies) ------------------------------------------------------
+    def _regroup(self, k):
+        """``(delay steps, weights)`` per delay of projection ``k`` (weights zero elsewhere)."""
+        proj = self.network.projections[k]
+        steps = np.zeros(proj.mask.shape, np.int64)
+        steps[proj.mask] = self.disc.delay_steps(self._delays[k][proj.mask])
+        unique = np.unique(steps[proj.mask])
+        if unique.size <= 1:
+            masks = [(int(unique[0]) if unique.size else 1, None)]
+        else:
+            masks = [(int(d), proj.mask & (steps == d)) for d in unique]
+        self._delay_masks[k] = masks
+        w = self._weights[k]
+        self.delay_groups[k] = [
+            (d, np.ascontiguousarray(w if m is None else np.where(m, w, 0.0), self.dtype))
+            for d, m in masks
         ]
+
+    def get_weights(self, k: int) -> np.ndarray:
+        """Weights of compiled projection ``k``, ``(n_pre, n_post)``, 0 where unconnected."""
+        return self._weights[k].copy()
+
+    def set_weights(self, k: int, weights):
+        """Replace a projection's weights (shape ``(n_pre, n_post)``, 0 where unconnected)."""
+        proj = self.network.projections[k]
+        self._weights[k] = np.where(proj.mask, np.asarray(weights, float), 0.0)
+        self._regroup(k)
+
+    def get_delays(self, k: int) -> np.ndarray:
+        """Delays (ms) of compiled projection ``k``, 0 where unconnected."""
+        return self._delays[k].copy()
+
+    def set_delays(self, k: int, delays):
+        """Replace a projection's delays (ms, whole multiples of ``dt``, at least ``dt``)."""
+        proj = self.network.projections[k]
+        old = self._delays[k]
+        self._delays[k] = np.where(proj.mask, np.asarray(delays, float), 0.0)
+        try:
+            self._regroup(k)
+        except ValueError:
+            self._delays[k] = old
+            raise
+
+    def delay_group_masks(self, k: int):
+        """``(delay steps, mask)`` per delay of projection ``k``; mask None for a single delay."""
+        return self._delay_masks[k]
 
     def source_shift(self, proj_index: int, delay: int) -> int:
         """Raster index offset from a spike of the projection's source to its arrival index."""
         pre = self.network.projections[proj_index].pre
         return delay - 1 if self.network.populations[pre].is_source else delay
 
+    def check_trainable(self):
+        """Raise ``ValueError`` unless the backward pass supports the network."""
+        check_trainable(self)
+
     # --- state ------------------------------------------------------------------------------
     def reset(self):
-        """Return to the initial state at step 0 (initial values from the compiled network)."""
+        """Return to the initial state at step 0."""
         self.n = 0
-        self.state = {
-            i: _State(m, self.network.populations[i], self.batch) for i, m in self.models.items()
-        }
+        self.state = {i: _State(m, self._initial[i], self.batch) for i, m in self.models.items()}
         self.pending = {}  # post index -> dict key -> arrivals at steps n+1, n+2, ...
+        self._history = {}  # pop index -> list of (steps, phase, sample, neuron) sent lately
+        self._last = None  # (rasters, first step, n_steps) of the last run, for _remember
+        self._carried = {}  # post index -> InFlight handed over by set_state
 
     def set_initial(self, pop: int, name: str, values):
         """Set an initial value (PyNN units); applies now if at step 0 and after every reset."""
-        p = self.network.populations[pop]
-        p.initial[name] = np.broadcast_to(np.asarray(values, float), (p.size,)).copy()
+        model = self.models[pop]
+        allowed = ["v", *model.synaptic_state]
+        if name not in allowed:
+            raise ValueError(f"cannot initialize {name!r}; state variables are {allowed}")
+        size = self.network.populations[pop].size
+        self._initial[pop][name] = np.broadcast_to(np.asarray(values, float), (size,)).copy()
         if self.n == 0:
-            self.state[pop] = _State(self.models[pop], p, self.batch)
+            self.state[pop] = _State(model, self._initial[pop], self.batch)
 
-    def set_weights(self, proj: int, weights):
-        """Replace a projection's weights (shape ``(n_pre, n_post)``, 0 where unconnected)."""
-        p = self.network.projections[proj]
-        p.weights = np.where(p.mask, np.asarray(weights, float), 0.0)
-        self.delay_groups[proj] = self._groups(proj)
+    def get_state(self) -> EngineState:
+        """Dynamic state in PyNN units, with the spikes still in flight (see the contract)."""
+        populations = {}
+        for i, st in self.state.items():
+            model = self.models[i]
+            populations[i] = PopulationState(
+                v=(st.v + model.v_rest).astype(float),
+                synaptic={
+                    name: st.syn[x].astype(float)
+                    for x, name in zip("EI", model.synaptic_state, strict=True)
+                },
+                refractory=st.countdown * self.dt,
+            )
+        return EngineState(self.n, self.n * self.dt, populations, self._in_flight())
+
+    def set_state(self, state: EngineState):
+        """Continue from ``state`` (populations and projections missing here are ignored)."""
+        self.n = int(state.step)
+        for i, ps in state.populations.items():
+            if i not in self.models:
+                continue
+            model, st = self.models[i], self.state[i]
+            st.v = np.broadcast_to(np.asarray(ps.v) - model.v_rest, st.v.shape).astype(self.dtype)
+            for x, name in zip("EI", model.synaptic_state, strict=True):
+                st.syn[x] = np.broadcast_to(ps.synaptic[name], st.v.shape).astype(self.dtype)
+            st.countdown = np.rint(np.asarray(ps.refractory) / self.dt).astype(np.int64)
+            st.countdown = np.broadcast_to(st.countdown, st.v.shape).copy()
+        self._history, self._last = {}, None
+        self._carried = {i: f for i, f in state.in_flight.items() if i in self.models}
+        self.pending = {i: self._schedule(i, f) for i, f in self._carried.items()}
+
+    def _in_flight(self) -> dict:
+        """Spikes sent before step ``n`` that arrive after it, per target population."""
+        self._remember()
+        parts = {}
+        for i, carried in self._carried.items():
+            later = carried.arrival > self.n * self.dt + 1e-9 * self.dt
+            parts.setdefault(i, []).append(
+                tuple(getattr(carried, f)[later] for f in InFlight.__dataclass_fields__)
+            )
+        for k, proj in enumerate(self.network.projections):
+            if proj.pre not in self._history:
+                continue
+            steps, phase, sample, neuron = (
+                np.concatenate(a) for a in zip(*self._history[proj.pre], strict=True)
+            )
+            for (d, _), (_, W) in zip(self._delay_masks[k], self.delay_groups[k], strict=True):
+                late = steps + d > self.n
+                j, target = np.nonzero(W[neuron[late]])
+                rows = np.flatnonzero(late)[j]
+                parts.setdefault(proj.post, []).append(
+                    (
+                        (steps[rows] - phase[rows] + d) * self.dt,
+                        sample[rows],
+                        target,
+                        np.full(rows.size, proj.receptor),
+                        self._weights[k][neuron[rows], target],
+                    )
+                )
+        return {
+            i: InFlight(*(np.concatenate(col) for col in zip(*chunks, strict=True)))
+            for i, chunks in parts.items()
+        }
+
+    def _schedule(self, post: int, flight: InFlight) -> dict:
+        """Pending arrival arrays (keys of :data:`ARRIVAL_KEYS`) of spikes in flight."""
+        model = self.models[post]
+        steps, phase = self.disc.step_and_phase(flight.arrival)
+        index = steps - (self.n + 1)
+        if np.any(index < 0):
+            raise ValueError("a spike in flight arrives before the state's time")
+        length = int(index.max()) + 1 if index.size else 0
+        arr = {x: np.zeros((length, self.batch, model.size), self.dtype) for x in ARRIVAL_KEYS}
+        for e in range(index.size):
+            x = RECEPTOR_KEYS[str(flight.receptor[e])]
+            t = int(flight.target[e])
+            coef = [c[t] if c.size > 1 else c[0] for c in model.arrival[x]]
+            f_i, f_u, _, _ = arrival_factors(float(phase[e]), *(float(c) for c in coef))
+            where = (index[e], int(flight.sample[e]), t)
+            arr[x][where] += flight.weight[e] * f_i
+            arr["U"][where] += flight.weight[e] * f_u
+        return arr
+
+    def _remember(self):
+        """Keep the spikes of the last run's final ``max delay`` steps for :meth:`get_state`.
+
+        Done lazily (before the next run, or in :meth:`get_state`): training resets before every
+        batch, so it never pays for it.
+        """
+        if self._last is None:
+            return
+        rasters, n0, n_steps = self._last
+        self._last = None
+        horizon = max((d for groups in self.delay_groups for d, _ in groups), default=1)
+        end = n0 + n_steps
+        for i, raster in rasters.items():
+            if not self.network.outgoing(i):
+                continue
+            first = n0 if self.network.populations[i].is_source else n0 + 1
+            lo = max(0, end - horizon - first + 1)
+            k, b, j = np.nonzero(raster.spikes[lo:])
+            recent = (k + lo + first, raster.phase[lo:][k, b, j].astype(float), b, j)
+            kept = []
+            for steps, phase, sample, neuron in self._history.get(i, []):
+                live = steps > end - horizon
+                kept.append((steps[live], phase[live], sample[live], neuron[live]))
+            self._history[i] = [*kept, recent]
 
     # --- running ----------------------------------------------------------------------------
-    def run(self, n_steps, sources=None, currents=None, record=None, keep_trajectory=False):
-        """Advance ``n_steps`` steps.
-
-        Parameters
-        ----------
-        sources : dict pop index -> Raster of shape ``(n_steps, batch, size)`` (emission steps
-            ``n .. n+n_steps-1``); missing sources are silent.
-        currents : dict pop index -> array ``(n_steps, size)`` or ``(n_steps, batch, size)``:
-            external current (nA) in each step besides ``i_offset``.
-        record : dict pop index -> iterable of names among ``spikes``, ``v`` (mV),
-            ``isyn_exc``, ``isyn_inh`` (nA), ``gsyn_exc``, ``gsyn_inh`` (uS).
-        keep_trajectory : bool
-            Also return :class:`LayerTrajectory` per neuron population under key
-            ``"trajectory"`` and every population's Raster under ``"rasters"``.
-
-        Returns
-        -------
-        dict pop index -> dict name -> array (steps ``n+1 .. n+n_steps``) or Raster.
-        """
-        n_steps = int(n_steps)
+    def run(self, n_steps, sources=None, currents=None, record=None, keep_for_backward=False):
+        """Advance ``n_steps`` steps (see :class:`~.interface.Engine`); returns a RunResult."""
+        n_steps, n0 = int(n_steps), self.n
+        self._remember()
         sources, currents, record = sources or {}, currents or {}, record or {}
-        rasters, out = {}, {i: {} for i in record}
+        rasters, signals = {}, {i: {} for i in record}
+        source_pops = set()
         for i, pop in enumerate(self.network.populations):
             if pop.is_source:
+                source_pops.add(i)
                 rasters[i] = self._source_raster(i, sources.get(i), n_steps)
-                if "spikes" in record.get(i, ()):
-                    out[i]["spikes"] = rasters[i]
         trajectories = {}
         for comp in self.order:
             comp = [i for i in comp if i in self.models]
@@ -198,33 +396,85 @@ class Simulation:
                 trajectories[i] = traj
                 self.pending[i] = {x: arr[n_steps:].copy() for x, arr in arrivals[i].items()}
                 if i in record:
-                    out[i].update(self._recorded(i, record[i], traj, syn_hist))
+                    signals[i].update(self._recorded(i, record[i], traj, syn_hist))
         self.n += n_steps
-        if keep_trajectory:
-            out["trajectory"] = trajectories
-            out["rasters"] = rasters
-        return out
+        self._last = (rasters, n0, n_steps)
+        tape = GridTape(trajectories, rasters, {}) if keep_for_backward else None
+        return RunResult(
+            t_start=n0 * self.dt,
+            n_steps=n_steps,
+            spikes=_Spikes(rasters, n0, source_pops, self.dt),
+            signals=signals,
+            tape=tape,
+        )
 
-    def backward(self, trajectory, rasters, loss_grads):
-        """Exact gradients of a loss for the last run (see :func:`.adjoint.backward`).
+    def readouts(self, result: RunResult, pop: int, names) -> dict:
+        """Readouts ``names`` of population ``pop`` in a run kept for backward (see .readouts)."""
+        names = check_readouts(names)
+        if result.tape is None:
+            raise ValueError("readouts need a run made with keep_for_backward=True")
+        traj = result.tape.trajectory[pop]
+        v = traj.v if needs_voltage(names) else None
+        values, index = grid_readouts(traj.spikes.spikes, traj.spikes.phase, v, names, self.dt)
+        result.tape.readout_index.setdefault(pop, {}).update(index)
+        result.readouts.setdefault(pop, {}).update(values)
+        return values
 
-        A method so that engines built on this one (the SpiNNaker2 model) can account for the
-        backward pass they run.
-        """
-        from .adjoint import backward
+    def backward(self, result: RunResult, readout_grads: dict, extra_grads=None, adjoints=False):
+        """Exact gradients of a loss of the readouts (see :class:`~.interface.Engine`)."""
+        tape = result.tape
+        if tape is None:
+            raise ValueError("backward needs a run made with keep_for_backward=True")
+        combined = {}
+        for grads in (readout_grads, extra_grads or {}):
+            for pop, per_name in grads.items():
+                into = combined.setdefault(pop, {})
+                for name, g in per_name.items():
+                    into[name] = g if name not in into else into[name] + g
+        loss_grads = {}
+        for pop, per_name in combined.items():
+            missing = [n for n in per_name if n not in tape.readout_index.get(pop, {})]
+            if missing:
+                self.readouts(result, pop, missing)
+            index = tape.readout_index[pop]
+            shape = tape.trajectory[pop].u.shape
+            dphase, dv = pull_back(per_name, index, shape, self.dt, self.dtype)
+            loss_grads[pop] = {"phase": dphase, "v": dv}
+        weights, adjoint = adjoint_backward(self, tape.trajectory, tape.rasters, loss_grads)
+        signals = None
+        if adjoints:
+            signals = {}
+            for i, adj in adjoint.items():
+                model = self.models[i]
+                initial = initial_adjoint(model, tape.trajectory[i], adj, slice(None))
+                signals[i] = {
+                    "lambda_v": np.concatenate([initial["lambda_v"][None], adj.lambda_v]),
+                    "lambda_i": np.concatenate([initial["lambda_i"][None], adj.lambda_i["E"]]),
+                }
+        return Gradients([g.copy() for g in weights], None, signals)
 
-        return backward(self, trajectory, rasters, loss_grads)
-
-    def _source_raster(self, i, raster, n_steps):
+    def _source_raster(self, i, trains, n_steps):
         pop = self.network.populations[i]
-        if raster is None:
-            return Raster.empty(n_steps, self.batch, pop.size, self.dtype)
-        if raster.spikes.shape != (n_steps, self.batch, pop.size):
+        raster = Raster.empty(n_steps, self.batch, pop.size, self.dtype)
+        if trains is None:
+            return raster
+        if trains.batch != self.batch or trains.size != pop.size:
             raise ValueError(
-                f"source raster for '{pop.label}' has shape {raster.spikes.shape}, expected "
-                f"{(n_steps, self.batch, pop.size)}"
+                f"spikes for '{pop.label}' have batch {trains.batch} and size {trains.size}, "
+                f"expected {self.batch} and {pop.size}"
             )
-        return Raster(raster.spikes, np.ascontiguousarray(raster.phase, self.dtype))
+        steps, phase = self.disc.step_and_phase(trains.times)
+        k = steps - self.n
+        keep = (k >= 0) & (k < n_steps)
+        b, j, k = trains.sample_index[keep], trains.neurons[keep], k[keep]
+        raster.spikes[k, b, j] = True
+        raster.phase[k, b, j] = phase[keep]
+        if np.count_nonzero(raster.spikes) != k.size:
+            raise ValueError(
+                f"spike source '{pop.label}' has two spikes of one neuron within one time step "
+                f"of {self.dt} ms; the grid engine takes at most one"
+            )
+        return raster
 
     # --- inputs -----------------------------------------------------------------------------
     def _arrivals(self, post, comp, rasters, n_steps):
@@ -235,6 +485,7 @@ class Simulation:
         """
         incoming = self.network.incoming(post)
         max_d = max((d for k in incoming for d, _ in self.delay_groups[k]), default=1)
+        max_d = max([max_d] + [len(c) for c in self.pending.get(post, {}).values()])
         model = self.models[post]
         shape = (n_steps + max_d, self.batch, model.size)
         arr = {
@@ -287,13 +538,11 @@ class Simulation:
         )
         v_prev = ws.empty(("v_prev", i), shape, self.dtype)
         v_prev[0] = st.v
-        params = (model.b, model.p["E"], model.p["I"], model.c, model.a["E"], model.a["I"])
-        params += (model.theta, model.v_reset, model.refractory_steps)
         kernels.forward_layer(
             tuple(arrivals[x][:n_steps] for x in ARRIVAL_KEYS),
             self._external_current(i, currents, n_steps),
             (st.v, st.syn["E"], st.syn["I"], st.countdown),
-            params,
+            model.layer_parameters(),
             out,
         )
         u, v, spikes, phase, clamped, i_e, i_i = out
@@ -370,8 +619,8 @@ class Simulation:
         out = {}
         for name in names:
             if name == "spikes":
-                out[name] = traj.spikes
-            elif name == "v":
+                continue  # spikes come as RunResult.spikes
+            if name == "v":
                 out[name] = traj.v + model.v_rest
             elif name in model.synaptic_state:
                 out[name] = syn_hist["EI"[model.synaptic_state.index(name)]]
@@ -382,11 +631,3 @@ class Simulation:
                     f"'{self.network.populations[i].label}'; allowed: {allowed}"
                 )
         return out
-
-
-def _delay_masks(proj):
-    """``(delay, mask)`` per delay of a projection; mask None when one delay covers it all."""
-    groups = list(proj.delay_groups())
-    if len(groups) == 1:
-        return [(groups[0][0], None)]
-    return [(d, proj.mask & (proj.delays == d)) for d, _ in groups]

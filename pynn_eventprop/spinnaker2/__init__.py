@@ -1,9 +1,10 @@
 """Packet-level model of SpiNNaker2 running EventProp training (see ``docs/spinnaker2.md``).
 
-Drop-in for the reference engine (float32, counts the traffic of every run)::
+An engine like the reference one (float32, counts the traffic of every run)::
 
-    sim = Spinnaker2Simulation(network, discretisation, batch_size)
-    sim.run(...); sim.backward(...); sim.report()
+    engine = Spinnaker2Engine(network, discretisation, batch_size)
+    result = engine.run(..., keep_for_backward=True); engine.backward(result, ...)
+    engine.report()
 
 Pipeline of the pieces::
 
@@ -22,7 +23,7 @@ from .mapping import Mapping, MappingError, Placement, Slice, TrainingFlow, map_
 from .packets import KindCount, Traffic, TrafficPlan, count_traffic, plan_traffic
 from .report import Report, build_report
 from .routing import Flow, RoutingError, RoutingTables, build_flows, build_routing
-from .simulation import Spinnaker2Simulation
+from .simulation import Spinnaker2Engine, Spinnaker2Simulation
 
 __all__ = [
     "KINDS",
@@ -39,6 +40,7 @@ __all__ = [
     "RoutingError",
     "RoutingTables",
     "Slice",
+    "Spinnaker2Engine",
     "Spinnaker2Hardware",
     "Spinnaker2Simulation",
     "Traffic",

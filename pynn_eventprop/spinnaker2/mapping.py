@@ -187,8 +187,11 @@ class _PopulationBudget:
         return sum(self.breakdown(hw, start, stop, update).values())
 
 
-def _budget_items(network, k, flow, n_steps, local_batch, max_spikes, training):
-    """The slice-size-dependent and fixed SRAM items of population ``k`` (bytes)."""
+def _budget_items(network, steps, k, flow, n_steps, local_batch, max_spikes, training):
+    """The slice-size-dependent and fixed SRAM items of population ``k`` (bytes).
+
+    ``steps`` holds every projection's delays in ticks (see :func:`delay_ticks`).
+    """
     pop = network.populations[k]
     B, T, K = local_batch, n_steps, max_spikes
     incoming = network.incoming(k)
@@ -196,15 +199,13 @@ def _budget_items(network, k, flow, n_steps, local_batch, max_spikes, training):
     if pop.is_source:
         items["spike_schedule"] = ("per_neuron", K * RECORD_BYTES * B)
         return items
-    max_in = max((int(network.projections[i].delays.max(initial=1)) for i in incoming), default=0)
+    max_in = max((int(steps[i].max(initial=1)) for i in incoming), default=0)
     items["parameters"] = ("per_neuron", PARAMETER_WORDS * WORD)
     items["neuron_state"] = ("per_neuron", STATE_WORDS * WORD * B)
     items["input_ring"] = ("per_neuron", 2 * max_in * WORD * B)
     if training and flow.backward[k]:
         out_err = [i for i in network.outgoing(k) if flow.error[i]]
-        max_out = max(
-            (int(network.projections[i].delays.max(initial=1)) for i in out_err), default=0
-        )
+        max_out = max((int(steps[i].max(initial=1)) for i in out_err), default=0)
         items["adjoint_state"] = ("per_neuron", ADJOINT_WORDS * WORD * B)
         # U per step as float32 plus one spike bit per step (rounded up per neuron and sample)
         items["history"] = ("per_neuron", (T * WORD + -(-T // 8)) * B)
@@ -223,13 +224,13 @@ def _budget_items(network, k, flow, n_steps, local_batch, max_spikes, training):
 
 
 def _population_budget(
-    network, k, flow, n_steps, local_batch, max_spikes, training, optimizer_words
+    network, steps, k, flow, n_steps, local_batch, max_spikes, training, optimizer_words
 ):
-    items = _budget_items(network, k, flow, n_steps, local_batch, max_spikes, training)
+    items = _budget_items(network, steps, k, flow, n_steps, local_batch, max_spikes, training)
     cum, conn_bytes, opt_bytes = [], [], []
     for i in network.incoming(k):
         p = network.projections[i]
-        dense = bool(p.mask.all()) and np.unique(p.delays[p.mask]).size <= 1
+        dense = bool(p.mask.all()) and np.unique(steps[i][p.mask]).size <= 1
         per_conn = WORD if dense else 2 * WORD
         grad = WORD if (training and flow.gradient[i]) else 0
         cum.append(np.concatenate([[0], np.cumsum(p.mask.sum(axis=0))]))
@@ -292,6 +293,8 @@ class Mapping:
     pe_table : int array (replicas, n_slices_total)
         PE id of global slice ``g`` in replica ``r``; ``slice_offset[k] + s`` is the global
         index of slice ``s`` of population ``k``.
+    delay_steps : list of int arrays ``(n_pre, n_post)``
+        Every projection's delays in ticks.
     """
 
     network: CompiledNetwork
@@ -308,6 +311,7 @@ class Mapping:
     placements: list
     pe_table: np.ndarray
     slice_offset: np.ndarray = field(repr=False)
+    delay_steps: list = field(repr=False, default_factory=list)
 
     @property
     def n_pes(self) -> int:
@@ -343,14 +347,14 @@ class Mapping:
         of that delay (steps).
         """
         p = self.network.projections[projection]
-        sel = p.mask if delay is None else p.mask & (p.delays == delay)
+        sel = p.mask if delay is None else p.mask & (self.delay_steps[projection] == delay)
         starts = self.bounds(p.post)[:-1]
         return np.add.reduceat(sel.astype(np.int64), starts, axis=1)
 
     def delays(self, projection: int) -> list[int]:
         """The distinct delays (steps) of a projection's connections."""
         p = self.network.projections[projection]
-        return [int(d) for d in np.unique(p.delays[p.mask])]
+        return [int(d) for d in np.unique(self.delay_steps[projection][p.mask])]
 
 
 def map_network(
@@ -364,6 +368,7 @@ def map_network(
     loss_populations=None,
     max_spikes_per_neuron: int = 8,
     optimizer_words: int = 2,
+    dt: float = 1.0,
 ) -> Mapping:
     """Split populations into per-PE slices, replicate for the batch and place on chips.
 
@@ -385,6 +390,8 @@ def map_network(
         presynaptic spikes); runs that exceed it are flagged by the packet counter.
     optimizer_words : int
         float32 words of optimizer state per trainable weight on the update PE (Adam: 2).
+    dt : float
+        Time step (ms): one tick of the machine; delays (ms) become whole ticks.
 
     Raises
     ------
@@ -408,11 +415,13 @@ def map_network(
         )
     local_batch = -(-batch_size // replicas)
     flow = training_flow(network, loss_populations, training)
+    steps = delay_ticks(network, dt)
 
     slices, budgets = [], []
     for k, pop in enumerate(network.populations):
         budget = _population_budget(
             network,
+            steps,
             k,
             flow,
             n_steps,
@@ -475,4 +484,13 @@ def map_network(
         placements=placements,
         pe_table=pe_table,
         slice_offset=offsets,
+        delay_steps=steps,
     )
+
+
+def delay_ticks(network: CompiledNetwork, dt: float) -> list[np.ndarray]:
+    """Delays of every projection in whole ticks of ``dt`` ms (0 where unconnected)."""
+    return [
+        np.where(p.mask, np.rint(np.asarray(p.delays, float) / dt), 0).astype(np.int64)
+        for p in network.projections
+    ]

@@ -1,14 +1,15 @@
-"""The SpiNNaker2 model as a drop-in replacement for the reference engine's Simulation.
+"""The SpiNNaker2 model as an engine: the reference maths in float32 plus packet accounting.
 
-:class:`Spinnaker2Simulation` *is* the reference :class:`~pynn_eventprop.engine.simulation.
-Simulation` computing in float32 (the Cortex-M4F's single precision): one definition of the
-maths, no second implementation of the LIF equations.  On top it maps the network onto
-SpiNNaker2 (:func:`map_network`, :func:`build_routing`) and counts, from the actual spike events
-of every run, the packets and per-PE work of the four programs (:func:`count_traffic`):
+:class:`Spinnaker2Engine` implements :class:`pynn_eventprop.engine.interface.Engine` by
+*composing* a reference :class:`~pynn_eventprop.engine.simulation.ReferenceEngine` computing in
+float32 (the Cortex-M4F's single precision): one definition of the maths, no second
+implementation of the LIF equations.  On top it maps the network onto SpiNNaker2
+(:func:`map_network`, :func:`build_routing`) and counts, from the actual spike events of every
+run, the packets and per-PE work of the four programs (:func:`count_traffic`):
 
 * :meth:`run` counts the forward program of the steps it simulates;
-* :meth:`backward` (the exact adjoint of :func:`pynn_eventprop.engine.adjoint.backward`) counts
-  the loss, backward and weight-update programs of the batch it differentiates.
+* :meth:`backward` counts the loss, backward and weight-update programs of the batch it
+  differentiates.
 
 Two tallies are kept: :attr:`traffic`, everything simulated (training batches, evaluation,
 prediction), and :attr:`training_traffic`, only the batches that were trained (the forward run
@@ -18,7 +19,7 @@ sample are per *training* sample and not diluted by forward-only evaluation runs
 
 Replicas are independent copies that each run ``local_batch`` samples; simulating the batch as
 one array computes, sample by sample, exactly what each replica computes (samples do not
-interact), so the model's rasters, adjoints and gradients equal the reference engine's in
+interact), so the model's spikes, adjoints and gradients equal the reference engine's in
 float32.  The model does not emulate the order in which a PE accumulates synaptic events.
 """
 
@@ -26,8 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine.adjoint import backward as engine_backward
-from ..engine.simulation import Simulation
+from ..engine.simulation import ReferenceEngine
 from .energy import CostEstimate, EnergyCoefficients, estimate_cost
 from .hardware import OperationCycles, Spinnaker2Hardware
 from .mapping import map_network
@@ -36,13 +36,13 @@ from .report import Report, build_report
 from .routing import build_routing
 
 
-class Spinnaker2Simulation(Simulation):
-    """Reference engine in float32 plus SpiNNaker2 mapping and packet accounting.
+class Spinnaker2Engine:
+    """Reference maths in float32 plus SpiNNaker2 mapping and packet accounting.
 
     Parameters
     ----------
     network, discretisation, batch_size
-        As for :class:`~pynn_eventprop.engine.simulation.Simulation`.
+        As for :class:`~pynn_eventprop.engine.simulation.ReferenceEngine`.
     dtype
         Must be float32 (the default): the model computes as the Cortex-M4F FPU does.
     n_steps : int, optional
@@ -60,7 +60,7 @@ class Spinnaker2Simulation(Simulation):
     spike_payload : bool
         Forward spike packets carry the spike phase (default) or are counted key-only.
     **engine_options
-        Passed to the reference Simulation (``compiled``, ``reuse_buffers``).
+        Passed to the reference engine (``compiled``, ``reuse_buffers``).
     """
 
     def __init__(
@@ -86,7 +86,14 @@ class Spinnaker2Simulation(Simulation):
                 f"dtype must be float32 on the SpiNNaker2 model (Cortex-M4F single precision), "
                 f"got {np.dtype(dtype).name}"
             )
-        super().__init__(network, discretisation, batch_size, np.float32, **engine_options)
+        self._engine = ReferenceEngine(
+            network, discretisation, batch_size, np.float32, **engine_options
+        )
+        self.network = network
+        self.disc = discretisation
+        self.dt = discretisation.dt
+        self.batch = self._engine.batch
+        self.dtype = np.float32
         self.hardware = hardware if hardware is not None else Spinnaker2Hardware()
         self.op_cycles = cycles if cycles is not None else OperationCycles()
         self.coefficients = coefficients if coefficients is not None else EnergyCoefficients()
@@ -103,14 +110,54 @@ class Spinnaker2Simulation(Simulation):
         self.traffic: Traffic | None = None
         self.training_traffic: Traffic | None = None
         self._last_forward: Traffic | None = None  # forward traffic of the current sample
-        self._last_counts = None  # (rasters dict, n_ticks, spike_counts) of the last run
+        self._last_counts = None  # (tape, n_ticks, spike_counts) of the last run
         if n_steps is not None:
             self._build(int(n_steps))
+
+    # --- the reference maths, delegated -----------------------------------------------------
+    @property
+    def n(self) -> int:
+        return self._engine.n
+
+    def readouts(self, result, pop, names):
+        return self._engine.readouts(result, pop, names)
+
+    def get_state(self):
+        return self._engine.get_state()
+
+    def set_state(self, state):
+        self._engine.set_state(state)
+
+    def get_weights(self, k):
+        return self._engine.get_weights(k)
+
+    def set_weights(self, k, weights):
+        self._engine.set_weights(k, weights)
+
+    def get_delays(self, k):
+        return self._engine.get_delays(k)
+
+    def set_delays(self, k, delays):
+        self._engine.set_delays(k, delays)
+
+    def reset(self):
+        self._engine.reset()
+
+    def set_initial(self, pop, name, values):
+        self._engine.set_initial(pop, name, values)
+
+    def check_trainable(self):
+        self._engine.check_trainable()
 
     # --- mapping --------------------------------------------------------------------------
     def _build(self, n_steps: int):
         self.mapping = map_network(
-            self.network, n_steps, self.batch, hardware=self.hardware, **self._map_options
+            self.network,
+            n_steps,
+            self.batch,
+            hardware=self.hardware,
+            dt=self.dt,
+            **self._map_options,
         )
         self.routing = build_routing(self.mapping)
         self.plan = plan_traffic(self.mapping, self.routing, self.op_cycles)
@@ -123,17 +170,16 @@ class Spinnaker2Simulation(Simulation):
         self.traffic = self.training_traffic = self._last_forward = self._last_counts = None
 
     # --- the engine, counted ----------------------------------------------------------------
-    def run(self, n_steps, sources=None, currents=None, record=None, keep_trajectory=False):
+    def run(self, n_steps, sources=None, currents=None, record=None, keep_for_backward=False):
         """Simulate like the reference engine and count the forward program's traffic."""
         if self.mapping is None:
             self._build(self.n + int(n_steps))
         start = self.n
-        out = super().run(n_steps, sources, currents, record, keep_trajectory=True)
-        rasters = out["rasters"]
-        spikes = {k: r.spikes for k, r in rasters.items()}
+        result = self._engine.run(n_steps, sources, currents, record, keep_for_backward=True)
+        spikes = {k: r.spikes for k, r in result.tape.rasters.items()}
         counts = spike_counts(self.plan, spikes, int(n_steps))
-        # a backward pass of this run (given this rasters dict) reuses the counts
-        self._last_counts = (rasters, int(n_steps), counts) if start == 0 else None
+        # a backward pass of this run (given this tape) reuses the counts
+        self._last_counts = (result.tape, int(n_steps), counts) if start == 0 else None
         forward = count_traffic(
             self.plan,
             spikes,
@@ -148,21 +194,22 @@ class Spinnaker2Simulation(Simulation):
             self._last_forward = forward
         else:
             self._last_forward = self._last_forward + forward
-        if not keep_trajectory:
-            del out["trajectory"], out["rasters"]
-        return out
+        if not keep_for_backward:
+            result.tape = None
+        return result
 
-    def backward(self, trajectory, rasters, loss_grads):
+    def backward(self, result, readout_grads, extra_grads=None, adjoints=False):
         """Exact gradients (the reference adjoint) and the loss/backward/update traffic.
 
-        Arguments and results as :func:`pynn_eventprop.engine.adjoint.backward`; the batch
-        must have been simulated from step 0 in one run of at most the mapped ``n_steps``.
+        The batch must have been simulated from step 0 in one run of at most the mapped
+        ``n_steps``.
         """
-        gradients, adjoints = engine_backward(self, trajectory, rasters, loss_grads)
-        spikes = {k: r.spikes for k, r in rasters.items()}
-        n_ticks = next(r.spikes.shape[0] for k, r in rasters.items() if k in trajectory)
+        gradients = self._engine.backward(result, readout_grads, extra_grads, adjoints)
+        tape = result.tape
+        spikes = {k: r.spikes for k, r in tape.rasters.items()}
+        n_ticks = result.n_steps
         last = self._last_counts
-        counts = last[2] if last is not None and last[0] is rasters and last[1] == n_ticks else None
+        counts = last[2] if last is not None and last[0] is tape and last[1] == n_ticks else None
         training = count_traffic(
             self.plan,
             spikes,
@@ -177,7 +224,7 @@ class Spinnaker2Simulation(Simulation):
             self._last_forward = None
         tally = self.training_traffic
         self.training_traffic = training if tally is None else tally + training
-        return gradients, adjoints
+        return gradients
 
     # --- results ----------------------------------------------------------------------------
     def counted(self, scope: str = "auto") -> Traffic | None:
@@ -223,3 +270,7 @@ class Spinnaker2Simulation(Simulation):
             self.op_cycles,
             scope="training" if counted and traffic is self.training_traffic else "all",
         )
+
+
+#: The name this model had before it became an engine (kept for existing scripts).
+Spinnaker2Simulation = Spinnaker2Engine

@@ -9,18 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..network import CompiledNetwork, CompiledPopulation, CompiledProjection
+from ..neurons import WP_NEURON
 
-TWIN_PARAMETERS = dict(
-    v_rest=0.0,
-    cm=20.0,
-    tau_m=20.0,
-    tau_refrac=0.0,
-    tau_syn_E=5.0,
-    tau_syn_I=5.0,
-    i_offset=0.0,
-    v_reset=0.0,
-    v_thresh=1.0,
-)
+#: The Yin-Yang twin's neuron: Wunderlich & Pehle's (see :mod:`pynn_eventprop.neurons`).
+TWIN_PARAMETERS = WP_NEURON
 
 
 def lif_population(label: str, size: int, **overrides) -> CompiledPopulation:
@@ -42,6 +34,7 @@ def feedforward(
     trainable=True,
     receptor="excitatory",
     seed=0,
+    dt=1.0,
 ) -> CompiledNetwork:
     """A source layer followed by LIF layers, all-to-all (or ``masks``) between neighbours.
 
@@ -52,9 +45,11 @@ def feedforward(
     weights : list of arrays, optional
         Per projection ``(n_pre, n_post)`` nA; default normal with std ``2/sqrt(n_pre)``.
     delays : int or list of (int or int array)
-        Delays in steps per projection.
+        Delays in steps of ``dt`` per projection.
     masks : list of bool arrays, optional
     trainable : bool or list of bool
+    dt : float
+        Time step (ms): the compiled delays are ``delays * dt`` ms.
     """
     rng = np.random.default_rng(seed)
     n = len(sizes) - 1
@@ -73,7 +68,7 @@ def feedforward(
             if weights is None
             else np.asarray(weights[k], float)
         )
-        d = np.broadcast_to(np.asarray(per(delays, k), np.int64), shape).copy()
+        d = np.broadcast_to(np.asarray(per(delays, k), np.int64) * float(dt), shape).copy()
         projs.append(
             CompiledProjection(
                 f"p{k}", k, k + 1, receptor, np.where(mask, w, 0.0), d, mask, per(trainable, k)

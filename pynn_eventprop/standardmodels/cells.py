@@ -21,7 +21,7 @@ import numpy as np
 from pyNN.errors import InvalidParameterValueError
 from pyNN.standardmodels import build_translations, cells
 
-from ..engine.raster import Raster
+from ..engine.interface import SpikeTrains
 
 # ---------------------------------------------------------------------------------------------
 # parameter constraints
@@ -143,12 +143,10 @@ class EmittedSpikes:
     phase: np.ndarray
     time: np.ndarray
 
-    def raster(self, n0: int, n_steps: int, size: int) -> Raster:
-        """Engine input for emission steps ``n0 .. n0+n_steps-1`` (batch size 1)."""
-        raster = Raster.empty(n_steps, 1, size)
-        raster.spikes[self.step - n0, 0, self.neuron] = True
-        raster.phase[self.step - n0, 0, self.neuron] = self.phase
-        return raster
+    def trains(self, size: int) -> SpikeTrains:
+        """Engine input: these spikes as one sample of a population of ``size`` neurons."""
+        offsets = np.array([0, self.time.size], np.int64)
+        return SpikeTrains(self.time.astype(float), self.neuron.astype(np.int64), offsets, size)
 
 
 class SpikeSchedule:
