@@ -22,16 +22,12 @@ import time
 
 import numpy as np
 
-from pynn_eventprop.datasets.encoding import times_to_raster
 from pynn_eventprop.datasets.yin_yang import yin_yang_dataset
 from pynn_eventprop.discretisation import LIFDiscretisation
-from pynn_eventprop.engine.adjoint import backward
-from pynn_eventprop.engine.raster import Raster
-from pynn_eventprop.engine.simulation import Simulation
-from pynn_eventprop.eventprop.losses import TTFSCrossEntropy
+from pynn_eventprop.engine.platforms import make_engine
 from pynn_eventprop.spinnaker2 import build_routing, count_traffic, map_network, plan_traffic
-from pynn_eventprop.spinnaker2.simulation import Spinnaker2Simulation
 from pynn_eventprop.spinnaker2.testing import feedforward
+from pynn_eventprop.training import TrainingStep, TTFSCrossEntropy
 
 #: the training runs' platforms: (name, platform, Trainer dtype)
 TRAINING_RUNS = (
@@ -41,33 +37,27 @@ TRAINING_RUNS = (
 )
 
 
-def yin_yang_network(hidden: int, seed: int):
+def yin_yang_network(hidden: int, seed: int, dt: float):
     """5-hidden-3 with Wunderlich & Pehle-like initial weights (hidden N(1.5, 0.8) nA)."""
     rng = np.random.default_rng(seed)
     weights = [rng.normal(1.5, 0.8, (5, hidden)), rng.normal(0.9, 0.8, (hidden, 3))]
-    return feedforward([5, hidden, 3], weights=weights)
+    return feedforward([5, hidden, 3], weights=weights, dt=dt)
 
 
-def batches(dataset, disc, n_steps, batch, n_batches):
+def batches(dataset, batch, n_batches):
     for b in range(n_batches):
         sel = slice(b * batch, (b + 1) * batch)
-        spikes, phase = times_to_raster(dataset.times[sel], disc, n_steps)
-        yield Raster(spikes, phase.astype(np.float32)), dataset.labels[sel]
+        yield dataset.times[sel], dataset.labels[sel]
 
 
-def train_step(sim, raster, labels, loss, n_steps, dt):
-    """Forward, loss and exact backward of one batch; returns (loss, spikes by population)."""
-    sim.reset()
-    out = sim.run(n_steps, sources={0: raster}, keep_trajectory=True)
-    out_pop = max(out["trajectory"])
-    traj = out["trajectory"][out_pop]
-    res = loss(traj.spikes.spikes, traj.spikes.phase, traj.v, labels, dt)
-    grads = {out_pop: {"phase": res.dL_dphase, "v": res.dL_dv}}
-    if isinstance(sim, Spinnaker2Simulation):
-        sim.backward(out["trajectory"], out["rasters"], grads)
-    else:
-        backward(sim, out["trajectory"], out["rasters"], grads)
-    return res.loss, {k: r.spikes for k, r in out["rasters"].items()}
+def train_step(engine, times, labels, loss, n_steps):
+    """Forward, loss and exact backward of one batch (the training core's step, no update);
+    returns (loss, spikes by population)."""
+    step = TrainingStep(engine, 0, len(engine.network.populations) - 1, loss, n_steps)
+    forward = step.forward(times, labels)
+    step.gradients(forward)
+    rasters = forward.result.tape.rasters  # the grid engine's spike rasters, for counting
+    return forward.loss.loss, {k: r.spikes for k, r in rasters.items()}
 
 
 def timed(fn, repeat):
@@ -87,7 +77,7 @@ def train_epoch(args, platform, dtype, train, epochs=1):
     """
     import pynn_eventprop as sim
     from pynn_eventprop.eventprop.training import Trainer
-    from pynn_eventprop.examples import yin_yang
+    from pynn_eventprop.tasks import yin_yang
 
     options = ["--hidden", str(args.hidden), "--dt", str(args.dt), "--platform", platform]
     options += ["--duration", str(args.steps * args.dt), "--batch-size", str(args.batch)]
@@ -133,9 +123,10 @@ def training_throughput(args) -> dict:
             seconds, cpu, trainer = train_epoch(args, platform, dtype, train)
             rates[name].append(len(train) / seconds)
             cpu_rates[name].append(len(train) / cpu)
-            weights[name] = [p.weights for p in trainer.sim.network.projections]
+            engine = trainer.engine
+            weights[name] = [engine.get_weights(k) for k in range(len(engine.network.projections))]
             if platform == "spinnaker2":
-                model = trainer.sim
+                model = engine
 
     def ratio(values, ref):
         pairs = zip(values["model"], values[ref], strict=True)
@@ -216,23 +207,23 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     disc = LIFDiscretisation(args.dt)
-    net = yin_yang_network(args.hidden, args.seed)
-    data = list(batches(yin_yang_dataset("train"), disc, args.steps, args.batch, args.batches))
+    net = yin_yang_network(args.hidden, args.seed, args.dt)
+    data = list(batches(yin_yang_dataset("train"), args.batch, args.batches))
     loss = TTFSCrossEntropy()
 
     t0 = time.perf_counter()
-    mapping = map_network(net, args.steps, args.batch)
+    mapping = map_network(net, args.steps, args.batch, dt=args.dt)
     routing = build_routing(mapping)
     plan = plan_traffic(mapping, routing)
     build_s = time.perf_counter() - t0
 
-    ref = Simulation(net, disc, args.batch, dtype=np.float32)
-    model = Spinnaker2Simulation(net, disc, args.batch, n_steps=args.steps)
-    spikes = [train_step(ref, r, y, loss, args.steps, args.dt)[1] for r, y in data]
+    ref = make_engine("reference", net, disc, args.batch, np.float32)
+    model = make_engine("spinnaker2", net, disc, args.batch, options={"n_steps": args.steps})
+    spikes = [train_step(ref, t, y, loss, args.steps)[1] for t, y in data]
 
-    def run_all(sim):
-        for r, y in data:
-            train_step(sim, r, y, loss, args.steps, args.dt)
+    def run_all(engine):
+        for t, y in data:
+            train_step(engine, t, y, loss, args.steps)
 
     def count_all():
         for s in spikes:

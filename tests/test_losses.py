@@ -4,7 +4,9 @@ import math
 
 import numpy as np
 import pytest
+from grid_losses import on_grid
 
+from pynn_eventprop.engine.readouts import grid_readouts, time_weights
 from pynn_eventprop.eventprop import (
     AverageVoltageCrossEntropy,
     MaxVoltageCrossEntropy,
@@ -82,9 +84,9 @@ def test_gradients_match_central_differences(loss):
     assert np.min(top2[1] - top2[0]) > 1e3 * EPS
 
     def f():
-        return loss.evaluate(spikes, phase, v, labels, DT).loss
+        return on_grid(loss, spikes, phase, v, labels, DT).loss
 
-    result = loss.evaluate(spikes, phase, v, labels, DT)
+    result = on_grid(loss, spikes, phase, v, labels, DT)
     np.testing.assert_allclose(result.dL_dphase, central_differences(f, phase, EPS), RTOL, ATOL)
     np.testing.assert_allclose(result.dL_dv, central_differences(f, v, EPS), RTOL, ATOL)
     assert np.abs(result.dL_dphase).max() + np.abs(result.dL_dv).max() > 1e-3  # not vacuous
@@ -92,7 +94,7 @@ def test_gradients_match_central_differences(loss):
 
 def test_ttfs_gradient_only_at_first_spikes_and_phase_sign():
     spikes, phase, v, labels = recorded()
-    result = TTFSCrossEntropy(xi=0.5, alpha=0.05, beta=2.0).evaluate(spikes, phase, v, labels, DT)
+    result = on_grid(TTFSCrossEntropy(xi=0.5, alpha=0.05, beta=2.0), spikes, phase, v, labels, DT)
     nonzero = result.dL_dphase != 0
     assert np.all(first_spike_mask(spikes)[nonzero])  # only at first spikes
     assert not np.any(result.dL_dv)  # without the silent rule no voltage gradient
@@ -115,7 +117,7 @@ def test_ttfs_value_by_hand():
     spikes[0, 0, 0] = spikes[1, 0, 1] = spikes[2, 0, 1] = True
     phase[1, 0, 1] = 0.5
     loss = TTFSCrossEntropy(xi=2.0, alpha=0.1, beta=4.0)
-    r = loss.evaluate(spikes, phase, None, [1], 1.0)
+    r = on_grid(loss, spikes, phase, None, [1], 1.0)
     ce = -math.log(math.exp(-1.5 / 2) / (math.exp(-1.0 / 2) + math.exp(-1.5 / 2)))
     assert r.loss == pytest.approx(ce + 0.1 * (math.exp(1.5 / 4) - 1), rel=1e-14)
     np.testing.assert_array_equal(r.readout, [[1.0, 1.5]])
@@ -131,19 +133,19 @@ def test_uniform_outputs_give_log_n():
     spikes, phase, v, labels = recorded()
     same_v = np.repeat(v[:, :, :1], N, axis=2)
     for loss in (MaxVoltageCrossEntropy(), AverageVoltageCrossEntropy("exponential")):
-        r = loss.evaluate(None, None, same_v, labels, DT)
+        r = on_grid(loss, None, None, same_v, labels, DT)
         np.testing.assert_allclose(r.per_sample, math.log(N), rtol=1e-14)
     # all outputs fire at the same time: the cross-entropy is log N (alpha = 0)
     same_spikes = np.repeat(spikes[:, 1:2, :1], N, axis=2).repeat(B, axis=1)
     same_phase = np.repeat(phase[:, 1:2, :1], N, axis=2).repeat(B, axis=1)
-    r = TTFSCrossEntropy(alpha=0.0).evaluate(same_spikes, same_phase, None, labels, DT)
+    r = on_grid(TTFSCrossEntropy(alpha=0.0), same_spikes, same_phase, None, labels, DT)
     assert r.loss == pytest.approx(math.log(N), rel=1e-14)
 
 
 def test_ttfs_silent_outputs_get_no_gradient_and_all_silent_has_no_prediction():
     spikes, phase, v, labels = recorded()
     loss = TTFSCrossEntropy(xi=0.5, alpha=0.05, beta=2.0)
-    r = loss.evaluate(spikes, phase, v, labels, DT)
+    r = on_grid(loss, spikes, phase, v, labels, DT)
     assert r.readout[0, 1] == T * DT  # silent neuron counts as the end of the window
     assert not np.any(r.dL_dphase[:, 0, 1])
     # sample 2: all silent -> constant loss log N + alpha (exp(T dt / beta) - 1), no gradient
@@ -160,7 +162,7 @@ def test_ttfs_predictions_earliest_ties_and_window_end():
     phase[1, 1, 1], phase[1, 1, 2] = 0.2, 0.7  # ... but neuron 2 earlier in the step -> 2
     spikes[1, 2, 0] = spikes[1, 2, 2] = True  # sample 2: exact tie -> lowest index 0
     spikes[3, 3, 2] = True  # sample 3: neuron 2 fires at the window end t = T dt, phase 0
-    r = TTFSCrossEntropy().evaluate(spikes, phase, None, [0, 2, 2, 2], 1.0)
+    r = on_grid(TTFSCrossEntropy(), spikes, phase, None, [0, 2, 2, 2], 1.0)
     assert r.predictions.tolist() == [0, 2, 0, 2]  # a spike at T dt beats silence
     assert r.correct.tolist() == [True, True, False, True]
     assert r.accuracy == 0.75
@@ -171,8 +173,8 @@ def test_silent_push_term_value_and_gradient():
     gamma, theta = 0.3, 1.0
     base = TTFSCrossEntropy(xi=0.5, alpha=0.05, beta=2.0)
     pushed = TTFSCrossEntropy(xi=0.5, alpha=0.05, beta=2.0, silent_push=gamma, theta=theta)
-    r0 = base.evaluate(spikes, phase, v, labels, DT)
-    r1 = pushed.evaluate(spikes, phase, v, labels, DT)
+    r0 = on_grid(base, spikes, phase, v, labels, DT)
+    r1 = on_grid(pushed, spikes, phase, v, labels, DT)
     label_silent = ~spikes[:, np.arange(B), labels].any(axis=0)
     assert label_silent.tolist() == [True, False, True, False, False]  # samples 0 and 2
     for b in range(B):
@@ -186,12 +188,13 @@ def test_silent_push_term_value_and_gradient():
             assert r1.per_sample[b] == r0.per_sample[b]
             assert not np.any(r1.dL_dv[:, b, :])
     np.testing.assert_array_equal(r1.dL_dphase, r0.dL_dphase)
-    assert pushed.requires == ("spikes", "phase", "v") and base.requires == ("spikes", "phase")
+    assert pushed.requires == ("first_spike_time", "v_max")
+    assert base.requires == ("first_spike_time",)
 
 
 def test_max_voltage_gradient_only_at_argmax_and_predictions():
     _, _, v, labels = recorded()
-    r = MaxVoltageCrossEntropy().evaluate(None, None, v, labels, DT)
+    r = on_grid(MaxVoltageCrossEntropy(), None, None, v, labels, DT)
     np.testing.assert_array_equal(r.readout, v.max(axis=0))
     np.testing.assert_array_equal(r.predictions, v.max(axis=0).argmax(axis=1))
     k = v.argmax(axis=0)
@@ -206,12 +209,12 @@ def test_max_voltage_gradient_only_at_argmax_and_predictions():
 
 def test_average_voltage_readout_and_weights():
     _, _, v, labels = recorded()
-    r = AverageVoltageCrossEntropy().evaluate(None, None, v, labels, DT)
+    r = on_grid(AverageVoltageCrossEntropy(), None, None, v, labels, DT)
     np.testing.assert_allclose(r.readout, v.mean(axis=0), rtol=1e-13, atol=1e-15)
     assert np.all(r.dL_dv != 0)  # every step of every output gets gradient
-    w = AverageVoltageCrossEntropy("exponential").weights(T)
+    w = time_weights("exponential", T, np.dtype(np.float64))
     np.testing.assert_allclose(w, np.exp(-np.arange(1, T + 1) / T) / T, rtol=1e-15)
-    re = AverageVoltageCrossEntropy("exponential").evaluate(None, None, v, labels, DT)
+    re = on_grid(AverageVoltageCrossEntropy("exponential"), None, None, v, labels, DT)
     np.testing.assert_allclose(re.readout, np.einsum("n,nbi->bi", w, v), rtol=1e-13)
     np.testing.assert_array_equal(re.predictions, re.readout.argmax(axis=1))
 
@@ -220,10 +223,15 @@ def test_batch_mean_scaling():
     """The batch's gradients are the mean of the single-sample gradients."""
     spikes, phase, v, labels = recorded()
     for loss in LOSSES:
-        whole = loss.evaluate(spikes, phase, v, labels, DT)
+        whole = on_grid(loss, spikes, phase, v, labels, DT)
         for b in range(B):
-            one = loss.evaluate(
-                spikes[:, b : b + 1], phase[:, b : b + 1], v[:, b : b + 1], labels[b : b + 1], DT
+            one = on_grid(
+                loss,
+                spikes[:, b : b + 1],
+                phase[:, b : b + 1],
+                v[:, b : b + 1],
+                labels[b : b + 1],
+                DT,
             )
             assert one.loss == pytest.approx(whole.per_sample[b], rel=1e-13)
             np.testing.assert_allclose(whole.dL_dphase[:, b], one.dL_dphase[:, 0] / B, rtol=1e-13)
@@ -233,13 +241,18 @@ def test_batch_mean_scaling():
 def test_layout_and_dtype_do_not_change_results():
     spikes, phase, v, labels = recorded()
     for loss in LOSSES:
-        ref = loss.evaluate(spikes, phase, v, labels, DT)
-        other = loss.evaluate(
-            np.asfortranarray(spikes), np.asfortranarray(phase), np.asfortranarray(v), labels, DT
+        ref = on_grid(loss, spikes, phase, v, labels, DT)
+        other = on_grid(
+            loss,
+            np.asfortranarray(spikes),
+            np.asfortranarray(phase),
+            np.asfortranarray(v),
+            labels,
+            DT,
         )
         np.testing.assert_array_equal(other.dL_dphase, ref.dL_dphase)
         np.testing.assert_array_equal(other.dL_dv, ref.dL_dv)
-        r32 = loss.evaluate(spikes, phase.astype(np.float32), v.astype(np.float32), labels, DT)
+        r32 = on_grid(loss, spikes, phase.astype(np.float32), v.astype(np.float32), labels, DT)
         assert r32.dL_dphase.dtype == np.float32 and r32.dL_dv.dtype == np.float32
         # float32 rounding (~1e-7 relative) of the inputs bounds the difference
         np.testing.assert_allclose(r32.loss, ref.loss, rtol=1e-5)
@@ -274,20 +287,23 @@ def test_ttfs_parameter_errors(kwargs, match):
 def test_input_errors_name_the_problem():
     spikes, phase, v, labels = recorded()
     loss = TTFSCrossEntropy(silent_push=0.1, theta=1.0)
+    readouts = {"first_spike_time": np.ones((B, N)), "v_max": np.zeros((B, N))}
     with pytest.raises(ValueError, match="labels must lie in \\[0, 3\\)"):
-        loss.evaluate(spikes, phase, v, np.array([0, 1, 3, 0, 0]), DT)
+        loss.evaluate(readouts, np.array([0, 1, 3, 0, 0]), 1.0)
     with pytest.raises(ValueError, match="labels must lie"):
-        loss.evaluate(spikes, phase, v, np.array([0, -1, 2, 0, 0]), DT)
+        loss.evaluate(readouts, np.array([0, -1, 2, 0, 0]), 1.0)
     with pytest.raises(ValueError, match="labels must be integers of shape"):
-        loss.evaluate(spikes, phase, v, labels.astype(float), DT)
-    with pytest.raises(ValueError, match="needs 'v'"):
-        loss.evaluate(spikes, phase, None, labels, DT)
-    with pytest.raises(ValueError, match="phase has shape"):
-        loss.evaluate(spikes, phase[:-1], v, labels, DT)
-    with pytest.raises(ValueError, match="dt must be"):
-        loss.evaluate(spikes, phase, v, labels, 0.0)
+        loss.evaluate(readouts, labels.astype(float), 1.0)
+    with pytest.raises(ValueError, match="needs the readout 'v_max'"):
+        loss.evaluate({"first_spike_time": readouts["first_spike_time"]}, labels, 1.0)
+    with pytest.raises(ValueError, match="v_max has shape"):
+        loss.evaluate({**readouts, "v_max": np.zeros((B - 1, N))}, labels, 1.0)
+    with pytest.raises(ValueError, match="duration must be"):
+        loss.evaluate(readouts, labels, 0.0)
     with pytest.raises(ValueError, match="weighting must be"):
         AverageVoltageCrossEntropy("linear")
+    with pytest.raises(ValueError, match="unknown readout"):
+        grid_readouts(spikes, phase, v, ["v_min"], DT)
 
 
 def test_check_finite_names_what_and_where():

@@ -10,19 +10,19 @@ import json
 
 import numpy as np
 import pytest
+from engine_networks import random_input
 from pyNN.parameters import Sequence
 from pyNN.random import NumpyRNG, RandomDistribution
 
 from pynn_eventprop.compile import compile_network
 from pynn_eventprop.datasets import LatencyCode, yin_yang_dataset
-from pynn_eventprop.datasets.encoding import times_to_raster
+from pynn_eventprop.engine.interface import SpikeTrains
 from pynn_eventprop.engine.platforms import make_engine
-from pynn_eventprop.engine.raster import Raster
 from pynn_eventprop.eventprop import TTFSCrossEntropy
-from pynn_eventprop.eventprop.checkpoint import load_checkpoint
 from pynn_eventprop.eventprop.training import Trainer
-from pynn_eventprop.examples import yin_yang
-from pynn_eventprop.spinnaker2 import Spinnaker2Simulation
+from pynn_eventprop.spinnaker2 import Spinnaker2Engine
+from pynn_eventprop.tasks import yin_yang
+from pynn_eventprop.training.checkpoint import load_checkpoint
 
 CODE = LatencyCode(t_early=0.0, t_late=30.0, bias_time=0.0)
 PLATFORMS = ("reference", "spinnaker2")
@@ -59,7 +59,7 @@ def example_trainer(platform, *options, dtype=np.float32):
 def trained_weights(trainer) -> dict:
     """Master weights (float64) of every trainable projection, by label."""
     return {
-        trainer.state.projections[k].label: trainer.sim.network.projections[c].weights.copy()
+        trainer.state.projections[k].label: trainer.engine.get_weights(c)
         for k, c in trainer.trainable.items()
     }
 
@@ -109,30 +109,23 @@ def test_rasters_identical_to_the_float32_reference_engine_over_batches(sim, dat
         example_network("spinnaker2")
         disc = sim.simulator.state.discretisation
         inputs = [
-            Raster(*times_to_raster(data[0].times[b * batch : (b + 1) * batch], disc, n_steps))
-            for b in range(3)
+            SpikeTrains.from_matrix(data[0].times[b * batch : (b + 1) * batch]) for b in range(3)
         ]
     else:
         deep_network(sim)
         rng = np.random.default_rng(5)
         disc = sim.simulator.state.discretisation
-        inputs = [
-            Raster.from_times(
-                [[np.sort(rng.uniform(0, 25, 3)) for _ in range(8)] for _ in range(batch)],
-                disc,
-                n_steps,
-            )
-            for _ in range(3)
-        ]
+        inputs = [random_input(rng, disc, batch, 8, n_steps, t_max=25) for _ in range(3)]
     sims = engines(sim, batch)
     model = sims["spinnaker2"]
-    assert isinstance(model, Spinnaker2Simulation)
+    assert isinstance(model, Spinnaker2Engine)
     sent = 0
     for raster in inputs:  # a few batches, each from step 0
         out = {}
         for name, engine in sims.items():
             engine.reset()
-            out[name] = engine.run(n_steps, sources={0: raster}, keep_trajectory=True)["rasters"]
+            result = engine.run(n_steps, sources={0: raster}, keep_for_backward=True)
+            out[name] = result.tape.rasters
         for k, ref in out["reference"].items():
             got = out["spinnaker2"][k]
             assert got.phase.dtype == np.float32
@@ -158,13 +151,14 @@ def test_pynn_recording_on_the_model_matches_its_batched_float32_run(sim, data):
         sim.run(duration)
         sim.reset()
     block = output.get_data()
-    assert isinstance(sim.simulator.state.engine, Spinnaker2Simulation)
+    assert isinstance(sim.simulator.state.engine, Spinnaker2Engine)
 
-    disc, n_steps = sim.simulator.state.discretisation, int(duration / args.dt)
+    n_steps = int(duration / args.dt)
     reference = engines(sim, n_samples)["reference"]
-    spikes, phase = times_to_raster(times, disc, n_steps, dtype=np.float32)
-    out = reference.run(n_steps, sources={0: Raster(spikes, phase)}, keep_trajectory=True)
-    traj = out["trajectory"][output._index]
+    result = reference.run(
+        n_steps, sources={0: SpikeTrains.from_matrix(times)}, keep_for_backward=True
+    )
+    traj = result.tape.trajectory[output._index]
     n_spikes = 0
     for i, segment in enumerate(block.segments):
         for train in segment.spiketrains:
@@ -213,8 +207,8 @@ def test_weights_after_one_epoch_of_yin_yang_agree_with_the_reference_engine(sim
     model = assert_weights_agree(result)
     batches = train.n_batches(model.batch_size)
     # every batch of the epoch was trained on the model and counted (the last one padded)
-    assert model.sim.training_traffic.batches == batches
-    assert model.sim.training_traffic.samples == batches * model.batch_size
+    assert model.engine.training_traffic.batches == batches
+    assert model.engine.training_traffic.samples == batches * model.batch_size
 
 
 @pytest.mark.slow
@@ -237,7 +231,7 @@ def test_hybrid_training_off_chip_then_on_chip_and_back(sim, data, tmp_path):
     pre = example_trainer("reference", *options, dtype=None)
     pre.fit(train, 2, checkpoint=off_chip)
     pre_accuracy = pre.evaluate(validation)["accuracy"]
-    assert not hasattr(pre.sim, "traffic")  # nothing is counted off-chip
+    assert not hasattr(pre.engine, "traffic")  # nothing is counted off-chip
     sim.end()
 
     # 2. on-chip fine-tuning: the same script with the switch, resumed from the checkpoint
@@ -249,9 +243,9 @@ def test_hybrid_training_off_chip_then_on_chip_and_back(sim, data, tmp_path):
         w = saved[projection.label]["weights"]
         # carried over exactly: the master weights, the PyNN projection and the float32
         # copy the PEs hold (the chip's single-precision weights are the rounded master weights)
-        assert np.array_equal(fine.sim.network.projections[c].weights, w)
+        assert np.array_equal(fine.engine.get_weights(c), w)
         assert np.array_equal(projection.get("weight", format="array"), w)
-        assert np.array_equal(fine.sim.delay_groups[c][0][1], w.astype(np.float32))
+        assert np.array_equal(fine.engine._engine.delay_groups[c][0][1], w.astype(np.float32))
         state = fine.optimisers[k].state_dict()
         assert state["step_count"] == saved[projection.label]["optimiser"]["step_count"] > 0
     assert fine.epoch == 2
@@ -264,7 +258,7 @@ def test_hybrid_training_off_chip_then_on_chip_and_back(sim, data, tmp_path):
     fine_accuracy = fine.evaluate(validation)["accuracy"]
     assert fine_accuracy >= pre_accuracy - 0.02
     # the model counted the fine-tuning: two epochs of batches, training traffic only
-    model = fine.sim
+    model = fine.engine
     batches = 2 * train.n_batches(fine.batch_size)
     assert model.training_traffic.batches == batches
     assert model.training_traffic.samples == batches * fine.batch_size

@@ -1,28 +1,32 @@
-"""EventProp training: losses on output populations, optimisers and learning-rate schedules.
+"""EventProp for PyNN scripts: the trainable synapse type and the Trainer.
 
-Pure numpy, independent of the PyNN layer; see ``docs/losses.md``.
+:class:`~.synapses.EventPropSynapse` marks a Projection as trainable and
+:class:`~.training.Trainer` trains a PyNN network; losses, optimisers and schedules are those of
+the PyNN-free training core :mod:`pynn_eventprop.training`, re-exported here.  See
+``docs/losses.md`` and ``docs/training.md``.
 """
 
-from .errors import NonFiniteError, check_finite
-from .losses import (
+from ..engine.readouts import time_to_phase_gradient
+from ..training import (
+    SGD,
+    Adam,
     AverageVoltageCrossEntropy,
-    Loss,
-    LossResult,
-    MaxVoltageCrossEntropy,
-    TTFSCrossEntropy,
-    softmax_cross_entropy,
-    time_to_phase_gradient,
-)
-from .optimisers import SGD, Adam, Optimiser
-from .schedules import (
     ConstantLR,
     CosineDecay,
     ExponentialDecay,
+    Loss,
+    LossResult,
+    MaxVoltageCrossEntropy,
+    NonFiniteError,
+    Optimiser,
     PerEpoch,
     Schedule,
     StepDecay,
+    TTFSCrossEntropy,
     as_schedule,
+    check_finite,
     schedule_from_dict,
+    softmax_cross_entropy,
 )
 
 __all__ = [

@@ -9,10 +9,11 @@ one step (:meth:`pynn_eventprop.discretisation.LIFDiscretisation.delay_steps`).
 
 from __future__ import annotations
 
-from pyNN.standardmodels import build_translations, synapses
+import numpy as np
+from pyNN.standardmodels import StandardSynapseType, build_translations, synapses
 
-from ..eventprop.synapses import EventPropSynapse
 from ..simulator import state
+from ..training.rule import EventPropRule
 from .delays import check_delays, default_delay
 
 
@@ -24,6 +25,65 @@ class StaticSynapse(synapses.StaticSynapse):
 
     def _get_minimum_delay(self):
         return default_delay(state)
+
+
+def check_finite_weights(weights, projection):
+    """Signed weights are allowed; NaN and infinity are not."""
+    values = np.asarray(weights, dtype=float)
+    if not np.all(np.isfinite(values)):
+        raise ValueError(
+            f"weight must be finite for projection '{projection.label}', got "
+            f"{values[~np.isfinite(values)].ravel()[0]!r}"
+        )
+    return weights
+
+
+class EventPropSynapse(StandardSynapseType):
+    """Trainable current-based synapse: signed weight (nA) and delay (ms).
+
+    A projection learns when its synapse type is ``EventPropSynapse``; the synapse type carries
+    an :class:`~pynn_eventprop.training.rule.EventPropRule` (the optimiser with its learning-rate
+    schedule, weight decay and weight bounds), in the spirit of PyNN's ``STDPMechanism``.
+    Weights are signed (nA, added to the synaptic current of the projection's receptor type
+    whatever their sign), so PyNN's one-sign weight check does not apply.
+
+    Parameters
+    ----------
+    weight : float, array, RandomDistribution or callable
+        Initial weights (nA), any sign.
+    delay : float, optional
+        Delay (ms): a whole multiple of the time step, at least one step.
+    rule : EventPropRule, optional
+        Optimiser and its settings (default ``EventPropRule()``: Adam, lr 1e-3).
+
+    Notes
+    -----
+    ``projection.get("gradient", format="array")`` returns ``dL/dw`` (per nA of weight) of the
+    last :meth:`Trainer.gradient` call, or the gradient the last training step's update used
+    (``dL/dw`` plus regulariser terms, clipped), NaN where unconnected as for weights.
+    """
+
+    default_parameters = {"weight": 0.0, "delay": None}
+    # "gradient" is read-only: Projection.get("gradient", ...) gives dL/dw of the last step
+    translations = build_translations(
+        ("weight", "weight"), ("delay", "delay"), ("gradient", "gradient")
+    )
+    parameter_checks = {"weight": check_finite_weights, "delay": check_delays}
+    trainable = True
+
+    def __init__(self, weight=0.0, delay=None, rule: EventPropRule | None = None):
+        super().__init__(weight=weight, delay=delay)
+        self.rule = rule if rule is not None else EventPropRule()
+
+    def _get_minimum_delay(self):
+        return default_delay(state)
+
+    def describe(self, template="standardmodel_default.txt", engine="default"):
+        """PyNN's description plus the learning rule (a dict when ``template`` is None)."""
+        description = super().describe(template, engine)
+        if isinstance(description, dict):
+            return {**description, "learning_rule": self.rule.describe()}
+        return f"{description}\n    {self.rule.describe()}"
 
 
 SUPPORTED_SYNAPSE_TYPES = (StaticSynapse, EventPropSynapse)

@@ -1,24 +1,14 @@
 """Classification losses on an output population, with their exact gradients.
 
-Every loss reads what the engine recorded for the output population over one batch of ``B``
-samples on the grid steps ``n = 1..T`` (array index ``k = n - 1``) of step ``dt`` (ms):
-
-* ``spikes`` -- bool ``(T, B, N)``, a spike at step ``n``;
-* ``phase`` -- float ``(T, B, N)`` in ``[0, 1)``, the spike time is ``t = (n - phase) dt``;
-* ``v`` -- float ``(T, B, N)``, the membrane voltage in the EventProp frame ``V = v - v_rest``
-  (mV) at the grid points, after any reset;
-* ``labels`` -- int ``(B,)`` in ``[0, N)``;
-
-and returns a :class:`LossResult` holding the batch-mean loss ``L = (1/B) sum_b l_b``, the
-per-sample losses ``l_b``, the predictions and the two gradients the engine's backward pass
-(``docs/equations.md`` section 3) needs:
-
-* ``dL_dphase`` ``(T, B, N)`` -- nonzero only at the spikes the loss uses.  Because
-  ``t = (n - phase) dt``, ``dL/dphase = -dt dL/dt_spike`` (:func:`time_to_phase_gradient`);
-* ``dL_dv`` ``(T, B, N)`` -- ``dL/dV[n]`` (1/mV).
-
-Both are gradients of the batch *mean*, so they carry the factor ``1/B``.  The losses are pure
-numpy and independent of the PyNN layer; ``docs/losses.md`` derives every formula.
+Every loss reads per-neuron *readouts* of the output population over one batch of ``B``
+samples (arrays ``(B, N)``, computed by the engine, see
+:data:`pynn_eventprop.engine.interface.READOUTS`), the labels (int ``(B,)`` in ``[0, N)``) and
+the duration ``T`` (ms) of the run, and returns a :class:`LossResult` holding the batch-mean
+loss ``L = (1/B) sum_b l_b``, the per-sample losses ``l_b``, the predictions and
+``dL/dreadout`` for every readout it used, which the engine's backward pass turns into weight
+gradients.  Gradients are of the batch *mean*, so they carry the factor ``1/B``.  Losses never
+see a time grid; :attr:`Loss.requires` names the readouts they read, and the engine computes
+only those.  ``docs/losses.md`` derives every formula.
 
 References
 ----------
@@ -44,7 +34,6 @@ __all__ = [
     "MaxVoltageCrossEntropy",
     "TTFSCrossEntropy",
     "softmax_cross_entropy",
-    "time_to_phase_gradient",
 ]
 
 
@@ -58,24 +47,21 @@ class LossResult:
         Batch-mean loss ``L = (1/B) sum_b l_b``.
     per_sample : ndarray, shape (B,)
         Per-sample losses ``l_b``.
-    dL_dphase : ndarray, shape (T, B, N)
-        ``dL/dphase`` of the batch mean; nonzero only at spikes the loss uses.
-    dL_dv : ndarray, shape (T, B, N)
-        ``dL/dV`` (1/mV) of the batch mean.
+    readout_grads : dict readout name -> ndarray (B, N)
+        ``dL/dreadout`` of the batch mean, for every readout in :attr:`Loss.requires`.
     predictions : ndarray of int, shape (B,)
         Predicted class per sample, ``-1`` when the loss cannot predict one (no output spiked
         under :class:`TTFSCrossEntropy`).
     correct : ndarray of bool, shape (B,)
         ``predictions == labels``.
     readout : ndarray, shape (B, N)
-        The per-neuron quantity the loss is built on: first-spike times (ms, ``T dt`` for
+        The per-neuron quantity the loss is built on: first-spike times (ms, ``T`` for
         silent neurons) for :class:`TTFSCrossEntropy`, the logits (mV) for voltage losses.
     """
 
     loss: float
     per_sample: np.ndarray
-    dL_dphase: np.ndarray
-    dL_dv: np.ndarray
+    readout_grads: dict
     predictions: np.ndarray
     correct: np.ndarray
     readout: np.ndarray
@@ -86,28 +72,12 @@ class LossResult:
         return float(self.correct.mean())
 
 
-def time_to_phase_gradient(dL_dt, dt: float):
-    """Convert a gradient w.r.t. spike times (1/ms) into one w.r.t. phases.
-
-    A spike at grid step ``n`` with phase ``phi`` happened at ``t = (n - phi) dt``, so
-    ``dt/dphi = -dt`` and ``dL/dphi = -dt * dL/dt``.
-    """
-    return -dt * dL_dt
-
-
 @functools.lru_cache(maxsize=64)
-def _plane_index(batch: int, n_out: int):
-    """Flat indices into a ``(B, N)`` plane: ``cell[b, i] = b N + i`` and ``row[b] = b N``.
-
-    Entry ``(k, b, i)`` of a C-contiguous ``(T, B, N)`` array has flat index
-    ``k B N + cell[b, i]``; flat indexing is several times cheaper than ``take_along_axis``
-    for arrays this small.  Cached read-only arrays (batch shapes repeat every batch).
-    """
-    cell = np.arange(batch * n_out).reshape(batch, n_out)
+def _row_index(batch: int, n_out: int):
+    """Flat index ``b N`` of the first entry of row ``b`` of a ``(B, N)`` array (cached)."""
     row = np.arange(0, batch * n_out, n_out)
-    cell.flags.writeable = False
     row.flags.writeable = False
-    return cell, row
+    return row
 
 
 def _softmax_ce(z: np.ndarray, at_label: np.ndarray):
@@ -140,8 +110,7 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray):
         Gradient of each *per-sample* loss (no ``1/B``).
     """
     logits = np.ascontiguousarray(logits)
-    _, row = _plane_index(*logits.shape)
-    return _softmax_ce(logits, row + np.asarray(labels))
+    return _softmax_ce(logits, _row_index(*logits.shape) + np.asarray(labels))
 
 
 def _check_param(name: str, value, allowed: str, ok=None) -> None:
@@ -151,39 +120,29 @@ def _check_param(name: str, value, allowed: str, ok=None) -> None:
         raise ValueError(f"{name} must be a finite number {allowed}, got {value!r}")
 
 
-def _float_dtype(*arrays) -> np.dtype:
-    dtypes = [a.dtype for a in arrays if a is not None and a.dtype.kind == "f"]
-    return np.result_type(*dtypes) if dtypes else np.dtype(np.float64)
-
-
 class Loss(ABC):
-    """Base class: validates the recorded arrays and delegates to ``_evaluate``.
+    """Base class: validates the readouts and labels and delegates to ``_evaluate``.
 
-    Subclasses declare in :attr:`requires` which recorded arrays they read (``"spikes"``,
-    ``"phase"``, ``"v"``) so the engine records only those; the others may be passed as
-    ``None``.
+    Subclasses declare in :attr:`requires` the readouts they read (names of
+    :data:`pynn_eventprop.engine.interface.READOUTS`); the engine computes only those.
     """
 
     @property
     @abstractmethod
     def requires(self) -> tuple[str, ...]:
-        """Names of the recorded arrays this loss reads."""
+        """Names of the readouts this loss reads."""
 
-    def evaluate(self, spikes, phase, v, labels, dt: float) -> LossResult:
+    def evaluate(self, readouts, labels, duration: float) -> LossResult:
         """Loss, gradients and predictions for one batch.
 
         Parameters
         ----------
-        spikes : ndarray of bool, shape (T, B, N), or None if not in :attr:`requires`
-            Spike at grid step ``n = k + 1`` for array index ``k``.
-        phase : ndarray, shape (T, B, N), or None if not in :attr:`requires`
-            Spike phase in ``[0, 1)``: spike time ``(n - phase) dt`` (ms).
-        v : ndarray, shape (T, B, N), or None if not in :attr:`requires`
-            Membrane voltage ``V = v - v_rest`` (mV) at steps ``1..T``, after reset.
+        readouts : dict name -> ndarray (B, N)
+            At least the readouts named in :attr:`requires`.
         labels : array_like of int, shape (B,)
             Class of each sample, in ``[0, N)``.
-        dt : float
-            Grid step (ms).
+        duration : float
+            Length ``T`` of the run (ms); a silent neuron's first spike counts as ``T``.
 
         Returns
         -------
@@ -192,50 +151,46 @@ class Loss(ABC):
         Raises
         ------
         ValueError
-            If a required array is missing, shapes disagree, a label is outside ``[0, N)``
-            or ``dt`` is not a positive number.
+            If a readout is missing, shapes disagree, a label is outside ``[0, N)`` or
+            ``duration`` is not a positive number.
         """
-        arrays = {"spikes": spikes, "phase": phase, "v": v}
-        shape = None
+        arrays, shape = {}, None
         for name in self.requires:
-            arr = arrays[name]
+            arr = readouts.get(name) if readouts is not None else None
             if arr is None:
-                raise ValueError(f"{type(self).__name__} needs {name!r}, got None")
+                raise ValueError(f"{type(self).__name__} needs the readout {name!r}")
+            arr = np.asarray(arr)
             if shape is None:
                 shape = arr.shape
             elif arr.shape != shape:
                 raise ValueError(
                     f"{name} has shape {arr.shape}, but {self.requires[0]!r} has {shape}"
                 )
-            if name == "spikes" and arr.dtype != bool:
-                arr = arr.astype(bool)
-            if not arr.flags.c_contiguous:  # the losses use flat indices
-                arr = np.ascontiguousarray(arr)
-            arrays[name] = arr
-        if len(shape) != 3 or 0 in shape:
-            raise ValueError(f"recorded arrays must have a non-empty shape (T, B, N), got {shape}")
+            arrays[name] = np.ascontiguousarray(arr)  # the losses use flat indices
+        if len(shape) != 2 or 0 in shape:
+            raise ValueError(f"readouts must have a non-empty shape (B, N), got {shape}")
         labels = np.asarray(labels)
-        if labels.shape != shape[1:2] or labels.dtype.kind not in "iu":
+        if labels.shape != shape[:1] or labels.dtype.kind not in "iu":
             raise ValueError(
-                f"labels must be integers of shape ({shape[1]},), got {labels.dtype} "
+                f"labels must be integers of shape ({shape[0]},), got {labels.dtype} "
                 f"of shape {labels.shape}"
             )
         labels = labels.astype(np.intp, copy=False)
         # viewed as unsigned, negative labels become huge: one reduction checks both ends
-        if np.maximum.reduce(labels.view(np.uintp)) >= shape[2]:
+        if np.maximum.reduce(labels.view(np.uintp)) >= shape[1]:
             raise ValueError(
-                f"labels must lie in [0, {shape[2]}) (one class per output neuron), got "
+                f"labels must lie in [0, {shape[1]}) (one class per output neuron), got "
                 f"values {labels.min()}..{labels.max()}"
             )
-        if not (isinstance(dt, int | float | np.number) and 0 < dt < math.inf):
-            raise ValueError(f"dt must be a finite number > 0 (ms), got {dt!r}")
-        return self._evaluate(arrays["spikes"], arrays["phase"], arrays["v"], labels, float(dt))
+        if not (isinstance(duration, int | float | np.number) and 0 < duration < math.inf):
+            raise ValueError(f"duration must be a finite number > 0 (ms), got {duration!r}")
+        return self._evaluate(arrays, labels, float(duration))
 
     __call__ = evaluate
 
     @abstractmethod
-    def _evaluate(self, spikes, phase, v, labels, dt) -> LossResult:
-        """Compute the result on validated C-contiguous arrays (labels as ``intp``)."""
+    def _evaluate(self, readouts, labels, duration) -> LossResult:
+        """Compute the result on validated C-contiguous readouts (labels as ``intp``)."""
 
 
 @dataclass(frozen=True)
@@ -243,26 +198,25 @@ class TTFSCrossEntropy(Loss):
     r"""Time-to-first-spike cross-entropy of Wunderlich & Pehle [WP21]_ (their Yin-Yang loss).
 
     With ``t_i`` the first spike time (ms) of output neuron ``i`` in a sample with label
-    ``y``, ``t_i = T dt`` (the end of the window) for a silent neuron::
+    ``y``, ``t_i = T`` (the end of the window) for a silent neuron::
 
         l = -log( exp(-t_y/xi) / sum_i exp(-t_i/xi) ) + alpha (exp(t_y/beta) - 1)
-            + silent_push (theta - max_n V_y[n])        only if neuron y is silent
+            + silent_push (theta - V_max,y)        only if neuron y is silent
 
     The first term rewards the label neuron for firing first, the second for firing early.
     Gradients (per sample; the result carries the batch mean's ``1/B``)::
 
         dl/dt_i = (delta_iy - softmax(-t/xi)_i) / xi + delta_iy (alpha/beta) exp(t_y/beta)
-        dl/dphase_i[n_i] = -dt dl/dt_i           at the first spike's step n_i only
 
-    A silent neuron's ``t = T dt`` is a constant, so it receives no gradient: silent outputs
+    A silent neuron's ``t = T`` is a constant, so it receives no gradient: silent outputs
     stall training.  The optional third term keeps the label neuron alive: when it is silent,
-    ``silent_push * (theta - max_n V_y[n])`` adds ``dl/dV_y[n*] = -silent_push`` at the step
-    ``n*`` of its voltage maximum (the first one on an exact tie), so gradient descent raises
-    that maximum towards the threshold.  The term is >= 0 (a silent neuron stays below
+    ``silent_push * (theta - V_max,y)`` (``V_max`` the readout ``v_max``, the largest
+    ``V = v - v_rest`` of the run) adds ``dl/dV_max,y = -silent_push``, so gradient descent
+    raises that maximum towards the threshold.  The term is >= 0 (a silent neuron stays below
     threshold) and tends to 0 as the neuron approaches firing; when it starts to fire, its
-    ``t_y`` drops from ``T dt`` and both other terms, increasing in ``t_y``, can only drop
+    ``t_y`` drops from ``T`` and both other terms, increasing in ``t_y``, can only drop
     too, so the push never works against the main loss.  Non-label silent outputs are left
-    alone: ``t = T dt`` is already the best value for them.
+    alone: ``t = T`` is already the best value for them.
 
     Prediction: the output neuron with the earliest first spike (lowest index on an exact
     tie); a spiking neuron beats a silent one; ``-1`` (never correct) when all are silent.
@@ -302,17 +256,17 @@ class TTFSCrossEntropy(Loss):
 
     @property
     def requires(self) -> tuple[str, ...]:
-        return ("spikes", "phase", "v") if self.silent_push > 0 else ("spikes", "phase")
+        if self.silent_push > 0:
+            return ("first_spike_time", "v_max")
+        return ("first_spike_time",)
 
-    def _evaluate(self, spikes, phase, v, labels, dt) -> LossResult:
-        n_steps, batch, n_out = spikes.shape
-        cell, row = _plane_index(batch, n_out)
+    def _evaluate(self, readouts, labels, duration) -> LossResult:
+        first = readouts["first_spike_time"]
+        batch, n_out = first.shape
+        row = _row_index(batch, n_out)
         at_label = row + labels  # flat index of (b, y_b) in a (B, N) plane
-        first = spikes.argmax(axis=0)  # array index k = n - 1 of the first spike, 0 if none
-        at_first = first * (batch * n_out) + cell  # flat index of the first spike in (T, B, N)
-        fired = spikes.take(at_first)  # (B, N): False exactly for silent neurons
-        # t = (n - phase) dt at the first spike, T dt (end of the window) when silent
-        t = np.where(fired, (first + 1) - phase.take(at_first), n_steps) * dt
+        fired = np.isfinite(first)  # False exactly for silent neurons
+        t = np.where(fired, first, duration)
 
         per_sample, dce_dz = _softmax_ce(t * (-1.0 / self.xi), at_label)
         dL_dt = dce_dz * (-1.0 / (self.xi * batch))  # z = -t/xi; 1/B of the batch mean
@@ -320,30 +274,24 @@ class TTFSCrossEntropy(Loss):
             growth = np.exp(t.take(at_label) * (1.0 / self.beta))
             per_sample += self.alpha * (growth - 1.0)
             dL_dt.reshape(-1)[at_label] += (self.alpha / (self.beta * batch)) * growth
-        dL_dt *= fired  # a silent neuron's t = T dt is a constant: no gradient
-
-        dtype = phase.dtype if phase.dtype.kind == "f" else np.dtype(np.float64)
-        dL_dphase = np.zeros(spikes.shape, dtype=dtype)
-        dL_dphase.reshape(-1)[at_first] = time_to_phase_gradient(dL_dt, dt)
-        dL_dv = np.zeros(spikes.shape, dtype=dtype)
+        dL_dt *= fired  # a silent neuron's t = T is a constant: no gradient
+        grads = {"first_spike_time": dL_dt}
 
         if self.silent_push:
             silent = ~fired.take(at_label)  # (B,): the label neuron is silent
-            at_v = np.arange(0, n_steps * batch * n_out, batch * n_out)[:, None] + at_label
-            v_label = v.take(at_v)  # (T, B)
-            k_max = v_label.argmax(axis=0)
-            at_max = (k_max * (batch * n_out) + at_label)[silent]
-            per_sample[silent] += self.silent_push * (self.theta - v.take(at_max))
-            dL_dv.reshape(-1)[at_max] = -self.silent_push / batch
+            at_max = at_label[silent]
+            per_sample[silent] += self.silent_push * (self.theta - readouts["v_max"].take(at_max))
+            dL_dvmax = np.zeros(first.shape, dtype=dL_dt.dtype)
+            dL_dvmax.reshape(-1)[at_max] = -self.silent_push / batch
+            grads["v_max"] = dL_dvmax
 
-        # spiking beats silent (silent t = T dt can tie a spike at the window's end)
+        # spiking beats silent (silent t = T can tie a spike at the window's end)
         predictions = np.argmin(t + ~fired, axis=1)
         predictions[~fired.take(row + predictions)] = -1  # no output fired at all
         return LossResult(
             loss=float(np.add.reduce(per_sample)) / batch,
             per_sample=per_sample,
-            dL_dphase=dL_dphase,
-            dL_dv=dL_dv,
+            readout_grads=grads,
             predictions=predictions,
             correct=predictions == labels,
             readout=t,
@@ -351,32 +299,31 @@ class TTFSCrossEntropy(Loss):
 
 
 class _VoltageCrossEntropy(Loss):
-    """Cross-entropy of ``softmax(z)`` where the logits ``z`` (mV) are a readout of ``V``.
+    """Cross-entropy of ``softmax(z)`` where the logits ``z`` (mV) are one voltage readout.
 
-    Subclasses define the readout ``z = R(V)`` and the pull-back of ``dL/dz`` onto
-    ``dL/dV``.  Prediction: ``argmax_i z_i`` (lowest index on an exact tie).
+    Subclasses name the readout in :attr:`readout_name`.  Prediction: ``argmax_i z_i`` (lowest
+    index on an exact tie).
     """
 
     @property
-    def requires(self) -> tuple[str, ...]:
-        return ("v",)
-
     @abstractmethod
-    def _readout(self, v):
-        """Return ``(z, pullback)``: logits ``(B, N)`` and a function ``dL/dz -> dL/dV``."""
+    def readout_name(self) -> str:
+        """The readout used as logits."""
 
-    def _evaluate(self, spikes, phase, v, labels, dt) -> LossResult:
-        _, batch, n_out = v.shape
-        _, row = _plane_index(batch, n_out)
-        z, pullback = self._readout(v)
-        per_sample, dce_dz = _softmax_ce(z, row + labels)
+    @property
+    def requires(self) -> tuple[str, ...]:
+        return (self.readout_name,)
+
+    def _evaluate(self, readouts, labels, duration) -> LossResult:
+        z = readouts[self.readout_name]
+        batch, n_out = z.shape
+        per_sample, dce_dz = _softmax_ce(z, _row_index(batch, n_out) + labels)
         dce_dz *= 1.0 / batch  # gradient of the batch mean
         predictions = np.argmax(z, axis=1)
         return LossResult(
             loss=float(np.add.reduce(per_sample)) / batch,
             per_sample=per_sample,
-            dL_dphase=np.zeros(v.shape, dtype=_float_dtype(v)),
-            dL_dv=pullback(dce_dz),
+            readout_grads={self.readout_name: dce_dz},
             predictions=predictions,
             correct=predictions == labels,
             readout=z,
@@ -389,47 +336,24 @@ class MaxVoltageCrossEntropy(_VoltageCrossEntropy):
 
     ::
 
-        z_i = max_{n=1..T} V_i[n]            (mV)
+        z_i = V_max,i = max_t V_i(t)          (mV, the readout ``v_max``)
         l   = -log softmax(z)_y
-        dl/dV_i[n] = (softmax(z)_i - delta_iy) [n == n*_i]
+        dl/dz_i = softmax(z)_i - delta_iy
 
-    where ``n*_i`` is the step of the maximum (the first one on an exact tie): the gradient
-    reaches ``V`` only at that step.  W&P read out non-spiking output neurons; with spiking
-    outputs ``V`` is the post-reset voltage, and a maximum that falls on a reset step gets
-    no gradient through the engine (the reset value does not depend on the weights), so give
-    the readout population a threshold it cannot reach.
+    The engine passes ``dl/dz_i`` to ``V`` at the time of the maximum.  W&P read out
+    non-spiking output neurons; with spiking outputs ``V`` is the post-reset voltage, and a
+    maximum that falls on a reset gets no gradient (the reset value does not depend on the
+    weights), so give the readout population a threshold it cannot reach.
 
     Prediction: the neuron with the largest ``z``.
     """
 
-    def _readout(self, v):
-        _, batch, n_out = v.shape
-        cell, _ = _plane_index(batch, n_out)
-        at_max = np.argmax(v, axis=0) * (batch * n_out) + cell  # flat index of the maximum
-        z = v.take(at_max)
-
-        def pullback(dL_dz):
-            dL_dv = np.zeros(v.shape, dtype=v.dtype)
-            dL_dv.reshape(-1)[at_max] = dL_dz
-            return dL_dv
-
-        return z, pullback
+    @property
+    def readout_name(self) -> str:
+        return "v_max"
 
 
 _WEIGHTINGS = ("uniform", "exponential")
-
-
-@functools.lru_cache(maxsize=64)
-def _time_weights(weighting: str, n_steps: int, dtype: np.dtype) -> np.ndarray:
-    n = np.arange(1, n_steps + 1)
-    w = (
-        np.full(n_steps, 1.0 / n_steps)
-        if weighting == "uniform"
-        else np.exp(-n / n_steps) / n_steps
-    )
-    w = w.astype(dtype)
-    w.flags.writeable = False
-    return w
 
 
 @dataclass(frozen=True)
@@ -438,20 +362,23 @@ class AverageVoltageCrossEntropy(_VoltageCrossEntropy):
 
     ::
 
-        z_i = sum_{n=1..T} w_n V_i[n]        (mV)
+        z_i = (1/T) integral_0^T w(t) V_i(t) dt        (mV)
         l   = -log softmax(z)_y
-        dl/dV_i[n] = w_n (softmax(z)_i - delta_iy)        at every step
+        dl/dz_i = softmax(z)_i - delta_iy
 
-    with the weights
+    with the weighting
 
-    * ``"uniform"``: ``w_n = 1/T``, the mean voltage ``(1/(T dt)) sum_n V[n] dt`` over the
-      window (mlGeNN's ``AvgVar`` readout, the "sum" loss of [NTK22]_);
-    * ``"exponential"``: ``w_n = exp(-t_n/(T dt)) / T`` with ``t_n = n dt``, which favours
-      early evidence (mlGeNN's ``AvgVarExpWeight``, the "sum_weigh_exp" loss of [NTK22]_;
-      mlGeNN weights the voltage after step ``n`` with the time at the step's start,
-      ``exp(-t_{n-1}/(T dt))``, so its logits are ours times ``exp(1/T)``).
+    * ``"uniform"``: ``w(t) = 1``, the mean voltage over the window (readout
+      ``v_mean_uniform``; mlGeNN's ``AvgVar`` readout, the "sum" loss of [NTK22]_);
+    * ``"exponential"``: ``w(t) = exp(-t/T)``, which favours early evidence (readout
+      ``v_mean_exponential``; mlGeNN's ``AvgVarExpWeight``, the "sum_weigh_exp" loss of
+      [NTK22]_).
 
-    Every step of every output neuron receives gradient, so no output is ever without one.
+    Every moment of every output neuron receives gradient, so no output is ever without one.
+    On the time grid the engine evaluates the integral as ``sum_n w_n V[n]`` with
+    ``w_n = 1/N`` or ``exp(-n/N)/N`` over the ``N`` steps (mlGeNN weights the voltage after
+    step ``n`` with the time at the step's start, so its exponential logits are ours times
+    ``exp(1/N)``).
 
     Parameters
     ----------
@@ -465,16 +392,6 @@ class AverageVoltageCrossEntropy(_VoltageCrossEntropy):
         if self.weighting not in _WEIGHTINGS:
             raise ValueError(f"weighting must be one of {_WEIGHTINGS}, got {self.weighting!r}")
 
-    def weights(self, n_steps: int) -> np.ndarray:
-        """The weights ``w_n`` for steps ``n = 1..n_steps``, shape ``(n_steps,)``, read-only."""
-        return _time_weights(self.weighting, int(n_steps), np.dtype(np.float64))
-
-    def _readout(self, v):
-        n_steps, batch, n_out = v.shape
-        w = _time_weights(self.weighting, n_steps, _float_dtype(v))
-        z = (w @ v.reshape(n_steps, batch * n_out)).reshape(batch, n_out)
-
-        def pullback(dL_dz):
-            return w[:, None, None] * dL_dz
-
-        return z, pullback
+    @property
+    def readout_name(self) -> str:
+        return f"v_mean_{self.weighting}"
