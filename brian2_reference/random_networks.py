@@ -103,7 +103,9 @@ def _random_layer(rng, name: str, size: int, dt: float, uniform_syn: bool) -> La
     )
 
 
-def _random_projections(rng, layers, n_in, dt) -> list[ProjectionSpec]:
+def _random_projections(rng, layers, n_in, dt, delay_rng=None) -> list[ProjectionSpec]:
+    """One projection per (pre, post, receptor), or, with ``delay_rng``, one per delay: every
+    connection then draws its own delay of 1-5 steps (the mixed-delay family)."""
     names = [INPUT] + [layer.name for layer in layers]
     sizes = [n_in] + [layer.size for layer in layers]
     projections = []
@@ -118,9 +120,18 @@ def _random_projections(rng, layers, n_in, dt) -> list[ProjectionSpec]:
                 w = scale * rng.normal(mean, 1.0, (sizes[pre], sizes[post]))
                 mask = rng.random(w.shape) < 0.85 if rng.random() < 0.3 else None
                 delay = int(rng.integers(1, 4))
-                projections.append(
-                    ProjectionSpec(names[pre], names[post], w, receptor, delay, mask)
-                )
+                if delay_rng is None:
+                    projections.append(
+                        ProjectionSpec(names[pre], names[post], w, receptor, delay, mask)
+                    )
+                    continue
+                base = np.ones(w.shape, bool) if mask is None else mask
+                delays = delay_rng.integers(1, 6, w.shape)
+                for d in np.unique(delays[base]):
+                    sel = base & (delays == d)
+                    projections.append(
+                        ProjectionSpec(names[pre], names[post], w, receptor, int(d), sel)
+                    )
     return projections
 
 
@@ -140,7 +151,10 @@ def _make_active(spec: NetworkSpec, inputs: SpikeInput, layer_spikes: LayerSpike
 
 
 def random_network(
-    seed: int, uniform_syn: bool | None = None, layer_spikes: LayerSpikes | None = None
+    seed: int,
+    uniform_syn: bool | None = None,
+    layer_spikes: LayerSpikes | None = None,
+    mixed_delays: bool = False,
 ) -> RandomNetwork:
     """The random test case number ``seed`` (see the module docstring).
 
@@ -154,6 +168,10 @@ def random_network(
     layer_spikes : callable, optional
         ``layer_spikes(spec, inputs) -> {layer name: spiked?}``, the simulator used to make
         every layer spike (default :func:`brian2_layer_spikes`).
+    mixed_delays : bool
+        Give every connection its own delay of 1-5 steps, so that the connections between two
+        layers (one projection, for an engine that merges them) have several delays; the
+        network is otherwise that of the same seed.
     """
     rng = np.random.default_rng(seed)
     uniform_syn = seed % 3 != 0 if uniform_syn is None else uniform_syn
@@ -166,7 +184,8 @@ def random_network(
         for index, size in enumerate(sizes)
     ]
     n_in = int(rng.integers(2, 7))
-    projections = _random_projections(rng, layers, n_in, dt)
+    delay_rng = np.random.default_rng([seed, 2]) if mixed_delays else None
+    projections = _random_projections(rng, layers, n_in, dt, delay_rng)
     batch = int(rng.integers(1, 4))
     times = [
         [

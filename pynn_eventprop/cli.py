@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-TASKS = {"yin-yang": "pynn_eventprop.examples.yin_yang"}
+TASKS = {"yin-yang": "pynn_eventprop.tasks.yin_yang"}
 
 
 def main(argv=None):
@@ -24,7 +24,7 @@ def main(argv=None):
         module = __import__(TASKS[rest[0]], fromlist=["main"])
         module.main(rest[1:])
     else:
-        from brian2_reference.validate import main as validate
+        from .crossvalidation.validate import main as validate
 
         return validate(rest)
     return 0

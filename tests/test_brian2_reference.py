@@ -252,10 +252,11 @@ def test_brian2_matches_numpy_transcription(brian_runs, seed):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_brian2_matches_numpy_engine(brian_runs, seed):
     """Same networks (heterogeneous tau_syn included) on pynn_eventprop's engine, run through
-    the validation bridge (``brian2_reference.validate.run_engine``: CompiledNetwork, Simulation,
-    Simulation.backward): identical spikes, traces and adjoints within 1e-9, gradients within
-    1e-6 relative.  The engine reports steps 1..N (its adjoints at step 0 are NaN)."""
-    from brian2_reference.validate import random_problem, run_engine
+    the validation bridge (``pynn_eventprop.crossvalidation.validate.run_engine``:
+    CompiledNetwork, ReferenceEngine, its adjoint): identical spikes, traces and adjoints within
+    1e-9, gradients within 1e-6 relative.  The engine reports steps 1..N (its adjoints at step
+    0 are NaN)."""
+    from pynn_eventprop.crossvalidation.validate import random_problem, run_engine
 
     case, fwd, adj = brian_runs(seed)
     engine, _ = run_engine(random_problem(case))

@@ -1,12 +1,12 @@
-"""Cross-validation tool (``brian2_reference.validate``, ``pynn-eventprop validate``).
+"""Cross-validation tool (``pynn_eventprop.crossvalidation``, ``pynn-eventprop validate``).
 
 A network written with ``import pynn_eventprop as sim`` is run on the engine and on the Brian2
 reference through the API; the command runs on two random networks and writes its JSON and
 PNG; a corrupted engine result must be reported as a failure.  The tolerances are the tool's
-own (``validation_report.TOLERANCES``: traces and adjoints 1e-9 absolute, gradients 1e-6
-relative, float64); this file checks that the tool applies them, not the numbers themselves
-(``test_brian2_reference.py`` does).  Brian2 runs cost ~1 s each (numpy code generation), so
-there are four of them.
+own (``pynn_eventprop.crossvalidation.tolerances``: traces and adjoints 1e-9 absolute,
+gradients 1e-6 relative, float64); this file checks that the tool applies them, not the
+numbers themselves (``test_brian2_reference.py`` does).  Brian2 runs cost ~1 s each (numpy
+code generation), so there are few of them.
 """
 
 from __future__ import annotations
@@ -18,16 +18,16 @@ import numpy as np
 import pytest
 
 from brian2_reference import INPUT, LayerSpec, NetworkSpec, ProjectionSpec
-from brian2_reference.network_bridge import compiled_network, network_spec
 from brian2_reference.random_networks import random_network
-from brian2_reference.validate import (
+from pynn_eventprop.crossvalidation.network_bridge import compiled_network, network_spec
+from pynn_eventprop.crossvalidation.report import QUANTITIES, ValidationReport, compare
+from pynn_eventprop.crossvalidation.validate import (
     LinearLoss,
     engine_layer_spikes,
     main,
     make_problem,
     validate_pynn,
 )
-from brian2_reference.validation_report import QUANTITIES, ValidationReport, compare
 
 pytestmark = pytest.mark.filterwarnings("ignore:'parseAll' argument is deprecated")
 
@@ -52,8 +52,8 @@ def pynn_case():
     ``run`` so that the validated network is the one a script runs.  Yields the report and
     the spike trains PyNN recorded."""
     import pynn_eventprop as sim
-    from pynn_eventprop.eventprop.losses import TTFSCrossEntropy
     from pynn_eventprop.eventprop.synapses import EventPropSynapse
+    from pynn_eventprop.training.losses import TTFSCrossEntropy
 
     sim.setup(timestep=0.25, min_delay=0.25, max_delay=5.0)
     try:
@@ -201,15 +201,15 @@ def test_cli_on_two_random_networks_writes_json_and_png(tmp_path, capsys):
 def test_cli_fails_on_a_corrupted_engine(monkeypatch, tmp_path, capsys):
     """The engine's gradients scaled by 1 + 1e-4 (its adjoint traces left intact): only the
     gradients fail, the command exits with status 1 and says so."""
-    from pynn_eventprop.engine.simulation import Simulation
+    from pynn_eventprop.engine import adjoint
 
-    backward = Simulation.backward
+    backward = adjoint.backward
 
-    def corrupted(self, *args, **kwargs):
-        gradients, adjoints = backward(self, *args, **kwargs)
+    def corrupted(*args, **kwargs):
+        gradients, adjoints = backward(*args, **kwargs)
         return [g * (1 + 1e-4) for g in gradients], adjoints
 
-    monkeypatch.setattr(Simulation, "backward", corrupted)
+    monkeypatch.setattr(adjoint, "backward", corrupted)
     json_path = tmp_path / "failed.json"
     with pytest.raises(SystemExit) as exit_info:
         main(["--networks", "1", "--seed", "2", "--quiet", "--json", str(json_path)])
@@ -242,6 +242,17 @@ def test_compiled_network_round_trip():
         np.testing.assert_array_equal(ours.weights, np.where(theirs.mask, theirs.weights, 0))
 
 
+def test_mixed_delay_family_passes_and_mixes_delays_within_projections(capsys):
+    """The mixed-delay family: every connection its own delay of 1-5 steps, the connections
+    between two layers one compiled projection with several delays, validated like the rest."""
+    case = random_network(5, layer_spikes=engine_layer_spikes, mixed_delays=True)
+    network = compiled_network(case.spec, merge_delays=True)
+    mixed = [np.unique(p.delays[p.mask]).size for p in network.projections]
+    assert max(mixed) >= 3 and len(network.projections) < len(case.spec.projections)
+    assert main(["--networks", "2", "--seed", "5", "--family", "mixed-delays", "--quiet"]) == 0
+    assert "FAILED" not in capsys.readouterr().out
+
+
 def _small_network():
     spec = NetworkSpec(
         2,
@@ -254,8 +265,8 @@ def _small_network():
 
 
 def test_unsupported_networks_and_losses_are_rejected_early():
-    from pynn_eventprop.eventprop.losses import AverageVoltageCrossEntropy, TTFSCrossEntropy
     from pynn_eventprop.network import CompiledProjection
+    from pynn_eventprop.training.losses import AverageVoltageCrossEntropy, TTFSCrossEntropy
 
     net = _small_network()
     net.projections.append(

@@ -16,8 +16,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .description import INPUT
-from .validation_report import QUANTITIES, ValidationReport
+from brian2_reference.description import INPUT
+
+from .tolerances import QUANTITIES
 
 _FLOOR = 1e-18  # errors of exactly 0 are drawn here on the log axis
 
@@ -101,8 +102,8 @@ def _errors(ax, report):
     ax.set_title("error per network (dots) and tolerance (red)", fontsize=10)
 
 
-def plot_report(report: ValidationReport, path, network: int = 0) -> Path:
-    """Draw ``report`` (traces of ``report.networks[network]``) into a PNG file at ``path``."""
+def plot_report(report, path, network: int = 0) -> Path:
+    """Draw a ValidationReport (traces of ``report.networks[network]``) into a PNG at ``path``."""
     if not 0 <= network < len(report.networks):
         raise ValueError(f"network must be in [0, {len(report.networks)}), got {network!r}")
     net = report.networks[network]

@@ -17,7 +17,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .description import IF_CURR_EXP_DEFAULTS, INPUT, LayerSpec, NetworkSpec, ProjectionSpec
+from brian2_reference.description import (
+    IF_CURR_EXP_DEFAULTS,
+    INPUT,
+    LayerSpec,
+    NetworkSpec,
+    ProjectionSpec,
+)
+
+from ..network import CompiledNetwork, CompiledPopulation, CompiledProjection
 
 
 @dataclass(frozen=True)
@@ -179,9 +187,10 @@ def network_spec(
                 f"projection '{p.label}' comes from spike source '{pops[p.pre].label}', which is "
                 "not the input population"
             )
-        delays = np.unique(p.delays[p.mask])
+        steps = np.rint(np.asarray(p.delays, float) / dt).astype(np.int64)
+        delays = np.unique(steps[p.mask])
         for d in delays:
-            sel = p.mask & (p.delays == d)
+            sel = p.mask & (steps == d)
             w = np.where(sel, p.weights, 0.0)
             projections.append(
                 ProjectionSpec(names[p.pre], names[p.post], w, p.receptor, int(d), sel)
@@ -192,10 +201,13 @@ def network_spec(
     return spec, Correspondence(input_index, tuple(order), tuple(origin), tuple(labels))
 
 
-def compiled_network(spec: NetworkSpec):
-    """The CompiledNetwork of a NetworkSpec: population 0 is the input, then the layers."""
-    from pynn_eventprop.network import CompiledNetwork, CompiledPopulation, CompiledProjection
+def compiled_network(spec: NetworkSpec, merge_delays: bool = False) -> CompiledNetwork:
+    """The CompiledNetwork of a NetworkSpec: population 0 is the input, then the layers.
 
+    Delays become ms (``delay * dt``).  With ``merge_delays``, projections between the same
+    layers onto the same receptor (each with its own delay and disjoint connections) become one
+    compiled projection whose connections have different delays.
+    """
     populations = [CompiledPopulation(INPUT, spec.n_inputs, "spike_source")]
     for layer in spec.layers:
         params = {k: layer.param(k) for k in IF_CURR_EXP_DEFAULTS}
@@ -212,10 +224,39 @@ def compiled_network(spec: NetworkSpec):
             index[p.post],
             p.receptor,
             np.where(p.mask, p.weights, 0.0),
-            np.full(p.weights.shape, p.delay),
+            np.where(p.mask, p.delay * spec.dt, 0.0),
             p.mask.copy(),
             True,
         )
         for k, p in enumerate(spec.projections)
     ]
+    if merge_delays:
+        projections = _merge_delays(projections)
     return CompiledNetwork(populations, projections)
+
+
+def _merge_delays(projections: list) -> list:
+    """One projection per (pre, post, receptor): connections keep their own delays."""
+    merged = {}
+    for p in projections:
+        key = (p.pre, p.post, p.receptor)
+        if key not in merged:
+            label = f"{p.label.split(' d')[0]} mixed delays"
+            merged[key] = CompiledProjection(
+                label,
+                p.pre,
+                p.post,
+                p.receptor,
+                p.weights.copy(),
+                p.delays.copy(),
+                p.mask.copy(),
+                True,
+            )
+            continue
+        m = merged[key]
+        if np.any(m.mask & p.mask):
+            raise ValueError(f"projections onto {key} share connections: cannot merge them")
+        m.weights[p.mask] = p.weights[p.mask]
+        m.delays[p.mask] = p.delays[p.mask]
+        m.mask[p.mask] = True
+    return list(merged.values())

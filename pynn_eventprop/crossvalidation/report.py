@@ -1,7 +1,7 @@
 """Comparison of two runs of the same network and the cross-validation report.
 
 Both runs are :class:`~brian2_reference.run.ReferenceRun` objects on the grid ``n = 0 .. N``
-(``brian2_reference.validate`` wraps the engine's arrays in the same containers), so one
+(:mod:`.validate` wraps the engine's arrays in the same containers), so one
 function compares them quantity by quantity:
 
 =============  ==========================================================  ==========  =========
@@ -37,30 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .neo_io import to_neo
-from .run import ReferenceRun
+from brian2_reference.neo_io import to_neo
+from brian2_reference.run import ReferenceRun
 
-
-@dataclass(frozen=True)
-class Tolerance:
-    """``criterion`` ("absolute" or "relative"), ``value`` and the ``unit`` of absolute errors."""
-
-    criterion: str
-    value: float
-    unit: str
-
-
-#: Stated tolerances (float64), see the module docstring.
-TOLERANCES = {
-    "spike_times": Tolerance("absolute", 1e-9, "ms"),
-    "v": Tolerance("absolute", 1e-9, "mV"),
-    "i_syn": Tolerance("absolute", 1e-9, "nA"),
-    "lambda_v": Tolerance("absolute", 1e-9, "1/mV"),
-    "lambda_i": Tolerance("absolute", 1e-9, "1/nA"),
-    "gradients": Tolerance("relative", 1e-6, "1/nA"),
-    "loss": Tolerance("relative", 1e-9, "1"),
-}
-QUANTITIES = tuple(TOLERANCES)
+from .tolerances import QUANTITIES, TOLERANCES, Tolerance
 
 
 def _json_number(x: float):
@@ -319,8 +299,8 @@ class ValidationReport:
         return path
 
     def save_figure(self, path, network: int = 0) -> Path:
-        """PNG overlaying both sides' traces (see ``validation_figure.plot_report``)."""
-        from .validation_figure import plot_report
+        """PNG overlaying both sides' traces (see :func:`.figure.plot_report`)."""
+        from .figure import plot_report
 
         return plot_report(self, path, network)
 

@@ -1,15 +1,15 @@
-"""Cross-validation of pynn_eventprop's numpy engine against the Brian2 reference.
+"""Cross-validation of pynn_eventprop's reference engine against the Brian2 reference.
 
-This module and :mod:`~brian2_reference.network_bridge` are the bridge between the two, the
-only parts of ``brian2_reference`` that import ``pynn_eventprop`` (the network conversion only
-its data classes).  It takes a network as the PyNN layer compiles it (a
+This module and :mod:`.network_bridge` are the bridge between the two packages, the only code
+that imports both.  It takes a network as the PyNN layer compiles it (a
 :class:`~pynn_eventprop.network.CompiledNetwork`, e.g. ``compile_network(state)`` of a script
 written with ``import pynn_eventprop as sim``), input spike times and a loss, and runs
 
-* the engine: ``Simulation(network, LIFDiscretisation(dt), batch).run(N, keep_trajectory=True)``,
-  the loss on the recorded output, ``Simulation.backward`` (exact adjoint), in float64;
+* the engine: ``ReferenceEngine(network, LIFDiscretisation(dt), batch).run(N,
+  keep_for_backward=True)``, the loss on the output readouts and the engine's exact adjoint on
+  its grid trajectories, in float64;
 * the Brian2 reference: the network converted into a :class:`~brian2_reference.NetworkSpec`
-  (:mod:`brian2_reference.network_bridge`), ``forward``, the loss (this package's own
+  (:mod:`.network_bridge`), ``forward``, the loss (this package's own
   implementation), ``backward``;
 
 and compares spike times, ``v``, the synaptic currents, ``lambda_v``, ``lambda_i``, the weight
@@ -41,14 +41,26 @@ from importlib import metadata
 
 import numpy as np
 
-from .adjoint import AdjointResult, AdjointTrace, backward
-from .description import NetworkSpec, SpikeInput
-from .forward import ForwardResult, LayerTrace, forward
-from .losses import LOSSES, LossSpec, loss_gradients
+from brian2_reference.adjoint import AdjointResult, AdjointTrace, backward
+from brian2_reference.description import NetworkSpec, SpikeInput
+from brian2_reference.forward import ForwardResult, LayerTrace, forward
+from brian2_reference.losses import LOSSES, LossSpec, loss_gradients
+from brian2_reference.random_networks import RandomNetwork, random_network
+from brian2_reference.run import ReferenceRun
+
+from ..discretisation import LIFDiscretisation
+from ..engine import adjoint as engine_adjoint
+from ..engine.interface import SpikeTrains
+from ..engine.readouts import pull_back
+from ..engine.simulation import ReferenceEngine
+from ..training.losses import (
+    AverageVoltageCrossEntropy,
+    Loss,
+    MaxVoltageCrossEntropy,
+    TTFSCrossEntropy,
+)
 from .network_bridge import Correspondence, compiled_network, network_spec, resolve_input
-from .random_networks import RandomNetwork, random_network
-from .run import ReferenceRun
-from .validation_report import NetworkReport, ValidationReport, compare
+from .report import NetworkReport, ValidationReport, compare
 
 #: Loss names accepted besides loss objects; ``"linear"`` only for random networks.
 LOSS_NAMES = ("linear", *LOSSES)
@@ -80,13 +92,6 @@ class LinearLoss:
 
 def _loss_object(loss):
     """A pynn_eventprop Loss for a name, or the given Loss / LinearLoss."""
-    from pynn_eventprop.eventprop.losses import (
-        AverageVoltageCrossEntropy,
-        Loss,
-        MaxVoltageCrossEntropy,
-        TTFSCrossEntropy,
-    )
-
     named = {
         "ttfs": TTFSCrossEntropy,
         "max_voltage": MaxVoltageCrossEntropy,
@@ -103,12 +108,6 @@ def _loss_object(loss):
 
 def _loss_spec(loss, labels) -> LossSpec:
     """The brian2_reference twin of a pynn_eventprop Loss."""
-    from pynn_eventprop.eventprop.losses import (
-        AverageVoltageCrossEntropy,
-        MaxVoltageCrossEntropy,
-        TTFSCrossEntropy,
-    )
-
     if isinstance(loss, TTFSCrossEntropy):
         if loss.silent_push:
             raise ValueError(
@@ -231,22 +230,22 @@ def run_engine(problem: Problem) -> tuple[ReferenceRun, dict]:
     engine does not compute ``lambda`` at step 0).  Gradients are split like the spec's
     projections (one per compiled projection and delay).
     """
-    from pynn_eventprop.discretisation import LIFDiscretisation
-    from pynn_eventprop.engine.raster import Raster
-    from pynn_eventprop.engine.simulation import Simulation
-
     spec, corr, n = problem.spec, problem.correspondence, problem.n_steps
     disc = LIFDiscretisation(problem.dt)
     start = time.process_time()
-    sim = Simulation(problem.network, disc, batch_size=problem.batch_size, dtype=np.float64)
-    raster = Raster.from_times(problem.times, disc, n)
+    engine = ReferenceEngine(problem.network, disc, batch_size=problem.batch_size)
     record = {i: ("isyn_exc", "isyn_inh") for i in corr.layer_indices}
-    out = sim.run(n, sources={corr.input_index: raster}, record=record, keep_trajectory=True)
+    result = engine.run(
+        n,
+        sources={corr.input_index: SpikeTrains.from_lists(problem.times)},
+        record=record,
+        keep_for_backward=True,
+    )
+    tape = result.tape  # the reference engine's grid trajectories: what is compared
     layers = {}
     for i, layer in zip(corr.layer_indices, spec.layers, strict=True):
-        traj, rec = out["trajectory"][i], out[i]
+        traj, rec = tape.trajectory[i], result.signals[i]
         v0 = traj.v_prev[0]
-        clamped = traj.clamped if traj.clamped is not None else np.zeros_like(traj.spikes.spikes)
         layers[layer.name] = LayerTrace(
             spikes=_with_step0(traj.spikes.spikes, False),
             phase=_with_step0(traj.spikes.phase, 0.0),
@@ -254,10 +253,11 @@ def run_engine(problem: Problem) -> tuple[ReferenceRun, dict]:
             U=_with_step0(traj.u, v0),
             I_E=_with_step0(rec["isyn_exc"], 0.0),
             I_I=_with_step0(rec["isyn_inh"], 0.0),
-            refractory=_with_step0(clamped, False),
+            refractory=_with_step0(traj.clamped, False),
             v_rest=layer.param("v_rest"),
         )
-    fwd = ForwardResult(spec, problem.batch_size, raster.spikes, raster.phase, layers)
+    source = tape.rasters[corr.input_index]
+    fwd = ForwardResult(spec, problem.batch_size, source.spikes, source.phase, layers)
     out_i = problem.output_index
     if isinstance(problem.loss, LinearLoss):
         value = problem.loss.value(fwd, problem.names)
@@ -265,14 +265,16 @@ def run_engine(problem: Problem) -> tuple[ReferenceRun, dict]:
         for i, c in problem.loss.v.items():
             grads.setdefault(i, {})["v"] = c[1:]
     else:
-        traj = out["trajectory"][out_i]
-        result = problem.loss.evaluate(
-            traj.spikes.spikes, traj.spikes.phase, traj.v, problem.labels, problem.dt
-        )
-        value = result.loss
-        grads = {out_i: {"phase": result.dL_dphase, "v": result.dL_dv}}
+        readouts = engine.readouts(result, out_i, problem.loss.requires)
+        loss = problem.loss.evaluate(readouts, problem.labels, n * problem.dt)
+        value = loss.loss
+        shape = tape.trajectory[out_i].u.shape
+        index = tape.readout_index[out_i]
+        d_phase, d_v = pull_back(loss.readout_grads, index, shape, problem.dt, np.float64)
+        grads = {out_i: {"phase": d_phase, "v": d_v}}
     middle = time.process_time()
-    gradients, adjoints = sim.backward(out["trajectory"], out["rasters"], grads)
+    # per-spike and per-step loss terms: the engine's own adjoint on its grid trajectories
+    gradients, adjoints = engine_adjoint.backward(engine, tape.trajectory, tape.rasters, grads)
     end = time.process_time()
     adj_layers = {
         layer.name: AdjointTrace(
@@ -413,8 +415,8 @@ def validate_pynn(
         The input spike source and the output population (defaults as in
         :func:`network_spec`).
     """
-    from pynn_eventprop.compile import compile_network
-    from pynn_eventprop.simulator import state
+    from ..compile import compile_network
+    from ..simulator import state
 
     if not state.populations:
         raise ValueError(
@@ -448,24 +450,34 @@ def validate_pynn(
 
 def engine_layer_spikes(spec: NetworkSpec, inputs: SpikeInput) -> dict[str, bool]:
     """Which layers of ``spec`` spike on the engine (for ``random_network``: fast)."""
-    from pynn_eventprop.discretisation import LIFDiscretisation
-    from pynn_eventprop.engine.raster import Raster
-    from pynn_eventprop.engine.simulation import Simulation
-
-    sim = Simulation(compiled_network(spec), LIFDiscretisation(spec.dt), inputs.batch_size)
-    raster = Raster(*inputs.raster(spec.n_steps, spec.n_inputs))
-    out = sim.run(spec.n_steps, sources={0: raster}, keep_trajectory=True)
+    engine = ReferenceEngine(compiled_network(spec), LIFDiscretisation(spec.dt), inputs.batch_size)
+    result = engine.run(spec.n_steps, sources={0: _trains(inputs, spec)}, keep_for_backward=True)
     return {
-        layer.name: bool(out["trajectory"][k + 1].spikes.spikes.any())
+        layer.name: bool(result.tape.trajectory[k + 1].spikes.spikes.any())
         for k, layer in enumerate(spec.layers)
     }
 
 
-def random_problem(case: RandomNetwork, loss="linear") -> Problem:
+def _trains(inputs: SpikeInput, spec: NetworkSpec) -> SpikeTrains:
+    """brian2_reference's input raster as engine input (spike times ``(n - phase) dt``)."""
+    spikes, phase = inputs.raster(spec.n_steps, spec.n_inputs)
+    k, b, j = np.nonzero(spikes)
+    times = (k - phase[k, b, j]) * spec.dt
+    return SpikeTrains.from_arrays(b, j, times, inputs.batch_size, spec.n_inputs)
+
+
+#: Families of random networks: ``"standard"`` (one delay per projection) and ``"mixed-delays"``
+#: (every connection its own delay of 1-5 steps; the connections between two layers form one
+#: compiled projection with several delays).
+FAMILIES = ("standard", "mixed-delays")
+
+
+def random_problem(case: RandomNetwork, loss="linear", merge_delays: bool = False) -> Problem:
     """The validation problem of a random network: its linear loss, or a named loss with the
-    case's random labels."""
+    case's random labels; ``merge_delays`` compiles the connections between two layers into one
+    projection whatever their delays."""
     spec = case.spec
-    network = compiled_network(spec)
+    network = compiled_network(spec, merge_delays=merge_delays)
     index = {layer.name: k + 1 for k, layer in enumerate(spec.layers)}
     if loss == "linear":
         loss = LinearLoss(
@@ -476,24 +488,27 @@ def random_problem(case: RandomNetwork, loss="linear") -> Problem:
 
 
 def validate_random(
-    n_networks: int = 20, seed: int = 0, loss="linear", progress=None
+    n_networks: int = 20, seed: int = 0, loss="linear", progress=None, family="standard"
 ) -> ValidationReport:
     """Cross-validate ``n_networks`` random networks (seeds ``seed .. seed + n - 1``).
 
     ``loss`` is ``"linear"`` (each network's random linear loss, default) or a loss name /
     pynn_eventprop Loss used with random labels.  ``progress(k, report)`` is called after each
-    network.
+    network.  ``family`` is one of :data:`FAMILIES`.
     """
     if int(n_networks) != n_networks or n_networks < 1:
         raise ValueError(f"n_networks must be an integer >= 1, got {n_networks!r}")
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+    mixed = family == "mixed-delays"
     reports = []
     for k in range(int(n_networks)):
-        case = random_network(seed + k, layer_spikes=engine_layer_spikes)
-        problem = random_problem(case, loss)
+        case = random_network(seed + k, layer_spikes=engine_layer_spikes, mixed_delays=mixed)
+        problem = random_problem(case, loss, merge_delays=mixed)
         reports.append(cross_validate(problem, f"seed {case.seed}", {"seed": case.seed}))
         if progress is not None:
             progress(k, reports[-1])
-    meta = _meta(source="random_networks", seed=seed, n_networks=int(n_networks))
+    meta = _meta(source="random_networks", seed=seed, n_networks=int(n_networks), family=family)
     return ValidationReport(reports, meta)
 
 
@@ -510,6 +525,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--networks", type=int, default=20, help="number of random networks")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first network")
     parser.add_argument("--loss", choices=LOSS_NAMES, default="linear", help="loss to use")
+    parser.add_argument(
+        "--family",
+        choices=FAMILIES,
+        default="standard",
+        help="random networks: one delay per projection, or every connection its own delay",
+    )
     parser.add_argument("--json", metavar="PATH", help="write the report as JSON")
     parser.add_argument("--png", metavar="PATH", help="write a figure overlaying the traces")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -538,7 +559,7 @@ def main(argv=None) -> int:
             )
 
     start = time.perf_counter()
-    report = validate_random(args.networks, args.seed, args.loss, progress)
+    report = validate_random(args.networks, args.seed, args.loss, progress, args.family)
     report.meta["wall_seconds"] = round(time.perf_counter() - start, 2)
     report.meta["command"] = "pynn-eventprop validate " + " ".join(
         sys.argv[1:] if argv is None else list(argv)
