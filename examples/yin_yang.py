@@ -1,6 +1,9 @@
-"""Train Yin-Yang with EventProp (the main job); see pynn_eventprop/examples/yin_yang.py."""
+"""Train Yin-Yang with EventProp (the main job); the task lives in pynn_eventprop/tasks/yin_yang.py.
 
-from pynn_eventprop.examples.yin_yang import main
+    python examples/yin_yang.py [--preset default|twin|quick] [--platform spinnaker2] [...]
+"""
+
+from pynn_eventprop.tasks.yin_yang import main
 
 if __name__ == "__main__":
     main()

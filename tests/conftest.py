@@ -9,6 +9,7 @@ here.  Without network access and without a cached copy the scenario tests are s
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import os
 import subprocess
@@ -68,13 +69,23 @@ def _pynn_test_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def pynn_scenarios():
-    """Import function for PyNN's scenario modules: ``pynn_scenarios("test_recording")``."""
-    test_dir = str(_pynn_test_dir())
-    sys.path.insert(0, test_dir)
+    """Import function for PyNN's scenario modules: ``pynn_scenarios("test_recording")``.
+
+    PyNN's ``test/system`` package is registered under its own name from its folder (no
+    ``sys.path`` entry), so ``system.scenarios.<name>`` and its relative imports resolve.
+    """
+    folder = _pynn_test_dir() / "system"
+    spec = importlib.util.spec_from_file_location(
+        "system", folder / "__init__.py", submodule_search_locations=[str(folder)]
+    )
+    package = importlib.util.module_from_spec(spec)
+    sys.modules["system"] = package
+    spec.loader.exec_module(package)
     try:
         yield lambda name: importlib.import_module(f"system.scenarios.{name}")
     finally:
-        sys.path.remove(test_dir)
+        for name in [m for m in sys.modules if m == "system" or m.startswith("system.")]:
+            del sys.modules[name]
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Image-classification training through the PyNN API (examples/_image_task.py).
+"""Image-classification training through the PyNN API (pynn_eventprop/tasks/images.py).
 
 Short runs on small subsets of MNIST-5k and Fashion-MNIST must beat chance (10 %) by a wide
 margin; the augmentation helpers and the SpiNNaker2 summary are checked on their own.  The
@@ -10,19 +10,16 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import pynn_eventprop
+from pynn_eventprop.datasets import fashion_mnist_available, find_mnist_5k
+from pynn_eventprop.tasks import images as task_lib
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-sys.path.insert(0, str(EXAMPLES))
-
-import _image_task as task_lib  # noqa: E402
-
-import pynn_eventprop  # noqa: E402
-from pynn_eventprop.datasets import fashion_mnist_available, find_mnist_5k  # noqa: E402
 
 
 def _mnist_available() -> str | None:

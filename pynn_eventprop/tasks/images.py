@@ -1,4 +1,4 @@
-"""Shared code of ``examples/mnist.py`` and ``examples/fashion_mnist.py``.
+"""The image tasks behind ``examples/mnist.py`` and ``examples/fashion_mnist.py``.
 
 A 784-H-10 network of ``IF_curr_exp`` neurons in Wunderlich & Pehle's frame
 (``docs/equations.md`` section 1: ``v_rest = v_reset = 0``, ``cm = tau_m``, threshold 1 mV) is
@@ -372,7 +372,7 @@ def spinnaker2_estimate(
     trainer = make_trainer(settings, net, batch_size)
     pick = np.random.default_rng(settings.seed).permutation(len(data))[: n_batches * batch_size]
     record = trainer.fit(data.subset(np.sort(pick)), 1).records[-1]
-    report = trainer.sim.report(scope="training").to_dict()
+    report = trainer.engine.report(scope="training").to_dict()
     summary = summarise(report, batch_size, replicas)
     summary["training_accuracy_on_model"] = record["accuracy"]
     summary["model_seconds"] = record["seconds"]

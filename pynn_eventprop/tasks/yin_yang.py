@@ -26,19 +26,10 @@ from pynn_eventprop.datasets import LatencyCode, yin_yang_dataset, yin_yang_feat
 from pynn_eventprop.eventprop import Adam, ExponentialDecay, PerEpoch, TTFSCrossEntropy
 from pynn_eventprop.eventprop.synapses import EventPropRule, EventPropSynapse
 from pynn_eventprop.eventprop.training import Trainer
+from pynn_eventprop.neurons import WP_NEURON
 
 #: W&P's neuron: tau_m dV/dt = -V + I with I in mV (cm = tau_m), threshold 1, reset to rest.
-NEURON = dict(
-    v_rest=0.0,
-    v_reset=0.0,
-    v_thresh=1.0,
-    cm=20.0,
-    tau_m=20.0,
-    tau_syn_E=5.0,
-    tau_syn_I=5.0,
-    tau_refrac=0.0,
-    i_offset=0.0,
-)
+NEURON = WP_NEURON
 
 PRESETS = {
     # our default: 98.0 / 98.9 / 98.5 % test with seeds 1 / 2 / 3 (2-6 minutes on 2 cores)
@@ -152,12 +143,14 @@ def plot_results(history, block, trainer, code, path):
 
 def spinnaker2_report(trainer, data, out):
     """Map the trained network onto the SpiNNaker2 model and cost one training batch."""
-    from pynn_eventprop.spinnaker2 import Spinnaker2Simulation
+    from pynn_eventprop.engine.platforms import make_engine
+    from pynn_eventprop.spinnaker2 import Spinnaker2Engine
 
-    model = trainer.sim
-    if not isinstance(model, Spinnaker2Simulation):
+    model = trainer.engine
+    if not isinstance(model, Spinnaker2Engine):
         times, labels = next(data.batches(trainer.batch_size, shuffle=False))
-        model = Spinnaker2Simulation(trainer.sim.network, trainer.sim.disc, trainer.batch_size)
+        state = trainer.state
+        model = make_engine("spinnaker2", model.network, state.discretisation, trainer.batch_size)
         with trainer.using(model):
             trainer.gradient(times, labels)  # forward, loss and backward programs, no update
     report = model.report()
