@@ -21,6 +21,7 @@ from .validation import (
     check_current_population,
     check_integer,
     check_per_neuron_length,
+    check_real,
     short_repr,
 )
 
@@ -57,6 +58,8 @@ class _ParameterAccess:
 
     def record(self, variables, to_file=None, sampling_interval=None, locations=None):
         check_current_population(self, "population", simulator.state)
+        if sampling_interval is not None:
+            check_real("sampling_interval", sampling_interval, minimum=0.0, strict=True)
         super().record(variables, to_file, sampling_interval, locations)
 
     record.__doc__ = common.Population.record.__doc__
@@ -98,8 +101,9 @@ class Population(_ParameterAccess, common.Population):
     def __init__(
         self, size, cellclass, cellparams=None, structure=None, initial_values=None, label=None
     ):
-        if not isinstance(size, tuple):
-            check_integer("size", size, minimum=1, where="of a Population")
+        for k, extent in enumerate(size) if isinstance(size, tuple) else [(None, size)]:
+            name = "size" if k is None else f"size[{k}]"
+            check_integer(name, extent, minimum=1, where="of a Population")
         is_type = isinstance(cellclass, type) and issubclass(cellclass, BaseCellType)
         if not (is_type or isinstance(cellclass, BaseCellType)):
             raise TypeError(

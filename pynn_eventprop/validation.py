@@ -56,15 +56,16 @@ def check_real(
     -------
     float
     """
+    message = f"{name}{' ' + where if where else ''} must be a finite number"
     allowed = _interval(minimum, maximum, strict)
-    suffix = f" {where}" if where else ""
+    message += f" {allowed}, got {value!r}" if allowed else f", got {value!r}"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}{suffix} must be a finite number {allowed}, got {value!r}")
+        raise TypeError(message)
     number = float(value)
     below = minimum is not None and (number <= minimum if strict else number < minimum)
     above = maximum is not None and number > maximum
     if not math.isfinite(number) or below or above:
-        raise error(f"{name}{suffix} must be a finite number {allowed}, got {value!r}")
+        raise error(message)
     return number
 
 

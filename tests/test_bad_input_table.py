@@ -117,6 +117,18 @@ SETUP = [
         ("max_delay", "0.5", "min_delay"),
     ),
     Case(
+        "max-delay-below-timestep",
+        lambda sim: sim.setup(max_delay=0.05),
+        ValueError,
+        ("max_delay", "0.05", "timestep"),
+    ),
+    Case(
+        "rng-seed-string",
+        lambda sim: sim.setup(rng_seed="abc"),
+        TypeError,
+        ("rng_seed", "'abc'"),
+    ),
+    Case(
         "max-delay-string",
         lambda sim: sim.setup(max_delay="abc"),
         TypeError,
@@ -241,6 +253,12 @@ NEURONS = [
         TypeError,
         ("size", "'a'"),
     ),
+    Case(
+        "size-tuple-negative",
+        lambda sim: sim.Population((2, -3), sim.IF_curr_exp()),
+        ValueError,
+        ("size[1]", "-3"),
+    ),
     Case("view-index-out-of-range", lambda sim: cells(sim)[5], IndexError, ("5", "size 2")),
 ]
 
@@ -280,6 +298,12 @@ SPIKE_SOURCES = [
         P,
         ("spike_times", "3 values", "2 neurons"),
     ),
+    Case(
+        "rates-wrong-count",
+        lambda sim: poisson(sim, rate=[1.0, 2.0, 3.0]),
+        P,
+        ("rate", "3 values", "2 neurons"),
+    ),
     Case("rate-negative", lambda sim: poisson(sim, rate=-3.0), P, ("rate", "-3.0")),
     Case("rate-nan", lambda sim: poisson(sim, rate=nan), P, ("rate", "nan")),
     Case("rate-inf", lambda sim: poisson(sim, rate=inf), P, ("rate", "inf")),
@@ -314,6 +338,18 @@ CURRENT_SOURCES = [
         ("stop", "start=50.0", "10.0"),
     ),
     Case("dc-amplitude-string", lambda sim: sim.DCSource(amplitude="x"), P, ("amplitude", "str")),
+    Case(
+        "dc-amplitude-list",
+        lambda sim: sim.DCSource(amplitude=[1.0, 2.0]),
+        P,
+        ("amplitude", "single number", "[1.0, 2.0]"),
+    ),
+    Case(
+        "dc-set-amplitude-list",
+        lambda sim: sim.DCSource().set_parameters(amplitude=[1.0, 2.0]),
+        P,
+        ("amplitude", "[1.0, 2.0]"),
+    ),
     Case(
         "dc-unknown-parameter",
         lambda sim: sim.DCSource(foo=1.0),
@@ -651,6 +687,7 @@ RUN_CONTROL = [
         ValueError,
         ("time_point", "5.0", "10.0"),
     ),
+    Case("run-until-string", lambda sim: sim.run_until("a"), TypeError, ("time_point", "'a'")),
     Case("run-until-nan", lambda sim: sim.run_until(nan), ValueError, ("time_point", "nan")),
     Case(
         "timestep-longer-than-run",
@@ -702,6 +739,18 @@ RECORDING = [
         lambda sim: cells(sim).record("v", sampling_interval=0.25),
         ValueError,
         ("sampling_interval", "0.25"),
+    ),
+    Case(
+        "sampling-interval-string",
+        lambda sim: cells(sim).record("v", sampling_interval="abc"),
+        TypeError,
+        ("sampling_interval", "'abc'"),
+    ),
+    Case(
+        "record-list-with-unknown",
+        lambda sim: cells(sim).record(["v", "foo"]),
+        errors.RecordingError,
+        ("foo", "isyn_exc"),
     ),
     Case(
         "sampling-interval-zero",

@@ -30,6 +30,7 @@ class CurrentSource(StandardCurrentSource):
         self._targets = {}
         self._recorded = []
         self.recording = False
+        self._check_single_values(parameters)
         super().__init__(**parameters)
         space = ParameterSpace(self.default_parameters, self.get_schema(), shape=(1,))
         space.update(**parameters)
@@ -37,6 +38,21 @@ class CurrentSource(StandardCurrentSource):
         state.current_sources.append(self)
 
     # --- parameters ----------------------------------------------------------------------------
+    def _check_single_values(self, parameters):
+        """Parameters that PyNN declares as single numbers must not be given as arrays."""
+        for name, value in parameters.items():
+            single = isinstance(self.default_parameters.get(name), float | int)
+            if single and np.ndim(value) > 0 and not isinstance(value, Sequence):
+                raise InvalidParameterValueError(
+                    f"{name} of {type(self).__name__} must be a single number, got {value!r}"
+                )
+
+    def set_parameters(self, copy=True, **parameters):
+        self._check_single_values(parameters)
+        super().set_parameters(copy, **parameters)
+
+    set_parameters.__doc__ = StandardCurrentSource.set_parameters.__doc__
+
     def get_native_parameters(self):
         return ParameterSpace(dict(self._native))
 
