@@ -205,12 +205,6 @@ def test_readouts_match_oracle(name, dt):
             assert err.max() <= V_TOL, (p, b, key, err.max())
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="exact engine stamps a maximum reached at the end of an interval (an arrival) with "
-    "the interval's start time: forward.py run_neuron, _vmax_update(acc, st[0], t, ...) "
-    "after _free_interval should use tn; value and gradient are right",
-)
 @pytest.mark.parametrize("dt", [1.0, 0.1])
 @pytest.mark.parametrize("name", HIDDEN)
 def test_v_max_time_matches_oracle(name, dt):
