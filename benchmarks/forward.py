@@ -11,8 +11,8 @@ Neurons use Wunderlich & Pehle's parameters in PyNN form (``tau_m = cm = 20``, `
 Every input neuron spikes once per sample at a random time and phase (a latency code); for
 784-350-10 only a random 20 % of the inputs spike, like the bright pixels of a digit.  Weights
 are Gaussian, scaled so that hidden and output layers are active.  A sample is one input
-pattern; one batch runs as one engine call (``Simulation.run`` after ``reset``, recording the
-output spikes), timed after a warm-up run that compiles the numba kernels.
+pattern; one batch runs as one engine call (``Engine.run`` after ``reset``; the spike trains
+are read only after timing), timed after a warm-up run that compiles the numba kernels.
 
 Usage: ``python benchmarks/forward.py [--json PATH] [--repeats N] [--dtype float32]``.
 """
@@ -30,14 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from pynn_eventprop.discretisation import LIFDiscretisation
-from pynn_eventprop.engine.raster import Raster
-from pynn_eventprop.engine.simulation import Simulation
+from pynn_eventprop.engine import SpikeTrains, make_engine
 from pynn_eventprop.network import CompiledNetwork, CompiledPopulation, CompiledProjection
-
-NEURON = dict(
-    v_rest=0.0, cm=20.0, tau_m=20.0, tau_refrac=0.0, tau_syn_E=5.0, tau_syn_I=5.0,
-    i_offset=0.0, v_reset=0.0, v_thresh=1.0,
-)  # fmt: skip
+from pynn_eventprop.neurons import WP_NEURON as NEURON
 
 CONFIGS = [
     dict(name="5-120-3", sizes=(5, 120, 3), dt=1.0, steps=27, batch=22, active=1.0),
@@ -46,7 +41,7 @@ CONFIGS = [
 ]
 
 
-def build_network(sizes, rng) -> CompiledNetwork:
+def build_network(sizes, rng, dt) -> CompiledNetwork:
     """Dense feed-forward network; weights N(mu, sigma) with sigma ~ 1/sqrt(fan-in) (nA)."""
     network = CompiledNetwork()
     network.populations.append(CompiledPopulation("input", sizes[0], "spike_source"))
@@ -65,7 +60,7 @@ def build_network(sizes, rng) -> CompiledNetwork:
                 post=k,
                 receptor="excitatory",
                 weights=weights,
-                delays=np.ones((n_pre, size), dtype=np.int64),
+                delays=np.full((n_pre, size), dt),
                 mask=np.ones((n_pre, size), dtype=bool),
                 trainable=True,
             )
@@ -73,32 +68,30 @@ def build_network(sizes, rng) -> CompiledNetwork:
     return network
 
 
-def input_raster(n_steps, batch, size, active, rng) -> Raster:
+def input_spikes(n_steps, batch, size, active, rng, dt) -> SpikeTrains:
     """One spike per active input at a random step in the first 2/3 of the run and phase."""
-    raster = Raster.empty(n_steps, batch, size)
     b, i = np.nonzero(rng.random((batch, size)) < active)
     steps = rng.integers(0, max(1, (2 * n_steps) // 3), b.size)
-    raster.spikes[steps, b, i] = True
-    raster.phase[steps, b, i] = rng.random(b.size) * 0.999
-    return raster
+    times = (steps - rng.random(b.size) * 0.999).clip(0.0) * dt
+    return SpikeTrains.from_arrays(b, i, times, batch, size)
 
 
 def measure(config, repeats, dtype, seed=0) -> dict:
     rng = np.random.default_rng(seed)
-    network = build_network(config["sizes"], rng)
+    network = build_network(config["sizes"], rng, config["dt"])
     disc = LIFDiscretisation(config["dt"])
     batch, steps = config["batch"], config["steps"]
-    sim = Simulation(network, disc, batch_size=batch, dtype=dtype, reuse_buffers=True)
-    raster = input_raster(steps, batch, config["sizes"][0], config["active"], rng)
+    engine = make_engine("reference", network, disc, batch, dtype, reuse_buffers=True)
+    spikes_in = input_spikes(steps, batch, config["sizes"][0], config["active"], rng, disc.dt)
     output = len(network.populations) - 1
-    record = {i: ("spikes",) for i in range(1, len(network.populations))}
 
     def one_batch():
-        sim.reset()
-        return sim.run(steps, sources={0: raster}, record=record)
+        engine.reset()
+        return engine.run(steps, sources={0: spikes_in})
 
     out = one_batch()  # warm-up: compiles the numba kernels
-    spikes = [float(out[i]["spikes"].spikes.mean()) * steps for i in range(1, output + 1)]
+    sizes = config["sizes"]
+    spikes = [out.spikes[i].times.size / (batch * sizes[i]) for i in range(1, output + 1)]
     times = []
     for _ in range(repeats):
         start = time.perf_counter()

@@ -66,6 +66,37 @@ def arrival_factors(phi, log_a, log_b, kappa_dt, dt_over_cm):
     return f_i, f_u, log_a * f_i, df_u
 
 
+_PHASE_SIGNATURES = ["float64(float64, float64, float64)", "float32(float32, float32, float32)"]
+
+
+@numba.vectorize(_PHASE_SIGNATURES, cache=True)
+def spike_phase(u, v_prev, theta):
+    """Fraction of a step before the grid point at which ``V`` crossed ``theta``.
+
+    ``phi = (U[n] - theta) / (U[n] - V[n-1])`` (linear interpolation of the crossing), clipped
+    to ``[0, MAX_PHASE]``; 0 when ``U[n] <= V[n-1]``.  Only meaningful where the neuron spiked
+    (``V[n-1] < theta <= U[n]``).  A numpy ufunc, also callable on scalars in compiled loops.
+    """
+    denom = u - v_prev
+    if denom > 0:
+        return min(max((u - theta) / denom, 0.0), MAX_PHASE)
+    return 0.0
+
+
+@numba.vectorize(_PHASE_SIGNATURES, cache=True)
+def spike_phase_du(u, v_prev, theta):
+    """``dphi/dU[n] = (theta - V[n-1]) / (U[n] - V[n-1])**2`` at a spike (1/mV)."""
+    d = u - v_prev
+    return (theta - v_prev) / (d * d)
+
+
+@numba.vectorize(_PHASE_SIGNATURES, cache=True)
+def spike_phase_dv(u, v_prev, theta):
+    """``dphi/dV[n-1] = (U[n] - theta) / (U[n] - V[n-1])**2`` at a spike (1/mV)."""
+    d = u - v_prev
+    return (u - theta) / (d * d)
+
+
 def _check_positive(name: str, value) -> None:
     arr = np.asarray(value, dtype=float)
     if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
@@ -79,14 +110,11 @@ class LIFCoefficients:
     Attributes
     ----------
     b : membrane decay per step, ``exp(-dt/tau_m)``.
-    a_E, a_I : synaptic current decay per step, ``exp(-dt/tau_syn)``.
     p_E, p_I : mV per nA: V response after one step to synaptic current at the step's start.
     c : mV per nA: V response after one step to a constant external current.
     """
 
     b: np.ndarray
-    a_E: np.ndarray
-    a_I: np.ndarray
     p_E: np.ndarray
     p_I: np.ndarray
     c: np.ndarray
@@ -97,8 +125,9 @@ class LIFDiscretisation:
     """Precisely-timed exact-integration scheme on a fixed grid of step ``dt`` (ms).
 
     See the module docstring for the equations.  Instances are immutable and cheap; engines
-    ask this object for coefficients, spike phases and arrival amplitudes so that there is one
-    definition of the maths.
+    ask this object (and :func:`spike_phase`, :func:`arrival_factors`) for decays,
+    coefficients, spike phases and arrival amplitudes so that there is one definition of the
+    maths.
     """
 
     dt: float
@@ -123,6 +152,10 @@ class LIFDiscretisation:
         ]
         return np.array(response).reshape(tau_m.shape)
 
+    def decay(self, tau) -> np.ndarray:
+        """Decay over one step of a variable with time constant ``tau`` (ms): ``exp(-dt/tau)``."""
+        return np.exp(-self.dt / np.asarray(tau, float))
+
     def coefficients(self, tau_m, cm, tau_syn_E, tau_syn_I) -> LIFCoefficients:
         """Propagator coefficients for arrays of PyNN parameters (ms, nF)."""
         for name, value in (
@@ -133,28 +166,13 @@ class LIFDiscretisation:
         ):
             _check_positive(name, value)
         tau_m, cm = np.asarray(tau_m, float), np.asarray(cm, float)
-        b = np.exp(-self.dt / tau_m)
+        b = self.decay(tau_m)
         return LIFCoefficients(
             b=b,
-            a_E=np.exp(-self.dt / np.asarray(tau_syn_E, float)),
-            a_I=np.exp(-self.dt / np.asarray(tau_syn_I, float)),
             p_E=self.synaptic_response(tau_m, cm, tau_syn_E),
             p_I=self.synaptic_response(tau_m, cm, tau_syn_I),
             c=(1.0 - b) * tau_m / cm,
         )
-
-    # --- spike timing -------------------------------------------------------------------
-    @staticmethod
-    def spike_phase(u, v_prev, theta):
-        """Fraction of a step before the grid point at which V crossed ``theta``.
-
-        ``phi = (U[n] - theta) / (U[n] - V[n-1])``, clipped to [0, 1).  Only meaningful where
-        the neuron spiked (``V[n-1] < theta <= U[n]``).
-        """
-        denom = u - v_prev
-        with np.errstate(divide="ignore", invalid="ignore"):
-            phi = np.where(denom > 0, (u - theta) / denom, 0.0)
-        return np.clip(phi, 0.0, MAX_PHASE)
 
     # --- time grid ----------------------------------------------------------------------
     def steps(self, duration: float) -> int:

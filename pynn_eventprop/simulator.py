@@ -70,11 +70,7 @@ class State(common.control.BaseState):
 
     @dt.setter
     def dt(self, timestep):
-        try:
-            value = float(timestep)
-        except (TypeError, ValueError):
-            raise ValueError(f"timestep must be a number of ms > 0, got {timestep!r}") from None
-        self._disc = LIFDiscretisation(value)
+        self._disc = LIFDiscretisation(float(timestep))  # setup() has checked the value
 
     @property
     def discretisation(self) -> LIFDiscretisation:

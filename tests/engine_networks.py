@@ -88,3 +88,27 @@ def run_dict(engine, n_steps, sources=None, record=None):
         if "spikes" in names:
             out[i]["spikes"] = result.tape.rasters[i]
     return out
+
+
+def weight_finite_differences(engine, k, evaluate, pattern, eps=1e-6):
+    """Central differences of a loss w.r.t. every weight of compiled projection ``k``.
+
+    ``evaluate()`` runs the engine and returns ``(loss, spike pattern)``, the pattern a dict of
+    bool rasters; every perturbation must leave it equal to ``pattern`` (the loss is smooth in
+    the weights only while no spike appears or vanishes).  The weights are restored.
+    """
+    w0 = engine.get_weights(k)
+    fd = np.zeros_like(w0)
+    for idx in np.ndindex(w0.shape):
+        values = []
+        for sign in (1, -1):
+            w = w0.copy()
+            w[idx] += sign * eps
+            engine.set_weights(k, w)
+            loss, now = evaluate()
+            for i in pattern:
+                assert np.array_equal(now[i], pattern[i]), "spike pattern changed"
+            values.append(loss)
+        fd[idx] = (values[0] - values[1]) / (2 * eps)
+    engine.set_weights(k, w0)
+    return fd

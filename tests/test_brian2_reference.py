@@ -452,8 +452,11 @@ def test_coefficients_match_shared_discretisation():
     theirs = LIFDiscretisation(dt).coefficients(
         *(layer.param(n) for n in ("tau_m", "cm", "tau_syn_E", "tau_syn_I"))
     )
-    for name in ("b", "a_E", "a_I", "p_E", "p_I", "c"):
+    for name in ("b", "p_E", "p_I", "c"):
         np.testing.assert_allclose(getattr(ours, name), getattr(theirs, name), rtol=1e-14)
+    for x in "EI":
+        decay = LIFDiscretisation(dt).decay(layer.param(f"tau_syn_{x}"))
+        np.testing.assert_allclose(getattr(ours, f"a_{x}"), decay, rtol=1e-14)
     for phi in (0.0, 1e-9, 0.3, 0.999):
         for x in "EI":
             ours_q = voltage_response(phi, ours.b, getattr(ours, f"kappa_{x}"), ours.dt_over_cm)

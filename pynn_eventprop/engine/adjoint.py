@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..discretisation import spike_phase_dv
 from . import kernels
 from .dynamics import RECEPTOR_KEYS, CurrentLIF
 from .graph import is_recurrent
@@ -44,8 +45,11 @@ def initial_adjoint(model, traj, adjoint: Adjoint, b: int) -> dict:
     lam_u1 = adjoint.lambda_u[0, b]
     spiked = traj.spikes.spikes[0, b]
     u1, v0 = traj.u[0, b], traj.v_prev[0, b]
-    gap = np.where(spiked, u1 - v0, 1.0)
-    jump = np.where(spiked, adjoint.phibar[0, b] * (u1 - model.theta) / gap**2, 0.0)
+    theta = np.broadcast_to(model.theta, u1.shape)
+    jump = np.zeros_like(lam_u1)
+    jump[spiked] = adjoint.phibar[0, b][spiked] * spike_phase_dv(
+        u1[spiked], v0[spiked], theta[spiked]
+    )
     return {
         "lambda_v": model.b * lam_u1 + jump,
         "lambda_i": model.a["E"] * adjoint.lambda_i["E"][0, b] + model.p["E"] * lam_u1,

@@ -79,7 +79,7 @@ class LIFModel:
             np.int64
         )
         tau = {"E": np.asarray(p["tau_syn_E"], float), "I": np.asarray(p["tau_syn_I"], float)}
-        self.a = {x: np.exp(-disc.dt / t).astype(dtype) for x, t in tau.items()}
+        self.a = {x: disc.decay(t).astype(dtype) for x, t in tau.items()}
         self.i_offset = np.asarray(p["i_offset"], dtype)
         self.arrival = {x: self._arrival(disc, t, p) for x, t in tau.items()}
 

@@ -21,13 +21,15 @@ Contract
     ``record``: {population index: names among :data:`RECORDABLE`}.  Returns a
     :class:`RunResult`.  With ``keep_for_backward`` the result carries the engine's tape.
 ``readouts(result, pop, names)``
-    Per-neuron summaries of a run, :data:`READOUTS`, each an array ``(batch, size)``; computed
-    only for the names asked for.
+    Per-neuron summaries of a run made with ``keep_for_backward``, :data:`READOUTS`, each an
+    array ``(batch, size)``; computed only for the names asked for, and cached in
+    ``result.readouts``.
 ``backward(result, readout_grads, extra_grads=None, adjoints=False)``
     Exact gradients of a loss ``L`` of the readouts of a run made with ``keep_for_backward``
     from the engine's initial state: ``readout_grads`` is ``{pop: {readout name: dL/dreadout
     (batch, size)}}``; ``extra_grads`` has the same form and is added (regularisers whose
-    gradient is not part of the loss).  Returns :class:`Gradients`.
+    gradient is not part of the loss).  With ``adjoints`` the result also carries the adjoint
+    signals on the grid.  Returns :class:`Gradients`.
 ``get_state()`` / ``set_state(state)``
     The dynamic state as an :class:`EngineState` in PyNN units; an engine built for a network
     that extends the one ``state`` came from (populations and projections appended) continues
@@ -39,6 +41,9 @@ Contract
 ``reset()``, ``set_initial(pop, name, values)``
     Back to ``t = 0`` with the initial values; change an initial value (PyNN units) for this and
     every later reset.
+``check_trainable()``
+    Raise ``ValueError`` naming the reason when :meth:`backward` does not support the network
+    (e.g. recurrent loops, conductance-based neurons), before any training starts.
 
 Attributes every engine has: ``network`` (the CompiledNetwork, read-only), ``dt`` (ms),
 ``batch`` (samples per run), ``dtype`` and ``n`` (steps run since the last reset).
@@ -310,6 +315,8 @@ class Engine(Protocol):
     def reset(self) -> None: ...
 
     def set_initial(self, pop: int, name: str, values) -> None: ...
+
+    def check_trainable(self) -> None: ...
 
 
 def check_readouts(names) -> tuple[str, ...]:

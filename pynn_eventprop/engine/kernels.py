@@ -13,7 +13,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ..discretisation import MAX_PHASE, arrival_factors
+from ..discretisation import arrival_factors, spike_phase, spike_phase_du, spike_phase_dv
 
 _jit = numba.njit(cache=True, nogil=True)
 
@@ -130,9 +130,7 @@ def forward_layer(arrivals, ext, state, params, out):
                     v[bb, i] = v_reset[i]
                 elif uk >= theta[i]:
                     spikes[k, bb, i] = True
-                    denom = uk - v_prev
-                    ph = (uk - theta[i]) / denom if denom > 0 else 0.0
-                    phase[k, bb, i] = min(ph, MAX_PHASE)
+                    phase[k, bb, i] = spike_phase(uk, v_prev, theta[i])
                     countdown[bb, i] = refractory_steps[i]
                     v[bb, i] = v_reset[i]
                 else:
@@ -175,13 +173,12 @@ def adjoint_layer(trajectory, phibar, dl_dv, params, out):
                     lv += dl_dv[k, bb, i]
                 if k + 1 < n_steps and spikes[k + 1, bb, i] and phibar[k + 1, bb, i] != 0.0:
                     # the jump of step k+1 acts on V[k]: phibar dphi/dV_prev
-                    d = u[k + 1, bb, i] - v_prev[k + 1, bb, i]
-                    lv += phibar[k + 1, bb, i] * (u[k + 1, bb, i] - theta[i]) / (d * d)
+                    dphi = spike_phase_dv(u[k + 1, bb, i], v_prev[k + 1, bb, i], theta[i])
+                    lv += phibar[k + 1, bb, i] * dphi
                 lam_v[k, bb, i] = lv
                 lu = 0.0
                 if spikes[k, bb, i]:
-                    d = u[k, bb, i] - v_prev[k, bb, i]
-                    lu = phibar[k, bb, i] * (theta[i] - v_prev[k, bb, i]) / (d * d)
+                    lu = phibar[k, bb, i] * spike_phase_du(u[k, bb, i], v_prev[k, bb, i], theta[i])
                 elif not clamped[k, bb, i]:
                     lu = lv
                 lam_u[k, bb, i] = lu

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..discretisation import LIFDiscretisation, arrival_factors
+from ..discretisation import LIFDiscretisation, arrival_factors, spike_phase
 from ..network import CompiledNetwork
 from . import kernels
 from .adjoint import backward as adjoint_backward
@@ -580,7 +580,7 @@ class ReferenceEngine:
                 h["v_prev"][k], h["u"][k] = st.v, uk
                 clamp = st.countdown > 0
                 spike = (uk >= model.theta) & ~clamp
-                phase = LIFDiscretisation.spike_phase(uk, st.v, model.theta)
+                phase = spike_phase(uk, st.v, np.broadcast_to(model.theta, uk.shape))
                 h["phase"][k] = np.where(spike, phase, 0.0)
                 h["spikes"][k], h["clamped"][k] = spike, clamp
                 st.v = np.where(spike | clamp, model.v_reset, uk)
