@@ -15,7 +15,7 @@ from scipy.optimize import brentq
 from test_exact_networks import neurons, projection, random_input, random_network, source
 
 from pynn_eventprop.engine.exact import ExactSimulation
-from pynn_eventprop.engine.exact.closed_form import first_crossing, propagate
+from pynn_eventprop.engine.exact.closed_form import first_crossing, propagate, vdot
 from pynn_eventprop.engine.exact.parameters import parameter_rows
 from pynn_eventprop.engine.interface import SpikeTrains
 from pynn_eventprop.network import CompiledNetwork
@@ -150,8 +150,9 @@ def test_crossing_detector_finds_crossings_between_two_extrema():
     for _ in range(300):
         v, ie, ii = rng.uniform(-10, 4.9), rng.uniform(0, 6), rng.uniform(-6, 3)
         e, d = rng.uniform(-0.5, 0.5), rng.uniform(0.5, 20.0)
-        v_end = propagate(p, v, ie, ii, e, d)[0]
-        got = first_crossing(p, v, ie, ii, e, d, v_end, 1e-13)
+        v_end, ie_end, ii_end = propagate(p, v, ie, ii, e, d)
+        slope_end = vdot(p, v_end, ie_end, ii_end, e)
+        got = first_crossing(p, v, ie, ii, e, d, v_end, slope_end, 1e-13)
         want = _dense_first_crossing(v, ie, ii, e, d)
         hidden_crossings += want >= 0 and v_end < p[7]
         assert (got >= 0) == (want >= 0)

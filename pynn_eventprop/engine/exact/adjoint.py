@@ -49,8 +49,8 @@ from .closed_form import (
     THETA,
     V_RESET,
     e1,
+    flow,
     psc_weighted_integral,
-    rel_expm1,
 )
 from .forward import EV_ARRIVAL, EV_SPIKE, VMAX_STATE
 
@@ -58,18 +58,16 @@ from .forward import EV_ARRIVAL, EV_SPIKE, VMAX_STATE
 @numba.njit(cache=True)
 def adjoint_flow(p, lam, d, refractory, sig_u, sig_e, gamma):
     """Carry ``lam = [lambda_V, lambda_E, lambda_I]`` back over an interval of length ``d``."""
-    ae = math.exp(-d * p[IT_E])
-    ai = math.exp(-d * p[IT_I])
+    em, ae, ai, qe, qi = flow(p, d)
     if refractory:
         lam[0] = 0.0
         lam[1] *= ae
         lam[2] *= ai
         return
-    em = math.exp(-d * p[IT_M])
     lv = lam[0]
     lam[0] = em * lv
-    lam[1] = ae * lam[1] + d * p[INV_CM] * em * rel_expm1(d * p[K_E]) * lv
-    lam[2] = ai * lam[2] + d * p[INV_CM] * em * rel_expm1(d * p[K_I]) * lv
+    lam[1] = ae * lam[1] + qe * lv
+    lam[2] = ai * lam[2] + qi * lv
     if sig_u != 0.0:
         lam[0] += sig_u * e1(p[IT_M], d)
         lam[1] += sig_u * psc_weighted_integral(p, p[IT_E], p[K_E], d, 0.0)

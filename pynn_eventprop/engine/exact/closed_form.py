@@ -71,13 +71,32 @@ def e1(alpha, d):
 
 
 @numba.njit(cache=True)
+def _psc(inv_cm, d, em, ax, kappa):
+    """``q_x(d)`` from ``em = exp(-d/tau_m)`` and ``ax = exp(-d/tau_x)``.
+
+    ``(em - ax)/(cm kappa)`` when ``|d kappa| > 1e-3`` (relative rounding <= 1e-13), else
+    ``d em S(d kappa)/cm`` with ``S`` to third order (truncation < 1e-14).
+    """
+    y = d * kappa
+    if abs(y) > 1e-3:
+        return inv_cm * (em - ax) / kappa
+    return d * inv_cm * em * (1.0 - y * (0.5 - y * (1.0 / 6.0 - y / 24.0)))
+
+
+@numba.njit(cache=True)
+def flow(p, d):
+    """Propagator entries over ``d`` ms: ``(exp(-d/tau_m), a_E, a_I, q_E(d), q_I(d))``."""
+    em = math.exp(-d * p[IT_M])
+    ae = math.exp(-d * p[IT_E])
+    ai = ae if p[IT_I] == p[IT_E] else math.exp(-d * p[IT_I])
+    return em, ae, ai, _psc(p[INV_CM], d, em, ae, p[K_E]), _psc(p[INV_CM], d, em, ai, p[K_I])
+
+
+@numba.njit(cache=True)
 def propagate(p, v, ie, ii, e, d):
     """State ``(V, I_E, I_I)`` after ``d`` ms of free evolution with external current ``e``."""
-    em = math.exp(-d * p[IT_M])
-    qe = d * p[INV_CM] * em * rel_expm1(d * p[K_E])
-    qi = d * p[INV_CM] * em * rel_expm1(d * p[K_I])
-    v1 = v * em + ie * qe + ii * qi - e * p[R_M] * math.expm1(-d * p[IT_M])
-    return v1, ie * math.exp(-d * p[IT_E]), ii * math.exp(-d * p[IT_I])
+    em, ae, ai, qe, qi = flow(p, d)
+    return v * em + ie * qe + ii * qi + e * p[R_M] * (1.0 - em), ie * ae, ii * ai
 
 
 @numba.njit(cache=True)
@@ -103,15 +122,18 @@ def _fdf(mode, p, v, ie, ii, e, a, be, bi, s):
 
 
 @numba.njit(cache=True)
-def root(mode, p, v, ie, ii, e, a, be, bi, lo, hi, flo, tol):
-    """Safeguarded Newton on a bracket ``[lo, hi]`` with ``f(lo) = flo`` of opposite sign to f(hi).
+def root(mode, p, v, ie, ii, e, a, be, bi, lo, hi, flo, fhi, tol):
+    """Safeguarded Newton on a bracket ``[lo, hi]``, ``f(lo) = flo`` and ``f(hi) = fhi`` of
+    opposite signs.
 
-    Newton steps that leave the current bracket are replaced by bisection; the bracket shrinks
-    at every step, so the iteration converges whatever the shape of ``f``.  Stops when the step
-    or the bracket is below ``tol`` (ms).
+    Starts at the secant point; Newton steps that leave the current bracket are replaced by
+    bisection, so the bracket shrinks at every step and the iteration converges whatever the
+    shape of ``f``.  Stops when the step or the bracket is below ``tol`` (ms).
     """
     neg_lo = flo < 0.0
-    x = 0.5 * (lo + hi)
+    x = lo - flo * (hi - lo) / (fhi - flo)
+    if not (lo < x < hi):
+        x = 0.5 * (lo + hi)
     for _ in range(MAX_ITER):
         f, df = _fdf(mode, p, v, ie, ii, e, a, be, bi, x)
         if f == 0.0:
@@ -147,7 +169,7 @@ def vdot_zeros(p, a, be, bi, d, tol):
         lo, hi = cuts[k], cuts[k + 1]
         h_hi = _h(p, a, be, bi, hi)[0]
         if h_lo * h_hi < 0.0:
-            zeros[count] = root(0, p, 0.0, 0.0, 0.0, 0.0, a, be, bi, lo, hi, h_lo, tol)
+            zeros[count] = root(0, p, 0.0, 0.0, 0.0, 0.0, a, be, bi, lo, hi, h_lo, h_hi, tol)
             count += 1
         h_lo = h_hi
     return count, zeros[0], zeros[1]
@@ -161,22 +183,45 @@ def slopes(p, v, ie, ii, e):
 
 
 @numba.njit(cache=True)
-def first_crossing(p, v, ie, ii, e, d, v_end, tol):
+def _single_zero(p, a, be, bi, d, tol):
+    """The zero of ``h`` when ``h`` has one term (equal synaptic time constants or one current).
+
+    ``a + beta phi(s) = 0`` with ``phi(s) = (1 - exp(-s kappa))/kappa``:
+    ``s = -log1p(kappa a/beta)/kappa`` (``-a/beta`` when ``kappa = 0``).
+    """
+    if bi == 0.0 or p[K_E] == p[K_I]:
+        beta, kappa = be + bi, p[K_E]
+    elif be == 0.0:
+        beta, kappa = bi, p[K_I]
+    else:
+        return vdot_zeros(p, a, be, bi, d, tol)[1]
+    if kappa == 0.0:
+        return -a / beta
+    return -math.log1p(kappa * a / beta) / kappa
+
+
+@numba.njit(cache=True)
+def first_crossing(p, v, ie, ii, e, d, v_end, vdot_end, tol):
     """Time ``s`` in ``(0, d]`` of the first upward crossing of ``theta``, or -1 if none.
 
-    ``v < theta`` at ``s = 0`` and ``v_end = V(d)``.  Cheap filters first: when ``h`` is
-    monotone (currents of one sign, or equal synaptic time constants) ``V`` has at most one
-    extremum, so ``V(d) >= theta`` means exactly one crossing in ``(0, d]`` and ``V(d) <
-    theta`` excludes one unless ``dV/dt`` goes from positive to negative (an interior maximum).
+    ``v < theta`` at ``s = 0``; ``v_end``, ``vdot_end``: ``V`` and ``dV/dt`` at ``d``.  Cheap
+    filters first: when ``h`` is monotone (currents of one sign, or equal synaptic time
+    constants) ``V`` has at most one extremum, so ``V(d) >= theta`` means exactly one crossing
+    in ``(0, d]`` and ``V(d) < theta`` excludes one unless ``dV/dt`` goes from positive to
+    negative; then the maximum is in closed form (:func:`_single_zero`).
     """
     theta = p[THETA]
     a, be, bi = slopes(p, v, ie, ii, e)
-    monotone_h = be * bi >= 0.0 or p[K_E] == p[K_I]
-    if monotone_h:
+    if be * bi >= 0.0 or p[K_E] == p[K_I]:
         if v_end >= theta:
-            return root(1, p, v, ie, ii, e, a, be, bi, 0.0, d, v - theta, tol)
-        if a <= 0.0 or _h(p, a, be, bi, d)[0] >= 0.0:
+            return root(1, p, v, ie, ii, e, a, be, bi, 0.0, d, v - theta, v_end - theta, tol)
+        if a <= 0.0 or vdot_end >= 0.0:
             return -1.0
+        z = min(max(_single_zero(p, a, be, bi, d, tol), 0.0), d)
+        v_max = propagate(p, v, ie, ii, e, z)[0]
+        if v_max < theta:
+            return -1.0
+        return root(1, p, v, ie, ii, e, a, be, bi, 0.0, z, v - theta, v_max - theta, tol)
     count, z1, z2 = vdot_zeros(p, a, be, bi, d, tol)
     lo = 0.0
     for k in range(count + 1):
@@ -184,7 +229,7 @@ def first_crossing(p, v, ie, ii, e, d, v_end, tol):
         v_hi = v_end if k == count else propagate(p, v, ie, ii, e, hi)[0]
         if v_hi >= theta:
             f_lo = propagate(p, v, ie, ii, e, lo)[0] - theta
-            return root(1, p, v, ie, ii, e, a, be, bi, lo, hi, f_lo, tol)
+            return root(1, p, v, ie, ii, e, a, be, bi, lo, hi, f_lo, v_hi - theta, tol)
         lo = hi
     return -1.0
 

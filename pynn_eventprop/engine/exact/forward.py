@@ -82,7 +82,9 @@ def _free_interval(p, st, e, t, d, opts, acc, t0, big_t, tol):
     """
     v, ie, ii = st[0], st[1], st[2]
     v1, ie1, ii1 = propagate(p, v, ie, ii, e, d)
-    s = first_crossing(p, v, ie, ii, e, d, v1, tol) if d > 0.0 else -1.0
+    s = -1.0
+    if d > 0.0:
+        s = first_crossing(p, v, ie, ii, e, d, v1, vdot(p, v1, ie1, ii1, e), tol)
     if s >= 0.0:
         v1, ie1, ii1 = propagate(p, v, ie, ii, e, s)
         v1 = p[THETA]

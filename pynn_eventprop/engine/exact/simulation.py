@@ -90,6 +90,7 @@ class ExactSimulation:
         if readout_populations is None:
             readout_populations = [i for i in self.params if not network.outgoing(i)]
         self.readout_populations = set(readout_populations)
+        self._capacity = {}  # spike buffer size per population, grown when too small
         self.reset()
 
     # --- weights, delays, state -------------------------------------------------------------
@@ -267,7 +268,7 @@ class ExactSimulation:
         rec_steps = n_steps if recording else 0
         rec = tuple(np.zeros((rec_steps, batch, size)) for _ in range(3))
         ro = tuple(np.zeros((batch, size)) for _ in range(8))
-        cap_s = 4 * batch * size + 64
+        cap_s = self._capacity.get(i, 4 * batch * size + 64)
         cap_t = (off[-1] + 3 * cap_s + 16) if keep else 0
         while True:
             state = [np.array(x, np.float64, order="C") for x in self._state[i]]
@@ -283,6 +284,7 @@ class ExactSimulation:
                 cap_t *= 2
             else:
                 break
+        self._capacity[i] = cap_s
         self._state[i] = [state[0].astype(self.dtype), state[1].astype(self.dtype),
                           state[2].astype(self.dtype), state[3]]  # fmt: skip
         self._pending[i] = late
