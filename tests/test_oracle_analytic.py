@@ -154,6 +154,17 @@ def check_dc_isi(simulator):
         assert np.abs(np.diff(spikes) - isi).max() < T_TOL
 
 
+def test_dc_interval_without_refractoriness():
+    """``tau_refrac = 0``: the membrane restarts from v_reset at the crossing itself, so the
+    interval is ``tau_m ln((V_inf - v_r)/(V_inf - theta))`` (``T_TOL``); v_reset 5 mV below
+    v_rest checks the reset value too."""
+    cell = dict(DC, tau_refrac=0.0, v_reset=-70.0)
+    result = simulate(Network([neurons(1, i_offset=1.5, **cell)], []), 300.0)
+    isi = dc_isi_analytic(1.5, tau_refrac=0.0, v_reset=-5.0)
+    assert len(result.spikes[0][0]) >= 10
+    assert np.abs(np.diff(result.spikes[0][0]) - isi).max() < T_TOL
+
+
 def check_refractory_clamp(simulator):
     """After a spike V stays at v_reset for exactly tau_refrac while the currents evolve.
 
