@@ -199,10 +199,11 @@ class LIFDiscretisation:
         if np.any(bad):
             raise ValueError(
                 f"delay must be a whole multiple of the timestep {self.dt} ms, "
-                f"got {d[bad].ravel()[0]!r} ms"
+                f"got {float(d[bad].ravel()[0])!r} ms"
             )
         if np.any(steps < 1):
             raise ValueError(
-                f"delay must be >= the timestep {self.dt} ms, got {d[steps < 1].ravel()[0]!r} ms"
+                f"delay must be >= the timestep {self.dt} ms, "
+                f"got {float(d[steps < 1].ravel()[0])!r} ms"
             )
         return steps.astype(np.int64)

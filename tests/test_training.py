@@ -276,3 +276,34 @@ def test_using_runs_batches_on_another_engine_and_restores(sim, data):
         trainer.gradient(test.times[:8], test.labels[:8])
     assert trainer.engine is not model
     assert model.training_traffic.batches == 1  # the backward pass ran on the model
+
+
+def test_gradient_is_the_loss_gradient_and_revive_dead_only_steers_updates(sim, data):
+    """With dead hidden neurons, ``Trainer.gradient`` is dL/dw whatever ``revive_dead`` is;
+    the regulariser adds to the update direction only (here: the dead neurons' input weights)."""
+    train, _ = data
+    times, labels = train.times[:32], train.labels[:32]
+    results = {}
+    for strength in (0.0, 1.0):
+        inputs, out, p1, p2 = build(sim)
+        w = p1.get("weight", format="array")
+        w[:, :10] = 0.05  # hidden neurons 0-9 stay below threshold: never fire
+        p1.set(weight=w)
+        loss = TTFSCrossEntropy(xi=0.5, silent_push=1.0, theta=1.0)
+        trainer = Trainer(
+            inputs, out, loss, duration=40.0, batch_size=32, progress=False, revive_dead=strength
+        )
+        gradient = trainer.gradient(times, labels)
+        forward = trainer.step.forward(times, labels)
+        direction = trainer.step.gradients(forward, regularise=True).weights
+        first = trainer.engine.readouts(forward.result, 1, ["first_spike_time"])
+        dead = ~np.isfinite(first["first_spike_time"]).any(axis=0)
+        results[strength] = (gradient, direction[trainer.trainable[0]], dead)
+    (g0, d0, dead), (g1, d1, _) = results[0.0], results[1.0]
+    assert dead[:10].all()
+    for label in g0:
+        np.testing.assert_array_equal(g1[label], g0[label])
+    np.testing.assert_array_equal(d0, g0["in-hid"])  # no regulariser: the direction is dL/dw
+    # dR/dw = -(strength/B) sum_b dV_max/dw < 0 raises the dead neurons' input weights
+    assert np.all(d1[:, dead] <= d0[:, dead]) and np.all((d1 - d0)[:, :10].sum(axis=0) < 0)
+    np.testing.assert_allclose(d1[:, ~dead], d0[:, ~dead], rtol=0, atol=1e-12)

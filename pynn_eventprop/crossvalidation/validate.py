@@ -451,11 +451,8 @@ def validate_pynn(
 def engine_layer_spikes(spec: NetworkSpec, inputs: SpikeInput) -> dict[str, bool]:
     """Which layers of ``spec`` spike on the engine (for ``random_network``: fast)."""
     engine = ReferenceEngine(compiled_network(spec), LIFDiscretisation(spec.dt), inputs.batch_size)
-    result = engine.run(spec.n_steps, sources={0: _trains(inputs, spec)}, keep_for_backward=True)
-    return {
-        layer.name: bool(result.tape.trajectory[k + 1].spikes.spikes.any())
-        for k, layer in enumerate(spec.layers)
-    }
+    result = engine.run(spec.n_steps, sources={0: _trains(inputs, spec)})
+    return {layer.name: result.spikes[k + 1].times.size > 0 for k, layer in enumerate(spec.layers)}
 
 
 def _trains(inputs: SpikeInput, spec: NetworkSpec) -> SpikeTrains:

@@ -176,25 +176,28 @@ class ReferenceEngine:
         self._delay_masks = [None] * len(network.projections)
         self.delay_groups = [None] * len(network.projections)
         for k in range(len(network.projections)):
+            self._group_delays(k)
             self._regroup(k)
         self.reset()
 
     # --- weights and delays (owned copies) ------------------------------------------------------
-    def _regroup(self, k):
-        """``(delay steps, weights)`` per delay of projection ``k`` (weights zero elsewhere)."""
+    def _group_delays(self, k):
+        """``(delay steps, mask)`` per delay of projection ``k``; mask None for a single delay."""
         proj = self.network.projections[k]
         steps = np.zeros(proj.mask.shape, np.int64)
         steps[proj.mask] = self.disc.delay_steps(self._delays[k][proj.mask])
         unique = np.unique(steps[proj.mask])
         if unique.size <= 1:
-            masks = [(int(unique[0]) if unique.size else 1, None)]
+            self._delay_masks[k] = [(int(unique[0]) if unique.size else 1, None)]
         else:
-            masks = [(int(d), proj.mask & (steps == d)) for d in unique]
-        self._delay_masks[k] = masks
+            self._delay_masks[k] = [(int(d), proj.mask & (steps == d)) for d in unique]
+
+    def _regroup(self, k):
+        """``(delay steps, weights)`` per delay of projection ``k`` (weights zero elsewhere)."""
         w = self._weights[k]
         self.delay_groups[k] = [
             (d, np.ascontiguousarray(w if m is None else np.where(m, w, 0.0), self.dtype))
-            for d, m in masks
+            for d, m in self._delay_masks[k]
         ]
 
     def get_weights(self, k: int) -> np.ndarray:
@@ -217,10 +220,11 @@ class ReferenceEngine:
         old = self._delays[k]
         self._delays[k] = np.where(proj.mask, np.asarray(delays, float), 0.0)
         try:
-            self._regroup(k)
+            self._group_delays(k)
         except ValueError:
             self._delays[k] = old
             raise
+        self._regroup(k)
 
     def delay_group_masks(self, k: int):
         """``(delay steps, mask)`` per delay of projection ``k``; mask None for a single delay."""

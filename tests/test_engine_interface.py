@@ -1,0 +1,116 @@
+"""The Engine contract on the reference engine and the SpiNNaker2 model: state, weights,
+delays, readouts, the registry; the compiled network stays untouched."""
+
+import numpy as np
+import pytest
+from engine_networks import dense, lif, random_input, source, three_layer
+
+from pynn_eventprop.discretisation import LIFDiscretisation
+from pynn_eventprop.engine import Engine, EngineState, make_engine, register_engine
+from pynn_eventprop.engine.interface import SpikeTrains
+from pynn_eventprop.network import CompiledNetwork
+
+DT, N_STEPS = 0.5, 80
+
+
+def _setup(seed=4, batch=2):
+    rng = np.random.default_rng(seed)
+    disc = LIFDiscretisation(DT)
+    net = three_layer(rng)  # delays of 1, 2 and 3 steps: spikes are in flight at any time
+    src = random_input(rng, disc, batch, 6, N_STEPS, t_max=35)
+    return disc, net, src
+
+
+@pytest.mark.parametrize("platform", ["reference", "spinnaker2"])
+def test_state_carried_into_a_new_engine_continues_exactly(platform):
+    """get_state after 37 steps, set_state on a freshly built engine, 43 more steps: the same
+    spikes and voltages as one engine running 80 steps (spikes in flight included)."""
+    disc, net, src = _setup()
+    record = {1: ("v",), 2: ("v", "isyn_exc")}
+    whole = make_engine(platform, net, disc, 2)
+    w = whole.run(N_STEPS, sources={0: src}, record=record)
+    first = make_engine(platform, net, disc, 2)
+    a = first.run(37, sources={0: src}, record=record)
+    state = first.get_state()
+    assert isinstance(state, EngineState) and state.step == 37 and state.t == 37 * DT
+    assert sum(f.arrival.size for f in state.in_flight.values()) > 0  # the test is not vacuous
+    second = make_engine(platform, net, disc, 2)
+    second.set_state(state)
+    b = second.run(N_STEPS - 37, sources={0: src}, record=record)
+    assert second.n == N_STEPS
+    # float32: the state passes through PyNN units (v + v_rest) and arrivals are re-scheduled
+    # from their times, which rounds at ~1e-7 relative; float64 continues to rounding error
+    tol = 1e-10 if platform == "reference" else 1e-4
+    for pop in (1, 2):
+        for name in record[pop]:
+            joined = np.concatenate([a.signals[pop][name], b.signals[pop][name]])
+            assert np.abs(joined - w.signals[pop][name]).max() < tol, (pop, name)
+        for sample in range(2):
+            times = np.sort(
+                np.concatenate([a.spikes[pop].sample(sample)[1], b.spikes[pop].sample(sample)[1]])
+            )
+            np.testing.assert_allclose(times, np.sort(w.spikes[pop].sample(sample)[1]), atol=tol)
+
+
+def test_engine_owns_copies_and_leaves_the_compiled_network_alone():
+    disc, net, src = _setup()
+    before = [(p.weights.copy(), p.delays.copy()) for p in net.projections]
+    initial_v = net.populations[1].initial["v"].copy()
+    engine = make_engine("reference", net, disc, 2)
+    assert isinstance(engine, Engine)
+    engine.set_weights(0, engine.get_weights(0) * 2.0)
+    engine.set_delays(2, np.full(net.projections[2].mask.shape, 1.0))
+    engine.set_initial(1, "v", -60.0)
+    engine.run(10, sources={0: src})
+    for p, (w, d) in zip(net.projections, before, strict=True):
+        assert np.array_equal(p.weights, w) and np.array_equal(p.delays, d)
+    assert np.array_equal(net.populations[1].initial["v"], initial_v)
+    assert np.all(engine.get_delays(2) == 1.0)
+    np.testing.assert_array_equal(engine.get_weights(0), 2.0 * before[0][0])
+    with pytest.raises(ValueError, match="whole multiple of the timestep"):
+        engine.set_delays(2, np.full(net.projections[2].mask.shape, 0.7))
+    assert np.all(engine.get_delays(2) == 1.0)  # a refused change leaves the delays as they were
+
+
+def test_engine_rejects_delays_that_are_not_whole_steps():
+    disc = LIFDiscretisation(0.5)
+    net = CompiledNetwork([source("in", 1), lif("a", 1)], [dense("p", 0, 1, [[1.0]], delay=0.6)])
+    with pytest.raises(ValueError, match="whole multiple of the timestep 0.5 ms, got 0.6"):
+        make_engine("reference", net, disc)
+
+
+def test_readouts_are_computed_only_when_asked_and_times_are_relative():
+    disc, net, src = _setup()
+    engine = make_engine("reference", net, disc, 2)
+    engine.run(10, sources={0: src})
+    result = engine.run(40, sources={0: src}, keep_for_backward=True)  # starts at 5 ms
+    values = engine.readouts(result, 2, ["first_spike_time"])
+    assert set(values) == set(result.readouts[2]) == {"first_spike_time"}
+    absolute = [result.spikes[2].per_neuron(b) for b in range(2)]
+    for b in range(2):
+        for i in range(3):
+            expected = absolute[b][i][0] - result.t_start if absolute[b][i].size else np.inf
+            assert values["first_spike_time"][b, i] == pytest.approx(expected, abs=1e-12)
+    with pytest.raises(ValueError, match="unknown readout"):
+        engine.readouts(result, 2, ["v_min"])
+    plain = engine.run(5)
+    with pytest.raises(ValueError, match="keep_for_backward"):
+        engine.readouts(plain, 2, ["v_max"])
+
+
+def test_two_spikes_of_one_input_in_one_step_are_refused_clearly():
+    disc, net, _ = _setup()
+    engine = make_engine("reference", net, disc, 1)
+    twice = SpikeTrains.from_lists([[np.array([1.1, 1.2])] + [np.zeros(0)] * 5])
+    with pytest.raises(ValueError, match="two spikes of one neuron within one time step"):
+        engine.run(10, sources={0: twice})
+
+
+def test_registry_builds_registered_engines_and_names_the_platforms():
+    disc, net, _ = _setup()
+    register_engine("reference_copy", "pynn_eventprop.engine.simulation:ReferenceEngine")
+    assert make_engine("reference_copy", net, disc, 3).batch == 3
+    with pytest.raises(ValueError, match="platform must be one of"):
+        make_engine("loihi", net, disc)
+    with pytest.raises(ValueError, match="computes in float32"):
+        make_engine("spinnaker2", net, disc, 1, np.float64)
