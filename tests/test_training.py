@@ -8,8 +8,8 @@ from pynn_eventprop.datasets import LatencyCode, yin_yang_dataset
 from pynn_eventprop.eventprop import SGD, Adam, NonFiniteError, TTFSCrossEntropy
 from pynn_eventprop.eventprop.synapses import EventPropRule, EventPropSynapse
 from pynn_eventprop.eventprop.training import Trainer
+from pynn_eventprop.neurons import WP_NEURON as NEURON
 
-NEURON = dict(v_rest=0.0, v_reset=0.0, v_thresh=1.0, cm=20.0, tau_m=20.0, tau_refrac=0.0)
 CODE = LatencyCode(t_early=0.0, t_late=30.0, bias_time=0.0)
 
 
