@@ -37,7 +37,6 @@ from __future__ import annotations
 import math
 
 import numba
-import numpy as np
 
 from .closed_form import (
     INV_CM,
@@ -48,50 +47,46 @@ from .closed_form import (
     K_I,
     THETA,
     V_RESET,
+    cached_flow,
     e1,
-    flow,
     psc_weighted_integral,
 )
-from .forward import EV_ARRIVAL, EV_SPIKE, VMAX_STATE
+from .forward import EV_ARRIVAL, EV_SPIKE, VMAX_STATE, param_tuple
 
 
 @numba.njit(cache=True)
-def adjoint_flow(p, lam, d, refractory, sig_u, sig_e, gamma):
-    """Carry ``lam = [lambda_V, lambda_E, lambda_I]`` back over an interval of length ``d``."""
-    em, ae, ai, qe, qi = flow(p, d)
+def adjoint_flow(p, lv, le, li, d, refractory, sig_u, sig_e, gamma, cache, slot):
+    """Carry ``(lambda_V, lambda_E, lambda_I)`` back over an interval of length ``d``."""
+    em, ae, ai, qe, qi = cached_flow(p, d, cache, slot)
     if refractory:
-        lam[0] = 0.0
-        lam[1] *= ae
-        lam[2] *= ai
-        return
-    lv = lam[0]
-    lam[0] = em * lv
-    lam[1] = ae * lam[1] + qe * lv
-    lam[2] = ai * lam[2] + qi * lv
-    if sig_u != 0.0:
-        lam[0] += sig_u * e1(p[IT_M], d)
-        lam[1] += sig_u * psc_weighted_integral(p, p[IT_E], p[K_E], d, 0.0)
-        lam[2] += sig_u * psc_weighted_integral(p, p[IT_I], p[K_I], d, 0.0)
-    if sig_e != 0.0:
-        lam[0] += sig_e * e1(p[IT_M] + gamma, d)
-        lam[1] += sig_e * psc_weighted_integral(p, p[IT_E], p[K_E], d, gamma)
-        lam[2] += sig_e * psc_weighted_integral(p, p[IT_I], p[K_I], d, gamma)
+        return 0.0, ae * le, ai * li
+    lv, le, li = em * lv, ae * le + qe * lv, ai * li + qi * lv
+    for sig, gam in ((sig_u, 0.0), (sig_e, gamma)):
+        if sig != 0.0:
+            lv += sig * e1(p[IT_M] + gam, d)
+            le += sig * psc_weighted_integral(p, p[IT_E], p[K_E], d, gam)
+            li += sig * psc_weighted_integral(p, p[IT_I], p[K_I], d, gam)
+    return lv, le, li
 
 
 @numba.njit(cache=True)
-def _flow_to(p, lam, t, te, refractory, g, t0, big_t):
+def _flow_to(p, lam, t, te, refractory, g, t0, big_t, cache, slot):
     """Carry ``lam`` from ``t`` back to ``te`` with the voltage-mean sources of ``g``."""
     sig_u = g[2] / big_t
-    sig_e = g[3] / big_t * math.exp(-(te - t0) / big_t)
-    adjoint_flow(p, lam, t - te, refractory, sig_u, sig_e, 1.0 / big_t)
+    sig_e = g[3] / big_t * math.exp(-(te - t0) / big_t) if g[3] != 0.0 else 0.0
+    lv, le, li = lam
+    return adjoint_flow(p, lv, le, li, t - te, refractory, sig_u, sig_e, 1.0 / big_t, cache, slot)
 
 
 @numba.njit(cache=True)
-def backward_neuron(p, tape, lo, hi, arr, dldt, src0, first, g, vmax, t0, t1, ref_end, grads):
+def backward_neuron(
+    p, tape, lo, hi, arr, dldt, src0, first, g, vmax, t0, t1, ref_end, grads, cache
+):
     """Reverse sweep of one neuron.
 
     Parameters
     ----------
+    p : parameter tuple (:func:`.forward.param_tuple`).
     tape : ``(kind, t, a, b, idx)``; this neuron's events are ``lo:hi``.
     arr : ``(w, c, widx, src)`` of the population's arrivals.
     dldt : global ``dL/dt`` of every spike of the run; this population's start at ``src0``.
@@ -103,7 +98,7 @@ def backward_neuron(p, tape, lo, hi, arr, dldt, src0, first, g, vmax, t0, t1, re
     grads : ``(dL/dw, dL/dd)`` flat buffers indexed by the arrivals' ``widx``.
     """
     big_t = t1 - t0
-    lam = np.zeros(3)
+    lam = (0.0, 0.0, 0.0)
     t = t1
     refractory = ref_end > t1
     carry = 0.0
@@ -111,24 +106,24 @@ def backward_neuron(p, tape, lo, hi, arr, dldt, src0, first, g, vmax, t0, t1, re
     for m in range(hi - 1, lo - 1, -1):
         te = tape[1][m]
         if vmax_open and te < vmax[0] <= t:
-            _flow_to(p, lam, t, vmax[0], refractory, g, t0, big_t)
-            lam[0] += g[1]
+            lam = _flow_to(p, lam, t, vmax[0], refractory, g, t0, big_t, cache, -1)
+            lam = (lam[0] + g[1], lam[1], lam[2])
             t = vmax[0]
             vmax_open = False
-        _flow_to(p, lam, t, te, refractory, g, t0, big_t)
+        lv, le, li = _flow_to(p, lam, t, te, refractory, g, t0, big_t, cache, hi - 1 - m)
         t = te
         kind = tape[0][m]
         if kind == EV_ARRIVAL:
             a = tape[4][m]
             x = arr[1][a]
             w = arr[0][a]
-            lam_x = lam[1 + x]
+            lam_x = le if x == 0 else li
             d_t = w * lam_x * (p[IT_E] if x == 0 else p[IT_I])
             if tape[2][m] == 0.0:
-                d_t -= w * lam[0] * p[INV_CM]
+                d_t -= w * lv * p[INV_CM]
             if vmax_open and a == vmax[3]:
                 d_t += g[1] * vmax[2]
-                lam[0] += g[1]
+                lv += g[1]
                 vmax_open = False
             if arr[2][a] >= 0:
                 grads[0][arr[2][a]] += lam_x
@@ -137,24 +132,24 @@ def backward_neuron(p, tape, lo, hi, arr, dldt, src0, first, g, vmax, t0, t1, re
                 dldt[arr[3][a]] += d_t
         elif kind == EV_SPIKE:
             s = tape[4][m]
-            total = dldt[src0 + s] + carry - lam[0] * tape[3][m]
+            total = dldt[src0 + s] + carry - lv * tape[3][m]
             total += (g[2] + g[3] * math.exp(-(te - t0) / big_t)) * (p[THETA] - p[V_RESET]) / big_t
             if s == first:
                 total += g[0]
-            lam[0] = -total / tape[2][m]
+            lv = -total / tape[2][m]
             carry = 0.0
             refractory = False
         else:  # end of the refractory period
-            carry = -lam[0] * tape[2][m]
-            lam[0] = 0.0
+            carry = -lv * tape[2][m]
+            lv = 0.0
             refractory = True
-    if vmax_open and vmax[0] >= t0:
-        _flow_to(p, lam, t, vmax[0], refractory, g, t0, big_t)
-        lam[0] += g[1]
+        lam = (lv, le, li)
 
 
 @numba.njit(cache=True)
-def backward_layer(par, tape, arr, dldt, src0, spk_off, grads_in, vmax, t0, t1, ref_end, grads):
+def backward_layer(
+    par, tape, arr, dldt, src0, spk_off, grads_in, vmax, t0, t1, ref_end, grads, cache
+):
     """Reverse sweep of every neuron of one population (see :func:`backward_neuron`).
 
     ``tape = (kind, t, a, b, idx, offsets)``; ``spk_off`` the per-neuron spike offsets;
@@ -169,6 +164,7 @@ def backward_layer(par, tape, arr, dldt, src0, spk_off, grads_in, vmax, t0, t1, 
             g = (grads_in[0][b, j], grads_in[1][b, j], grads_in[2][b, j], grads_in[3][b, j])
             vm = (vmax[0][b, j], vmax[1][b, j], vmax[2][b, j], vmax[3][b, j])
             backward_neuron(
-                par[j], tape, tape[5][row], tape[5][row + 1], arr, dldt, src0, first, g, vm,
-                t0, t1, ref_end[b, j], grads,
+                param_tuple(par, j), tape, tape[5][row], tape[5][row + 1], arr, dldt, src0,
+                first, g, vm,
+                t0, t1, ref_end[b, j], grads, cache,
             )  # fmt: skip

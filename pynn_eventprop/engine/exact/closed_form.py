@@ -93,10 +93,35 @@ def flow(p, d):
 
 
 @numba.njit(cache=True)
+def cached_flow(p, d, cache, slot):
+    """:func:`flow` memoised per interval position: ``cache[slot] = (d, *flow(p, d))``.
+
+    Neurons with identical parameters that receive spikes at identical times (all-to-all
+    projections with one delay) integrate identical intervals; the propagator of the ``slot``-th
+    interval of a neuron is reused when its length equals the cached one exactly.  Callers pass
+    an empty cache for populations whose parameters differ between neurons, and ``slot = -1``
+    for intervals that are not to be cached.
+    """
+    if 0 <= slot < cache.shape[0]:
+        c = cache[slot]
+        if c[0] != d:
+            c[0] = d
+            c[1], c[2], c[3], c[4], c[5] = flow(p, d)
+        return c[1], c[2], c[3], c[4], c[5]
+    return flow(p, d)
+
+
+@numba.njit(cache=True)
+def advance(p, v, ie, ii, e, em, ae, ai, qe, qi):
+    """Apply propagator entries (from :func:`flow`) to the state ``(V, I_E, I_I)``."""
+    return v * em + ie * qe + ii * qi + e * p[R_M] * (1.0 - em), ie * ae, ii * ai
+
+
+@numba.njit(cache=True)
 def propagate(p, v, ie, ii, e, d):
     """State ``(V, I_E, I_I)`` after ``d`` ms of free evolution with external current ``e``."""
     em, ae, ai, qe, qi = flow(p, d)
-    return v * em + ie * qe + ii * qi + e * p[R_M] * (1.0 - em), ie * ae, ii * ai
+    return advance(p, v, ie, ii, e, em, ae, ai, qe, qi)
 
 
 @numba.njit(cache=True)
@@ -162,17 +187,21 @@ def vdot_zeros(p, a, be, bi, d, tol):
         if 0.0 < sc < d:
             cuts = (0.0, sc, d)
             n_cuts = 3
-    zeros = [0.0, 0.0]
+    z1, z2 = 0.0, 0.0
     count = 0
     h_lo = a
     for k in range(n_cuts - 1):
         lo, hi = cuts[k], cuts[k + 1]
         h_hi = _h(p, a, be, bi, hi)[0]
         if h_lo * h_hi < 0.0:
-            zeros[count] = root(0, p, 0.0, 0.0, 0.0, 0.0, a, be, bi, lo, hi, h_lo, h_hi, tol)
+            z = root(0, p, 0.0, 0.0, 0.0, 0.0, a, be, bi, lo, hi, h_lo, h_hi, tol)
+            if count == 0:
+                z1 = z
+            else:
+                z2 = z
             count += 1
         h_lo = h_hi
-    return count, zeros[0], zeros[1]
+    return count, z1, z2
 
 
 @numba.njit(cache=True)

@@ -28,6 +28,8 @@ from .closed_form import (
     T_REF,
     THETA,
     V_RESET,
+    advance,
+    cached_flow,
     first_crossing,
     interval_max,
     propagate,
@@ -46,7 +48,7 @@ EV_ARRIVAL, EV_SPIKE, EV_REF_END = 0, 1, 2
 VMAX_STATE, VMAX_CONSTANT = 0, 1
 
 #: Option flags (int array ``opts``).
-OPT_GRID, OPT_RECORD, OPT_VMAX, OPT_VMEAN, OPT_TAPE = range(5)
+OPT_GRID, OPT_RECORD, OPT_VMAX, OPT_VMEAN, OPT_TAPE = range(5)  # VMAX and VMEAN go together
 
 
 @numba.njit(cache=True)
@@ -74,130 +76,137 @@ def _vmax_update(acc, value, t, kind, slope, arrival):
 
 
 @numba.njit(cache=True)
-def _free_interval(p, st, e, t, d, opts, acc, t0, big_t, tol):
-    """Integrate a free interval ``[t, t + d]``; stop at the first crossing.
+def _free_readouts(p, v, ie, ii, e, t, d, v_end, acc, t0, big_t, tol):
+    """Readout accumulators over a free interval ``[t, t + d]`` starting from ``(v, ie, ii)``.
 
-    ``st = [V, I_E, I_I]`` is updated in place; returns the crossing offset ``s`` (-1 if none).
-    Readout accumulators: ``acc[0:5]`` v_max, ``acc[5]`` S_u, ``acc[6]`` S_e (unnormalised).
+    ``acc[0:5]`` v_max candidate (interior maxima), ``acc[5]`` ``int V``, ``acc[6]``
+    ``int exp(-(t - t0)/T) V`` (both unnormalised).
     """
-    v, ie, ii = st[0], st[1], st[2]
-    v1, ie1, ii1 = propagate(p, v, ie, ii, e, d)
-    s = -1.0
-    if d > 0.0:
-        s = first_crossing(p, v, ie, ii, e, d, v1, vdot(p, v1, ie1, ii1, e), tol)
-    if s >= 0.0:
-        v1, ie1, ii1 = propagate(p, v, ie, ii, e, s)
-        v1 = p[THETA]
-        d = s
-    if opts[OPT_VMAX]:
-        val, z = interval_max(p, v, ie, ii, e, d, tol)
-        _vmax_update(acc, val, t + z, VMAX_STATE, 0.0, -1.0)
-    if opts[OPT_VMEAN]:
-        acc[5] += weighted_integral(p, v, ie, ii, e, d, v1, 0.0)
-        acc[6] += math.exp(-(t - t0) / big_t) * weighted_integral(p, v, ie, ii, e, d, v1, 1 / big_t)
-    st[0], st[1], st[2] = v1, ie1, ii1
-    return s
+    val, z = interval_max(p, v, ie, ii, e, d, tol)
+    _vmax_update(acc, val, t + z, VMAX_STATE, 0.0, -1.0)
+    acc[5] += weighted_integral(p, v, ie, ii, e, d, v_end, 0.0)
+    w0 = math.exp(-(t - t0) / big_t)
+    acc[6] += w0 * weighted_integral(p, v, ie, ii, e, d, v_end, 1.0 / big_t)
 
 
 @numba.njit(cache=True)
-def _clamped_interval(p, st, t, d, opts, acc, t0, big_t):
-    """Refractory interval ``[t, t + d]``: ``V = v_reset``, currents decay."""
-    st[1] *= math.exp(-d * p[IT_E])
-    st[2] *= math.exp(-d * p[IT_I])
-    if opts[OPT_VMEAN] and d > 0.0:
-        w0 = math.exp(-(t - t0) / big_t)
-        acc[5] += p[V_RESET] * d
-        acc[6] += p[V_RESET] * w0 * big_t * -math.expm1(-d / big_t)
+def _clamped_readouts(p, t, d, acc, t0, big_t):
+    """Readout accumulators over a refractory interval (``V = v_reset``)."""
+    _vmax_update(acc, p[V_RESET], t, VMAX_CONSTANT, 0.0, -1.0)
+    acc[5] += p[V_RESET] * d
+    acc[6] += p[V_RESET] * math.exp(-(t - t0) / big_t) * big_t * -math.expm1(-d / big_t)
 
 
 @numba.njit(cache=True)
-def run_neuron(p, ext_j, st, arr, lo, hi, t0, dt, n_steps, opts, rec, spk, ns, tape, nt, acc, tol):
+def param_tuple(par, j):
+    """Parameter row ``j`` as a tuple (passed by value to the scalar kernels)."""
+    r = par[j]
+    return (r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
+
+
+@numba.njit(cache=True)
+def run_neuron(
+    p, ext_j, st, arr, lo, hi, t0, dt, n_steps, opts, rec, spk, ns, tape, nt, acc, tol, cache
+):
     """Integrate one neuron over ``(t0, t0 + n_steps dt]``.
 
     Parameters
     ----------
-    p : parameter row (:data:`.closed_form.PARAM_NAMES`).
+    p : parameter tuple (:func:`param_tuple`).
     ext_j : external current (nA) per grid step, ``(n_steps,)``.
     st : float64 ``[V, I_E, I_I, refractory end (absolute ms)]``, updated in place.
     arr : ``(times, weights, channels)`` of the arrivals; this neuron's are ``lo:hi``, sorted.
     rec : ``(v, i_E, i_I)`` rows ``(n_steps,)`` to sample into when ``opts[OPT_RECORD]``.
     spk : spike time buffer; ``ns`` its fill; tape buffers ``(kind, t, a, b, idx)``; ``nt``.
-    acc : float64 ``(8,)`` readout accumulators (see :func:`_free_interval`); ``acc[7]`` the
+    acc : float64 ``(8,)`` readout accumulators (see :func:`_free_readouts`); ``acc[7]`` the
         first spike time.
+    cache : propagator cache (:func:`.closed_form.cached_flow`), shared by the neurons.
 
     Returns ``(ns, nt)``; ``ns = -1`` when the spike buffer, ``nt = -1`` when the tape is full.
     """
     t1 = t0 + n_steps * dt
     big_t = t1 - t0
     arr_t, arr_w, arr_c = arr
-    use_grid, use_tape = opts[OPT_GRID], opts[OPT_TAPE]
-    t, k, a = t0, 0, lo
+    use_grid, use_tape, use_ro = opts[OPT_GRID], opts[OPT_TAPE], opts[OPT_VMAX]
+    v, ie, ii, ref = st[0], st[1], st[2], st[3]
+    t, k, a, slot = t0, 0, lo, 0
     e = ext_j[0]
     while True:
         tg = t0 + (k + 1) * dt if use_grid else t1
         tn = min(tg, arr_t[a]) if a < hi else tg
-        refractory = st[3] > t
-        if refractory:
-            tn = min(tn, st[3])
-            _clamped_interval(p, st, t, tn - t, opts, acc, t0, big_t)
-            if opts[OPT_VMAX]:
-                _vmax_update(acc, p[V_RESET], t, VMAX_CONSTANT, 0.0, -1.0)
+        if ref > t:  # refractory: V clamped, currents decay
+            tn = min(tn, ref)
+            d = tn - t
+            ie *= math.exp(-d * p[IT_E])
+            ii *= math.exp(-d * p[IT_I])
+            if use_ro and d > 0.0:
+                _clamped_readouts(p, t, d, acc, t0, big_t)
             t = tn
-            if t == st[3]:
-                st[0] = p[V_RESET]
-                if use_tape:
-                    nt = _push_tape(
-                        tape, nt, EV_REF_END, t, vdot(p, st[0], st[1], st[2], e), 0.0, -1
-                    )
+            if t == ref and use_tape:
+                nt = _push_tape(tape, nt, EV_REF_END, t, vdot(p, v, ie, ii, e), 0.0, -1)
         else:
-            s = _free_interval(p, st, e, t, tn - t, opts, acc, t0, big_t, tol)
+            d = tn - t
+            v1, ie1, ii1 = advance(p, v, ie, ii, e, *cached_flow(p, d, cache, slot))
+            slot += 1
+            s = -1.0
+            if d > 0.0:
+                s = first_crossing(p, v, ie, ii, e, d, v1, vdot(p, v1, ie1, ii1, e), tol)
             if s >= 0.0:
+                v1, ie1, ii1 = propagate(p, v, ie, ii, e, s)
+                if use_ro:
+                    _free_readouts(p, v, ie, ii, e, t, s, p[THETA], acc, t0, big_t, tol)
+                    _vmax_update(acc, p[THETA], t + s, VMAX_CONSTANT, 0.0, -1.0)
                 t = t + s
                 if ns >= spk.size:
                     return -1, nt
                 spk[ns] = t
                 if acc[7] == math.inf:
                     acc[7] = t - t0
-                slope_in = vdot(p, p[THETA], st[1], st[2], e)
-                st[0] = p[V_RESET]
-                slope_out = vdot(p, st[0], st[1], st[2], e) if p[T_REF] == 0.0 else 0.0
+                slope_in = vdot(p, p[THETA], ie1, ii1, e)
+                v, ie, ii = p[V_RESET], ie1, ii1
+                slope_out = vdot(p, v, ie, ii, e) if p[T_REF] == 0.0 else 0.0
                 if use_tape:
                     nt = _push_tape(tape, nt, EV_SPIKE, t, slope_in, slope_out, ns)
                 ns += 1
-                st[3] = t + p[T_REF]
-                if opts[OPT_VMAX]:
-                    _vmax_update(acc, p[THETA], t, VMAX_CONSTANT, 0.0, -1.0)
+                ref = t + p[T_REF]
                 if nt < 0:
                     return ns, nt
                 continue
-            if opts[OPT_VMAX]:
-                slope = vdot(p, st[0], st[1], st[2], e)
-                _vmax_update(
-                    acc, st[0], tn, VMAX_STATE, slope, a if a < hi and arr_t[a] == tn else -1
-                )
+            if use_ro:
+                _free_readouts(p, v, ie, ii, e, t, d, v1, acc, t0, big_t, tol)
+                arrival = a if a < hi and arr_t[a] == tn else -1
+                _vmax_update(acc, v1, tn, VMAX_STATE, vdot(p, v1, ie1, ii1, e), arrival)
+            v, ie, ii = v1, ie1, ii1
             t = tn
         while a < hi and arr_t[a] <= t:
             if use_tape:
-                nt = _push_tape(tape, nt, EV_ARRIVAL, t, 1.0 if st[3] > t else 0.0, 0.0, a)
-            st[1 + arr_c[a]] += arr_w[a]
+                nt = _push_tape(tape, nt, EV_ARRIVAL, t, 1.0 if ref > t else 0.0, 0.0, a)
+            if arr_c[a] == 0:
+                ie += arr_w[a]
+            else:
+                ii += arr_w[a]
             a += 1
         if nt < 0:
             return ns, nt
         if t >= tg:
             if not use_grid:
-                return ns, nt
+                break
             if opts[OPT_RECORD]:
-                rec[0][k] = st[0]
-                rec[1][k] = st[1]
-                rec[2][k] = st[2]
+                rec[0][k] = v
+                rec[1][k] = ie
+                rec[2][k] = ii
             k += 1
             if k >= n_steps:
-                return ns, nt
+                break
             e = ext_j[k]
+    st[0], st[1], st[2], st[3] = v, ie, ii, ref
+    return ns, nt
 
 
 @numba.njit(cache=True)
-def forward_layer(par, ext, state, arr_off, arr, t0, dt, n_steps, opts, rec, spk, tape, ro, tol):
+def forward_layer(
+    par, ext, state, arr_off, arr, t0, dt, n_steps, opts, rec, spk, tape, ro, tol, cache
+):
     """Integrate every neuron of one population for every sample over ``(t0, t0 + n_steps dt]``.
 
     Parameters
@@ -239,8 +248,8 @@ def forward_layer(par, ext, state, arr_off, arr, t0, dt, n_steps, opts, rec, spk
             r = (rec[0][:, b, j], rec[1][:, b, j], rec[2][:, b, j])
             n0 = ns
             ns, nt = run_neuron(
-                par[j], ext[:, eb, j], st, arr, arr_off[row], arr_off[row + 1], t0, dt,
-                n_steps, opts, r, spk_t, ns, tape, nt, acc, tol,
+                param_tuple(par, j), ext[:, eb, j], st, arr, arr_off[row], arr_off[row + 1], t0, dt,
+                n_steps, opts, r, spk_t, ns, tape, nt, acc, tol, cache,
             )  # fmt: skip
             if ns < 0:
                 return -1

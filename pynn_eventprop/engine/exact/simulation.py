@@ -33,6 +33,8 @@ from .parameters import CHANNELS, delays_ms, parameter_rows, topological_order
 
 #: Spike times are located to this tolerance (ms).
 TOLERANCE = 1e-13
+#: Intervals per neuron whose propagators are shared between identical neurons.
+CACHE_SLOTS = 64
 
 _RO_NAMES = ("first_spike_time", "v_max", "v_max_time", "v_mean_uniform", "v_mean_exponential")
 _SIGNALS = {"v": 0, "isyn_exc": 1, "isyn_inh": 2}
@@ -71,6 +73,7 @@ class ExactSimulation:
                 raise NotImplementedError(f"the exact engine does not integrate {pop.model!r}")
         self.order = topological_order(network)
         self.params = {i: parameter_rows(p) for i, p in enumerate(pops) if not p.is_source}
+        self._uniform = {i: bool(np.all(r == r[:1])) for i, r in self.params.items()}
         self.v_rest = {i: np.asarray(pops[i].params["v_rest"], float) for i in self.params}
         self.i_offset = {i: np.asarray(pops[i].params["i_offset"], float) for i in self.params}
         self._initial = {
@@ -276,7 +279,7 @@ class ExactSimulation:
             tp = (np.empty(cap_t, np.int8), np.empty(cap_t), np.empty(cap_t), np.empty(cap_t),
                   np.empty(cap_t, np.int64), np.zeros(batch * size + 1, np.int64))  # fmt: skip
             n = forward_layer(self.params[i], ext, tuple(state), off, arr[:3], t0, self.dt, n_steps,
-                              opts, rec, spk, tp, ro, TOLERANCE)  # fmt: skip
+                              opts, rec, spk, tp, ro, TOLERANCE, self._cache(i))  # fmt: skip
             if n == -1:
                 cap_s *= 4
                 cap_t = (off[-1] + 3 * cap_s + 16) if keep else 0
@@ -315,6 +318,10 @@ class ExactSimulation:
             }
         return result
 
+    def _cache(self, i):
+        """A fresh propagator cache for population ``i`` (empty when its neurons differ)."""
+        return np.full((CACHE_SLOTS if self._uniform[i] else 0, 6), np.nan)
+
     def _readouts(self, i, ro, t0, full):
         out = {"first_spike_time": ro[0]}
         if full:
@@ -352,7 +359,7 @@ class ExactSimulation:
             t = tape["pops"][i]
             backward_layer(self.params[i], t["tape"], t["arr"], dldt, tape["start"][i],
                            t["spk_off"], g, t["vmax"], tape["t0"], tape["t1"], t["ref_end"],
-                           grads)  # fmt: skip
+                           grads, self._cache(i))  # fmt: skip
         weights, delays = [], []
         for k, proj in enumerate(self.network.projections):
             lo, hi = self._w_offset[k], self._w_offset[k + 1]
