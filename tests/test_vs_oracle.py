@@ -19,11 +19,16 @@ Tolerances and why:
 * ``v_max_time`` 1e-6 ms, and only for neurons that do not fire (a firing neuron's maximum is the
   threshold, reached at every spike): the maximum is flat, so its time is known only to about
   ``sqrt(2 * 1e-15 mV / |V''|)`` ~ 1e-7 ms.
-* weight gradients 1e-6 relative (``|g - fd| <= 1e-6 |fd| + 1e-6 max |fd|``, the max over the
-  checked weights of that readout, so that entries that are zero in both pass): central
-  differences with ``eps = 1e-4`` nA have truncation ``eps^2 |L'''|/6`` and rounding
-  ``~1e-12 / eps``, both about 1e-8 relative here (measured: halving eps changes them by < 1e-8),
-  and every perturbed run is checked to have the same spike counts as the unperturbed one.
+* weight gradients 1e-6 relative: ``|g - fd| <= 1e-6 (|fd| + max |fd|) + 1e-7``, the max over
+  the checked weights of that readout (so that entries near zero in both pass) and 1e-7 for the
+  rounding of the difference itself (objective values carry ~1e-14 of rounding, divided by
+  ``eps``).  Central differences with ``eps = 1e-6`` nA: truncation ``eps^2 |L'''|/6`` is about
+  1e-9 relative here (with ``eps = 1e-4`` it reached 4e-5 for some inhibitory weights, so the
+  step matters), and every perturbed run is checked to keep every spike count.
+
+Measured (engine of 2026-11-30): spike times and readouts within 5e-14 ms / 2e-14 mV of the
+oracle at every dt; gradients within 5e-9 of the bound's scale (relative error <= 8e-7 even for
+entries a thousand times smaller than the largest), identical at dt 1.0, 0.5 and 0.1.
 """
 
 from __future__ import annotations
@@ -45,13 +50,14 @@ V_TOL = 1e-9  # mV
 V_MAX_TIME_TOL = 1e-6  # ms
 GRAD_RTOL = 1e-6
 FD_EPS = 1e-6  # nA
+FD_ATOL = 1e-7  # rounding of a central difference: ~1e-14 / FD_EPS
 
 DTS = [1.0, 0.5, 0.1, 0.01]
 GRAD_DTS = [1.0, 0.5, 0.1]
 HIDDEN = {"1-hidden": (6,), "2-hidden": (6, 5), "3-hidden": (5, 5, 4)}
 READOUTS = ("first_spike_time", "v_max", "v_mean_uniform", "v_mean_exponential")
 #: Weights checked by finite differences per projection in the default run (all when slow).
-FD_PER_PROJECTION = 2
+FD_PER_PROJECTION = 1
 
 
 @functools.cache
@@ -363,7 +369,7 @@ def check_gradients(name: str, dt: float, per_projection: int | None):
         weights = engine_gradients(name, dt, readout)
         got = np.array([weights[k][i, j] for k, i, j in chosen])
         want = fd[:, r]
-        bound = GRAD_RTOL * (np.abs(want) + np.abs(want).max())
+        bound = GRAD_RTOL * (np.abs(want) + np.abs(want).max()) + FD_ATOL
         bad = np.abs(got - want) > bound
         assert not bad.any(), (
             f"{readout} at dt {dt}: weights {[chosen[n] for n in np.flatnonzero(bad)]}: "
