@@ -100,37 +100,63 @@ def _clamped_readouts(p, t, d, acc, t0, big_t):
 @numba.njit(cache=True)
 def param_tuple(par, j):
     """Parameter row ``j`` as a tuple (passed by value to the scalar kernels)."""
-    r = par[j]
-    return (r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
+    return (
+        par[j, 0], par[j, 1], par[j, 2], par[j, 3], par[j, 4],
+        par[j, 5], par[j, 6], par[j, 7], par[j, 8], par[j, 9],
+    )  # fmt: skip
 
 
 @numba.njit(cache=True)
 def run_neuron(
-    p, ext_j, st, arr, lo, hi, t0, dt, n_steps, opts, rec, spk, ns, tape, nt, acc, tol, cache
+    p,
+    ext,
+    eb,
+    b,
+    j,
+    st,
+    arr,
+    lo,
+    hi,
+    t0,
+    dt,
+    n_steps,
+    opts,
+    rec,
+    spk,
+    ns,
+    tape,
+    nt,
+    acc,
+    tol,
+    cache,
 ):
     """Integrate one neuron over ``(t0, t0 + n_steps dt]``.
 
     Parameters
     ----------
     p : parameter tuple (:func:`param_tuple`).
-    ext_j : external current (nA) per grid step, ``(n_steps,)``.
-    st : float64 ``[V, I_E, I_I, refractory end (absolute ms)]``, updated in place.
+    ext : external current (nA) per grid step, ``(n_steps, 1 or batch, size)``, read at
+        ``[:, eb, j]``.
+    b, j : sample and neuron.
+    st : ``(V, I_E, I_I, refractory end (absolute ms))`` at the start.
     arr : ``(times, weights, channels)`` of the arrivals; this neuron's are ``lo:hi``, sorted.
-    rec : ``(v, i_E, i_I)`` rows ``(n_steps,)`` to sample into when ``opts[OPT_RECORD]``.
+    rec : ``(v, i_E, i_I)`` arrays ``(n_steps, batch, size)`` to sample into when
+        ``opts[OPT_RECORD]``.
     spk : spike time buffer; ``ns`` its fill; tape buffers ``(kind, t, a, b, idx)``; ``nt``.
     acc : float64 ``(8,)`` readout accumulators (see :func:`_free_readouts`); ``acc[7]`` the
         first spike time.
     cache : propagator cache (:func:`.closed_form.cached_flow`), shared by the neurons.
 
-    Returns ``(ns, nt)``; ``ns = -1`` when the spike buffer, ``nt = -1`` when the tape is full.
+    Returns ``(ns, nt, state)``; ``ns = -1`` when the spike buffer, ``nt = -1`` when the tape
+    is full; ``state`` as ``st`` at the end.
     """
     t1 = t0 + n_steps * dt
     big_t = t1 - t0
     arr_t, arr_w, arr_c = arr
     use_grid, use_tape, use_ro = opts[OPT_GRID], opts[OPT_TAPE], opts[OPT_VMAX]
-    v, ie, ii, ref = st[0], st[1], st[2], st[3]
+    v, ie, ii, ref = st
     t, k, a, slot = t0, 0, lo, 0
-    e = ext_j[0]
+    e = ext[0, eb, j]
     while True:
         tg = t0 + (k + 1) * dt if use_grid else t1
         tn = min(tg, arr_t[a]) if a < hi else tg
@@ -158,7 +184,7 @@ def run_neuron(
                     _vmax_update(acc, p[THETA], t + s, VMAX_CONSTANT, 0.0, -1.0)
                 t = t + s
                 if ns >= spk.size:
-                    return -1, nt
+                    return -1, nt, st
                 spk[ns] = t
                 if acc[7] == math.inf:
                     acc[7] = t - t0
@@ -170,7 +196,7 @@ def run_neuron(
                 ns += 1
                 ref = t + p[T_REF]
                 if nt < 0:
-                    return ns, nt
+                    break
                 continue
             if use_ro:
                 _free_readouts(p, v, ie, ii, e, t, d, v1, acc, t0, big_t, tol)
@@ -187,20 +213,19 @@ def run_neuron(
                 ii += arr_w[a]
             a += 1
         if nt < 0:
-            return ns, nt
+            break
         if t >= tg:
             if not use_grid:
                 break
             if opts[OPT_RECORD]:
-                rec[0][k] = v
-                rec[1][k] = ie
-                rec[2][k] = ii
+                rec[0][k, b, j] = v
+                rec[1][k, b, j] = ie
+                rec[2][k, b, j] = ii
             k += 1
             if k >= n_steps:
                 break
-            e = ext_j[k]
-    st[0], st[1], st[2], st[3] = v, ie, ii, ref
-    return ns, nt
+            e = ext[k, eb, j]
+    return ns, nt, (v, ie, ii, ref)
 
 
 @numba.njit(cache=True)
@@ -229,7 +254,6 @@ def forward_layer(
     spk_t, spk_n, spk_off = spk
     tape_off = tape[5]
     ns, nt = 0, 0
-    st = np.empty(4)
     acc = np.empty(8)
     big_t = n_steps * dt
     for b in range(batch):
@@ -238,24 +262,24 @@ def forward_layer(
             row = b * size + j
             spk_off[row] = ns
             tape_off[row] = nt
-            for m in range(4):
-                st[m] = state[m][b, j]
-            acc[:] = 0.0
+            st = (state[0][b, j], state[1][b, j], state[2][b, j], state[3][b, j])
+            for m in range(8):
+                acc[m] = 0.0
             acc[0] = -math.inf
             acc[7] = math.inf
             if st[3] <= t0:  # the start of the run is a v_max candidate
                 _vmax_update(acc, st[0], t0, VMAX_STATE, 0.0, -1.0)
-            r = (rec[0][:, b, j], rec[1][:, b, j], rec[2][:, b, j])
             n0 = ns
-            ns, nt = run_neuron(
-                param_tuple(par, j), ext[:, eb, j], st, arr, arr_off[row], arr_off[row + 1], t0, dt,
-                n_steps, opts, r, spk_t, ns, tape, nt, acc, tol, cache,
+            ns, nt, st = run_neuron(
+                param_tuple(par, j), ext, eb, b, j, st, arr, arr_off[row], arr_off[row + 1],
+                t0, dt, n_steps, opts, rec, spk_t, ns, tape, nt, acc, tol, cache,
             )  # fmt: skip
             if ns < 0:
                 return -1
             if nt < 0:
                 return -2
-            spk_n[n0:ns] = j
+            for m in range(n0, ns):
+                spk_n[m] = j
             for m in range(4):
                 state[m][b, j] = st[m]
             ro[0][b, j] = acc[7]
