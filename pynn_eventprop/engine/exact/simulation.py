@@ -28,6 +28,7 @@ from ..interface import (
 )
 from .adjoint import backward_layer
 from .arrivals import empty_pending, gather
+from .conductance import H_MAX, conductance_rows, forward_cond_layer
 from .forward import OPT_GRID, OPT_RECORD, OPT_TAPE, OPT_VMAX, OPT_VMEAN, forward_layer
 from .parameters import CHANNELS, delays_ms, parameter_rows, topological_order
 
@@ -69,13 +70,15 @@ class ExactSimulation:
         self.dtype = np.dtype(dtype).type
         pops = network.populations
         for pop in pops:
-            if not pop.is_source and pop.model != "IF_curr_exp":
+            if not pop.is_source and pop.model not in ("IF_curr_exp", "IF_cond_exp"):
                 raise NotImplementedError(f"the exact engine does not integrate {pop.model!r}")
         self.order = topological_order(network)
-        self.params = {i: parameter_rows(p) for i, p in enumerate(pops) if not p.is_source}
+        self.params = {i: parameter_rows(p) for i, p in enumerate(pops) if p.model == "IF_curr_exp"}
+        self.cond = {i: conductance_rows(p) for i, p in enumerate(pops) if p.model == "IF_cond_exp"}
         self._uniform = {i: bool(np.all(r == r[:1])) for i, r in self.params.items()}
-        self.v_rest = {i: np.asarray(pops[i].params["v_rest"], float) for i in self.params}
-        self.i_offset = {i: np.asarray(pops[i].params["i_offset"], float) for i in self.params}
+        neurons = [i for i, p in enumerate(pops) if not p.is_source]
+        self.v_rest = {i: np.asarray(pops[i].params["v_rest"], float) for i in neurons}
+        self.i_offset = {i: np.asarray(pops[i].params["i_offset"], float) for i in neurons}
         self._initial = {
             i: {k: np.array(v, float) for k, v in p.initial.items()} for i, p in enumerate(pops)
         }
@@ -122,8 +125,8 @@ class ExactSimulation:
     def reset(self):
         """Back to ``t = 0`` with the initial values."""
         self.n = 0
-        self._state = {i: self._initial_state(i) for i in self.params}
-        self._pending = {i: empty_pending(self.dtype) for i in self.params}
+        self._state = {i: self._initial_state(i) for i in self.v_rest}
+        self._pending = {i: empty_pending(self.dtype) for i in self.v_rest}
 
     def _initial_state(self, i):
         size, init = self.network.populations[i].size, self._initial[i]
@@ -134,8 +137,8 @@ class ExactSimulation:
 
         return [
             np.array(value("v", self.v_rest[i]), self.dtype, order="C"),
-            np.array(value("isyn_exc"), self.dtype, order="C"),
-            np.array(value("isyn_inh"), self.dtype, order="C"),
+            np.array(value(self._synaptic(i)[0]), self.dtype, order="C"),
+            np.array(value(self._synaptic(i)[1]), self.dtype, order="C"),
             np.full(shape, -np.inf),
         ]
 
@@ -143,7 +146,7 @@ class ExactSimulation:
         """Set an initial value (PyNN units) for this (if at t = 0) and every later reset."""
         size = self.network.populations[pop].size
         self._initial[pop][name] = np.broadcast_to(np.asarray(values, float), (size,)).copy()
-        if self.n == 0 and pop in self.params:
+        if self.n == 0 and pop in self.v_rest:
             self._state[pop] = self._initial_state(pop)
 
     def get_state(self) -> EngineState:
@@ -151,7 +154,7 @@ class ExactSimulation:
         pops = {
             i: PopulationState(
                 v=st[0] + self.v_rest[i],
-                synaptic={"isyn_exc": st[1].copy(), "isyn_inh": st[2].copy()},
+                synaptic=dict(zip(self._synaptic(i), (st[1].copy(), st[2].copy()), strict=True)),
                 refractory=np.maximum(st[3] - t, 0.0),
             )
             for i, st in self._state.items()
@@ -178,8 +181,8 @@ class ExactSimulation:
             ref = np.asarray(ps.refractory, float)
             self._state[i] = [
                 (np.asarray(ps.v, float) - self.v_rest[i]).astype(self.dtype),
-                np.asarray(ps.synaptic["isyn_exc"], self.dtype).copy(),
-                np.asarray(ps.synaptic["isyn_inh"], self.dtype).copy(),
+                np.asarray(ps.synaptic[self._synaptic(i)[0]], self.dtype).copy(),
+                np.asarray(ps.synaptic[self._synaptic(i)[1]], self.dtype).copy(),
                 np.where(ref > 0, t + ref, -np.inf),
             ]
         for i, f in state.in_flight.items():
@@ -224,7 +227,7 @@ class ExactSimulation:
                 start[i], total = total, total + spikes[i][0].size
         signals, readouts, tape = {}, {}, {"t0": t0, "t1": t1, "pops": {}}
         for i in self.order:
-            if i in self.params:
+            if i in self.v_rest:
                 start[i] = total
                 out = self._run_population(i, spikes, start, n_steps, t0, currents, record,
                                            keep_for_backward)  # fmt: skip
@@ -252,59 +255,36 @@ class ExactSimulation:
     def _run_population(self, i, spikes, start, n_steps, t0, currents, record, keep):
         size, batch = self.network.populations[i].size, self.batch
         t1 = t0 + n_steps * self.dt
-        off, arr, late = gather(
-            batch, size, t1, self._incoming(i, spikes, start), self._pending[i], self.dtype
-        )
+        incoming = self._incoming(i, spikes, start)
+        off, arr, late = gather(batch, size, t1, incoming, self._pending[i], self.dtype)
         ext, varying = self._external(i, currents, n_steps)
-        names = tuple(record.get(i, ()))
-        unknown = set(names) - set(_SIGNALS) - {"spikes"}
-        if unknown:
-            raise ValueError(f"cannot record {sorted(unknown)} from population {i}; allowed: "
-                             f"{['spikes', *_SIGNALS]}")  # fmt: skip
-        recording = any(n in _SIGNALS for n in names)
-        want_ro = i in self.readout_populations
-        opts = np.zeros(5, np.int64)
-        opts[OPT_GRID] = recording or varying
-        opts[OPT_RECORD] = recording
-        opts[OPT_VMAX] = opts[OPT_VMEAN] = want_ro
-        opts[OPT_TAPE] = keep
-        rec_steps = n_steps if recording else 0
-        rec = tuple(np.zeros((rec_steps, batch, size)) for _ in range(3))
-        ro = tuple(np.zeros((batch, size)) for _ in range(8))
-        cap_s = self._capacity.get(i, 4 * batch * size + 64)
-        cap_t = (off[-1] + 3 * cap_s + 16) if keep else 0
-        while True:
-            state = [np.array(x, np.float64, order="C") for x in self._state[i]]
-            spk = (np.empty(cap_s), np.empty(cap_s, np.int64), np.empty(batch * size + 1, np.int64))
-            tp = (np.empty(cap_t, np.int8), np.empty(cap_t), np.empty(cap_t), np.empty(cap_t),
-                  np.empty(cap_t, np.int64), np.zeros(batch * size + 1, np.int64))  # fmt: skip
-            n = forward_layer(self.params[i], ext, tuple(state), off, arr[:3], t0, self.dt, n_steps,
-                              opts, rec, spk, tp, ro, TOLERANCE, self._cache(i))  # fmt: skip
-            if n == -1:
-                cap_s *= 4
-                cap_t = (off[-1] + 3 * cap_s + 16) if keep else 0
-            elif n == -2:
-                cap_t *= 2
-            else:
-                break
-        self._capacity[i] = cap_s
-        self._state[i] = [state[0].astype(self.dtype), state[1].astype(self.dtype),
-                          state[2].astype(self.dtype), state[3]]  # fmt: skip
+        names = self._signal_names(i, record.get(i, ()))
+        rec = tuple(np.zeros((n_steps if names else 0, batch, size)) for _ in range(3))
+        state = [np.array(x, np.float64, order="C") for x in self._state[i]]
+        args = (i, ext, off, arr, t0, n_steps, rec, names)
+        if i in self.cond:
+            if keep:
+                raise NotImplementedError("IF_cond_exp populations are forward-only")
+            n, spk, ro, tp = self._grow(i, lambda cap: self._integrate_cond(*args, state, cap))
+        else:
+            opts = np.zeros(5, np.int64)
+            opts[OPT_GRID], opts[OPT_RECORD], opts[OPT_TAPE] = (
+                bool(names) or varying,
+                bool(names),
+                keep,
+            )
+            opts[OPT_VMAX] = opts[OPT_VMEAN] = i in self.readout_populations
+            n, spk, ro, tp = self._grow(i, lambda cap: self._integrate(*args, opts, state, cap))
         self._pending[i] = late
-        spk_t, spk_n, spk_off = spk[0][:n], spk[1][:n], spk[2]
+        v_rest = self.v_rest[i]
         result = {
-            "spikes": (
-                spk_t,
-                spk_n,
-                np.ascontiguousarray(spk_off[::size] if size else np.zeros(batch + 1, np.int64)),
+            "spikes": (spk[0][:n], spk[1][:n], np.ascontiguousarray(spk[2][::size])),
+            "readouts": self._readouts(
+                ro, t0, i not in self.cond and i in self.readout_populations
             ),
-            "readouts": self._readouts(i, ro, t0, want_ro),
             "signals": {
-                name: (rec[_SIGNALS[name]] + (self.v_rest[i] if name == "v" else 0.0)).astype(
-                    self.dtype
-                )
-                for name in names
-                if name in _SIGNALS
+                name: (rec[k] + (v_rest if k == 0 else 0.0)).astype(self.dtype)
+                for name, k in names.items()
             },
         }
         if keep:
@@ -312,17 +292,73 @@ class ExactSimulation:
             result["tape"] = {
                 "tape": tuple(x[:nt] for x in tp[:5]) + (tp[5],),
                 "arr": (arr[1], arr[2], arr[3], arr[4]),
-                "spk_off": spk_off,
-                "ref_end": state[3].copy(),
+                "spk_off": spk[2],
+                "ref_end": self._state[i][3].copy(),
                 "vmax": (ro[2], ro[3], ro[4], ro[5]),
             }
         return result
+
+    def _signal_names(self, i, names):
+        """Recorded variables of population ``i``: name -> row of the sampled state."""
+        synaptic = self._synaptic(i)
+        allowed = {"v": 0, synaptic[0]: 1, synaptic[1]: 2}
+        unknown = set(names) - set(allowed) - {"spikes"}
+        if unknown:
+            raise ValueError(f"cannot record {sorted(unknown)} from population {i}; allowed: "
+                             f"{['spikes', *allowed]}")  # fmt: skip
+        return {n: allowed[n] for n in names if n in allowed}
+
+    def _synaptic(self, i):
+        return ("gsyn_exc", "gsyn_inh") if i in self.cond else ("isyn_exc", "isyn_inh")
+
+    def _grow(self, i, integrate):
+        """Call ``integrate(capacity)`` with a spike buffer grown until it is large enough."""
+        size = self.network.populations[i].size
+        cap = self._capacity.get(i, 4 * self.batch * size + 64)
+        while True:
+            n, *out = integrate(cap)
+            if n >= 0:
+                self._capacity[i] = cap
+                return (n, *out)
+            cap *= 4
+
+    def _spike_buffers(self, size, cap):
+        rows = self.batch * size + 1
+        return (np.empty(cap), np.empty(cap, np.int64), np.empty(rows, np.int64))
+
+    def _integrate(self, i, ext, off, arr, t0, n_steps, rec, names, opts, state, cap):
+        size = self.network.populations[i].size
+        state = [x.copy() for x in state]  # left untouched if the buffers are too small
+        cap_t = int(off[-1] + 2 * cap + self.batch * size + 16) if opts[OPT_TAPE] else 0
+        spk = self._spike_buffers(size, cap)
+        tp = (np.empty(cap_t, np.int8), np.empty(cap_t), np.empty(cap_t), np.empty(cap_t),
+              np.empty(cap_t, np.int64), np.zeros(self.batch * size + 1, np.int64))  # fmt: skip
+        ro = tuple(np.zeros((self.batch, size)) for _ in range(8))
+        n = forward_layer(self.params[i], ext, tuple(state), off, arr[:3], t0, self.dt, n_steps,
+                          opts, rec, spk, tp, ro, TOLERANCE, self._cache(i))  # fmt: skip
+        if n >= 0:
+            self._commit(i, state)
+        return n, spk, ro, tp
+
+    def _integrate_cond(self, i, ext, off, arr, t0, n_steps, rec, names, state, cap):
+        size = self.network.populations[i].size
+        state = [x.copy() for x in state]
+        spk = self._spike_buffers(size, cap)
+        first = np.zeros((self.batch, size))
+        n = forward_cond_layer(self.cond[i], ext, tuple(state), off, arr[:3], t0, self.dt,
+                               n_steps, bool(names), rec, spk, first, H_MAX)  # fmt: skip
+        if n >= 0:
+            self._commit(i, state)
+        return n, spk, (first,), None
+
+    def _commit(self, i, state):
+        self._state[i] = [x.astype(self.dtype) for x in state[:3]] + [state[3]]
 
     def _cache(self, i):
         """A fresh propagator cache for population ``i`` (empty when its neurons differ)."""
         return np.full((CACHE_SLOTS if self._uniform[i] else 0, 6), np.nan)
 
-    def _readouts(self, i, ro, t0, full):
+    def _readouts(self, ro, t0, full):
         out = {"first_spike_time": ro[0]}
         if full:
             out.update(
