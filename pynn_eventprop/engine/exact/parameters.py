@@ -57,25 +57,29 @@ def delays_ms(network: CompiledNetwork, k: int, dt: float) -> np.ndarray:
     return d * dt if np.issubdtype(d.dtype, np.integer) else d.astype(np.float64)
 
 
-def topological_order(network: CompiledNetwork) -> list[int]:
-    """Populations in an order in which every projection goes forward.
+def components(network: CompiledNetwork) -> list[list[int]]:
+    """Strongly connected components of the population graph, in an order in which every
+    projection between components goes forward.
 
-    Raises ``NotImplementedError`` for recurrent networks (a cycle of projections).
+    A component of one population without a projection onto itself is feed-forward; any other
+    is recurrent.
     """
     n = len(network.populations)
-    indeg = np.zeros(n, int)
+    reach = np.eye(n, dtype=bool)
     for proj in network.projections:
-        indeg[proj.post] += 1
-    order = [i for i in range(n) if indeg[i] == 0]
-    for i in order:  # grows while iterating
-        for k in network.outgoing(i):
-            post = network.projections[k].post
-            indeg[post] -= 1
-            if indeg[post] == 0:
-                order.append(post)
-    if len(order) < n:
-        raise NotImplementedError(
-            "the exact engine integrates feed-forward networks; this network has a cycle of "
-            "projections (recurrent connections)"
-        )
-    return order
+        reach[proj.pre, proj.post] = True
+    for k in range(n):  # transitive closure (Floyd-Warshall)
+        reach |= reach[:, k : k + 1] & reach[k : k + 1, :]
+    comps, seen = [], set()
+    for i in range(n):
+        if i not in seen:
+            comp = [j for j in range(n) if reach[i, j] and reach[j, i]]
+            seen.update(comp)
+            comps.append(comp)
+    # a component comes after every component that reaches it
+    comps.sort(key=lambda c: int(reach[:, c[0]].sum()))
+    return comps
+
+
+def is_recurrent(network: CompiledNetwork, comp: list[int]) -> bool:
+    return len(comp) > 1 or any(p.pre == p.post == comp[0] for p in network.projections)

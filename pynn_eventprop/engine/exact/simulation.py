@@ -14,6 +14,8 @@ carried in from an earlier run are constants of it).
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from ...network import CompiledNetwork
@@ -30,7 +32,7 @@ from .adjoint import backward_layer
 from .arrivals import empty_pending, gather
 from .conductance import H_MAX, conductance_rows, forward_cond_layer
 from .forward import OPT_GRID, OPT_RECORD, OPT_TAPE, OPT_VMAX, OPT_VMEAN, forward_layer
-from .parameters import CHANNELS, delays_ms, parameter_rows, topological_order
+from .parameters import CHANNELS, components, delays_ms, is_recurrent, parameter_rows
 
 #: Spike times are located to this tolerance (ms).
 TOLERANCE = 1e-13
@@ -72,7 +74,11 @@ class ExactSimulation:
         for pop in pops:
             if not pop.is_source and pop.model not in ("IF_curr_exp", "IF_cond_exp"):
                 raise NotImplementedError(f"the exact engine does not integrate {pop.model!r}")
-        self.order = topological_order(network)
+        self.components = components(network)
+        self.order = [i for comp in self.components for i in comp]
+        self.recurrent = {
+            i for comp in self.components if is_recurrent(network, comp) for i in comp
+        }
         self.params = {i: parameter_rows(p) for i, p in enumerate(pops) if p.model == "IF_curr_exp"}
         self.cond = {i: conductance_rows(p) for i, p in enumerate(pops) if p.model == "IF_cond_exp"}
         self._uniform = {i: bool(np.all(r == r[:1])) for i, r in self.params.items()}
@@ -101,10 +107,14 @@ class ExactSimulation:
 
     # --- weights, delays, state -------------------------------------------------------------
     def _check_delays(self, k, d):
-        mask = self.network.projections[k].mask
-        if not np.all(np.isfinite(d[mask])) or np.any(d[mask] <= 0):
+        proj = self.network.projections[k]
+        if not np.all(np.isfinite(d[proj.mask])) or np.any(d[proj.mask] <= 0):
+            raise ValueError(f"delays of projection '{proj.label}' must be > 0 ms")
+        internal = proj.pre in self.recurrent and proj.post in self.recurrent
+        if internal and np.any(d[proj.mask] < self.dt * (1 - 1e-12)):
             raise ValueError(
-                f"delays of projection '{self.network.projections[k].label}' must be > 0 ms"
+                f"delays of the recurrent projection '{proj.label}' must be >= the time step "
+                f"{self.dt} ms (spikes are exchanged once per step)"
             )
 
     def get_weights(self, k):
@@ -225,8 +235,18 @@ class ExactSimulation:
             if pop.is_source:
                 spikes[i] = self._sources(i, sources.get(i), t0, t1)
                 start[i], total = total, total + spikes[i][0].size
+        if keep_for_backward and self.recurrent:
+            raise NotImplementedError("gradients of recurrent networks are not implemented yet")
         signals, readouts, tape = {}, {}, {"t0": t0, "t1": t1, "pops": {}}
-        for i in self.order:
+        for comp in self.components:
+            if comp[0] in self.recurrent:
+                for i, out in self._run_component(comp, spikes, n_steps, t0, currents, record):
+                    start[i], total = total, total + out["spikes"][0].size
+                    spikes[i], readouts[i] = out["spikes"], out["readouts"]
+                    if out["signals"]:
+                        signals[i] = out["signals"]
+                continue
+            i = comp[0]
             if i in self.v_rest:
                 start[i] = total
                 out = self._run_population(i, spikes, start, n_steps, t0, currents, record,
@@ -297,6 +317,58 @@ class ExactSimulation:
                 "vmax": (ro[2], ro[3], ro[4], ro[5]),
             }
         return result
+
+    def _run_component(self, comp, spikes, n_steps, t0, currents, record):
+        """Integrate a recurrent component step by step: every population of it advances one
+        grid step, then the spikes of that step are sent (delays >= dt, so none of them
+        arrives within the step it was emitted in).  Yields ``(pop, outputs)``."""
+        batch, dt = self.batch, self.dt
+        sizes = {i: self.network.populations[i].size for i in comp}
+        empty = (np.zeros(0), np.zeros(0, np.int64), np.zeros(batch + 1, np.int64))
+        ext = {i: self._external(i, currents, n_steps)[0] for i in comp}
+        names = {i: self._signal_names(i, record.get(i, ())) for i in comp}
+        rec = {i: tuple(np.zeros((n_steps, batch, sizes[i])) for _ in range(3)) for i in comp}
+        first = {i: np.full((batch, sizes[i]), np.inf) for i in comp}
+        found = {i: [] for i in comp}
+        opts = np.zeros(5, np.int64)
+        opts[OPT_GRID] = opts[OPT_RECORD] = 1
+        zero = dict.fromkeys([*spikes, *comp], 0)
+        for k in range(n_steps):
+            t_k = t0 + k * dt
+            outside = {q: (s if k == 0 and q not in comp else empty) for q, s in spikes.items()}
+            sent = {}
+            for i in comp:
+                incoming = self._incoming(i, outside | dict.fromkeys(comp, empty), zero)
+                off, arr, late = gather(batch, sizes[i], t_k + dt, incoming, self._pending[i],
+                                        self.dtype)  # fmt: skip
+                self._pending[i] = late
+                args = (i, ext[i][k : k + 1], off, arr, t_k, 1, tuple(r[k : k + 1] for r in rec[i]))
+                state = [np.array(x, np.float64, order="C") for x in self._state[i]]
+                if i in self.cond:
+                    step = self._grow(i, partial(self._integrate_cond, *args, {}, state))
+                else:
+                    step = self._grow(i, partial(self._integrate, *args, {}, opts, state))
+                n, spk, ro = step[0], step[1], step[2]
+                first[i] = np.minimum(first[i], ro[0] + (t_k - t0))
+                found[i].append((spk[0][:n], spk[1][:n], np.diff(spk[2][:: sizes[i]])))
+                sent[i] = (spk[0][:n], spk[1][:n], np.ascontiguousarray(spk[2][:: sizes[i]]))
+            inside = dict.fromkeys(spikes, empty) | sent
+            for i in comp:  # every arrival of this step's spikes is at least one step later
+                incoming = self._incoming(i, inside, zero)
+                self._pending[i] = gather(batch, sizes[i], t_k + dt, incoming, self._pending[i],
+                                          self.dtype)[2]  # fmt: skip
+        for i in comp:
+            yield (
+                i,
+                {
+                    "spikes": _concatenate_steps(found[i], batch),
+                    "readouts": {"first_spike_time": first[i]},
+                    "signals": {
+                        name: (rec[i][r] + (self.v_rest[i] if r == 0 else 0.0)).astype(self.dtype)
+                        for name, r in names[i].items()
+                    },
+                },
+            )
 
     def _signal_names(self, i, names):
         """Recorded variables of population ``i``: name -> row of the sampled state."""
@@ -430,3 +502,16 @@ class ExactSimulation:
                     raise ValueError(f"no gradient through readout {name!r}")
                 g[slots[name]] = g[slots[name]] + np.where(np.isfinite(value), value, 0.0)
         return tuple(g)
+
+
+def _concatenate_steps(steps, batch):
+    """One CSR ``(times, neurons, offsets)`` from per-step ``(times, neurons, counts)``."""
+    if not steps:
+        return np.zeros(0), np.zeros(0, np.int64), np.zeros(batch + 1, np.int64)
+    times = np.concatenate([t for t, _, _ in steps])
+    neurons = np.concatenate([n for _, n, _ in steps])
+    sample = np.concatenate([np.repeat(np.arange(batch), c) for _, _, c in steps])
+    order = np.argsort(sample, kind="stable")
+    offsets = np.zeros(batch + 1, np.int64)
+    np.cumsum(np.bincount(sample, minlength=batch), out=offsets[1:])
+    return times[order], neurons[order], offsets
