@@ -4,8 +4,8 @@ Losses are linear functionals ``L = sum c * readout`` with random coefficients o
 the losses of the package use (first spike time, ``v_max``, the two voltage means), so that
 ``dL/dw`` is exactly what the engine's backward pass returns for those readout gradients.
 
-Tolerance: 1e-6 relative, with a floor of 1e-2 of the loss's largest weight gradient (the
-rounding error of the difference is absolute: about ``eps |L| / h``).  The forward pass locates
+Tolerance: 1e-6 relative, with a floor of 1e-2 of the loss's largest gradient, plus 2e-8
+absolute (the rounding error of the difference is absolute: about ``1e-16 |L| / h``).  The forward pass locates
 spike times to 1e-13 ms, so with the step ``h = 1e-6`` nA the central difference carries a
 rounding error of about ``1e-13 |dL/dt| / h ~ 1e-7 |dL/dt|`` plus a truncation error
 ``h^2 L''' / 6`` far below that.  A perturbation is only compared when the *event structure*
@@ -24,6 +24,12 @@ from pynn_eventprop.engine.exact import ExactSimulation
 NAMES = ("first_spike_time", "v_max", "v_mean_uniform", "v_mean_exponential")
 H = 1e-6
 RTOL = 1e-6
+ATOL = 2e-8  # rounding of the difference: ~1e-16 |L| / H with |L| <= 200
+
+
+def _close(fd, g, scale):
+    """``|fd - g| <= RTOL max(|g|, 1e-2 scale) + ATOL``."""
+    return abs(fd - g) <= RTOL * max(abs(g), 1e-2 * scale) + ATOL
 
 
 def _setup(seed, hidden, dt, silent_output):
@@ -75,7 +81,7 @@ def _check(seed, hidden, dt, silent_output, names):
                 g = grads[n][k][i, j]
                 err = abs(fd - g) / max(abs(g), 1e-2 * scale[n], 1e-12)
                 worst = max(worst, err)
-                assert err < RTOL, (n, k, i, j, fd, g, err)
+                assert _close(fd, g, scale[n]), (n, k, i, j, fd, g, err)
     assert skipped <= 0.05 * (compared + skipped), (skipped, compared)
     return counts, worst
 
@@ -90,3 +96,33 @@ def test_spike_time_and_voltage_mean_gradients(dt, hidden):
 @pytest.mark.parametrize("dt", [1.0, 0.1])
 def test_voltage_max_gradient_of_silent_outputs(dt):
     _check(2, (6, 5), dt, True, NAMES[1:])
+
+
+def test_delay_gradients_match_finite_differences():
+    """``dL/d(delay) = dL/dt_a`` of the connection's arrivals (same tolerance as the weights)."""
+    sim, inp, out_pop, coef, n_steps = _setup(3, (6, 5), 0.5, False)
+    names = ("first_spike_time", "v_mean_exponential")
+    base, result = _losses(sim, inp, out_pop, coef, n_steps)
+    structure = sim.event_structure(result)
+    grads = {n: sim.backward(result, {out_pop: {n: coef[n]}}).delays for n in names}
+    compared = 0
+    for k in range(len(sim.network.projections)):
+        d0 = sim.get_delays(k)
+        scale = {n: np.abs(grads[n][k]).max() for n in names}
+        for i, j in list(zip(*np.nonzero(sim.network.projections[k].mask), strict=True))[::3]:
+            values = []
+            for sign in (1, -1):
+                d = d0.copy()
+                d[i, j] += sign * H
+                sim.set_delays(k, d)
+                val, res = _losses(sim, inp, out_pop, coef, n_steps)
+                values.append(val if sim.event_structure(res) == structure else None)
+            sim.set_delays(k, d0)
+            if None in values:
+                continue
+            compared += 1
+            for n in names:
+                fd = (values[0][n] - values[1][n]) / (2 * H)
+                g = grads[n][k][i, j]
+                assert _close(fd, g, scale[n]), (n, k, i, j, fd, g)
+    assert compared > 40
