@@ -114,10 +114,24 @@ def test_chunked_runs_carry_state_and_spikes_in_flight():
         for b in (0, 1):
             for got, want in zip(_times(parts, pop, b), _times(whole, pop, b), strict=True):
                 np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
-    state = sim.get_state()
-    sim.reset()
-    sim.set_state(state)
-    assert sim.get_state().step == state.step
+
+
+def test_state_moves_to_a_new_engine_with_spikes_in_flight():
+    sim, whole = _run_random(0.5)
+    first, _ = _run_random(0.5, duration=20.0)
+    state = first.get_state()
+    assert sum(f.arrival.size for f in state.in_flight.values()) > 0
+    second = ExactSimulation(first.network, 0.5, batch_size=2)
+    second.set_state(state)
+    rng = np.random.default_rng(3)
+    random_network(rng, hidden=(6, 5), gain=1.5)
+    inp = random_input(rng, 2, 5, 25.0, per_neuron=4)
+    rest = second.run(40, sources={0: inp})
+    for pop in (1, 2, 3):
+        for b in (0, 1):
+            want = [t[t > 20.0] for t in _times(whole, pop, b)]
+            for got, w in zip(rest.spikes[pop].per_neuron(b), want, strict=True):
+                np.testing.assert_allclose(got, w, rtol=0, atol=1e-12)
 
 
 def _closed_form(s, v, ie, ii, e, tau_m=10.0, tau_e=1.0, tau_i=8.0, cm=0.25):

@@ -103,11 +103,12 @@ def cached_flow(p, d, cache, slot):
     for intervals that are not to be cached.
     """
     if 0 <= slot < cache.shape[0]:
-        c = cache[slot]
-        if c[0] != d:
-            c[0] = d
-            c[1], c[2], c[3], c[4], c[5] = flow(p, d)
-        return c[1], c[2], c[3], c[4], c[5]
+        if cache[slot, 0] != d:
+            em, ae, ai, qe, qi = flow(p, d)
+            cache[slot, 0], cache[slot, 1], cache[slot, 2] = d, em, ae
+            cache[slot, 3], cache[slot, 4], cache[slot, 5] = ai, qe, qi
+            return em, ae, ai, qe, qi
+        return cache[slot, 1], cache[slot, 2], cache[slot, 3], cache[slot, 4], cache[slot, 5]
     return flow(p, d)
 
 
