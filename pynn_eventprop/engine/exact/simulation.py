@@ -1,11 +1,17 @@
 """Exact continuous-time simulation and EventProp adjoint of a compiled network.
 
 :class:`ExactSimulation` implements the engine contract of
-:mod:`pynn_eventprop.engine.interface` for feed-forward networks of ``IF_curr_exp`` neurons
-(any PyNN parameters, per-neuron values, both receptors, real-valued delays).  Every event
+:mod:`pynn_eventprop.engine.interface`.  ``IF_curr_exp`` neurons (any PyNN parameters,
+per-neuron values, both receptors, real-valued delays) are integrated exactly: every event
 happens at its exact time (:mod:`.forward`); the time grid only batches the work into runs,
 holds the external current (constant over each step) and is where recorded variables are
-sampled.  Gradients are the exact derivatives of the continuous-time loss (:mod:`.adjoint`).
+sampled.  Gradients are the exact derivatives of the continuous-time loss (:mod:`.adjoint`)
+for feed-forward networks.  ``IF_cond_exp`` neurons are forward-only (:mod:`.conductance`).
+
+Populations are integrated one strongly connected component at a time, in an order in which
+projections go forward: a population outside any cycle is integrated over the whole run,
+neuron by neuron; the populations of a cycle advance one grid step at a time and then send
+that step's spikes, which is exact because delays inside a cycle are at least one step.
 
 Chunked runs: a run of ``n`` steps from ``t0`` integrates ``(t0, t0 + n dt]``; state and
 spikes in flight carry over to the next run.  Gradients are taken within one run (arrivals
