@@ -389,7 +389,7 @@ def _trajectory_integral(tr: Trajectory, t_stop: float, weight) -> float:
             f = lambda t, s=s, t_a=t_a: float(m.voltage(s, t - t_a))  # noqa: E731
         else:
             f = lambda t, s=s, t_a=t_a: weight(t) * float(m.voltage(s, t - t_a))  # noqa: E731
-        value, _ = integrate.quad(f, t_a, t_b, epsabs=1e-13, epsrel=1e-13, limit=200)
+        value, _ = integrate.quad(f, t_a, t_b, epsabs=1e-12, epsrel=1e-12, limit=200)
         total += value
     return total
 

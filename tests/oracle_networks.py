@@ -43,12 +43,26 @@ class Case:
         return simulate(self.sample(b), self.t_stop)
 
 
-def _layer(rng, size):
-    tau_m = rng.uniform(8.0, 20.0, size)
-    # synaptic time constants at least 1.5 ms away from tau_m: the closed forms divide by the
-    # difference (both simulators handle equality, but well away is better conditioned)
-    tau_e = rng.uniform(2.0, 6.0, size)
-    tau_i = rng.uniform(1.5, 6.5, size)
+def _synaptic_tau(rng, tau_m, low, high, wide):
+    """Synaptic time constants for neurons with ``tau_m``.
+
+    Default: ``low..high`` ms, below every ``tau_m`` (8-20 ms).  ``wide``: 1.5-30 ms, so above
+    ``tau_m`` too, a third of them exactly equal to ``tau_m`` (the closed forms' limit case);
+    none within 1 ms of ``tau_m`` otherwise (the closed forms divide by the difference, and
+    near-equality would test rounding, not the model).
+    """
+    if not wide:
+        return rng.uniform(low, high, tau_m.size)
+    tau = rng.uniform(1.5, 30.0, tau_m.size)
+    near = np.abs(tau - tau_m) < 1.0
+    tau[near] = tau_m[near] + np.where(tau[near] > tau_m[near], 1.0, -1.0)
+    return np.where(rng.random(tau_m.size) < 1 / 3, tau_m, tau)
+
+
+def _layer(rng, size, wide=False):
+    tau_m = rng.uniform(4.0, 20.0, size) if wide else rng.uniform(8.0, 20.0, size)
+    tau_e = _synaptic_tau(rng, tau_m, 2.0, 6.0, wide)
+    tau_i = _synaptic_tau(rng, tau_m, 1.5, 6.5, wide)
     cm = rng.uniform(0.5, 1.5, size)
     v_rest = rng.uniform(-66.0, -60.0, size)
     theta = rng.uniform(6.0, 12.0, size)
@@ -106,13 +120,18 @@ def _activity_ok(counts) -> bool:
     return counts.max() <= 4 and counts.mean() >= 1.0 and (counts >= 2).any()
 
 
-def random_case(seed: int, hidden=(6,), n_in=6, n_out=3, t_stop=50.0, batch=2) -> Case | None:
+def random_case(
+    seed: int, hidden=(6,), n_in=6, n_out=3, t_stop=50.0, batch=2, wide_time_constants=False
+) -> Case | None:
     """A random network (module docstring) with ``hidden`` layer sizes, or None if the seed gives
-    no well-conditioned network with the wanted activity (try another seed)."""
+    no well-conditioned network with the wanted activity (try another seed).
+
+    ``wide_time_constants``: see :func:`_synaptic_tau`.
+    """
     rng = np.random.default_rng(seed)
     sizes = [n_in, *hidden, n_out]
     inputs = [_input_trains(rng, n_in, t_stop) for _ in range(batch)]
-    pops = [Sources(inputs[0])] + [_layer(rng, s) for s in sizes[1:]]
+    pops = [Sources(inputs[0])] + [_layer(rng, s, wide_time_constants) for s in sizes[1:]]
     conns = []
     for layer in range(1, len(sizes)):
         n_pre, n_post = sizes[layer - 1], sizes[layer]

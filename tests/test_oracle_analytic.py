@@ -8,7 +8,7 @@ Tolerances: the closed forms here are evaluated independently in the test, in fl
 values of order 10 mV and 100 ms.  Voltages agree to 1e-12 mV (a few hundred ulps of 10 mV);
 spike times to 1e-11 ms (brentq locates roots to ``1e-14 + 4 eps |t|`` ms, i.e. below 1e-12 ms
 up to t = 1000 ms, plus the rounding of the state carried from spike to spike over up to 90
-spikes); integrals (``scipy.integrate.quad`` with 1e-13 tolerances) to 1e-11 mV.
+spikes); integrals (``scipy.integrate.quad`` with 1e-12 tolerances per piece) to 1e-11 mV.
 """
 
 from __future__ import annotations

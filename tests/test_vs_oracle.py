@@ -14,8 +14,8 @@ Tolerances and why:
   ~ 10-40; 1e-9 leaves a margin of 10-100.  The engine's dt must not matter at all (the grid
   only batches work), so the same bound holds at every dt and between two dts.
 * voltages (recorded ``v`` at grid points, ``v_max``, the two means) 1e-9 mV: closed forms in
-  both, integrals to 1e-13 mV ms (quad) in the oracle; what remains comes from the spike times
-  (~1e-12 ms) times PSP slopes of a few mV/ms, far below 1e-9 mV.
+  both, integrals to 1e-12 mV ms per piece (quad) in the oracle; what remains comes from the
+  spike times (~1e-12 ms) times PSP slopes of a few mV/ms, far below 1e-9 mV.
 * ``v_max_time`` 1e-6 ms, and only for neurons that do not fire (a firing neuron's maximum is the
   threshold, reached at every spike): the maximum is flat, so its time is known only to about
   ``sqrt(2 * 1e-15 mV / |V''|)`` ~ 1e-7 ms.
@@ -55,7 +55,13 @@ FD_ATOL = 1e-7  # rounding of a central difference: ~1e-14 / FD_EPS
 
 DTS = [1.0, 0.5, 0.1, 0.01]
 GRAD_DTS = [1.0, 0.5, 0.1]
-HIDDEN = {"1-hidden": (6,), "2-hidden": (6, 5), "3-hidden": (5, 5, 4)}
+CASES = {
+    "1-hidden": dict(hidden=(6,)),
+    "2-hidden": dict(hidden=(6, 5)),
+    "3-hidden": dict(hidden=(5, 5, 4)),
+    # synaptic time constants above tau_m and equal to it (the closed forms' limit case)
+    "2-hidden-wide-tau": dict(hidden=(6, 5), wide_time_constants=True),
+}
 READOUTS = ("first_spike_time", "v_max", "v_mean_uniform", "v_mean_exponential")
 #: Weights checked by finite differences per projection in the default run (all when slow).
 FD_PER_PROJECTION = 1
@@ -63,7 +69,7 @@ FD_PER_PROJECTION = 1
 
 @functools.cache
 def case(name: str):
-    return find_case(1, hidden=HIDDEN[name])
+    return find_case(1, **CASES[name])
 
 
 def neuron_pops(c) -> list[int]:
@@ -124,7 +130,11 @@ def make_exact_engine(network, dt: float, batch: int):
 
 def run_engine(name: str, dt: float, record_v=False, keep=False):
     """``(engine, result)`` of one run of case ``name`` over its duration at step ``dt``."""
-    c = case(name)
+    return run_case(case(name), dt, record_v, keep)
+
+
+def run_case(c, dt: float, record_v=False, keep=False):
+    """``(engine, result)`` of one run of a :class:`Case` over its duration at step ``dt``."""
     engine = make_exact_engine(c.network, dt, len(c.inputs))
     names = ["spikes", "v"] if record_v else ["spikes"]
     result = engine.run(
@@ -170,19 +180,19 @@ def assert_same_spikes(expected, actual, tol=T_TOL, where=""):
         assert err.max(initial=0.0) <= tol, f"{where} neuron {i}: |dt| {err.max()} > {tol}"
 
 
-def assert_engine_spikes_match_oracle(name, result, tol=T_TOL):
-    for b, oracle in enumerate(oracle_runs(name)):
-        for p in neuron_pops(case(name)):
+def assert_engine_spikes_match_oracle(c, oracles, result, tol=T_TOL):
+    for b, oracle in enumerate(oracles):
+        for p in neuron_pops(c):
             per_neuron = result.spikes[p].per_neuron(b)
             assert_same_spikes(oracle.spikes[p], per_neuron, tol, f"sample {b} pop {p}")
 
 
 @pytest.mark.parametrize("dt", DTS)
-@pytest.mark.parametrize("name", HIDDEN)
+@pytest.mark.parametrize("name", CASES)
 def test_spike_times_match_oracle(name, dt):
     """Every spike of every neuron population and sample within ``T_TOL`` of the oracle."""
     _, result = run_engine(name, dt)
-    assert_engine_spikes_match_oracle(name, result)
+    assert_engine_spikes_match_oracle(case(name), oracle_runs(name), result)
 
 
 def test_spike_times_do_not_depend_on_dt():
@@ -245,7 +255,7 @@ def test_step_current_matches_oracle(dt):
 
 
 @pytest.mark.parametrize("dt", [1.0, 0.1])
-@pytest.mark.parametrize("name", HIDDEN)
+@pytest.mark.parametrize("name", CASES)
 def test_recorded_v_is_exact_at_grid_points(name, dt):
     """``v`` recorded at ``dt, 2 dt, .., T`` equals the oracle's there within ``V_TOL``."""
     c = case(name)
@@ -257,22 +267,20 @@ def test_recorded_v_is_exact_at_grid_points(name, dt):
             assert err.max() <= V_TOL, (b, p, err.max())
 
 
-def engine_and_oracle_readouts(name, dt):
-    """Yield ``(pop, sample, engine readouts, oracle readouts)`` (arrays ``(size,)``)."""
-    c = case(name)
-    engine, result = run_engine(name, dt)
+def readout_pairs(c, oracles, engine, result):
+    """``[(pop, sample, engine readouts, oracle readouts)]`` (arrays ``(size,)``)."""
+    pairs = []
     for p in neuron_pops(c):
         got = engine.readouts(result, p, (*READOUTS, "v_max_time"))
-        for b, oracle in enumerate(oracle_runs(name)):
-            yield p, b, {k: v[b] for k, v in got.items()}, oracle.readouts(p)
+        for b, oracle in enumerate(oracles):
+            pairs.append((p, b, {k: v[b] for k, v in got.items()}, oracle.readouts(p)))
+    return pairs
 
 
-@pytest.mark.parametrize("dt", DTS)
-@pytest.mark.parametrize("name", HIDDEN)
-def test_readouts_match_oracle(name, dt):
-    """The contract's readouts in continuous time: first spike time (``T_TOL``, ``inf`` for
-    the same silent neurons), ``v_max`` and the two means (``V_TOL``)."""
-    for p, b, got, want in engine_and_oracle_readouts(name, dt):
+def assert_readouts_match(pairs):
+    """First spike time (``T_TOL``, ``inf`` for the same silent neurons), ``v_max`` and the two
+    means (``V_TOL``)."""
+    for p, b, got, want in pairs:
         fst = (got["first_spike_time"], want["first_spike_time"])
         assert np.array_equal(np.isinf(fst[0]), np.isinf(fst[1])), (p, b)
         finite = np.isfinite(fst[1])
@@ -282,15 +290,45 @@ def test_readouts_match_oracle(name, dt):
             assert err.max() <= V_TOL, (p, b, key, err.max())
 
 
-@pytest.mark.parametrize("dt", [1.0, 0.1])
-@pytest.mark.parametrize("name", HIDDEN)
-def test_v_max_time_matches_oracle(name, dt):
+def assert_v_max_time_matches(pairs):
     """``v_max_time`` of the neurons that never fire within ``V_MAX_TIME_TOL`` (a firing
     neuron's maximum is the threshold, reached at each of its spikes: no single time)."""
-    for p, b, got, want in engine_and_oracle_readouts(name, dt):
+    for p, b, got, want in pairs:
         silent = np.isinf(want["first_spike_time"])
         err = np.abs(got["v_max_time"][silent] - want["v_max_time"][silent])
         assert err.max(initial=0) <= V_MAX_TIME_TOL, (p, b, err.max(initial=0))
+
+
+@pytest.mark.parametrize("dt", DTS)
+@pytest.mark.parametrize("name", CASES)
+def test_readouts_match_oracle(name, dt):
+    """The contract's readouts in continuous time (:func:`assert_readouts_match`)."""
+    engine, result = run_engine(name, dt)
+    assert_readouts_match(readout_pairs(case(name), oracle_runs(name), engine, result))
+
+
+@pytest.mark.parametrize("dt", [1.0, 0.1])
+@pytest.mark.parametrize("name", CASES)
+def test_v_max_time_matches_oracle(name, dt):
+    """:func:`assert_v_max_time_matches`."""
+    engine, result = run_engine(name, dt)
+    assert_v_max_time_matches(readout_pairs(case(name), oracle_runs(name), engine, result))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("options", CASES.values(), ids=list(CASES))
+def test_many_random_networks_match_oracle(options):
+    """Ten more networks of each kind (first accepted seeds from 100, 200, .., 1000): spikes,
+    readouts and ``v_max_time`` at dt 1.0 and 0.1, same tolerances."""
+    for k in range(1, 11):
+        c = find_case(100 * k, **options)
+        oracles = [c.simulate(b) for b in range(len(c.inputs))]
+        for dt in (1.0, 0.1):
+            engine, result = run_case(c, dt)
+            assert_engine_spikes_match_oracle(c, oracles, result)
+            pairs = readout_pairs(c, oracles, engine, result)
+            assert_readouts_match(pairs)
+            assert_v_max_time_matches(pairs)
 
 
 # --- gradients -----------------------------------------------------------------------------------
@@ -379,7 +417,7 @@ def check_gradients(name: str, dt: float, per_projection: int | None):
 
 
 @pytest.mark.parametrize("dt", GRAD_DTS)
-@pytest.mark.parametrize("name", HIDDEN)
+@pytest.mark.parametrize("name", CASES)
 def test_gradients_match_finite_differences(name, dt):
     """Engine weight gradients of each readout vs the oracle's central differences
     (``FD_PER_PROJECTION`` weights per projection), ``GRAD_RTOL`` relative."""
@@ -388,7 +426,7 @@ def test_gradients_match_finite_differences(name, dt):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("dt", GRAD_DTS)
-@pytest.mark.parametrize("name", HIDDEN)
+@pytest.mark.parametrize("name", CASES)
 def test_every_gradient_matches_finite_differences(name, dt):
     """As above for every connected weight of every projection."""
     check_gradients(name, dt, None)
@@ -397,7 +435,7 @@ def test_every_gradient_matches_finite_differences(name, dt):
 # --- the harness itself --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", HIDDEN)
+@pytest.mark.parametrize("name", CASES)
 def test_cases_cover_what_users_build(name):
     """The generated networks have what the module docstring promises (so the comparisons above
     test it): multi-spike neurons in every layer, refractoriness, inhibition, off-grid delays that
@@ -415,6 +453,11 @@ def test_cases_cover_what_users_build(name):
         params = c.network.populations[p].params
         assert np.all(params["tau_refrac"] > 0) and np.all(params["i_offset"] > 0)
         assert np.unique(params["tau_m"]).size == params["tau_m"].size
+    if CASES[name].get("wide_time_constants"):
+        tau_m = np.concatenate([c.network.populations[p].params["tau_m"] for p in pops])
+        for key in ("tau_syn_E", "tau_syn_I"):
+            tau_s = np.concatenate([c.network.populations[p].params[key] for p in pops])
+            assert np.any(tau_s == tau_m) and np.any(tau_s > tau_m + 1.0)
 
 
 def test_spike_comparison_can_fail():
