@@ -20,7 +20,9 @@ from __future__ import annotations
 import numpy as np
 from pyNN import common
 
+from .compile import compile_network
 from .discretisation import LIFDiscretisation
+from .engine.platforms import make_engine
 
 name = "pynn_eventprop"
 
@@ -213,9 +215,6 @@ class State(common.control.BaseState):
     def _ensure_engine(self):
         if self.engine is not None and self.engine_version == self.version:
             return
-        from .compile import compile_network
-        from .engine.platforms import make_engine
-
         network, self.projection_map = compile_network(self)
         platform = getattr(self, "platform", "reference")
         options = getattr(self, "platform_options", None)

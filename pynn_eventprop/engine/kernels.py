@@ -102,9 +102,10 @@ def forward_layer(arrivals, ext, state, params, out):
 
     ``arrivals = (arr_E, arr_I, arr_U)`` at steps ``0..n-1`` of the chunk; ``ext[k]`` the
     external current (batch dimension 1 broadcasts); ``state = (v, i_E, i_I, countdown)`` is
-    updated in place; ``params = (b, p_E, p_I, c, a_E, a_I, theta, v_reset, refractory_steps)``
-    (per neuron); ``out = (u, v_hist, spikes, phase, clamped, i_E_hist, i_I_hist)`` is filled
-    (the current histories may have zero length: then they are not stored).
+    updated in place; ``params`` is a :class:`~.dynamics.LayerParameters` (per-neuron ``b, p_E,
+    p_I, c, a_E, a_I, theta, v_reset, refractory_steps``); ``out = (u, v_hist, spikes, phase,
+    clamped, i_E_hist, i_I_hist)`` is filled (the current histories may have zero length: then
+    they are not stored).
     """
     arr_e, arr_i, arr_u = arrivals
     v, i_e, i_i, countdown = state
@@ -147,9 +148,10 @@ def forward_layer(arrivals, ext, state, params, out):
 def adjoint_layer(trajectory, phibar, dl_dv, params, out):
     """Reverse recursion of docs/equations.md §3 for one layer.
 
-    ``trajectory = (spikes, clamped, u, v_prev)``; ``params = (b, p_E, p_I, a_E, a_I, theta)``
-    (per neuron); ``out = (lambda_v, lambda_u, lambda_i_E, lambda_i_I)`` is filled.  ``dl_dv``
-    may have a leading dimension of 0 (no voltage term in the loss).
+    ``trajectory = (spikes, clamped, u, v_prev)``; ``params`` is an
+    :class:`~.dynamics.AdjointParameters` (per-neuron ``b, p_E, p_I, a_E, a_I, theta``);
+    ``out = (lambda_v, lambda_u, lambda_i_E, lambda_i_I)`` is filled.  ``dl_dv`` may have a
+    leading dimension of 0 (no voltage term in the loss).
     """
     spikes, clamped, u, v_prev = trajectory
     b, p_e, p_i, a_e, a_i, theta = params
