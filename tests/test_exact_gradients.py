@@ -16,6 +16,8 @@ Measured: worst relative error 1.8e-7 (identical at dt 1.0, 0.5 and 0.1).
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 from test_exact_networks import random_input, random_network
@@ -127,3 +129,32 @@ def test_delay_gradients_match_finite_differences():
                 g = grads[n][k][i, j]
                 assert _close(fd, g, scale[n]), (n, k, i, j, fd, g)
     assert compared > 40
+
+
+def test_adjoints_sampled_on_the_grid_are_state_sensitivities():
+    """``lambda_v`` and ``lambda_i`` at the start of a run equal ``dL/dv`` and ``dL/disyn_exc``
+    of the state the run starts from (central differences through ``set_state``)."""
+    sim, inp, out_pop, coef, n_steps = _setup(1, (6,), 0.5, False)
+    sim.run(20, sources={0: inp})
+    state = sim.get_state()
+    names = ("first_spike_time", "v_mean_uniform")
+
+    def run_from(pop, key, delta):
+        st = copy.deepcopy(state)
+        target = st.populations[pop].v if key == "v" else st.populations[pop].synaptic[key]
+        target[0, :] += delta
+        sim.set_state(st)
+        res = sim.run(n_steps - 20, sources={0: inp}, keep_for_backward=True)
+        ro = sim.readouts(res, out_pop, names)
+        return res, sum((coef[n] * np.where(np.isfinite(ro[n]), ro[n], 0.0)).sum() for n in names)
+
+    res, _ = run_from(1, "v", np.zeros(6))
+    lam = sim.backward(res, {out_pop: {n: coef[n] for n in names}}, adjoints=True).adjoints
+    assert lam[1]["lambda_v"].shape == (n_steps - 20 + 1, 2, 6)
+    for key, name in (("v", "lambda_v"), ("isyn_exc", "lambda_i")):
+        for j in range(6):
+            delta = np.zeros(6)
+            delta[j] = H
+            fd = (run_from(1, key, delta)[1] - run_from(1, key, -delta)[1]) / (2 * H)
+            assert abs(fd - lam[1][name][0, 0, j]) <= 1e-6 * abs(fd) + ATOL, (key, j)
+    assert np.abs(lam[1]["lambda_v"][0, 0]).max() > 1e-3

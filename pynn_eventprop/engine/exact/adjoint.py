@@ -79,8 +79,26 @@ def _flow_to(p, lam, t, te, refractory, g, t0, big_t, cache, slot):
 
 
 @numba.njit(cache=True)
+def _flow_sampled(p, lam, t, te, refractory, g, t0, big_t, cache, slot, adj, b, j, dt):
+    """:func:`_flow_to`, recording ``lambda_V`` and ``lambda_E`` at the grid points
+    ``t0 + k dt`` in ``[te, t)`` into ``adj`` when it is not empty."""
+    if adj[0].shape[0] == 0:
+        return _flow_to(p, lam, t, te, refractory, g, t0, big_t, cache, slot)
+    k = int((t - t0) / dt) + 1
+    while k > 0 and t0 + k * dt >= t:
+        k -= 1
+    while k >= 0 and t0 + k * dt >= te:
+        tg = t0 + k * dt
+        lam = _flow_to(p, lam, t, tg, refractory, g, t0, big_t, cache, -1)
+        adj[0][k, b, j], adj[1][k, b, j] = lam[0], lam[1]
+        t = tg
+        k -= 1
+    return _flow_to(p, lam, t, te, refractory, g, t0, big_t, cache, -1)
+
+
+@numba.njit(cache=True)
 def backward_neuron(
-    p, tape, lo, hi, arr, dldt, src0, first, g, vmax, t0, t1, ref_end, grads, cache
+    p, tape, lo, hi, arr, dldt, src0, first, g, vmax, t0, t1, ref_end, grads, cache, adj, b, j, dt
 ):
     """Reverse sweep of one neuron.
 
@@ -96,6 +114,8 @@ def backward_neuron(
     vmax : ``(time, kind, slope, arrival)`` of the neuron's ``v_max``.
     ref_end : end of the refractory period after the run (refractory at ``t1`` if > t1).
     grads : ``(dL/dw, dL/dd)`` flat buffers indexed by the arrivals' ``widx``.
+    adj : ``(lambda_V, lambda_E)`` arrays ``(n_steps + 1, batch, size)`` to sample on the grid
+        (step ``dt``) at ``[:, b, j]``, or empty.
     """
     big_t = t1 - t0
     lam = (0.0, 0.0, 0.0)
@@ -106,11 +126,16 @@ def backward_neuron(
     for m in range(hi - 1, lo - 1, -1):
         te = tape[1][m]
         if vmax_open and te < vmax[0] <= t:
-            lam = _flow_to(p, lam, t, vmax[0], refractory, g, t0, big_t, cache, -1)
+            lam = _flow_sampled(
+                p, lam, t, vmax[0], refractory, g, t0, big_t, cache, -1, adj, b, j, dt
+            )
             lam = (lam[0] + g[1], lam[1], lam[2])
             t = vmax[0]
             vmax_open = False
-        lv, le, li = _flow_to(p, lam, t, te, refractory, g, t0, big_t, cache, hi - 1 - m)
+        slot = hi - 1 - m
+        lv, le, li = _flow_sampled(
+            p, lam, t, te, refractory, g, t0, big_t, cache, slot, adj, b, j, dt
+        )
         t = te
         kind = tape[0][m]
         if kind == EV_ARRIVAL:
@@ -144,11 +169,13 @@ def backward_neuron(
             lv = 0.0
             refractory = True
         lam = (lv, le, li)
+    if adj[0].shape[0] > 0:
+        _flow_sampled(p, lam, t, t0, refractory, g, t0, big_t, cache, -1, adj, b, j, dt)
 
 
 @numba.njit(cache=True)
 def backward_layer(
-    par, tape, arr, dldt, src0, spk_off, grads_in, vmax, t0, t1, ref_end, grads, cache
+    par, tape, arr, dldt, src0, spk_off, grads_in, vmax, t0, t1, ref_end, grads, cache, adj, dt
 ):
     """Reverse sweep of every neuron of one population (see :func:`backward_neuron`).
 
@@ -166,5 +193,5 @@ def backward_layer(
             backward_neuron(
                 param_tuple(par, j), tape, tape[5][row], tape[5][row + 1], arr, dldt, src0,
                 first, g, vm,
-                t0, t1, ref_end[b, j], grads, cache,
+                t0, t1, ref_end[b, j], grads, cache, adj, b, j, dt,
             )  # fmt: skip

@@ -460,26 +460,35 @@ class ExactSimulation:
     def backward(
         self, result: RunResult, readout_grads, extra_grads=None, adjoints=False
     ) -> Gradients:
-        """Exact ``dL/dw`` and ``dL/d(delay)`` of every projection (see :mod:`.adjoint`)."""
+        """Exact ``dL/dw`` and ``dL/d(delay)`` of every projection (see :mod:`.adjoint`).
+
+        With ``adjoints``, also ``lambda_v = dL/dV`` (1/mV) and ``lambda_i = dL/dI_E`` (1/nA)
+        at the grid points ``t0 .. t0 + n_steps dt`` (values just after the events at those
+        times).  The returned object also carries ``spike_times``: ``dL/dt`` (1/ms) of every
+        spike of the run, per population, in the order of ``result.spikes``.
+        """
         tape = result.tape
         if tape is None:
             raise ValueError("backward needs a run made with keep_for_backward=True")
-        dldt = np.zeros(tape["total"])
+        dldt, sampled = np.zeros(tape["total"]), {}
         grads = (np.zeros(self._w_offset[-1]), np.zeros(self._w_offset[-1]))
         for i in reversed(self.order):
             if i not in self.params:
                 continue
             g = self._readout_grads(i, readout_grads, extra_grads)
             t = tape["pops"][i]
+            shape = (result.n_steps + 1 if adjoints else 0, self.batch, g[0].shape[1])
+            adj = (np.zeros(shape), np.zeros(shape))
             backward_layer(self.params[i], t["tape"], t["arr"], dldt, tape["start"][i],
                            t["spk_off"], g, t["vmax"], tape["t0"], tape["t1"], t["ref_end"],
-                           grads, self._cache(i))  # fmt: skip
+                           grads, self._cache(i), adj, self.dt)  # fmt: skip
+            sampled[i] = {"lambda_v": adj[0], "lambda_i": adj[1]}
         weights, delays = [], []
         for k, proj in enumerate(self.network.projections):
             lo, hi = self._w_offset[k], self._w_offset[k + 1]
             weights.append(np.where(proj.mask, grads[0][lo:hi].reshape(proj.mask.shape), 0.0))
             delays.append(np.where(proj.mask, grads[1][lo:hi].reshape(proj.mask.shape), 0.0))
-        out = Gradients(weights=weights, delays=delays)
+        out = Gradients(weights=weights, delays=delays, adjoints=sampled if adjoints else None)
         out.spike_times = {
             i: dldt[s : s + result.spikes[i].times.size] for i, s in tape["start"].items()
         }
