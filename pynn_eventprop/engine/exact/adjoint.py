@@ -49,33 +49,46 @@ from .closed_form import (
     V_RESET,
     cached_flow,
     e1,
+    flow,
     psc_weighted_integral,
 )
 from .forward import EV_ARRIVAL, EV_SPIKE, VMAX_STATE, param_tuple
 
 
 @numba.njit(cache=True)
-def adjoint_flow(p, lv, le, li, d, refractory, sig_u, sig_e, gamma, cache, slot):
-    """Carry ``(lambda_V, lambda_E, lambda_I)`` back over an interval of length ``d``."""
-    em, ae, ai, qe, qi = cached_flow(p, d, cache, slot)
+def adjoint_apply(p, lv, le, li, d, refractory, sig_u, sig_e, gamma, em, ae, ai, qe, qi):
+    """Carry ``(lambda_V, lambda_E, lambda_I)`` back over an interval of length ``d`` whose
+    propagator entries are ``em, ae, ai, qe, qi`` (:func:`.closed_form.flow`)."""
     if refractory:
         return 0.0, ae * le, ai * li
     lv, le, li = em * lv, ae * le + qe * lv, ai * li + qi * lv
-    for sig, gam in ((sig_u, 0.0), (sig_e, gamma)):
-        if sig != 0.0:
-            lv += sig * e1(p[IT_M] + gam, d)
-            le += sig * psc_weighted_integral(p, p[IT_E], p[K_E], d, gam)
-            li += sig * psc_weighted_integral(p, p[IT_I], p[K_I], d, gam)
+    if sig_u != 0.0:
+        lv += sig_u * e1(p[IT_M], d)
+        le += sig_u * psc_weighted_integral(p, p[IT_E], p[K_E], d, 0.0)
+        li += sig_u * psc_weighted_integral(p, p[IT_I], p[K_I], d, 0.0)
+    if sig_e != 0.0:
+        lv += sig_e * e1(p[IT_M] + gamma, d)
+        le += sig_e * psc_weighted_integral(p, p[IT_E], p[K_E], d, gamma)
+        li += sig_e * psc_weighted_integral(p, p[IT_I], p[K_I], d, gamma)
     return lv, le, li
 
 
 @numba.njit(cache=True)
-def _flow_to(p, lam, t, te, refractory, g, t0, big_t, cache, slot):
-    """Carry ``lam`` from ``t`` back to ``te`` with the voltage-mean sources of ``g``."""
+def _sources(g, te, t0, big_t):
+    """Voltage-mean source densities ``(sigma_u, sigma_e)`` at the start ``te`` of an interval."""
     sig_u = g[2] / big_t
     sig_e = g[3] / big_t * math.exp(-(te - t0) / big_t) if g[3] != 0.0 else 0.0
+    return sig_u, sig_e
+
+
+@numba.njit(cache=True)
+def _flow_to(p, lam, t, te, refractory, g, t0, big_t, coefs):
+    """Carry ``lam`` from ``t`` back to ``te`` (propagator entries ``coefs``)."""
+    sig_u, sig_e = _sources(g, te, t0, big_t)
+    em, ae, ai, qe, qi = coefs
     lv, le, li = lam
-    return adjoint_flow(p, lv, le, li, t - te, refractory, sig_u, sig_e, 1.0 / big_t, cache, slot)
+    return adjoint_apply(p, lv, le, li, t - te, refractory, sig_u, sig_e, 1.0 / big_t,
+                         em, ae, ai, qe, qi)  # fmt: skip
 
 
 @numba.njit(cache=True)
@@ -83,17 +96,19 @@ def _flow_sampled(p, lam, t, te, refractory, g, t0, big_t, cache, slot, adj, b, 
     """:func:`_flow_to`, recording ``lambda_V`` and ``lambda_E`` at the grid points
     ``t0 + k dt`` in ``[te, t)`` into ``adj`` when it is not empty."""
     if adj[0].shape[0] == 0:
-        return _flow_to(p, lam, t, te, refractory, g, t0, big_t, cache, slot)
+        return _flow_to(
+            p, lam, t, te, refractory, g, t0, big_t, cached_flow(p, t - te, cache, slot)
+        )
     k = int((t - t0) / dt) + 1
     while k > 0 and t0 + k * dt >= t:
         k -= 1
     while k >= 0 and t0 + k * dt >= te:
         tg = t0 + k * dt
-        lam = _flow_to(p, lam, t, tg, refractory, g, t0, big_t, cache, -1)
+        lam = _flow_to(p, lam, t, tg, refractory, g, t0, big_t, flow(p, t - tg))
         adj[0][k, b, j], adj[1][k, b, j] = lam[0], lam[1]
         t = tg
         k -= 1
-    return _flow_to(p, lam, t, te, refractory, g, t0, big_t, cache, -1)
+    return _flow_to(p, lam, t, te, refractory, g, t0, big_t, flow(p, t - te))
 
 
 @numba.njit(cache=True)
@@ -123,6 +138,7 @@ def backward_neuron(
     refractory = ref_end > t1
     carry = 0.0
     vmax_open = g[1] != 0.0 and vmax[1] == VMAX_STATE
+    sampling = adj[0].shape[0] > 0
     for m in range(hi - 1, lo - 1, -1):
         te = tape[1][m]
         if vmax_open and te < vmax[0] <= t:
@@ -132,10 +148,13 @@ def backward_neuron(
             lam = (lam[0] + g[1], lam[1], lam[2])
             t = vmax[0]
             vmax_open = False
-        slot = hi - 1 - m
-        lv, le, li = _flow_sampled(
-            p, lam, t, te, refractory, g, t0, big_t, cache, slot, adj, b, j, dt
-        )
+        if sampling:
+            lv, le, li = _flow_sampled(
+                p, lam, t, te, refractory, g, t0, big_t, cache, -1, adj, b, j, dt
+            )
+        else:
+            coefs = cached_flow(p, t - te, cache, hi - 1 - m)
+            lv, le, li = _flow_to(p, lam, t, te, refractory, g, t0, big_t, coefs)
         t = te
         kind = tape[0][m]
         if kind == EV_ARRIVAL:
