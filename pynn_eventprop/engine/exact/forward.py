@@ -29,8 +29,8 @@ from .closed_form import (
     THETA,
     V_RESET,
     advance,
-    cached_flow,
     first_crossing,
+    flow,
     interval_max,
     propagate,
     vdot,
@@ -49,19 +49,6 @@ VMAX_STATE, VMAX_CONSTANT = 0, 1
 
 #: Option flags (int array ``opts``).
 OPT_GRID, OPT_RECORD, OPT_VMAX, OPT_VMEAN, OPT_TAPE = range(5)  # VMAX and VMEAN go together
-
-
-@numba.njit(cache=True)
-def _push_tape(tape, n, kind, t, a, b, idx):
-    """Append one event to the tape at position ``n``; return ``n + 1`` (or -1 when full)."""
-    if n >= tape[1].size:
-        return -1
-    tape[0][n] = kind
-    tape[1][n] = t
-    tape[2][n] = a
-    tape[3][n] = b
-    tape[4][n] = idx
-    return n + 1
 
 
 @numba.njit(cache=True)
@@ -153,6 +140,24 @@ def run_neuron(
     t1 = t0 + n_steps * dt
     big_t = t1 - t0
     arr_t, arr_w, arr_c = arr
+    tape_kind, tape_t, tape_a, tape_b, tape_idx = tape[0], tape[1], tape[2], tape[3], tape[4]
+
+    def push(n, kind, t, a, b, idx):  # inner functions are inlined: no array passing
+        if n < 0 or n >= tape_t.size:
+            return -1
+        tape_kind[n], tape_t[n], tape_a[n], tape_b[n], tape_idx[n] = kind, t, a, b, idx
+        return n + 1
+
+    def propagator(d, slot):  # :func:`.closed_form.cached_flow`, inlined
+        if slot < cache.shape[0]:
+            if cache[slot, 0] != d:
+                em, ae, ai, qe, qi = flow(p, d)
+                cache[slot, 0], cache[slot, 1], cache[slot, 2] = d, em, ae
+                cache[slot, 3], cache[slot, 4], cache[slot, 5] = ai, qe, qi
+                return em, ae, ai, qe, qi
+            return cache[slot, 1], cache[slot, 2], cache[slot, 3], cache[slot, 4], cache[slot, 5]
+        return flow(p, d)
+
     use_grid, use_tape, use_ro = opts[OPT_GRID], opts[OPT_TAPE], opts[OPT_VMAX]
     v, ie, ii, ref = st
     t, k, a, slot = t0, 0, lo, 0
@@ -169,10 +174,10 @@ def run_neuron(
                 _clamped_readouts(p, t, d, acc, t0, big_t)
             t = tn
             if t == ref and use_tape:
-                nt = _push_tape(tape, nt, EV_REF_END, t, vdot(p, v, ie, ii, e), 0.0, -1)
+                nt = push(nt, EV_REF_END, t, vdot(p, v, ie, ii, e), 0.0, -1)
         else:
             d = tn - t
-            v1, ie1, ii1 = advance(p, v, ie, ii, e, *cached_flow(p, d, cache, slot))
+            v1, ie1, ii1 = advance(p, v, ie, ii, e, *propagator(d, slot))
             slot += 1
             s = -1.0
             if d > 0.0:
@@ -192,7 +197,7 @@ def run_neuron(
                 v, ie, ii = p[V_RESET], ie1, ii1
                 slope_out = vdot(p, v, ie, ii, e) if p[T_REF] == 0.0 else 0.0
                 if use_tape:
-                    nt = _push_tape(tape, nt, EV_SPIKE, t, slope_in, slope_out, ns)
+                    nt = push(nt, EV_SPIKE, t, slope_in, slope_out, ns)
                 ns += 1
                 ref = t + p[T_REF]
                 if nt < 0:
@@ -206,7 +211,7 @@ def run_neuron(
             t = tn
         while a < hi and arr_t[a] <= t:
             if use_tape:
-                nt = _push_tape(tape, nt, EV_ARRIVAL, t, 1.0 if ref > t else 0.0, 0.0, a)
+                nt = push(nt, EV_ARRIVAL, t, 1.0 if ref > t else 0.0, 0.0, a)
             if arr_c[a] == 0:
                 ie += arr_w[a]
             else:
