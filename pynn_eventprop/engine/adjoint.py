@@ -56,30 +56,30 @@ def initial_adjoint(model, traj, adjoint: Adjoint, b: int) -> dict:
     }
 
 
-def check_trainable(sim) -> None:
+def check_trainable(engine) -> None:
     """Raise unless the network is one the adjoint supports (feed-forward, current-based)."""
-    for comp in sim.order:
-        if is_recurrent(comp, sim.edges):
-            labels = [sim.network.populations[i].label for i in comp]
+    for comp in engine.order:
+        if is_recurrent(comp, engine.edges):
+            labels = [engine.network.populations[i].label for i in comp]
             raise ValueError(
                 f"EventProp training supports feed-forward networks only; populations {labels} "
                 "form a recurrent loop"
             )
-    for i, model in sim.models.items():
+    for i, model in engine.models.items():
         if not isinstance(model, CurrentLIF):
-            pop = sim.network.populations[i]
+            pop = engine.network.populations[i]
             raise ValueError(
                 f"EventProp training supports current-based IF_curr_exp neurons only; population "
                 f"'{pop.label}' is {pop.model}"
             )
 
 
-def backward(sim, trajectory, rasters, loss_grads):
+def backward(engine, trajectory, rasters, loss_grads):
     """Gradients of the loss w.r.t. every projection's weights.
 
     Parameters
     ----------
-    sim : ReferenceEngine
+    engine : ReferenceEngine
         The simulation that produced ``trajectory`` in one run of ``N`` steps from step 0.
     trajectory : dict pop index -> LayerTrajectory
     rasters : dict pop index -> Raster (sources and neurons) of that run
@@ -91,11 +91,11 @@ def backward(sim, trajectory, rasters, loss_grads):
     gradients : list over projections of arrays ``(n_pre, n_post)`` (zero where unconnected)
     adjoints : dict pop index -> Adjoint
     """
-    check_trainable(sim)
-    net, ws = sim.network, sim.workspace
+    check_trainable(engine)
+    net, ws = engine.network, engine.workspace
     phibar = {}
     for i, traj in trajectory.items():
-        phibar[i] = ws.zeros(("phibar", i), traj.u.shape, sim.dtype)
+        phibar[i] = ws.zeros(("phibar", i), traj.u.shape, engine.dtype)
         for name, given in loss_grads.get(i, {}).items():
             if given is not None and np.shape(given) != traj.u.shape:
                 raise ValueError(
@@ -106,13 +106,13 @@ def backward(sim, trajectory, rasters, loss_grads):
         if given is not None:
             phibar[i] += given
     gradients = [
-        ws.zeros(("gradient", k), p.mask.shape, sim.dtype) for k, p in enumerate(net.projections)
+        ws.zeros(("gradient", k), p.mask.shape, engine.dtype) for k, p in enumerate(net.projections)
     ]
-    no_phibar = np.zeros((0, 1, 1), sim.dtype)
+    no_phibar = np.zeros((0, 1, 1), engine.dtype)
     adjoints = {}
-    order = [c[0] for c in sim.order if c[0] in sim.models]
+    order = [c[0] for c in engine.order if c[0] in engine.models]
     for i in reversed(order):
-        model = sim.models[i]
+        model = engine.models[i]
         adjoints[i] = _layer_adjoint(
             ws, i, model, trajectory[i], phibar[i], loss_grads.get(i, {}).get("v")
         )
@@ -121,8 +121,8 @@ def backward(sim, trajectory, rasters, loss_grads):
             proj = net.projections[k]
             x = RECEPTOR_KEYS[proj.receptor]
             raster = rasters[proj.pre]
-            masks = sim.delay_group_masks(k)
-            for (d, W), (_, mask) in zip(sim.delay_groups[k], masks, strict=True):
+            masks = engine.delay_group_masks(k)
+            for (d, W), (_, mask) in zip(engine.delay_groups[k], masks, strict=True):
                 # collect() adds lambda terms to every (j, i) a spike of j reaches; with several
                 # delays only the connections of this delay group may receive them
                 into = gradients[k] if mask is None else np.zeros_like(gradients[k])
@@ -130,7 +130,7 @@ def backward(sim, trajectory, rasters, loss_grads):
                     raster.spikes,
                     raster.phase,
                     W,
-                    sim.source_shift(k, d),
+                    engine.source_shift(k, d),
                     model.arrival[x],
                     adjoints[i].lambda_i[x],
                     lam_u,
