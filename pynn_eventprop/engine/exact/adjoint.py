@@ -111,7 +111,7 @@ def _flow_sampled(p, lam, t, te, refractory, g, t0, big_t, cache, slot, adj, b, 
     return _flow_to(p, lam, t, te, refractory, g, t0, big_t, flow(p, t - te))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")  # one call site: no per-neuron call
 def backward_neuron(
     p, tape, lo, hi, arr, dldt, src0, first, g, vmax, t0, t1, ref_end, grads, cache, adj, b, j, dt
 ):

@@ -30,7 +30,7 @@ from .closed_form import (
     V_RESET,
     advance,
     first_crossing,
-    flow,
+    cached_flow,
     interval_max,
     propagate,
     vdot,
@@ -93,7 +93,7 @@ def param_tuple(par, j):
     )  # fmt: skip
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")  # one call site: no per-neuron call
 def run_neuron(
     p,
     ext,
@@ -148,16 +148,6 @@ def run_neuron(
         tape_kind[n], tape_t[n], tape_a[n], tape_b[n], tape_idx[n] = kind, t, a, b, idx
         return n + 1
 
-    def propagator(d, slot):  # :func:`.closed_form.cached_flow`, inlined
-        if slot < cache.shape[0]:
-            if cache[slot, 0] != d:
-                em, ae, ai, qe, qi = flow(p, d)
-                cache[slot, 0], cache[slot, 1], cache[slot, 2] = d, em, ae
-                cache[slot, 3], cache[slot, 4], cache[slot, 5] = ai, qe, qi
-                return em, ae, ai, qe, qi
-            return cache[slot, 1], cache[slot, 2], cache[slot, 3], cache[slot, 4], cache[slot, 5]
-        return flow(p, d)
-
     use_grid, use_tape, use_ro = opts[OPT_GRID], opts[OPT_TAPE], opts[OPT_VMAX]
     v, ie, ii, ref = st
     t, k, a, slot = t0, 0, lo, 0
@@ -177,7 +167,7 @@ def run_neuron(
                 nt = push(nt, EV_REF_END, t, vdot(p, v, ie, ii, e), 0.0, -1)
         else:
             d = tn - t
-            v1, ie1, ii1 = advance(p, v, ie, ii, e, *propagator(d, slot))
+            v1, ie1, ii1 = advance(p, v, ie, ii, e, *cached_flow(p, d, cache, slot))
             slot += 1
             s = -1.0
             if d > 0.0:
