@@ -2,7 +2,8 @@
 
 :mod:`.interface` is the contract every engine implements; :mod:`.platforms` builds the engine
 of a platform by name.  :mod:`.simulation` (the reference grid engine), :mod:`.adjoint`,
-:mod:`.kernels`, :mod:`.dynamics`, :mod:`.readouts` and :mod:`.raster` are its parts.
+:mod:`.kernels`, :mod:`.dynamics`, :mod:`.readouts` and :mod:`.raster` are its parts;
+:mod:`.exact` is the exact event-driven engine.  See ``docs/architecture.md``.
 """
 
 from .interface import (
