@@ -1,4 +1,4 @@
-"""Recurrent networks in the exact engine (forward): populations in a cycle of projections
+"""Recurrent networks in the exact engine: populations in a cycle of projections
 advance one grid step at a time and exchange that step's spikes, which is exact because every
 delay inside the cycle is at least one step.  Spike times therefore must not depend on dt
 (tolerance 1e-9 ms, as for feed-forward networks)."""
@@ -70,3 +70,49 @@ def test_recurrent_delays_below_the_step_are_refused():
     net = recurrent_network(np.random.default_rng(0))
     with pytest.raises(ValueError, match="recurrent"):
         ExactSimulation(net, 1.5)
+
+
+@pytest.mark.parametrize("dt", [1.0, 0.5])
+def test_recurrent_gradients_match_finite_differences(dt):
+    """Step-by-step reverse sweep: every weight and delay gradient of a recurrent network
+    against central differences (tolerances as in test_exact_gradients)."""
+    rng = np.random.default_rng(5)
+    net = recurrent_network(rng)
+    inp = random_input(rng, 2, 4, 25.0)
+    sim = ExactSimulation(net, dt, batch_size=2)
+    n = int(round(40.0 / dt))
+    coef = {p: rng.normal(size=(2, net.populations[p].size)) for p in (1, 2)}
+
+    def loss():
+        sim.reset()
+        res = sim.run(n, sources={0: inp}, keep_for_backward=True)
+        first = {p: sim.readouts(res, p, ["first_spike_time"])["first_spike_time"] for p in coef}
+        value = sum((coef[p] * np.where(np.isfinite(first[p]), first[p], 0.0)).sum() for p in coef)
+        return value, res
+
+    _, res = loss()
+    structure = sim.event_structure(res)
+    grads = sim.backward(res, {p: {"first_spike_time": c} for p, c in coef.items()})
+    assert np.count_nonzero(grads.weights[1]) > 3  # through the recurrent projection
+    h, compared = 1e-6, 0
+    for k, proj in enumerate(net.projections):
+        for get, put, g in ((sim.get_weights, sim.set_weights, grads.weights[k]),
+                            (sim.get_delays, sim.set_delays, grads.delays[k])):  # fmt: skip
+            x0 = get(k)
+            scale = np.abs(g).max()
+            for i, j in zip(*np.nonzero(proj.mask), strict=True):
+                values = []
+                for sign in (1, -1):
+                    x = x0.copy()
+                    x[i, j] += sign * h
+                    put(k, x)
+                    value, r = loss()
+                    values.append(value if sim.event_structure(r) == structure else None)
+                put(k, x0)
+                if None in values:
+                    continue
+                compared += 1
+                fd = (values[0] - values[1]) / (2 * h)
+                assert abs(fd - g[i, j]) <= 1e-6 * max(abs(g[i, j]), 1e-2 * scale) + 2e-8, (
+                    k, i, j, fd, g[i, j])  # fmt: skip
+    assert compared > 150

@@ -113,7 +113,26 @@ def _flow_sampled(p, lam, t, te, refractory, g, t0, big_t, cache, slot, adj, b, 
 
 @numba.njit(cache=True, inline="always")  # one call site: no per-neuron call
 def backward_neuron(
-    p, tape, lo, hi, arr, dldt, src0, first, g, vmax, t0, t1, ref_end, grads, cache, adj, b, j, dt
+    p,
+    tape,
+    lo,
+    hi,
+    arr,
+    dldt,
+    src0,
+    first,
+    g,
+    vmax,
+    t0,
+    t1,
+    ref_end,
+    grads,
+    cache,
+    adj,
+    b,
+    j,
+    dt,
+    carried,
 ):
     """Reverse sweep of one neuron.
 
@@ -131,12 +150,19 @@ def backward_neuron(
     grads : ``(dL/dw, dL/dd)`` flat buffers indexed by the arrivals' ``widx``.
     adj : ``(lambda_V, lambda_E)`` arrays ``(n_steps + 1, batch, size)`` to sample on the grid
         (step ``dt``) at ``[:, b, j]``, or empty.
+    carried : ``(lambda_V, lambda_E, lambda_I, dL/dt_end)`` arrays ``(batch, size)``: the
+        adjoint at ``t1`` and the pending refractory-end term, read at the start and replaced
+        by their values at ``t0`` (a sweep over consecutive windows), or empty arrays.
     """
     big_t = t1 - t0
+    resume = carried[0].shape[0] > 0
     lam = (0.0, 0.0, 0.0)
+    carry = 0.0
+    if resume:
+        lam = (carried[0][b, j], carried[1][b, j], carried[2][b, j])
+        carry = carried[3][b, j]
     t = t1
     refractory = ref_end > t1
-    carry = 0.0
     vmax_open = g[1] != 0.0 and vmax[1] == VMAX_STATE
     sampling = adj[0].shape[0] > 0
     for m in range(hi - 1, lo - 1, -1):
@@ -188,13 +214,32 @@ def backward_neuron(
             lv = 0.0
             refractory = True
         lam = (lv, le, li)
-    if adj[0].shape[0] > 0:
+    if resume:
+        lam = _flow_to(p, lam, t, t0, refractory, g, t0, big_t, flow(p, t - t0))
+        carried[0][b, j], carried[1][b, j], carried[2][b, j] = lam
+        carried[3][b, j] = carry
+    elif sampling:
         _flow_sampled(p, lam, t, t0, refractory, g, t0, big_t, cache, -1, adj, b, j, dt)
 
 
 @numba.njit(cache=True)
 def backward_layer(
-    par, tape, arr, dldt, src0, spk_off, grads_in, vmax, t0, t1, ref_end, grads, cache, adj, dt
+    par,
+    tape,
+    arr,
+    dldt,
+    src0,
+    spk_off,
+    grads_in,
+    vmax,
+    t0,
+    t1,
+    ref_end,
+    grads,
+    cache,
+    adj,
+    dt,
+    carried,
 ):
     """Reverse sweep of every neuron of one population (see :func:`backward_neuron`).
 
@@ -212,5 +257,5 @@ def backward_layer(
             backward_neuron(
                 param_tuple(par, j), tape, tape[5][row], tape[5][row + 1], arr, dldt, src0,
                 first, g, vm,
-                t0, t1, ref_end[b, j], grads, cache, adj, b, j, dt,
+                t0, t1, ref_end[b, j], grads, cache, adj, b, j, dt, carried,
             )  # fmt: skip

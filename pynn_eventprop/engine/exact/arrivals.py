@@ -8,7 +8,7 @@ later ones are *in flight* and carried to the next chunk.
 
 Every arrival keeps ``widx``, its connection's index in the engine's flat weight-gradient
 buffer, and ``src``, the global index of the spike that caused it (both -1 for arrivals
-carried over from an earlier chunk, which have no gradient within this run).
+carried over from an earlier run, which have no gradient within this run).
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ def fill_projection(
 ):
     """Write the arrivals of one projection at the cursors ``cur``; late ones into ``late``.
 
-    ``out = (t, w, c, widx, src)``, ``late = (b, j, t, w, c)``; returns the new late count.
+    ``out = (t, w, c, widx, src)``, ``late = (b, j, t, w, c, widx, src)``; returns the new late
+    count.
     """
     size = delay.shape[1]
     for b in range(sp_off.size - 1):
@@ -67,13 +68,16 @@ def fill_projection(
                     late[2][n_late] = ta
                     late[3][n_late] = w[i, j]
                     late[4][n_late] = chan
+                    late[5][n_late] = widx0 + i * size + j
+                    late[6][n_late] = src0 + s
                     n_late += 1
     return n_late
 
 
 @numba.njit(cache=True)
 def count_pending(pend, size, t1, counts):
-    """Count carried arrivals ``pend = (b, j, t, w, c)`` due by ``t1``; return how many stay."""
+    """Count carried arrivals ``pend = (b, j, t, w, c, widx, src)`` due by ``t1``; return how
+    many stay."""
     late = 0
     for m in range(pend[0].size):
         if pend[2][m] <= t1:
@@ -93,14 +97,16 @@ def fill_pending(pend, size, t1, cur, out, late, n_late):
             out[0][r] = pend[2][m]
             out[1][r] = pend[3][m]
             out[2][r] = pend[4][m]
-            out[3][r] = -1
-            out[4][r] = -1
+            out[3][r] = pend[5][m]
+            out[4][r] = pend[6][m]
         else:
             late[0][n_late] = pend[0][m]
             late[1][n_late] = pend[1][m]
             late[2][n_late] = pend[2][m]
             late[3][n_late] = pend[3][m]
             late[4][n_late] = pend[4][m]
+            late[5][n_late] = pend[5][m]
+            late[6][n_late] = pend[6][m]
             n_late += 1
     return n_late
 
@@ -132,14 +138,16 @@ def sort_segments(off, out):
             out[4][lo:hi] = out[4][order]
 
 
-def empty_pending(dtype):
-    """No arrivals in flight: ``(b, j, t, w, c)``."""
+def empty_pending(dtype, n=0):
+    """Arrivals in flight ``(b, j, t, w, c, widx, src)`` (``n`` of them, uninitialised)."""
     return (
-        np.zeros(0, np.int64),
-        np.zeros(0, np.int64),
-        np.zeros(0, np.float64),
-        np.zeros(0, dtype),
-        np.zeros(0, np.int8),
+        np.empty(n, np.int64),
+        np.empty(n, np.int64),
+        np.empty(n, np.float64),
+        np.empty(n, dtype),
+        np.empty(n, np.int8),
+        np.empty(n, np.int64),
+        np.empty(n, np.int64),
     )
 
 
@@ -150,7 +158,7 @@ def gather(batch, size, t1, incoming, pending, dtype):
     ----------
     incoming : list of ``(spikes, src0, w, delay, mask, chan, widx0)`` with ``spikes =
         (times, neurons, offsets)`` of the presynaptic population in this chunk.
-    pending : ``(b, j, t, w, c)`` arrivals carried from earlier chunks.
+    pending : ``(b, j, t, w, c, widx, src)`` arrivals carried from earlier chunks.
 
     Returns ``(offsets, (t, w, c, widx, src), late)``.
     """
@@ -168,13 +176,7 @@ def gather(batch, size, t1, incoming, pending, dtype):
         np.empty(n, np.int64),
         np.empty(n, np.int64),
     )
-    late = (
-        np.empty(n_late, np.int64),
-        np.empty(n_late, np.int64),
-        np.empty(n_late, np.float64),
-        np.empty(n_late, dtype),
-        np.empty(n_late, np.int8),
-    )
+    late = empty_pending(dtype, n_late)
     cur = off[:-1].copy()
     m = fill_pending(pending, size, t1, cur, out, late, 0)
     for (sp_t, sp_n, sp_off), src0, w, delay, mask, chan, widx0 in incoming:

@@ -45,6 +45,9 @@ TOLERANCE = 1e-13
 #: Intervals per neuron whose propagators are shared between identical neurons.
 CACHE_SLOTS = 64
 
+#: Empty buffers for the backward kernel: no grid sampling, no adjoint carried between windows.
+_NO_SAMPLES = (np.zeros((0, 0, 0)), np.zeros((0, 0, 0)))
+_NO_CARRY = tuple(np.zeros((0, 0)) for _ in range(4))
 _RO_NAMES = ("first_spike_time", "v_max", "v_max_time", "v_mean_uniform", "v_mean_exponential")
 _SIGNALS = {"v": 0, "isyn_exc": 1, "isyn_inh": 2}
 
@@ -203,9 +206,11 @@ class ExactSimulation:
             ]
         for i, f in state.in_flight.items():
             channel = np.array([CHANNELS[r] for r in f.receptor], np.int8)
+            none = np.full(channel.size, -1, np.int64)
             self._pending[i] = (
                 np.asarray(f.sample, np.int64), np.asarray(f.target, np.int64),
                 np.asarray(f.arrival, float), np.asarray(f.weight, self.dtype), channel,
+                none, none.copy(),
             )  # fmt: skip
 
     # --- running ----------------------------------------------------------------------------
@@ -241,34 +246,38 @@ class ExactSimulation:
             if pop.is_source:
                 spikes[i] = self._sources(i, sources.get(i), t0, t1)
                 start[i], total = total, total + spikes[i][0].size
-        if keep_for_backward and self.recurrent:
-            raise NotImplementedError("gradients of recurrent networks are not implemented yet")
         signals, readouts, tape = {}, {}, {"t0": t0, "t1": t1, "pops": {}}
         for comp in self.components:
-            if comp[0] in self.recurrent:
-                for i, out in self._run_component(comp, spikes, n_steps, t0, currents, record):
-                    start[i], total = total, total + out["spikes"][0].size
-                    spikes[i], readouts[i] = out["spikes"], out["readouts"]
-                    if out["signals"]:
-                        signals[i] = out["signals"]
-                continue
-            i = comp[0]
-            if i in self.v_rest:
-                start[i] = total
-                out = self._run_population(i, spikes, start, n_steps, t0, currents, record,
-                                           keep_for_backward)  # fmt: skip
+            outputs, total = self._advance(comp, spikes, start, total, n_steps, t0, currents,
+                                           record, keep_for_backward)  # fmt: skip
+            for i, out in outputs.items():
+                start[i], total = total, total + out["spikes"][0].size
                 spikes[i], readouts[i] = out["spikes"], out["readouts"]
-                total += spikes[i][0].size
+                tape["pops"][i] = out.get("tape")
                 if out["signals"]:
                     signals[i] = out["signals"]
-                tape["pops"][i] = out.get("tape")
         self.n += n_steps
+        for p in self._pending.values():  # in flight into a later run: no gradient there
+            p[5][:] = -1
+            p[6][:] = -1
         tape["start"], tape["total"] = start, total
         size = {i: p.size for i, p in enumerate(self.network.populations)}
         trains = {i: SpikeTrains(t, n, off, size[i]) for i, (t, n, off) in spikes.items()}
         return RunResult(
             t0, n_steps, trains, signals, readouts, tape if keep_for_backward else None
         )
+
+    def _advance(self, comp, spikes, start, total, n_steps, t0, currents, record, keep):
+        """Integrate one component; ``(outputs per population, next free spike index)``."""
+        if comp[0] in self.recurrent:
+            return self._run_component(comp, spikes, start, total, n_steps, t0, currents,
+                                       record, keep)  # fmt: skip
+        i = comp[0]
+        if i not in self.v_rest:
+            return {}, total
+        return {
+            i: self._run_population(i, spikes, start, n_steps, t0, currents, record, keep)
+        }, total
 
     def _incoming(self, i, spikes, start):
         incoming = []
@@ -324,57 +333,85 @@ class ExactSimulation:
             }
         return result
 
-    def _run_component(self, comp, spikes, n_steps, t0, currents, record):
+    def _run_component(self, comp, spikes, start, total, n_steps, t0, currents, record, keep):
         """Integrate a recurrent component step by step: every population of it advances one
         grid step, then the spikes of that step are sent (delays >= dt, so none of them
-        arrives within the step it was emitted in).  Yields ``(pop, outputs)``."""
+        arrives within the step it was emitted in).
+
+        Spikes get global indices in emission order from ``total`` on (the component's own
+        index space, which the per-step tapes refer to).  Returns ``(outputs per population,
+        new total)``.
+        """
         batch, dt = self.batch, self.dt
         sizes = {i: self.network.populations[i].size for i in comp}
         empty = (np.zeros(0), np.zeros(0, np.int64), np.zeros(batch + 1, np.int64))
         ext = {i: self._external(i, currents, n_steps)[0] for i in comp}
-        names = {i: self._signal_names(i, record.get(i, ())) for i in comp}
         rec = {i: tuple(np.zeros((n_steps, batch, sizes[i])) for _ in range(3)) for i in comp}
         first = {i: np.full((batch, sizes[i]), np.inf) for i in comp}
-        found = {i: [] for i in comp}
+        first_step = {i: np.full((batch, sizes[i]), -1) for i in comp}
+        found, steps = {i: [] for i in comp}, {i: [] for i in comp}
         opts = np.zeros(5, np.int64)
         opts[OPT_GRID] = opts[OPT_RECORD] = 1
-        zero = dict.fromkeys([*spikes, *comp], 0)
+        opts[OPT_TAPE] = keep
         for k in range(n_steps):
             t_k = t0 + k * dt
-            outside = {q: (s if k == 0 and q not in comp else empty) for q, s in spikes.items()}
-            sent = {}
+            outside = {q: (s if k == 0 else empty) for q, s in spikes.items()}
+            sent, sent_start = {}, {}
             for i in comp:
-                incoming = self._incoming(i, outside | dict.fromkeys(comp, empty), zero)
+                incoming = self._incoming(i, outside | dict.fromkeys(comp, empty),
+                                          start | dict.fromkeys(comp, 0))  # fmt: skip
                 off, arr, late = gather(batch, sizes[i], t_k + dt, incoming, self._pending[i],
                                         self.dtype)  # fmt: skip
                 self._pending[i] = late
                 args = (i, ext[i][k : k + 1], off, arr, t_k, 1, tuple(r[k : k + 1] for r in rec[i]))
                 state = [np.array(x, np.float64, order="C") for x in self._state[i]]
                 if i in self.cond:
-                    step = self._grow(i, partial(self._integrate_cond, *args, {}, state))
+                    if keep:
+                        raise NotImplementedError("IF_cond_exp populations are forward-only")
+                    n, spk, ro, tp = self._grow(i, partial(self._integrate_cond, *args, {}, state))
                 else:
-                    step = self._grow(i, partial(self._integrate, *args, {}, opts, state))
-                n, spk, ro = step[0], step[1], step[2]
-                first[i] = np.minimum(first[i], ro[0] + (t_k - t0))
-                found[i].append((spk[0][:n], spk[1][:n], np.diff(spk[2][:: sizes[i]])))
+                    n, spk, ro, tp = self._grow(i, partial(self._integrate, *args, {}, opts, state))
+                new = np.isinf(first[i]) & np.isfinite(ro[0])
+                first[i] = np.where(new, ro[0] + (t_k - t0), first[i])
+                first_step[i][new] = k
+                counts = np.diff(spk[2][:: sizes[i]])
+                found[i].append((spk[0][:n], spk[1][:n], counts, np.arange(total, total + n)))
                 sent[i] = (spk[0][:n], spk[1][:n], np.ascontiguousarray(spk[2][:: sizes[i]]))
+                sent_start[i], total = total, total + n
+                if keep:
+                    steps[i].append(self._step_tape(tp, arr, spk, i, sent_start[i], t_k))
             inside = dict.fromkeys(spikes, empty) | sent
             for i in comp:  # every arrival of this step's spikes is at least one step later
-                incoming = self._incoming(i, inside, zero)
+                incoming = self._incoming(i, inside, start | sent_start)
                 self._pending[i] = gather(batch, sizes[i], t_k + dt, incoming, self._pending[i],
                                           self.dtype)[2]  # fmt: skip
+        outputs = {}
         for i in comp:
-            yield (
-                i,
-                {
-                    "spikes": _concatenate_steps(found[i], batch),
-                    "readouts": {"first_spike_time": first[i]},
-                    "signals": {
-                        name: (rec[i][r] + (self.v_rest[i] if r == 0 else 0.0)).astype(self.dtype)
-                        for name, r in names[i].items()
-                    },
+            names = self._signal_names(i, record.get(i, ()))
+            times, neurons, offsets, index = _concatenate_steps(found[i], batch)
+            outputs[i] = {
+                "spikes": (times, neurons, offsets),
+                "readouts": {"first_spike_time": first[i]},
+                "signals": {
+                    name: (rec[i][r] + (self.v_rest[i] if r == 0 else 0.0)).astype(self.dtype)
+                    for name, r in names.items()
                 },
-            )
+                "tape": {"steps": steps[i], "index": index, "first_step": first_step[i]},
+            }
+        return outputs, total
+
+    def _step_tape(self, tp, arr, spk, i, base, t_k):
+        """What the backward pass needs of one step of a recurrent population."""
+        nt = tp[5][-1]
+        return {
+            "tape": tuple(x[:nt] for x in tp[:5]) + (tp[5],),
+            "arr": (arr[1], arr[2], arr[3], arr[4]),
+            "spk_off": spk[2],
+            "ref_end": self._state[i][3].copy(),
+            "base": base,
+            "t0": t_k,
+            "t1": t_k + self.dt,
+        }
 
     def _signal_names(self, i, names):
         """Recorded variables of population ``i``: name -> row of the sampled state."""
@@ -462,37 +499,68 @@ class ExactSimulation:
     ) -> Gradients:
         """Exact ``dL/dw`` and ``dL/d(delay)`` of every projection (see :mod:`.adjoint`).
 
-        With ``adjoints``, also ``lambda_v = dL/dV`` (1/mV) and ``lambda_i = dL/dI_E`` (1/nA)
-        at the grid points ``t0 .. t0 + n_steps dt`` (values just after the events at those
-        times).  The returned object also carries ``spike_times``: ``dL/dt`` (1/ms) of every
-        spike of the run, per population, in the order of ``result.spikes``.
+        Components are swept in reverse order, so that every spike's ``dL/dt`` (from the
+        arrivals it caused) is complete before its neuron is swept; recurrent components step by
+        step backwards, carrying the adjoint across grid points.  With ``adjoints``, also
+        ``lambda_v = dL/dV`` (1/mV) and ``lambda_i = dL/dI_E`` (1/nA) of feed-forward
+        populations at the grid points ``t0 .. t0 + n_steps dt`` (values just after the events
+        at those times).  The returned object also carries ``spike_times``: ``dL/dt`` (1/ms)
+        of every spike of the run, per population, in the order of ``result.spikes``.
         """
         tape = result.tape
         if tape is None:
             raise ValueError("backward needs a run made with keep_for_backward=True")
         dldt, sampled = np.zeros(tape["total"]), {}
         grads = (np.zeros(self._w_offset[-1]), np.zeros(self._w_offset[-1]))
-        for i in reversed(self.order):
-            if i not in self.params:
-                continue
-            g = self._readout_grads(i, readout_grads, extra_grads)
-            t = tape["pops"][i]
-            shape = (result.n_steps + 1 if adjoints else 0, self.batch, g[0].shape[1])
-            adj = (np.zeros(shape), np.zeros(shape))
-            backward_layer(self.params[i], t["tape"], t["arr"], dldt, tape["start"][i],
-                           t["spk_off"], g, t["vmax"], tape["t0"], tape["t1"], t["ref_end"],
-                           grads, self._cache(i), adj, self.dt)  # fmt: skip
-            sampled[i] = {"lambda_v": adj[0], "lambda_i": adj[1]}
-        weights, delays = [], []
+        for comp in reversed(self.components):
+            g = {i: self._readout_grads(i, readout_grads, extra_grads) for i in comp}
+            if comp[0] in self.recurrent:
+                self._backward_component(comp, tape, g, dldt, grads)
+            elif comp[0] in self.params:
+                i = comp[0]
+                t = tape["pops"][i]
+                shape = (result.n_steps + 1 if adjoints else 0, self.batch, g[i][0].shape[1])
+                adj = (np.zeros(shape), np.zeros(shape))
+                backward_layer(self.params[i], t["tape"], t["arr"], dldt, tape["start"][i],
+                               t["spk_off"], g[i], t["vmax"], tape["t0"], tape["t1"],
+                               t["ref_end"], grads, self._cache(i), adj, self.dt,
+                               _NO_CARRY)  # fmt: skip
+                sampled[i] = {"lambda_v": adj[0], "lambda_i": adj[1]}
+        out = Gradients(*self._per_projection(grads), adjoints=sampled if adjoints else None)
+        out.spike_times = {}
+        for i, s in tape["start"].items():
+            index = (tape["pops"].get(i) or {}).get("index")
+            final = slice(s, s + result.spikes[i].times.size)
+            out.spike_times[i] = dldt[index if index is not None else final]
+        return out
+
+    def _per_projection(self, grads):
+        """Flat gradient buffers as ``(n_pre, n_post)`` arrays per projection."""
+        out = ([], [])
         for k, proj in enumerate(self.network.projections):
             lo, hi = self._w_offset[k], self._w_offset[k + 1]
-            weights.append(np.where(proj.mask, grads[0][lo:hi].reshape(proj.mask.shape), 0.0))
-            delays.append(np.where(proj.mask, grads[1][lo:hi].reshape(proj.mask.shape), 0.0))
-        out = Gradients(weights=weights, delays=delays, adjoints=sampled if adjoints else None)
-        out.spike_times = {
-            i: dldt[s : s + result.spikes[i].times.size] for i, s in tape["start"].items()
-        }
+            for buf, lst in zip(grads, out, strict=True):
+                lst.append(np.where(proj.mask, buf[lo:hi].reshape(proj.mask.shape), 0.0))
         return out
+
+    def _backward_component(self, comp, tape, g, dldt, grads):
+        """Reverse sweep of a recurrent component, one grid step at a time."""
+        for i in comp:
+            if i in self.cond:
+                raise NotImplementedError("IF_cond_exp populations are forward-only")
+            t = tape["pops"][i]
+            final = slice(tape["start"][i], tape["start"][i] + t["index"].size)
+            dldt[t["index"]] += dldt[final]  # downstream terms, into the step-ordered indices
+        carried = {i: tuple(np.zeros(g[i][0].shape) for _ in range(4)) for i in comp}
+        for k in reversed(range(len(tape["pops"][comp[0]]["steps"]))):
+            for i in comp:
+                st = tape["pops"][i]["steps"][k]
+                first = np.where(tape["pops"][i]["first_step"] == k, g[i][0], 0.0)
+                zero = np.zeros(first.shape)
+                backward_layer(self.params[i], st["tape"], st["arr"], dldt, st["base"],
+                               st["spk_off"], (first, zero, zero, zero), (zero,) * 4, st["t0"],
+                               st["t1"], st["ref_end"], grads, self._cache(i), _NO_SAMPLES,
+                               self.dt, carried[i])  # fmt: skip
 
     @staticmethod
     def event_structure(result: RunResult) -> tuple:
@@ -503,8 +571,11 @@ class ExactSimulation:
         """
         out = []
         for i, t in sorted(result.tape["pops"].items()):
-            kind, idx, off = t["tape"][0], t["tape"][4], t["tape"][5]
-            out.append((i, kind.tobytes(), np.where(kind == 1, 0, idx).tobytes(), off.tobytes()))
+            for step in t.get("steps", [t]) if t else []:
+                kind, idx, off = step["tape"][0], step["tape"][4], step["tape"][5]
+                out.append(
+                    (i, kind.tobytes(), np.where(kind == 1, 0, idx).tobytes(), off.tobytes())
+                )
         return tuple(out)
 
     def _readout_grads(self, i, *grad_dicts):
@@ -520,13 +591,14 @@ class ExactSimulation:
 
 
 def _concatenate_steps(steps, batch):
-    """One CSR ``(times, neurons, offsets)`` from per-step ``(times, neurons, counts)``."""
+    """One CSR ``(times, neurons, offsets)`` from per-step ``(times, neurons, counts, index)``,
+    and the ``index`` of every spike in its order."""
     if not steps:
-        return np.zeros(0), np.zeros(0, np.int64), np.zeros(batch + 1, np.int64)
-    times = np.concatenate([t for t, _, _ in steps])
-    neurons = np.concatenate([n for _, n, _ in steps])
-    sample = np.concatenate([np.repeat(np.arange(batch), c) for _, _, c in steps])
+        empty = np.zeros(0, np.int64)
+        return np.zeros(0), empty, np.zeros(batch + 1, np.int64), empty
+    times, neurons, _, index = (np.concatenate(x) for x in zip(*steps, strict=True))
+    sample = np.concatenate([np.repeat(np.arange(batch), c) for _, _, c, _ in steps])
     order = np.argsort(sample, kind="stable")
     offsets = np.zeros(batch + 1, np.int64)
     np.cumsum(np.bincount(sample, minlength=batch), out=offsets[1:])
-    return times[order], neurons[order], offsets
+    return times[order], neurons[order], offsets, index[order]
