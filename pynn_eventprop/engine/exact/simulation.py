@@ -5,13 +5,15 @@
 per-neuron values, both receptors, real-valued delays) are integrated exactly: every event
 happens at its exact time (:mod:`.forward`); the time grid only batches the work into runs,
 holds the external current (constant over each step) and is where recorded variables are
-sampled.  Gradients are the exact derivatives of the continuous-time loss (:mod:`.adjoint`)
-for feed-forward networks.  ``IF_cond_exp`` neurons are forward-only (:mod:`.conductance`).
+sampled.  Gradients are the exact derivatives of the continuous-time loss (:mod:`.adjoint`).
+``IF_cond_exp`` neurons are forward-only (:mod:`.conductance`).
 
 Populations are integrated one strongly connected component at a time, in an order in which
 projections go forward: a population outside any cycle is integrated over the whole run,
 neuron by neuron; the populations of a cycle advance one grid step at a time and then send
-that step's spikes, which is exact because delays inside a cycle are at least one step.
+that step's spikes, which is exact because delays inside a cycle are at least one step.  The
+backward pass sweeps the components in reverse order, a cycle step by step backwards.  Only
+the first spike time is read out of populations in a cycle.
 
 Chunked runs: a run of ``n`` steps from ``t0`` integrates ``(t0, t0 + n dt]``; state and
 spikes in flight carry over to the next run.  Gradients are taken within one run (arrivals
@@ -548,6 +550,8 @@ class ExactSimulation:
         for i in comp:
             if i in self.cond:
                 raise NotImplementedError("IF_cond_exp populations are forward-only")
+            if any(np.any(x) for x in g[i][1:]):
+                raise ValueError(f"population {i} is in a cycle: only first_spike_time is read out")
             t = tape["pops"][i]
             final = slice(tape["start"][i], tape["start"][i] + t["index"].size)
             dldt[t["index"]] += dldt[final]  # downstream terms, into the step-ordered indices
