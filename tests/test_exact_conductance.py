@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from scipy.integrate import solve_ivp
 from test_exact_networks import projection, source
 
@@ -74,3 +75,9 @@ def test_subthreshold_conductance_response_matches_solve_ivp():
     v = sim.run(200, sources={0: inp}, record={1: ["v"]}).signals[1]["v"][:, 0, 0] + 65.0
     ref = _reference_v([3.25, 6.45, 10.55], [0.02, 0.03, 0.02], [0, 1, 0], 20.0)
     np.testing.assert_allclose(v, ref, atol=1e-6)
+
+
+def test_conductance_populations_are_not_trainable():
+    sim = ExactSimulation(CompiledNetwork([cond_population(1)], []), 0.1)
+    with pytest.raises(ValueError, match="forward-only"):
+        sim.check_trainable()

@@ -17,7 +17,7 @@ from test_exact_networks import neurons, projection, random_input, random_networ
 from pynn_eventprop.engine.exact import ExactSimulation
 from pynn_eventprop.engine.exact.closed_form import first_crossing, propagate, vdot
 from pynn_eventprop.engine.exact.parameters import parameter_rows
-from pynn_eventprop.engine.interface import SpikeTrains
+from pynn_eventprop.engine.interface import Engine, SpikeTrains
 from pynn_eventprop.network import CompiledNetwork
 
 
@@ -188,3 +188,9 @@ def test_float32_engine_matches_float64():
         assert res.signals[1]["v"].dtype == dtype
     np.testing.assert_allclose(out[np.float32][0], out[np.float64][0], atol=1e-4)
     np.testing.assert_allclose(out[np.float32][2], out[np.float64][2], rtol=1e-3, atol=1e-4)
+
+
+def test_engine_fulfils_the_contract():
+    sim = _run_random(0.5, duration=5.0)[0]
+    assert isinstance(sim, Engine)
+    sim.check_trainable()

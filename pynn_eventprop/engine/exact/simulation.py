@@ -143,6 +143,12 @@ class ExactSimulation:
         self._check_delays(k, d)
         self._delays[k] = np.where(self.network.projections[k].mask, d, 0.0)
 
+    def check_trainable(self):
+        """Raise ``ValueError`` if :meth:`backward` cannot differentiate this network."""
+        if self.cond:
+            labels = [self.network.populations[i].label for i in self.cond]
+            raise ValueError(f"IF_cond_exp populations {labels} are forward-only in this engine")
+
     def reset(self):
         """Back to ``t = 0`` with the initial values."""
         self.n = 0
