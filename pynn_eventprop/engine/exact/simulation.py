@@ -65,7 +65,9 @@ class ExactSimulation:
         Grid step (ms).
     batch_size : int
     dtype : ``np.float64`` or ``np.float32``: weights, state between runs and recordings.
-        The kernels integrate in float64 either way.
+        The kernels integrate in float64 either way, so in float32 the only rounding is that
+        of the weights and of the state stored at the end of each run (of each step in a
+        recurrent component); spike times are always float64.
     readout_populations : iterable of population indices or None
         Where ``v_max`` and the voltage means are computed (they cost an extremum search per
         interval); default: populations without outgoing projections.
