@@ -130,8 +130,7 @@ def run_neuron(
     rec : ``(v, i_E, i_I)`` arrays ``(n_steps, batch, size)`` to sample into when
         ``opts[OPT_RECORD]``.
     spk : spike time buffer; ``ns`` its fill; tape buffers ``(kind, t, a, b, idx)``; ``nt``.
-    acc : float64 ``(8,)`` readout accumulators (see :func:`_free_readouts`); ``acc[7]`` the
-        first spike time.
+    acc : float64 ``(7,)`` readout accumulators (see :func:`_free_readouts`).
     cache : propagator cache (:func:`.closed_form.cached_flow`), shared by the neurons.
 
     Returns ``(ns, nt, state)``; ``ns = -1`` when the spike buffer, ``nt = -1`` when the tape
@@ -181,8 +180,6 @@ def run_neuron(
                 if ns >= spk.size:
                     return -1, nt, st
                 spk[ns] = t
-                if acc[7] == math.inf:
-                    acc[7] = t - t0
                 slope_in = vdot(p, p[THETA], ie1, ii1, e)
                 v, ie, ii = p[V_RESET], ie1, ii1
                 slope_out = vdot(p, v, ie, ii, e) if p[T_REF] == 0.0 else 0.0
@@ -249,8 +246,9 @@ def forward_layer(
     spk_t, spk_n, spk_off = spk
     tape_off = tape[5]
     ns, nt = 0, 0
-    acc = np.empty(8)
+    acc = np.empty(7)
     big_t = n_steps * dt
+    use_ro = opts[OPT_VMAX]
     for b in range(batch):
         eb = b if ext.shape[1] > 1 else 0
         for j in range(size):
@@ -258,12 +256,12 @@ def forward_layer(
             spk_off[row] = ns
             tape_off[row] = nt
             st = (state[0][b, j], state[1][b, j], state[2][b, j], state[3][b, j])
-            for m in range(8):
-                acc[m] = 0.0
-            acc[0] = -math.inf
-            acc[7] = math.inf
-            if st[3] <= t0:  # the start of the run is a v_max candidate
-                _vmax_update(acc, st[0], t0, VMAX_STATE, 0.0, -1.0)
+            if use_ro:
+                for m in range(7):
+                    acc[m] = 0.0
+                acc[0] = -math.inf
+                if st[3] <= t0:  # the start of the run is a v_max candidate
+                    _vmax_update(acc, st[0], t0, VMAX_STATE, 0.0, -1.0)
             n0 = ns
             ns, nt, st = run_neuron(
                 param_tuple(par, j), ext, eb, b, j, st, arr, arr_off[row], arr_off[row + 1],
@@ -277,11 +275,12 @@ def forward_layer(
                 spk_n[m] = j
             for m in range(4):
                 state[m][b, j] = st[m]
-            ro[0][b, j] = acc[7]
-            for m in range(5):
-                ro[1 + m][b, j] = acc[m]
-            ro[6][b, j] = acc[5] / big_t
-            ro[7][b, j] = acc[6] / big_t
+            ro[0][b, j] = spk_t[n0] - t0 if ns > n0 else math.inf
+            if use_ro:
+                for m in range(5):
+                    ro[1 + m][b, j] = acc[m]
+                ro[6][b, j] = acc[5] / big_t
+                ro[7][b, j] = acc[6] / big_t
     spk_off[batch * size] = ns
     tape_off[batch * size] = nt
     return ns
