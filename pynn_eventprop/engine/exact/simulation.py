@@ -50,8 +50,6 @@ CACHE_SLOTS = 64
 #: Empty buffers for the backward kernel: no grid sampling, no adjoint carried between windows.
 _NO_SAMPLES = (np.zeros((0, 0, 0)), np.zeros((0, 0, 0)))
 _NO_CARRY = tuple(np.zeros((0, 0)) for _ in range(4))
-_RO_NAMES = ("first_spike_time", "v_max", "v_max_time", "v_mean_uniform", "v_mean_exponential")
-_SIGNALS = {"v": 0, "isyn_exc": 1, "isyn_inh": 2}
 
 
 class ExactSimulation:
