@@ -87,11 +87,14 @@ def _times(results, pop, b):
 
 
 def test_spike_times_do_not_depend_on_dt():
-    ref = _run_random(0.01)[1]
+    """Recording ``v`` makes every grid point an event (the intervals are split there); without
+    recording or step currents the grid is not visited at all and the results are identical.
+    Measured: 3.3e-12 ms."""
+    ref = _run_random(0.01, record=["v"])[1]
     counts = [sum(t.size for t in _times(ref, p, b)) for p in (1, 2, 3) for b in (0, 1)]
     assert min(counts) > 0 and max(t.size for t in _times(ref, 1, 0)) >= 2
     for dt in (1.0, 0.5, 0.1):
-        res = _run_random(dt)[1]
+        res = _run_random(dt, record=["v"])[1]
         for pop in (1, 2, 3):
             for b in (0, 1):
                 for got, want in zip(_times(res, pop, b), _times(ref, pop, b), strict=True):
