@@ -246,6 +246,8 @@ class ExactSimulation:
     def run(self, n_steps, sources=None, currents=None, record=None, keep_for_backward=False):
         """Advance ``n_steps`` grid steps (see :class:`pynn_eventprop.engine.interface.Engine`)."""
         n_steps = int(n_steps)
+        if n_steps < 1:
+            raise ValueError(f"n_steps must be a positive integer, got {n_steps}")
         sources, currents, record = sources or {}, currents or {}, record or {}
         t0 = self.n * self.dt
         t1 = (self.n + n_steps) * self.dt
