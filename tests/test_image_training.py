@@ -17,6 +17,7 @@ import pytest
 
 import pynn_eventprop
 from pynn_eventprop.datasets import fashion_mnist_available, find_mnist_5k
+from pynn_eventprop.tasks import image_script
 from pynn_eventprop.tasks import images as task_lib
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -173,7 +174,7 @@ def test_main_quick_writes_json_and_spinnaker2_figures(tmp_path, ended, capsys):
         "--json",
         str(path),
     ]
-    figures = task_lib.main(_task("mnist"), argv)
+    figures = image_script.main(_task("mnist"), argv)
     saved = json.loads(path.read_text())
     for key in ("test_accuracy", "train_seconds", "samples_per_s", "epochs", "network"):
         assert key in saved
