@@ -41,6 +41,7 @@ from .arrivals import empty_pending, gather
 from .conductance import H_MAX, conductance_rows, forward_cond_layer
 from .forward import OPT_GRID, OPT_RECORD, OPT_TAPE, OPT_VMAX, OPT_VMEAN, forward_layer
 from .parameters import CHANNELS, components, delays_ms, is_recurrent, parameter_rows
+from .shared import backward_shared, forward_shared, shared_events
 
 #: Spike times are located to this tolerance (ms).
 TOLERANCE = 1e-13
@@ -114,6 +115,8 @@ class ExactSimulation:
             readout_populations = [i for i in self.params if not network.outgoing(i)]
         self.readout_populations = set(readout_populations)
         self._capacity = {}  # spike buffer size per population, grown when too small
+        #: Vectorise layers whose neurons share every arrival time (:mod:`.shared`).
+        self.shared_layers = True
         self.reset()
 
     # --- weights, delays, state -------------------------------------------------------------
@@ -298,6 +301,9 @@ class ExactSimulation:
         return incoming
 
     def _run_population(self, i, spikes, start, n_steps, t0, currents, record, keep):
+        shared = self._shared_run(i, spikes, start, n_steps, t0, currents, record)
+        if shared is not None:
+            return shared
         size, batch = self.network.populations[i].size, self.batch
         t1 = t0 + n_steps * self.dt
         incoming = self._incoming(i, spikes, start)
@@ -342,6 +348,69 @@ class ExactSimulation:
                 "vmax": (ro[2], ro[3], ro[4], ro[5]),
             }
         return result
+
+    def _shared_run(self, i, spikes, start, n_steps, t0, currents, record):
+        """Population ``i`` on the vectorised shared-event path (:mod:`.shared`), or None when
+        that does not apply: it needs uniform parameters, all-to-all projections whose delays
+        depend only on the presynaptic neuron, no recording, step currents, readouts beyond the
+        first spike time or spikes in flight."""
+        size = self.network.populations[i].size
+        plain = i in self.params and self._uniform[i] and currents.get(i) is None
+        if not (self.shared_layers and plain and not self._signal_names(i, record.get(i, ()))):
+            return None
+        if i in self.readout_populations or self._pending[i][0].size:
+            return None
+        incoming, rows, weights = [], [], []
+        for k in self.network.incoming(i):
+            proj, d = self.network.projections[k], self._delays[k]
+            if not proj.mask.all() or np.any(d != d[:, :1]):
+                return None
+            row0 = sum(w.shape[0] for w in weights)
+            incoming.append((spikes[proj.pre], start[proj.pre], d[:, 0], row0,
+                             CHANNELS[proj.receptor]))  # fmt: skip
+            rows.append(self._w_offset[k] + np.arange(d.shape[0]) * size)
+            weights.append(self._weights[k])
+        t1 = t0 + n_steps * self.dt
+        if not incoming:
+            return None
+        ev_off, *ev = shared_events(incoming, self.batch)
+        if ev[0].size and ev[0].max() > t1:
+            return None
+        wcat = np.ascontiguousarray(np.vstack(weights), np.float64)
+        state = [np.array(x, np.float64, order="C") for x in self._state[i]]
+        integrate = partial(self._integrate_shared, i, wcat, ev_off, ev, t0, t1, state)
+        n, spk, tp = self._grow(i, integrate)
+        counts = np.diff(spk[2])
+        first = np.where(counts > 0, spk[0][np.minimum(spk[2][:-1], max(n - 1, 0))] - t0, np.inf)
+        return {
+            "spikes": (spk[0][:n], spk[1][:n], np.ascontiguousarray(spk[2][::size])),
+            "readouts": {"first_spike_time": first.reshape(self.batch, size)},
+            "signals": {},
+            "tape": {
+                "shared": True,
+                "tape": tuple(x[: tp[5][-1]] for x in tp[:5]) + (tp[5],),
+                "ev": tuple(ev),
+                "ev_off": ev_off,
+                "wcat": wcat,
+                "widx_row": np.concatenate(rows),
+                "spk_off": spk[2],
+                "ref_end": self._state[i][3].copy(),
+            },
+        }
+
+    def _integrate_shared(self, i, wcat, ev_off, ev, t0, t1, state, cap):
+        size = self.network.populations[i].size
+        state = [x.copy() for x in state]
+        cap_t = 2 * cap + self.batch * size + 16
+        spk = self._spike_buffers(size, cap)
+        tp = (np.empty(cap_t, np.int8), np.empty(cap_t), np.empty(cap_t), np.empty(cap_t),
+              np.empty(cap_t, np.int64), np.zeros(self.batch * size + 1, np.int64))  # fmt: skip
+        e = float(self.i_offset[i].flat[0])
+        n = forward_shared(self.params[i], wcat, ev_off, tuple(ev[:3]), e, tuple(state), t0, t1,
+                           spk, tp, TOLERANCE)  # fmt: skip
+        if n >= 0:
+            self._commit(i, state)
+        return n, spk, tp
 
     def _run_component(self, comp, spikes, start, total, n_steps, t0, currents, record, keep):
         """Integrate a recurrent component step by step: every population of it advances one
@@ -526,6 +595,8 @@ class ExactSimulation:
             g = {i: self._readout_grads(i, readout_grads, extra_grads) for i in comp}
             if comp[0] in self.recurrent:
                 self._backward_component(comp, tape, g, dldt, grads)
+            elif comp[0] in self.params and tape["pops"][comp[0]].get("shared"):
+                self._backward_shared(comp[0], tape, g[comp[0]], dldt, grads, adjoints)
             elif comp[0] in self.params:
                 i = comp[0]
                 t = tape["pops"][i]
@@ -543,6 +614,17 @@ class ExactSimulation:
             final = slice(s, s + result.spikes[i].times.size)
             out.spike_times[i] = dldt[index if index is not None else final]
         return out
+
+    def _backward_shared(self, i, tape, g, dldt, grads, adjoints):
+        if adjoints or any(np.any(x) for x in g[1:]):
+            raise ValueError(
+                f"population {i} ran on the shared-event path: no grid adjoints or voltage "
+                "readouts (set ExactSimulation.shared_layers = False before running)"
+            )
+        t = tape["pops"][i]
+        backward_shared(self.params[i], t["wcat"], t["ev_off"], t["ev"], t["widx_row"], t["tape"],
+                        t["spk_off"], dldt, tape["start"][i], g[0], t["ref_end"], tape["t0"],
+                        tape["t1"], grads)  # fmt: skip
 
     def _per_projection(self, grads):
         """Flat gradient buffers as ``(n_pre, n_post)`` arrays per projection."""
