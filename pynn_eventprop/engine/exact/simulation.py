@@ -670,6 +670,8 @@ class ExactSimulation:
                 out.append(
                     (i, kind.tobytes(), np.where(kind == 1, 0, idx).tobytes(), off.tobytes())
                 )
+            if t and t.get("shared"):  # private events: also between which arrivals they fall
+                out.append((i, _interval_positions(t).tobytes()))
         return tuple(out)
 
     def _readout_grads(self, i, *grad_dicts):
@@ -696,3 +698,15 @@ def _concatenate_steps(steps, batch):
     offsets = np.zeros(batch + 1, np.int64)
     np.cumsum(np.bincount(sample, minlength=batch), out=offsets[1:])
     return times[order], neurons[order], offsets, index[order]
+
+
+def _interval_positions(t):
+    """For a shared-event tape: how many arrivals of its sample precede each private event."""
+    ev_t, ev_off, tape_off = t["ev"][0], t["ev_off"], t["tape"][5]
+    size = (tape_off.size - 1) // (ev_off.size - 1)
+    pos = [
+        np.searchsorted(ev_t[ev_off[b] : ev_off[b + 1]],
+                        t["tape"][1][tape_off[b * size] : tape_off[(b + 1) * size]])
+        for b in range(ev_off.size - 1)
+    ]  # fmt: skip
+    return np.concatenate(pos) if pos else np.zeros(0, np.int64)
