@@ -429,9 +429,10 @@ class ReferenceEngine:
         tape = result.tape
         if tape is None:
             raise ValueError("backward needs a run made with keep_for_backward=True")
-        combined = {}
-        for grads in (readout_grads, extra_grads or {}):
-            for pop, per_name in grads.items():
+        combined = readout_grads
+        if extra_grads:
+            combined = {pop: dict(per_name) for pop, per_name in readout_grads.items()}
+            for pop, per_name in extra_grads.items():
                 into = combined.setdefault(pop, {})
                 for name, g in per_name.items():
                     into[name] = g if name not in into else into[name] + g

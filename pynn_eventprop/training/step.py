@@ -125,7 +125,7 @@ class TrainingStep:
             if learner.clip is not None:
                 gradient = learner.clip(gradient)
             weights = self.engine.get_weights(c)
-            learner.optimiser.step({"weights": weights}, {"weights": gradient.astype(float)})
+            learner.optimiser.step({"weights": weights}, {"weights": np.asarray(gradient, float)})
             self.engine.set_weights(c, weights)
             used[c] = gradient
         return used
