@@ -52,3 +52,22 @@ def test_shared_path_equals_the_general_path(refractory):
                 np.testing.assert_allclose(x, y, rtol=0, atol=1e-12)
     for x, y in zip(g_s.weights + g_s.delays, g_g.weights + g_g.delays, strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12 * np.abs(y).max())
+
+
+def test_shared_path_carries_spikes_in_flight_between_runs():
+    rng = np.random.default_rng(8)
+    net = shared_network(rng)
+    inp = random_input(rng, 2, 5, 30.0, per_neuron=3)
+    spikes = {}
+    for shared, chunks in ((True, 1), (True, 8), (False, 8)):
+        sim = ExactSimulation(net, 0.5, batch_size=2, readout_populations=[])
+        sim.shared_layers = shared
+        runs = [sim.run(80 // chunks, sources={0: inp}) for _ in range(chunks)]
+        spikes[shared, chunks] = [
+            np.concatenate([r.spikes[p].per_neuron(b)[j] for r in runs])
+            for p in (1, 2) for b in range(2) for j in range(net.populations[p].size)
+        ]  # fmt: skip
+    assert sum(x.size for x in spikes[True, 1]) > 10
+    for other in ((True, 8), (False, 8)):
+        for x, y in zip(spikes[other], spikes[True, 1], strict=True):
+            np.testing.assert_allclose(x, y, rtol=0, atol=1e-12)

@@ -31,7 +31,7 @@ def shared_events(incoming, batch):
 
     ``incoming``: list of ``((times, neurons, offsets), src0, row_delay, row0, channel)`` per
     projection (``row_delay`` the delay of each presynaptic neuron, ``row0`` its first row in
-    the concatenated weights).  Returns ``(offsets, t, row, channel, src)``.
+    the concatenated weights).  Returns ``(offsets, t, row, channel, src, sample)``.
     """
     parts = []
     for (times, neurons, offsets), src0, row_delay, row0, channel in incoming:
@@ -43,7 +43,7 @@ def shared_events(incoming, batch):
     order = np.lexsort((t, sample))
     off = np.zeros(batch + 1, np.int64)
     np.cumsum(np.bincount(sample, minlength=batch), out=off[1:])
-    return off, t[order], row[order], chan[order], src[order]
+    return off, t[order], row[order], chan[order], src[order], sample[order]
 
 
 @numba.njit(cache=True)
@@ -214,3 +214,24 @@ def _shared_arrival(p, wcat, ev, m, widx_row, lv, le, li, refractory, dldt, grad
         grads[1][k] += d_t
         total += d_t
     dldt[ev[3][m]] += total
+
+
+def split_late(ev, t1, wcat, widx_row, batch, dtype):
+    """Events due by ``t1`` (with their per-sample offsets) and the later ones as arrivals in
+    flight to every neuron, ``(b, j, t, w, c, widx, src)``."""
+    t, row, chan, src, sample = ev
+    due = t <= t1
+    off = np.zeros(batch + 1, np.int64)
+    np.cumsum(np.bincount(sample[due], minlength=batch), out=off[1:])
+    size = wcat.shape[1]
+    late = ~due
+    flight = (
+        np.repeat(sample[late], size),
+        np.tile(np.arange(size), int(late.sum())),
+        np.repeat(t[late], size),
+        wcat[row[late]].ravel().astype(dtype),
+        np.repeat(chan[late], size),
+        (widx_row[row[late]][:, None] + np.arange(size)).ravel(),
+        np.repeat(src[late], size),
+    )
+    return off, (t[due], row[due], chan[due], src[due]), flight

@@ -41,7 +41,7 @@ from .arrivals import empty_pending, gather
 from .conductance import H_MAX, conductance_rows, forward_cond_layer
 from .forward import OPT_GRID, OPT_RECORD, OPT_TAPE, OPT_VMAX, OPT_VMEAN, forward_layer
 from .parameters import CHANNELS, components, delays_ms, is_recurrent, parameter_rows
-from .shared import backward_shared, forward_shared, shared_events
+from .shared import backward_shared, forward_shared, shared_events, split_late
 
 #: Spike times are located to this tolerance (ms).
 TOLERANCE = 1e-13
@@ -352,8 +352,8 @@ class ExactSimulation:
     def _shared_run(self, i, spikes, start, n_steps, t0, currents, record):
         """Population ``i`` on the vectorised shared-event path (:mod:`.shared`), or None when
         that does not apply: it needs uniform parameters, all-to-all projections whose delays
-        depend only on the presynaptic neuron, no recording, step currents, readouts beyond the
-        first spike time or spikes in flight."""
+        depend only on the presynaptic neuron, and no recording, step currents, readouts beyond
+        the first spike time or spikes in flight into it from an earlier run."""
         size = self.network.populations[i].size
         plain = i in self.params and self._uniform[i] and currents.get(i) is None
         if not (self.shared_layers and plain and not self._signal_names(i, record.get(i, ()))):
@@ -373,13 +373,14 @@ class ExactSimulation:
         t1 = t0 + n_steps * self.dt
         if not incoming:
             return None
-        ev_off, *ev = shared_events(incoming, self.batch)
-        if ev[0].size and ev[0].max() > t1:
-            return None
         wcat = np.ascontiguousarray(np.vstack(weights), np.float64)
+        widx_row = np.concatenate(rows)
+        ev = shared_events(incoming, self.batch)[1:]
+        ev_off, ev, flight = split_late(ev, t1, wcat, widx_row, self.batch, self.dtype)
         state = [np.array(x, np.float64, order="C") for x in self._state[i]]
         integrate = partial(self._integrate_shared, i, wcat, ev_off, ev, t0, t1, state)
         n, spk, tp = self._grow(i, integrate)
+        self._pending[i] = flight
         counts = np.diff(spk[2])
         first = np.where(counts > 0, spk[0][np.minimum(spk[2][:-1], max(n - 1, 0))] - t0, np.inf)
         return {
@@ -392,7 +393,7 @@ class ExactSimulation:
                 "ev": tuple(ev),
                 "ev_off": ev_off,
                 "wcat": wcat,
-                "widx_row": np.concatenate(rows),
+                "widx_row": widx_row,
                 "spk_off": spk[2],
                 "ref_end": self._state[i][3].copy(),
             },
