@@ -71,3 +71,41 @@ def test_shared_path_carries_spikes_in_flight_between_runs():
     for other in ((True, 8), (False, 8)):
         for x, y in zip(spikes[other], spikes[True, 1], strict=True):
             np.testing.assert_allclose(x, y, rtol=0, atol=1e-12)
+
+
+def test_shared_path_gradients_match_finite_differences():
+    """Central differences (h = 1e-6) of a first-spike-time loss, tolerance as in
+    test_exact_gradients, on the shared-event path itself."""
+    rng = np.random.default_rng(9)
+    net = shared_network(rng)
+    inp = random_input(rng, 2, 5, 20.0)
+    sim = ExactSimulation(net, 1.0, batch_size=2, readout_populations=[])
+    coef = {p: rng.normal(size=(2, net.populations[p].size)) for p in (1, 2)}
+
+    def loss():
+        sim.reset()
+        res = sim.run(40, sources={0: inp}, keep_for_backward=True)
+        ro = {p: sim.readouts(res, p, ["first_spike_time"])["first_spike_time"] for p in coef}
+        return sum((coef[p] * np.where(np.isfinite(ro[p]), ro[p], 0)).sum() for p in coef), res
+
+    _, res = loss()
+    assert res.tape["pops"][1]["shared"] and res.tape["pops"][2]["shared"]
+    structure = sim.event_structure(res)
+    g = sim.backward(res, {p: {"first_spike_time": c} for p, c in coef.items()}).weights
+    compared = 0
+    for k in range(len(net.projections)):
+        w0, scale = sim.get_weights(k), np.abs(g[k]).max()
+        for i, j in list(np.ndindex(*w0.shape))[::4]:
+            values = []
+            for sign in (1, -1):
+                w = w0.copy()
+                w[i, j] += sign * 1e-6
+                sim.set_weights(k, w)
+                value, r = loss()
+                values.append(value if sim.event_structure(r) == structure else None)
+            sim.set_weights(k, w0)
+            if None not in values:
+                compared += 1
+                fd = (values[0] - values[1]) / 2e-6
+                assert abs(fd - g[k][i, j]) <= 1e-6 * max(abs(g[k][i, j]), 1e-2 * scale) + 2e-8
+    assert compared > 40
