@@ -10,7 +10,8 @@ sampled.  Gradients are the exact derivatives of the continuous-time loss (:mod:
 
 Populations are integrated one strongly connected component at a time, in an order in which
 projections go forward: a population outside any cycle is integrated over the whole run,
-neuron by neuron; the populations of a cycle advance one grid step at a time and then send
+neuron by neuron (or all neurons at once when they share every arrival time, :mod:`.shared`);
+the populations of a cycle advance one grid step at a time and then send
 that step's spikes, which is exact because delays inside a cycle are at least one step.  The
 backward pass sweeps the components in reverse order, a cycle step by step backwards.  Only
 the first spike time is read out of populations in a cycle.
