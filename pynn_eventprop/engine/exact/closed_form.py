@@ -23,7 +23,7 @@ exp(-s kappa_I)`` has at most one zero, in closed form, so ``h`` is monotone on 
 pieces and has at most one zero on each: ``V`` has at most two extrema between events (one when
 ``tau_syn_E = tau_syn_I`` or when the currents have the same sign).  Splitting the interval at
 the zeros of ``h`` leaves pieces on which ``V`` is monotone; the first piece whose end reaches
-``theta`` brackets the first crossing, which a safeguarded Newton iteration (Newton inside the
+``theta`` brackets the first crossing, which a safeguarded Halley iteration (Halley inside the
 bracket, bisection otherwise) locates.  No crossing can be missed: a crossing needs ``V >=
 theta`` at the end of some monotone piece.
 
@@ -133,43 +133,70 @@ def vdot(p, v, ie, ii, e):
 
 @numba.njit(cache=True)
 def _h(p, a, be, bi, s):
-    """``h(s) = exp(s/tau_m) dV/dt(s)`` and ``h'(s)``."""
+    """``h(s) = exp(s/tau_m) dV/dt(s)``, ``h'(s)`` and ``h''(s)``."""
+    xe, xi = math.exp(-s * p[K_E]), math.exp(-s * p[K_I])
     val = a + be * s * rel_expm1(s * p[K_E]) + bi * s * rel_expm1(s * p[K_I])
-    return val, be * math.exp(-s * p[K_E]) + bi * math.exp(-s * p[K_I])
+    return val, be * xe + bi * xi, -be * p[K_E] * xe - bi * p[K_I] * xi
 
 
 @numba.njit(cache=True)
 def _fdf(mode, p, v, ie, ii, e, a, be, bi, s):
-    """Function and derivative for the root finder: ``h`` (mode 0) or ``V - theta`` (mode 1)."""
+    """Function and its first two derivatives for the root finder: ``h`` (mode 0) or
+    ``V - theta`` (mode 1; ``d2V/dt2 = -(dV/dt)/tau_m - (I_E/tau_E + I_I/tau_I)/cm``)."""
     if mode == 0:
         return _h(p, a, be, bi, s)
     v1, ie1, ii1 = propagate(p, v, ie, ii, e, s)
-    return v1 - p[THETA], vdot(p, v1, ie1, ii1, e)
+    slope = vdot(p, v1, ie1, ii1, e)
+    return v1 - p[THETA], slope, -slope * p[IT_M] - (ie1 * p[IT_E] + ii1 * p[IT_I]) * p[INV_CM]
 
 
 @numba.njit(cache=True)
-def root(mode, p, v, ie, ii, e, a, be, bi, lo, hi, flo, fhi, tol):
-    """Safeguarded Newton on a bracket ``[lo, hi]``, ``f(lo) = flo`` and ``f(hi) = fhi`` of
-    opposite signs.
+def _start(lo, hi, flo, fhi, dlo, dhi):
+    """First iterate for :func:`root`: the zero of the cubic Hermite interpolant of ``f`` on
+    the bracket when the end slopes ``dlo``, ``dhi`` are known (finite), else the secant point.
 
-    Starts at the secant point; Newton steps that leave the current bracket are replaced by
+    The interpolant uses only what the caller already has, so the guess costs no evaluation
+    of ``f``; a few Newton steps on the cubic (clamped to the bracket) locate its zero.
+    """
+    y = -flo / (fhi - flo)
+    if not (0.0 < y < 1.0):
+        y = 0.5
+    if math.isfinite(dlo) and math.isfinite(dhi):
+        span = hi - lo
+        m0, m1 = dlo * span, dhi * span
+        c1, c2, c3 = m0, 3.0 * (fhi - flo) - 2.0 * m0 - m1, 2.0 * (flo - fhi) + m0 + m1
+        for _ in range(4):
+            val = flo + y * (c1 + y * (c2 + y * c3))
+            slope = c1 + y * (2.0 * c2 + 3.0 * y * c3)
+            if slope == 0.0:
+                break
+            y = min(max(y - val / slope, 0.0), 1.0)
+    x = lo + y * (hi - lo)
+    return x if lo < x < hi else 0.5 * (lo + hi)
+
+
+@numba.njit(cache=True)
+def root(mode, p, v, ie, ii, e, a, be, bi, lo, hi, flo, fhi, tol, dlo=math.nan, dhi=math.nan):
+    """Safeguarded Halley iteration on a bracket ``[lo, hi]``, ``f(lo) = flo`` and ``f(hi) =
+    fhi`` of opposite signs (``dlo``, ``dhi``: the slopes there, if known).
+
+    Starts at :func:`_start`; steps that leave the current bracket are replaced by
     bisection, so the bracket shrinks at every step and the iteration converges whatever the
-    shape of ``f``.  Stops when the step or the bracket is below ``tol`` (ms).
+    shape of ``f`` (cubically near the root, where Halley's step applies).  Stops when the step
+    or the bracket is below ``tol`` (ms).
     """
     neg_lo = flo < 0.0
-    x = lo - flo * (hi - lo) / (fhi - flo)
-    if not (lo < x < hi):
-        x = 0.5 * (lo + hi)
+    x = _start(lo, hi, flo, fhi, dlo, dhi)
     for _ in range(MAX_ITER):
-        f, df = _fdf(mode, p, v, ie, ii, e, a, be, bi, x)
+        f, df, d2f = _fdf(mode, p, v, ie, ii, e, a, be, bi, x)
         if f == 0.0:
             return x
         if (f < 0.0) == neg_lo:
             lo = x
         else:
             hi = x
-        step = f / df if df != 0.0 else math.inf
-        xn = x - step
+        den = 2.0 * df * df - f * d2f
+        xn = x - 2.0 * f * df / den if den != 0.0 else math.inf
         if not (lo < xn < hi):
             xn = 0.5 * (lo + hi)
         if abs(xn - x) <= tol or hi - lo <= tol:
@@ -244,14 +271,15 @@ def first_crossing(p, v, ie, ii, e, d, v_end, vdot_end, tol):
     a, be, bi = slopes(p, v, ie, ii, e)
     if be * bi >= 0.0 or p[K_E] == p[K_I]:
         if v_end >= theta:
-            return root(1, p, v, ie, ii, e, a, be, bi, 0.0, d, v - theta, v_end - theta, tol)
+            return root(1, p, v, ie, ii, e, a, be, bi, 0.0, d, v - theta, v_end - theta, tol, a,
+                        vdot_end)  # fmt: skip
         if a <= 0.0 or vdot_end >= 0.0:
             return -1.0
         z = min(max(_single_zero(p, a, be, bi, d, tol), 0.0), d)
         v_max = propagate(p, v, ie, ii, e, z)[0]
         if v_max < theta:
             return -1.0
-        return root(1, p, v, ie, ii, e, a, be, bi, 0.0, z, v - theta, v_max - theta, tol)
+        return root(1, p, v, ie, ii, e, a, be, bi, 0.0, z, v - theta, v_max - theta, tol, a, 0.0)
     count, z1, z2 = vdot_zeros(p, a, be, bi, d, tol)
     lo = 0.0
     for k in range(count + 1):
@@ -259,7 +287,10 @@ def first_crossing(p, v, ie, ii, e, d, v_end, vdot_end, tol):
         v_hi = v_end if k == count else propagate(p, v, ie, ii, e, hi)[0]
         if v_hi >= theta:
             f_lo = propagate(p, v, ie, ii, e, lo)[0] - theta
-            return root(1, p, v, ie, ii, e, a, be, bi, lo, hi, f_lo, v_hi - theta, tol)
+            d_lo = a if k == 0 else 0.0  # interior cuts are extrema: dV/dt = 0
+            d_hi = vdot_end if k == count else 0.0
+            return root(1, p, v, ie, ii, e, a, be, bi, lo, hi, f_lo, v_hi - theta, tol, d_lo,
+                        d_hi)  # fmt: skip
         lo = hi
     return -1.0
 
