@@ -7,7 +7,14 @@
 """
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .errors import NonFiniteError, check_finite
+from .errors import (
+    CheckpointError,
+    DivergenceError,
+    NonFiniteError,
+    SilentNetworkWarning,
+    check_divergence,
+    check_finite,
+)
 from .history import History
 from .losses import (
     AverageVoltageCrossEntropy,
@@ -36,8 +43,10 @@ __all__ = [
     "SGD",
     "Adam",
     "AverageVoltageCrossEntropy",
+    "CheckpointError",
     "ConstantLR",
     "CosineDecay",
+    "DivergenceError",
     "EventPropRule",
     "ExponentialDecay",
     "Forward",
@@ -51,10 +60,12 @@ __all__ = [
     "PerEpoch",
     "ReviveDead",
     "Schedule",
+    "SilentNetworkWarning",
     "StepDecay",
     "TTFSCrossEntropy",
     "TrainingStep",
     "as_schedule",
+    "check_divergence",
     "check_finite",
     "evaluate",
     "load_checkpoint",

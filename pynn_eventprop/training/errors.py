@@ -1,15 +1,59 @@
-"""Errors raised by EventProp training, and the finiteness check that names its culprit.
+"""Errors and warnings of EventProp training, and the checks that name their culprit.
 
-The trainer calls :func:`check_finite` on the loss and on every gradient before an update, so
-that a NaN or infinity stops training with a message naming *what* (e.g. the projection's
-gradient) and *where* (e.g. epoch and batch) instead of silently corrupting the weights.
+The training step calls :func:`check_finite` on the loss, on every gradient before an update
+and on the weights and optimiser state after it, and :func:`check_divergence` on the updated
+weights, so that a NaN, an infinity or a runaway learning rate stops training with a message
+naming *what* (e.g. the projection's weights) and *where* (e.g. epoch and batch) before the
+weights reach the engine or a checkpoint.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["NonFiniteError", "check_finite"]
+__all__ = [
+    "CheckpointError",
+    "DivergenceError",
+    "NonFiniteError",
+    "SilentNetworkWarning",
+    "check_divergence",
+    "check_finite",
+]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read or does not fit the network or optimiser it is loaded into.
+
+    The message names the file and, where it applies, the projection; nothing was changed.
+    """
+
+
+class DivergenceError(FloatingPointError):
+    """Weights or loss grew by orders of magnitude during training (e.g. a huge learning rate).
+
+    Attributes
+    ----------
+    name : str
+        What diverged (e.g. ``"weights of projection 'hidden->output'"``).
+    context : str
+        Where (e.g. ``"epoch 3, batch 17"``).
+    value, reference : float
+        The norm (or loss) now and its reference at the start of training.
+    """
+
+    def __init__(self, name, context, value, reference, factor):
+        self.name, self.context = name, context
+        self.value, self.reference = value, reference
+        where = f" ({context})" if context else ""
+        super().__init__(
+            f"{name} diverged{where}: {value:.3g} is more than {factor:.0e} times its value "
+            f"at the start of training ({reference:.3g}); lower the learning rate, clip the "
+            "gradient (EventPropRule(max_grad_norm=...)) or bound the weights (w_min, w_max)"
+        )
+
+
+class SilentNetworkWarning(UserWarning):
+    """A population fired no spike in any sample of a batch, so EventProp has no gradient."""
 
 
 class NonFiniteError(FloatingPointError):
@@ -88,3 +132,21 @@ def check_finite(name: str, array, context: str = "") -> None:
         first,
         int(arr.size),
     )
+
+
+def check_divergence(name: str, value: float, reference: float, factor: float, context=""):
+    """Raise :class:`DivergenceError` if ``value > factor * reference``.
+
+    Parameters
+    ----------
+    name : str
+        What ``value`` measures, for the message.
+    value, reference : float
+        E.g. the Frobenius norm of a projection's weights now and at the start of training.
+    factor : float
+        How many times the reference counts as divergence (orders of magnitude, e.g. 1e6).
+    context : str, optional
+        Where the check happens (e.g. ``"epoch 3, batch 17"``).
+    """
+    if value > factor * reference:
+        raise DivergenceError(name, context, float(value), float(reference), factor)

@@ -9,6 +9,11 @@ code and the tests all train through :class:`TrainingStep`.
 
 Batches shorter than the engine's batch size are padded with silent samples, which the loss
 never sees and whose gradients are zero.
+
+Nothing that is not finite, or that diverged, reaches the engine: ``update`` checks every
+gradient before the optimiser step, and the new weights and the optimiser's state after it
+(finite, within the optimiser's ``w_min``/``w_max``, weight norm not grown by orders of
+magnitude), before the weights are written back.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..engine.interface import RunResult, SpikeTrains
-from .errors import check_finite
+from .errors import check_divergence, check_finite
 from .losses import Loss, LossResult
 
 
@@ -35,11 +40,19 @@ class Forward:
 
 @dataclass
 class Learner:
-    """How one compiled projection learns: its optimiser and gradient clipping (a callable)."""
+    """How one compiled projection learns: its optimiser and gradient clipping (a callable).
+
+    ``divergence_factor``: an update that makes the Frobenius norm of the weights exceed this
+    many times their norm before the first update (at least ``1e-3`` nA per weight) raises
+    :class:`~.errors.DivergenceError`; ``reference_norm`` is that first norm, set by
+    :meth:`TrainingStep.update`.
+    """
 
     optimiser: object
     clip: object = None
     label: str = ""
+    divergence_factor: float = 1e6
+    reference_norm: float | None = None
 
 
 class TrainingStep:
@@ -57,10 +70,24 @@ class TrainingStep:
     regularisers : sequence
         Callables ``(engine, result, n) -> extra_grads`` (see :mod:`.regularisers`), used by
         :meth:`gradients` with ``regularise=True``.
+    monitors : sequence
+        Callables ``(result, n, context)`` called after every forward run (e.g. the
+        Trainer's silent-network diagnosis); they may warn but must not change anything.
+    divergence_factor : float
+        :meth:`train` raises :class:`~.errors.DivergenceError` when the batch loss exceeds this
+        many times the first batch's loss (at least 1).
     """
 
     def __init__(
-        self, engine, inputs: int, outputs: int, loss: Loss, n_steps: int, regularisers=()
+        self,
+        engine,
+        inputs: int,
+        outputs: int,
+        loss: Loss,
+        n_steps: int,
+        regularisers=(),
+        monitors=(),
+        divergence_factor: float = 1e6,
     ):
         if not isinstance(loss, Loss):
             raise TypeError(f"loss must be a Loss, got {type(loss).__name__}")
@@ -69,6 +96,9 @@ class TrainingStep:
         self.loss = loss
         self.n_steps = int(n_steps)
         self.regularisers = tuple(regularisers)
+        self.monitors = tuple(monitors)
+        self.divergence_factor = float(divergence_factor)
+        self.reference_loss: float | None = None
 
     @property
     def duration(self) -> float:
@@ -93,6 +123,8 @@ class TrainingStep:
         real = {name: value[:n] for name, value in readouts.items()}
         loss = self.loss.evaluate(real, labels, self.duration)
         check_finite("loss", np.asarray(loss.loss), context)
+        for monitor in self.monitors:
+            monitor(result, n, context)
         return Forward(result, loss, n)
 
     def gradients(self, forward: Forward, regularise: bool = False, adjoints: bool = False):
@@ -117,24 +149,76 @@ class TrainingStep:
         )
 
     def update(self, gradients, learners: dict, context: str = "") -> dict:
-        """Apply each learner's optimiser to its projection; returns the gradients it used."""
-        used = {}
+        """Apply each learner's optimiser to its projection; returns the gradients it used.
+
+        Every projection's new weights are computed and checked (:func:`check_update`) before
+        any is written to the engine, so a failed check leaves the engine's weights as they
+        were before this update.
+        """
+        used, updated = {}, {}
         for c, learner in learners.items():
             gradient = gradients.weights[c]
             check_finite(f"gradient of projection '{learner.label}'", gradient, context)
             if learner.clip is not None:
                 gradient = learner.clip(gradient)
             weights = self.engine.get_weights(c)
+            if learner.reference_norm is None:
+                floor = 1e-3 * np.sqrt(weights.size)
+                learner.reference_norm = max(float(np.linalg.norm(weights)), floor)
             learner.optimiser.step({"weights": weights}, {"weights": np.asarray(gradient, float)})
-            self.engine.set_weights(c, weights)
+            check_update(learner, weights, context)
+            updated[c] = weights
             used[c] = gradient
+        for c, weights in updated.items():
+            self.engine.set_weights(c, weights)
         return used
 
     def train(self, times, labels, learners: dict, context: str = ""):
         """Forward, regularised backward and update: returns ``(Forward, gradients used)``."""
         forward = self.forward(times, labels, context)
+        loss = float(forward.loss.loss)
+        if self.reference_loss is None:
+            self.reference_loss = max(loss, 1.0)
+        check_divergence("loss", loss, self.reference_loss, self.divergence_factor, context)
         used = self.update(self.gradients(forward, regularise=True), learners, context)
         return forward, used
+
+
+def check_update(learner: Learner, weights: np.ndarray, context: str = "") -> None:
+    """Check a projection's weights and optimiser state right after an optimiser step.
+
+    Raises
+    ------
+    NonFiniteError
+        If a weight or an optimiser state array (e.g. Adam's moments) is NaN or infinite.
+    ValueError
+        If a weight lies outside the optimiser's ``[w_min, w_max]``.
+    DivergenceError
+        If the weights' norm exceeds ``learner.divergence_factor`` times its reference.
+    """
+    name = f"projection '{learner.label}'"
+    check_finite(f"weights of {name}", weights, context)
+    for slots in getattr(learner.optimiser, "_state", {}).values():
+        for slot, array in slots.items():
+            check_finite(f"optimiser state '{slot}' of {name}", array, context)
+    w_min = getattr(learner.optimiser, "w_min", None)
+    w_max = getattr(learner.optimiser, "w_max", None)
+    low, high = (float(weights.min()), float(weights.max())) if weights.size else (0.0, 0.0)
+    if (w_min is not None and low < w_min) or (w_max is not None and high > w_max):
+        raise ValueError(
+            f"weights of {name} left the rule's bounds [{w_min}, {w_max}] ({context}): "
+            f"min {low!r}, max {high!r}"
+        )
+    if learner.reference_norm is not None:
+        with np.errstate(over="ignore"):
+            norm = float(np.linalg.norm(weights))
+        check_divergence(
+            f"weight norm of {name}",
+            norm,
+            learner.reference_norm,
+            learner.divergence_factor,
+            context,
+        )
 
 
 def run_epoch(step: TrainingStep, data, batch_size, learners, rng, label="", progress=False):
