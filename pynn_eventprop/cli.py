@@ -1,32 +1,117 @@
-"""Command line: ``pynn-eventprop train yin-yang [...]``, ``pynn-eventprop validate [...]``."""
+"""Command line: ``pynn-eventprop train yin-yang [...]``, ``pynn-eventprop validate [...]``.
+
+``pynn-eventprop --help`` lists the commands; ``pynn-eventprop train --help`` the tasks;
+``pynn-eventprop train yin-yang --help`` and ``pynn-eventprop validate --help`` their
+arguments and defaults.  The argument types below (:func:`positive_int`, ...) reject bad
+values while parsing, so a bad value ends the command with a message and exit status 2
+before any data is loaded or any training starts.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from pathlib import Path
 
 TASKS = {"yin-yang": "pynn_eventprop.tasks.yin_yang"}
 
+TASK_HELP = {
+    "yin-yang": "5-300-3 spiking network on the Yin-Yang data set (the project's main recipe)"
+}
 
-def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
+
+def _number(text: str, kind, allowed: str, accept) -> float | int:
+    """Parse ``text`` as ``kind`` and check it with ``accept``; argparse reports the failure."""
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {allowed}, got {text!r}") from None
+    if isinstance(value, float) and not math.isfinite(value) or not accept(value):
+        raise argparse.ArgumentTypeError(f"must be {allowed}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _number(text, int, "an integer >= 1", lambda v: v >= 1)
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    return _number(text, int, "an integer >= 0", lambda v: v >= 0)
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    return _number(text, float, "a finite number > 0", lambda v: v > 0)
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    return _number(text, float, "a finite number >= 0", lambda v: v >= 0)
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in (0, 1]."""
+    return _number(text, float, "a number in (0, 1]", lambda v: 0 < v <= 1)
+
+
+def writable_file(text: str) -> str:
+    """argparse type: a file path whose directory exists (checked before any work starts)."""
+    parent = Path(text).expanduser().parent
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"directory {str(parent)!r} of {text!r} does not exist; create it first"
+        )
+    if Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a directory, not a file")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with the ``train`` and ``validate`` subcommands."""
     parser = argparse.ArgumentParser(
         prog="pynn-eventprop",
         description="EventProp training of PyNN networks, SpiNNaker2 model, Brian2 validation.",
+        epilog="Run 'pynn-eventprop COMMAND --help' for the arguments of a command.",
     )
-    parser.add_argument("command", choices=("train", "validate"))
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of the command")
-    args = parser.parse_args(argv[:1])
-    rest = argv[1:]
-    if args.command == "train":
-        if not rest or rest[0] not in TASKS:
-            parser.error(f"train needs a task: one of {sorted(TASKS)}")
-        module = __import__(TASKS[rest[0]], fromlist=["main"])
-        module.main(rest[1:])
-    else:
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    train = commands.add_parser(
+        "train",
+        help="train a task's network with EventProp and write its outputs",
+        description=(
+            "Train a task's spiking network with exact EventProp gradients, report the test "
+            "accuracy and write history, checkpoint, Neo recordings, plots and the SpiNNaker2 "
+            "report.  Tasks: "
+            + "; ".join(f"{name}: {text}" for name, text in TASK_HELP.items())
+            + "."
+        ),
+        epilog="Run 'pynn-eventprop train TASK --help' for the task's arguments and defaults.",
+    )
+    train.add_argument("task", choices=sorted(TASKS), help="the task to train")
+    train.add_argument(
+        "arguments", nargs=argparse.REMAINDER, help="the task's arguments (see TASK --help)"
+    )
+    commands.add_parser(
+        "validate",
+        add_help=False,  # --help goes to the validation's own parser
+        help="cross-validate the engine against the Brian2 reference on random networks",
+    )
+    return parser
+
+
+def main(argv=None):
+    """Run a command; returns its exit status (argparse exits with 2 on a bad argument)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if argv and argv[0] == "validate":
         from .crossvalidation.validate import main as validate
 
-        return validate(rest)
+        return validate(argv[1:])
+    args = parser.parse_args(argv)
+    module = __import__(TASKS[args.task], fromlist=["main"])
+    module.main(args.arguments, prog=f"pynn-eventprop train {args.task}")
     return 0
 
 

@@ -41,37 +41,99 @@ PRESETS = {
 }
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="default")
-    parser.add_argument("--hidden", type=int, help="hidden neurons (preset)")
-    parser.add_argument("--epochs", type=int, help="training epochs (preset)")
-    parser.add_argument("--dt", type=float, help="time step, ms (preset)")
-    parser.add_argument("--duration", type=float, help="simulated time per sample, ms (preset)")
-    parser.add_argument("--batch-size", type=int, help="samples per update (preset)")
-    parser.add_argument("--t-late", type=float, help="latest input spike time, ms (preset)")
-    parser.add_argument("--lr", type=float, default=5e-3, help="Adam learning rate")
-    parser.add_argument("--lr-decay", type=float, default=0.95, help="learning rate factor/epoch")
-    parser.add_argument(
-        "--max-grad-norm", type=float, default=1.0, help="clip each projection's gradient norm"
+def parse_args(argv=None, prog=None):
+    """Parse the command line; bad values end it with exit status 2 before any work starts."""
+    from ..cli import (
+        fraction,
+        non_negative_float,
+        non_negative_int,
+        positive_float,
+        positive_int,
+        writable_file,
     )
-    parser.add_argument("--xi", type=float, default=0.5, help="TTFS softmax temperature, ms")
-    parser.add_argument(
-        "--silent-push", type=float, default=10.0, help="revival of a silent label neuron, 1/mV"
+
+    presets = "; ".join(
+        f"{name}: " + ", ".join(f"{key}={value}" for key, value in values.items())
+        for name, values in PRESETS.items()
+    )
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=(
+            "Train a 5-hidden-3 spiking network (IF_curr_exp, W&P's neuron) on Yin-Yang with "
+            "exact EventProp gradients: canonical train/validation/test splits, Adam, TTFS "
+            "loss, weights of the best validation epoch.  Prints the test accuracy and writes "
+            "history.csv/.json, checkpoint.npz, test_samples.pkl (Neo), yin_yang.png and the "
+            "SpiNNaker2 report to --out."
+        ),
+        epilog=f"Presets (arguments marked 'preset' default to the chosen preset's): {presets}.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
-        "--revive-dead", type=float, default=1.0, help="push for dead hidden neurons, 1/mV"
+        "--preset", choices=sorted(PRESETS), default="default", help="network and schedule"
     )
-    parser.add_argument("--seed", type=int, default=1, help="weights and shuffling")
-    parser.add_argument("--train-samples", type=int, help="use only the first N training samples")
-    parser.add_argument("--platform", choices=("reference", "spinnaker2"), default="reference")
+    parser.add_argument("--hidden", type=positive_int, help="hidden neurons (preset)")
+    parser.add_argument("--epochs", type=positive_int, help="training epochs (preset)")
+    parser.add_argument("--dt", type=positive_float, help="time step, ms (preset)")
+    parser.add_argument(
+        "--duration", type=positive_float, help="simulated time per sample, ms (preset)"
+    )
+    parser.add_argument("--batch-size", type=positive_int, help="samples per update (preset)")
+    parser.add_argument(
+        "--t-late", type=non_negative_float, help="latest input spike time, ms (preset)"
+    )
+    parser.add_argument("--lr", type=positive_float, default=5e-3, help="Adam learning rate")
+    parser.add_argument(
+        "--lr-decay", type=fraction, default=0.95, help="learning rate factor per epoch"
+    )
+    parser.add_argument(
+        "--max-grad-norm",
+        type=positive_float,
+        default=1.0,
+        help="clip each projection's gradient to this Frobenius norm",
+    )
+    parser.add_argument(
+        "--xi", type=positive_float, default=0.5, help="TTFS softmax temperature, ms"
+    )
+    parser.add_argument(
+        "--silent-push",
+        type=non_negative_float,
+        default=10.0,
+        help="revival of a silent label neuron, 1/mV (0 = off)",
+    )
+    parser.add_argument(
+        "--revive-dead",
+        type=non_negative_float,
+        default=1.0,
+        help="push for hidden neurons silent on a whole batch, 1/mV (0 = off)",
+    )
+    parser.add_argument("--seed", type=non_negative_int, default=1, help="weights and shuffling")
+    parser.add_argument(
+        "--train-samples", type=positive_int, help="use only the first N training samples"
+    )
+    parser.add_argument(
+        "--platform",
+        choices=("reference", "spinnaker2"),
+        default="reference",
+        help="engine to train on",
+    )
     parser.add_argument("--out", default="out/yin_yang", help="output directory")
-    parser.add_argument("--json", help="write the final figures to this JSON file")
+    parser.add_argument(
+        "--json", type=writable_file, help="write the final figures to this JSON file"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     for key, value in PRESETS[args.preset].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.duration < args.dt:
+        parser.error(f"--duration {args.duration} ms is shorter than one step --dt {args.dt} ms")
+    if args.t_late >= args.duration:
+        parser.error(
+            f"--t-late {args.t_late} ms must be earlier than --duration {args.duration} ms: "
+            "later input spikes would never be simulated"
+        )
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        parser.error(f"--out {args.out!r} exists and is not a directory")
     return args
 
 
@@ -159,8 +221,9 @@ def spinnaker2_report(trainer, data, out):
     return report
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def main(argv=None, prog=None):
+    """Run the task (``argv`` as on the command line); returns the final figures."""
+    args = parse_args(argv, prog)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     code = LatencyCode(t_early=0.0, t_late=args.t_late, bias_time=0.0)
