@@ -203,7 +203,9 @@ def backward_neuron(
         elif kind == EV_SPIKE:
             s = tape[4][m]
             total = dldt[src0 + s] + carry - lv * tape[3][m]
-            total += (g[2] + g[3] * math.exp(-(te - t0) / big_t)) * (p[THETA] - p[V_RESET]) / big_t
+            if g[2] != 0.0 or g[3] != 0.0:
+                sig = _sources(g, te, t0, big_t)
+                total += (sig[0] + sig[1]) * (p[THETA] - p[V_RESET])
             if s == first:
                 total += g[0]
             lv = -total / tape[2][m]

@@ -258,8 +258,9 @@ def _single_zero(p, a, be, bi, d, tol):
 
 
 @numba.njit(cache=True)
-def first_crossing(p, v, ie, ii, e, d, v_end, vdot_end, tol):
-    """Time ``s`` in ``(0, d]`` of the first upward crossing of ``theta``, or -1 if none.
+def first_crossing(p, v, ie, ii, e, d, v_end, vdot_end, tol, locate=True):
+    """Time ``s`` in ``(0, d]`` of the first upward crossing of ``theta``, or -1 if none
+    (without ``locate``: ``d`` if there is one, not located).
 
     ``v < theta`` at ``s = 0``; ``v_end``, ``vdot_end``: ``V`` and ``dV/dt`` at ``d``.  Cheap
     filters first: when ``h`` is monotone (currents of one sign, or equal synaptic time
@@ -271,6 +272,8 @@ def first_crossing(p, v, ie, ii, e, d, v_end, vdot_end, tol):
     a, be, bi = slopes(p, v, ie, ii, e)
     if be * bi >= 0.0 or p[K_E] == p[K_I]:
         if v_end >= theta:
+            if not locate:
+                return d
             return root(1, p, v, ie, ii, e, a, be, bi, 0.0, d, v - theta, v_end - theta, tol, a,
                         vdot_end)  # fmt: skip
         if a <= 0.0 or vdot_end >= 0.0:
@@ -279,6 +282,8 @@ def first_crossing(p, v, ie, ii, e, d, v_end, vdot_end, tol):
         v_max = propagate(p, v, ie, ii, e, z)[0]
         if v_max < theta:
             return -1.0
+        if not locate:
+            return d
         return root(1, p, v, ie, ii, e, a, be, bi, 0.0, z, v - theta, v_max - theta, tol, a, 0.0)
     count, z1, z2 = vdot_zeros(p, a, be, bi, d, tol)
     lo = 0.0
@@ -286,6 +291,8 @@ def first_crossing(p, v, ie, ii, e, d, v_end, vdot_end, tol):
         hi = d if k == count else (z1 if k == 0 else z2)
         v_hi = v_end if k == count else propagate(p, v, ie, ii, e, hi)[0]
         if v_hi >= theta:
+            if not locate:
+                return d
             f_lo = propagate(p, v, ie, ii, e, lo)[0] - theta
             d_lo = a if k == 0 else 0.0  # interior cuts are extrema: dV/dt = 0
             d_hi = vdot_end if k == count else 0.0

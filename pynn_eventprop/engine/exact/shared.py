@@ -26,24 +26,66 @@ from .forward import EV_SPIKE, param_tuple, run_neuron
 INTERVAL_OPTS = np.array([0, 0, 0, 0, 1], np.int64)
 
 
-def shared_events(incoming, batch):
-    """Arrival events common to all neurons, sorted by time within each sample.
+def shared_events(incoming, batch, t1):
+    """Arrival events common to all neurons, due by ``t1``, sorted by time within each sample.
 
     ``incoming``: list of ``((times, neurons, offsets), src0, row_delay, row0, channel)`` per
     projection (``row_delay`` the delay of each presynaptic neuron, ``row0`` its first row in
-    the concatenated weights).  Returns ``(offsets, t, row, channel, src, sample)``.
+    the concatenated weights).  Returns ``(offsets, (t, row, channel, src), late)`` with
+    ``late = (t, row, channel, src, sample)`` the events due after ``t1``.
     """
-    parts = []
+    n = sum(x[0][0].size for x in incoming)
+    buf = (np.empty(n), np.empty(n, np.int64), np.empty(n, np.int8), np.empty(n, np.int64),
+           np.empty(n, np.int64))  # fmt: skip
+    pos = 0
     for (times, neurons, offsets), src0, row_delay, row0, channel in incoming:
-        sample = np.repeat(np.arange(batch), np.diff(offsets))
-        chan = np.full(times.size, channel, np.int8)
-        parts.append((sample, times + row_delay[neurons], row0 + neurons, chan,
-                      src0 + np.arange(times.size)))  # fmt: skip
-    sample, t, row, chan, src = (np.concatenate(x) for x in zip(*parts, strict=True))
-    order = np.lexsort((t, sample))
+        pos = _collect(times, neurons, offsets, src0, row_delay, row0, channel, buf, pos)
+    off, order, n_due = _order(buf[4], buf[0], batch, t1)
+    due, late = order[:n_due], order[n_due:]
+    if late.size:  # also by sample then time, as the arrivals they become are sorted later
+        late = late[np.lexsort((buf[0][late], buf[4][late]))]
+    return off, tuple(x[due] for x in buf[:4]), tuple(x[late] for x in buf)
+
+
+@numba.njit(cache=True)
+def _collect(times, neurons, offsets, src0, row_delay, row0, channel, buf, pos):
+    """Write one projection's events ``(t, row, channel, src, sample)`` into ``buf`` from
+    ``pos`` on; return the new fill."""
+    for b in range(offsets.size - 1):
+        for s in range(offsets[b], offsets[b + 1]):
+            buf[0][pos] = times[s] + row_delay[neurons[s]]
+            buf[1][pos] = row0 + neurons[s]
+            buf[2][pos] = channel
+            buf[3][pos] = src0 + s
+            buf[4][pos] = b
+            pos += 1
+    return pos
+
+
+@numba.njit(cache=True)
+def _order(sample, t, batch, t1):
+    """Stable order of the events by sample then time, those due by ``t1`` first.
+
+    Returns ``(offsets of the due events per sample, order, number due)``.
+    """
     off = np.zeros(batch + 1, np.int64)
-    np.cumsum(np.bincount(sample, minlength=batch), out=off[1:])
-    return off, t[order], row[order], chan[order], src[order], sample[order]
+    for m in range(t.size):
+        if t[m] <= t1:
+            off[sample[m] + 1] += 1
+    for b in range(batch):
+        off[b + 1] += off[b]
+    order, cur, n_late = np.empty(t.size, np.int64), off[:-1].copy(), 0
+    for m in range(t.size):
+        if t[m] <= t1:
+            order[cur[sample[m]]] = m
+            cur[sample[m]] += 1
+        else:
+            order[off[batch] + n_late] = m
+            n_late += 1
+    for b in range(batch):
+        seg = order[off[b] : off[b + 1]]
+        order[off[b] : off[b + 1]] = seg[np.argsort(t[seg], kind="mergesort")]
+    return off, order, off[batch]
 
 
 @numba.njit(cache=True)
@@ -51,7 +93,7 @@ def _quiet(p, v, ie, ii, e, d, v1, ie1, ii1, tol):
     """Whether a free interval certainly has no crossing (cheap test first)."""
     if v1 >= p[THETA]:
         return False
-    return first_crossing(p, v, ie, ii, e, d, v1, vdot(p, v1, ie1, ii1, e), tol) < 0.0
+    return first_crossing(p, v, ie, ii, e, d, v1, vdot(p, v1, ie1, ii1, e), tol, False) < 0.0
 
 
 @numba.njit(cache=True)
@@ -69,7 +111,8 @@ def forward_shared(par, wcat, ev_off, ev, e, state, t0, t1, spk, tape, tol):
     ext = np.full((1, 1, size), e)
     none = (np.zeros(0), np.zeros(0), np.zeros(0, np.int8))
     rec = (np.zeros((0, 1, 1)), np.zeros((0, 1, 1)), np.zeros((0, 1, 1)))
-    acc, cache = np.zeros(7), np.zeros((0, 6))
+    acc = np.zeros(7)
+    cache = np.full((1, 6), np.nan)  # the interval's propagator, for run_neuron's first flow
     sub_t, sub_spk = np.empty(tape[1].size), np.empty(spk[0].size)  # one sample, time order
     sub_who, sub_spk_who = np.empty(tape[1].size, np.int64), np.empty(spk[0].size, np.int64)
     sub = (np.empty(tape[1].size, np.int8), sub_t, np.empty(tape[1].size), np.empty(tape[1].size),
@@ -82,6 +125,8 @@ def forward_shared(par, wcat, ev_off, ev, e, state, t0, t1, spk, tape, tol):
             tn = ev[0][m] if m < ev_off[b + 1] else t1
             d = tn - t
             em, ae, ai, qe, qi = flow(p, d)
+            cache[0, 0], cache[0, 1], cache[0, 2] = d, em, ae
+            cache[0, 3], cache[0, 4], cache[0, 5] = ai, qe, qi
             for j in range(size):
                 if ref[j] <= t:
                     v1, ie1, ii1 = advance(p, v[j], ie[j], ii[j], e, em, ae, ai, qe, qi)
@@ -216,22 +261,17 @@ def _shared_arrival(p, wcat, ev, m, widx_row, lv, le, li, refractory, dldt, grad
     dldt[ev[3][m]] += total
 
 
-def split_late(ev, t1, wcat, widx_row, batch, dtype):
-    """Events due by ``t1`` (with their per-sample offsets) and the later ones as arrivals in
-    flight to every neuron, ``(b, j, t, w, c, widx, src)``."""
-    t, row, chan, src, sample = ev
-    due = t <= t1
-    off = np.zeros(batch + 1, np.int64)
-    np.cumsum(np.bincount(sample[due], minlength=batch), out=off[1:])
+def in_flight(late, wcat, widx_row, dtype):
+    """Events due after the run as arrivals in flight to every neuron, ``(b, j, t, w, c,
+    widx, src)`` (``late = (t, row, channel, src, sample)`` from :func:`shared_events`)."""
+    t, row, chan, src, sample = late
     size = wcat.shape[1]
-    late = ~due
-    flight = (
-        np.repeat(sample[late], size),
-        np.tile(np.arange(size), int(late.sum())),
-        np.repeat(t[late], size),
-        wcat[row[late]].ravel().astype(dtype),
-        np.repeat(chan[late], size),
-        (widx_row[row[late]][:, None] + np.arange(size)).ravel(),
-        np.repeat(src[late], size),
+    return (
+        np.repeat(sample, size),
+        np.tile(np.arange(size), t.size),
+        np.repeat(t, size),
+        wcat[row].ravel().astype(dtype),
+        np.repeat(chan, size),
+        (widx_row[row][:, None] + np.arange(size)).ravel(),
+        np.repeat(src, size),
     )
-    return off, (t[due], row[due], chan[due], src[due]), flight

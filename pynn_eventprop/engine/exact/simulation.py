@@ -42,7 +42,7 @@ from .arrivals import empty_pending, gather
 from .conductance import H_MAX, conductance_rows, forward_cond_layer
 from .forward import OPT_GRID, OPT_RECORD, OPT_TAPE, OPT_VMAX, OPT_VMEAN, forward_layer
 from .parameters import CHANNELS, components, delays_ms, is_recurrent, parameter_rows
-from .shared import backward_shared, forward_shared, shared_events, split_late
+from .shared import backward_shared, forward_shared, in_flight, shared_events
 
 #: Spike times are located to this tolerance (ms).
 TOLERANCE = 1e-13
@@ -116,6 +116,7 @@ class ExactSimulation:
             readout_populations = [i for i in self.params if not network.outgoing(i)]
         self.readout_populations = set(readout_populations)
         self._capacity = {}  # spike buffer size per population, grown when too small
+        self._plans, self._version = {}, 0  # shared-event plans; version bumped on set_*
         #: Vectorise layers whose neurons share every arrival time (:mod:`.shared`).
         self.shared_layers = True
         self.reset()
@@ -138,6 +139,7 @@ class ExactSimulation:
     def set_weights(self, k, weights):
         mask = self.network.projections[k].mask
         self._weights[k] = np.where(mask, np.asarray(weights, float), 0).astype(self.dtype)
+        self._version += 1
 
     def get_delays(self, k):
         return self._delays[k].copy()
@@ -146,6 +148,7 @@ class ExactSimulation:
         d = np.broadcast_to(np.asarray(delays, float), self._delays[k].shape)
         self._check_delays(k, d)
         self._delays[k] = np.where(self.network.projections[k].mask, d, 0.0)
+        self._version += 1
 
     def check_trainable(self):
         """Raise ``ValueError`` if :meth:`backward` cannot differentiate this network."""
@@ -361,23 +364,14 @@ class ExactSimulation:
             return None
         if i in self.readout_populations or self._pending[i][0].size:
             return None
-        incoming, rows, weights = [], [], []
-        for k in self.network.incoming(i):
-            proj, d = self.network.projections[k], self._delays[k]
-            if not proj.mask.all() or np.any(d != d[:, :1]):
-                return None
-            row0 = sum(w.shape[0] for w in weights)
-            incoming.append((spikes[proj.pre], start[proj.pre], d[:, 0], row0,
-                             CHANNELS[proj.receptor]))  # fmt: skip
-            rows.append(self._w_offset[k] + np.arange(d.shape[0]) * size)
-            weights.append(self._weights[k])
-        t1 = t0 + n_steps * self.dt
-        if not incoming:
+        plan = self._shared_plan(i)
+        if plan is None:
             return None
-        wcat = np.ascontiguousarray(np.vstack(weights), np.float64)
-        widx_row = np.concatenate(rows)
-        ev = shared_events(incoming, self.batch)[1:]
-        ev_off, ev, flight = split_late(ev, t1, wcat, widx_row, self.batch, self.dtype)
+        projections, wcat, widx_row = plan
+        incoming = [(spikes[pre], start[pre], *rest) for pre, *rest in projections]
+        t1 = t0 + n_steps * self.dt
+        ev_off, ev, late = shared_events(incoming, self.batch, t1)
+        flight = in_flight(late, wcat, widx_row, self.dtype)
         state = [np.array(x, np.float64, order="C") for x in self._state[i]]
         integrate = partial(self._integrate_shared, i, wcat, ev_off, ev, t0, t1, state)
         n, spk, tp = self._grow(i, integrate)
@@ -399,6 +393,35 @@ class ExactSimulation:
                 "ref_end": self._state[i][3].copy(),
             },
         }
+
+    def _shared_plan(self, i):
+        """``(projections, wcat, widx_row)`` of population ``i`` on the shared-event path, or
+        None when its projections do not qualify (not all-to-all, or delays that depend on the
+        postsynaptic neuron); cached until weights or delays change.
+
+        ``projections``: ``(pre, delay per presynaptic neuron, first row in wcat, channel)``;
+        ``wcat`` the incoming weights stacked by rows; ``widx_row`` the flat gradient index of
+        each row's first column.
+        """
+        cached = self._plans.get(i)
+        if cached is not None and cached[0] == self._version:
+            return cached[1]
+        size, plan = self.network.populations[i].size, None
+        projections, rows, weights = [], [], []
+        for k in self.network.incoming(i):
+            proj, d = self.network.projections[k], self._delays[k]
+            if not proj.mask.all() or np.any(d != d[:, :1]):
+                break
+            row0 = sum(w.shape[0] for w in weights)
+            projections.append((proj.pre, d[:, 0].copy(), row0, CHANNELS[proj.receptor]))
+            rows.append(self._w_offset[k] + np.arange(d.shape[0]) * size)
+            weights.append(self._weights[k])
+        else:
+            if projections:
+                wcat = np.ascontiguousarray(np.vstack(weights), np.float64)
+                plan = (projections, wcat, np.concatenate(rows))
+        self._plans[i] = (self._version, plan)
+        return plan
 
     def _integrate_shared(self, i, wcat, ev_off, ev, t0, t1, state, cap):
         size = self.network.populations[i].size
