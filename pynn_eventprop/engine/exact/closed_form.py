@@ -48,8 +48,11 @@ PARAM_NAMES = (
     "theta",
     "v_reset",
     "tau_refrac",
+    "syn_power",
 )
-IT_M, INV_CM, IT_E, IT_I, K_E, K_I, R_M, THETA, V_RESET, T_REF = range(len(PARAM_NAMES))
+IT_M, INV_CM, IT_E, IT_I, K_E, K_I, R_M, THETA, V_RESET, T_REF, POW = range(len(PARAM_NAMES))
+#: Largest ``tau_m/tau_syn`` ratio whose synaptic decay is computed as a power of the membrane's.
+MAX_POWER = 8
 
 #: Newton/bisection iterations before giving up on a bracket (bisection alone halves 1 ms to
 #: 1e-30 ms in 100 steps).
@@ -85,9 +88,19 @@ def _psc(inv_cm, d, em, ax, kappa):
 
 @numba.njit(cache=True)
 def flow(p, d):
-    """Propagator entries over ``d`` ms: ``(exp(-d/tau_m), a_E, a_I, q_E(d), q_I(d))``."""
+    """Propagator entries over ``d`` ms: ``(exp(-d/tau_m), a_E, a_I, q_E(d), q_I(d))``.
+
+    When both synaptic time constants equal ``tau_m/k`` for an integer ``k`` (the
+    ``syn_power`` column, 0 otherwise) the synaptic decay is ``exp(-d/tau_m)**k``, by
+    multiplication: one exponential instead of two, equal to a few units in the last place.
+    """
     em = math.exp(-d * p[IT_M])
-    ae = math.exp(-d * p[IT_E])
+    if p[POW] > 0.0:
+        ae = em
+        for _ in range(int(p[POW]) - 1):
+            ae *= em
+    else:
+        ae = math.exp(-d * p[IT_E])
     ai = ae if p[IT_I] == p[IT_E] else math.exp(-d * p[IT_I])
     return em, ae, ai, _psc(p[INV_CM], d, em, ae, p[K_E]), _psc(p[INV_CM], d, em, ai, p[K_I])
 

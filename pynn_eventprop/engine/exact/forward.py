@@ -89,7 +89,7 @@ def param_tuple(par, j):
     """Parameter row ``j`` as a tuple (passed by value to the scalar kernels)."""
     return (
         par[j, 0], par[j, 1], par[j, 2], par[j, 3], par[j, 4],
-        par[j, 5], par[j, 6], par[j, 7], par[j, 8], par[j, 9],
+        par[j, 5], par[j, 6], par[j, 7], par[j, 8], par[j, 9], par[j, 10],
     )  # fmt: skip
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...network import CompiledNetwork, CompiledPopulation
-from .closed_form import PARAM_NAMES
+from .closed_form import MAX_POWER, PARAM_NAMES
 
 #: Receptor name -> channel of the arrival (index of the current it adds to).
 CHANNELS = {"excitatory": 0, "inhibitory": 1}
@@ -44,8 +44,17 @@ def parameter_rows(pop: CompiledPopulation) -> np.ndarray:
         "theta": theta,
         "v_reset": v_reset,
         "tau_refrac": p["tau_refrac"],
+        "syn_power": _syn_power(tau_m, tau_e, tau_i),
     }
     return np.ascontiguousarray(np.stack([columns[n] for n in PARAM_NAMES], axis=1))
+
+
+def _syn_power(tau_m, tau_e, tau_i):
+    """Per neuron ``k`` where ``tau_syn_E = tau_syn_I = tau_m/k`` (integer ``1 <= k <=
+    MAX_POWER``, to 1e-14 relative), else 0 (see :func:`.closed_form.flow`)."""
+    k = np.rint(tau_m / tau_e)
+    exact = (tau_e == tau_i) & (np.abs(tau_m / tau_e - k) <= 1e-14 * k)
+    return np.where(exact & (k >= 1) & (k <= MAX_POWER), k, 0.0)
 
 
 def delays_ms(network: CompiledNetwork, k: int, dt: float) -> np.ndarray:
