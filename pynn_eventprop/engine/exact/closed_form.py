@@ -209,10 +209,13 @@ def root(mode, p, v, ie, ii, e, a, be, bi, lo, hi, flo, fhi, tol, dlo=math.nan, 
         else:
             hi = x
         den = 2.0 * df * df - f * d2f
-        xn = x - 2.0 * f * df / den if den != 0.0 else math.inf
+        step = 2.0 * f * df / den if den != 0.0 else math.inf
+        if abs(step) <= tol:  # converged; tested first, as rounding may put x - step just
+            return min(max(x - step, lo), hi)  # outside the bracket (no bisection then)
+        xn = x - step
         if not (lo < xn < hi):
             xn = 0.5 * (lo + hi)
-        if abs(xn - x) <= tol or hi - lo <= tol:
+        if hi - lo <= tol:
             return xn
         x = xn
     return x
