@@ -22,7 +22,13 @@ import numpy as np
 from pyNN.random import NumpyRNG, RandomDistribution
 
 import pynn_eventprop as sim
-from pynn_eventprop.datasets import LatencyCode, yin_yang_dataset, yin_yang_features_to_times
+from pynn_eventprop.datasets import (
+    LatencyCode,
+    load_yin_yang,
+    yin_yang_dataset,
+    yin_yang_features_to_times,
+)
+from pynn_eventprop.datasets.yin_yang import CLASS_NAMES
 from pynn_eventprop.eventprop import Adam, ExponentialDecay, PerEpoch, TTFSCrossEntropy
 from pynn_eventprop.eventprop.synapses import EventPropRule, EventPropSynapse
 from pynn_eventprop.eventprop.training import Trainer
@@ -174,30 +180,105 @@ def record_test_samples(trainer, hidden, output, data, path, n_samples=3):
     return output.get_data()
 
 
-def plot_results(history, block, trainer, code, path):
-    """Learning curves, output spike raster of the recorded samples and the decision map."""
+def plot_results(history, block, trainer, code, path, test=None, test_features=None):
+    """One figure: learning curves, output raster of the recorded samples, decision map.
+
+    Parameters
+    ----------
+    history : History
+        Per-epoch ``accuracy``, ``loss`` and, with validation, ``val_accuracy``/``val_loss``.
+    block : neo.Block
+        The recorded samples (one Segment each, annotated with ``sample`` and ``label``).
+    trainer : Trainer
+        Predicts the recorded samples and the decision map.
+    code : LatencyCode
+        Turns the map's grid points into input spike times.
+    path : path
+        Where the PNG goes.
+    test : SpikeDataset, optional
+        The split the recorded samples come from (their predictions are shown).
+    test_features : array ``(n, >= 2)``, optional
+        The test points' ``(x, y)``, overlaid on the decision map with their true class.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Circle, Patch
+    from matplotlib.ticker import MaxNLocator
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    names = {**dict(enumerate(CLASS_NAMES)), -1: "no spike"}
+    colours = {0: "tab:blue", 1: "tab:orange", 2: "tab:green", -1: "lightgrey"}
+    fig, axes = plt.subplots(1, 4, figsize=(21, 4.8))
     epochs = history["epoch"]
-    axes[0].plot(epochs, history["accuracy"], label="train")
-    axes[0].plot(epochs, history["val_accuracy"], label="validation")
-    axes[0].set(xlabel="epoch", ylabel="accuracy", title="Learning curves")
-    axes[0].legend()
-    for s, segment in enumerate(block.segments):
+    for ax, key, label in ((axes[0], "accuracy", "accuracy"), (axes[1], "loss", "loss")):
+        ax.plot(epochs, history[key], "o-", markersize=3, label="train (mean over the epoch)")
+        if any(v is not None for v in history[f"val_{key}"]):
+            ax.plot(epochs, history[f"val_{key}"], "o-", markersize=3, label="validation")
+        ax.set(xlabel="epoch", ylabel=label, title=f"Learning curve: {label}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if trainer.best_epoch is not None:
+        axes[0].axvline(trainer.best_epoch, color="grey", ls=":", label="best epoch")
+        axes[0].legend()
+
+    raster = axes[2]
+    segments = block.segments
+    samples = [int(seg.annotations.get("sample", s)) for s, seg in enumerate(segments)]
+    predicted = trainer.predict(test.times[samples]) if test is not None else None
+    n_out = trainer.outputs.size
+    for s, segment in enumerate(segments):
+        base = (n_out + 1) * s
         for train in segment.spiketrains:
-            i = train.annotations["source_index"]
-            axes[1].plot(train.magnitude, np.full(len(train), 4 * s + i), "|", markersize=10)
-    axes[1].set(xlabel="time (ms)", ylabel="sample x 4 + output neuron", title="Output spikes")
+            i = int(train.annotations["source_index"])
+            raster.plot(train.magnitude, np.full(len(train), base + i), "|", markersize=12,
+                        color=colours.get(i, "black"), markeredgewidth=2)  # fmt: skip
+        label = int(segment.annotations.get("label", -1))
+        text = f"sample {samples[s]}: true {names.get(label, label)}"
+        if predicted is not None:
+            verdict = "ok" if predicted[s] == label else "wrong"
+            text += f", predicted {names[int(predicted[s])]} ({verdict})"
+        raster.text(0.5, base + n_out - 0.4, text, fontsize=8, va="bottom")
+    raster.set_xlim(0.0, trainer.duration)
+    raster.set_ylim(-1, (n_out + 1) * len(segments))
+    ticks = [(n_out + 1) * s + i for s in range(len(segments)) for i in range(n_out)]
+    raster.set_yticks(ticks, [names.get(i, str(i)) for _ in segments for i in range(n_out)])
+    raster.set(xlabel="time (ms)", title=f"Output spikes (window 0-{trainer.duration:g} ms)")
+    raster.grid(axis="x", alpha=0.3)
+
+    ax = axes[3]
     grid = np.linspace(0, 1, 121)
     xx, yy = np.meshgrid(grid, grid)
     points = np.column_stack([xx.ravel(), yy.ravel()])
-    predicted = trainer.predict(yin_yang_features_to_times(points, code)).reshape(xx.shape)
-    axes[2].imshow(predicted, origin="lower", extent=(0, 1, 0, 1), cmap="viridis", vmin=-1)
-    axes[2].set(xlabel="x", ylabel="y", title="Decision map (-1: no output spike)")
+    decision = trainer.predict(yin_yang_features_to_times(points, code)).reshape(xx.shape)
+    order = [-1, 0, 1, 2]
+    cmap = ListedColormap([colours[k] for k in order])
+    norm = BoundaryNorm([-1.5, -0.5, 0.5, 1.5, 2.5], cmap.N)
+    ax.imshow(decision, origin="lower", extent=(0, 1, 0, 1), cmap=cmap, norm=norm, alpha=0.55)
+    ax.add_patch(Circle((0.5, 0.5), 0.5, fill=False, color="black", lw=1.2))
+    handles = [Patch(color=colours[k], alpha=0.55, label=f"predicted {names[k]}") for k in order]
+    if test is not None and test_features is not None:
+        for k in range(3):
+            chosen = test.labels == k
+            ax.scatter(*test_features[chosen, :2].T, s=6, color=colours[k], edgecolors="black",
+                       linewidths=0.3)  # fmt: skip
+        handles.append(
+            Line2D(
+                [],
+                [],
+                ls="",
+                marker="o",
+                markersize=4,
+                color="white",
+                markeredgecolor="black",
+                label="test points (true class)",
+            )  # fmt: skip
+        )
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    ax.set(xlabel="x", ylabel="y", title="Decision map (disc: the data's domain)", aspect="equal")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -268,7 +349,8 @@ def main(argv=None, prog=None):
         f"spikes {[len(st) for st in segment.spiketrains]}, signals "
         f"{[f'{sig.name} {sig.shape}' for sig in segment.analogsignals]}"
     )
-    plot_results(history, block, trainer, code, out / "yin_yang.png")
+    test_features = load_yin_yang("test")[0]
+    plot_results(history, block, trainer, code, out / "yin_yang.png", test, test_features)
     report = spinnaker2_report(trainer, train, out)
     print(report.text())
     figures = {
