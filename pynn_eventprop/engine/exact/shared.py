@@ -19,6 +19,7 @@ import numba
 import numpy as np
 
 from .adjoint import adjoint_apply, backward_neuron
+from .arrivals import empty_pending
 from .closed_form import INV_CM, IT_E, IT_I, THETA, advance, first_crossing, flow, vdot
 from .forward import EV_SPIKE, param_tuple, run_neuron
 
@@ -265,6 +266,8 @@ def in_flight(late, wcat, widx_row, dtype):
     """Events due after the run as arrivals in flight to every neuron, ``(b, j, t, w, c,
     widx, src)`` (``late = (t, row, channel, src, sample)`` from :func:`shared_events`)."""
     t, row, chan, src, sample = late
+    if not t.size:
+        return empty_pending(dtype)
     size = wcat.shape[1]
     return (
         np.repeat(sample, size),

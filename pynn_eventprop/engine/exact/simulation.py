@@ -117,6 +117,7 @@ class ExactSimulation:
         self.readout_populations = set(readout_populations)
         self._capacity = {}  # spike buffer size per population, grown when too small
         self._plans, self._version = {}, 0  # shared-event plans; version bumped on set_*
+        self._initial_states = None  # state at reset, built on first use
         #: Vectorise layers whose neurons share every arrival time (:mod:`.shared`).
         self.shared_layers = True
         self.reset()
@@ -159,7 +160,9 @@ class ExactSimulation:
     def reset(self):
         """Back to ``t = 0`` with the initial values."""
         self.n = 0
-        self._state = {i: self._initial_state(i) for i in self.v_rest}
+        if self._initial_states is None:
+            self._initial_states = {i: self._initial_state(i) for i in self.v_rest}
+        self._state = {i: [x.copy() for x in st] for i, st in self._initial_states.items()}
         self._pending = {i: empty_pending(self.dtype) for i in self.v_rest}
 
     def _initial_state(self, i):
@@ -180,6 +183,7 @@ class ExactSimulation:
         """Set an initial value (PyNN units) for this (if at t = 0) and every later reset."""
         size = self.network.populations[pop].size
         self._initial[pop][name] = np.broadcast_to(np.asarray(values, float), (size,)).copy()
+        self._initial_states = None
         if self.n == 0 and pop in self.v_rest:
             self._state[pop] = self._initial_state(pop)
 
@@ -372,8 +376,7 @@ class ExactSimulation:
         t1 = t0 + n_steps * self.dt
         ev_off, ev, late = shared_events(incoming, self.batch, t1)
         flight = in_flight(late, wcat, widx_row, self.dtype)
-        state = [np.array(x, np.float64, order="C") for x in self._state[i]]
-        integrate = partial(self._integrate_shared, i, wcat, ev_off, ev, t0, t1, state)
+        integrate = partial(self._integrate_shared, i, wcat, ev_off, ev, t0, t1, self._state[i])
         n, spk, tp = self._grow(i, integrate)
         self._pending[i] = flight
         counts = np.diff(spk[2])
@@ -425,7 +428,7 @@ class ExactSimulation:
 
     def _integrate_shared(self, i, wcat, ev_off, ev, t0, t1, state, cap):
         size = self.network.populations[i].size
-        state = [x.copy() for x in state]
+        state = [np.array(x, np.float64, order="C") for x in state]  # untouched if cap too small
         cap_t = 2 * cap + self.batch * size + 16
         spk = self._spike_buffers(size, cap)
         tp = (np.empty(cap_t, np.int8), np.empty(cap_t), np.empty(cap_t), np.empty(cap_t),
@@ -571,7 +574,7 @@ class ExactSimulation:
         return n, spk, (first,), None
 
     def _commit(self, i, state):
-        self._state[i] = [x.astype(self.dtype) for x in state[:3]] + [state[3]]
+        self._state[i] = [x.astype(self.dtype, copy=False) for x in state[:3]] + [state[3]]
 
     def _cache(self, i):
         """A fresh propagator cache for population ``i`` (empty when its neurons differ)."""
