@@ -12,6 +12,9 @@ populations) is picked up by recompiling before the next batch.
 
 from __future__ import annotations
 
+import copy
+import numbers
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,6 +34,8 @@ from ..training import (
     run_epoch,
     save_checkpoint,
 )
+from ..training.errors import CheckpointError, SilentNetworkWarning, check_finite
+from ..validation import check_current_population, check_integer, check_real, short_repr
 
 __all__ = ["History", "Trainer"]
 
@@ -83,28 +88,33 @@ class Trainer:
         revive_dead: float = 0.0,
     ):
         if not isinstance(loss, Loss):
-            raise TypeError(f"loss must be a Loss, got {type(loss).__name__}")
-        if not duration > 0:
-            raise ValueError(f"duration must be > 0 ms, got {duration!r}")
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if not inputs.celltype.is_spike_source:
-            raise ValueError(f"inputs must be a spike source population, got {inputs.celltype}")
-        if not revive_dead >= 0:
-            raise ValueError(f"revive_dead must be >= 0 (1/mV), got {revive_dead!r}")
-        self.state = inputs._simulator.state
+            raise TypeError(f"loss must be a Loss, got {type(loss).__name__}: {loss!r}")
+        self.state = _check_populations(inputs, outputs)
+        self.duration = check_real("duration", duration, minimum=0.0, strict=True, where="(ms)")
+        self.batch_size = check_integer("batch_size", batch_size, minimum=1)
+        self.n_steps = self.state.discretisation.steps(self.duration)
+        if self.n_steps < 1:
+            raise ValueError(
+                f"duration={duration!r} ms is shorter than one time step "
+                f"(timestep={self.state.discretisation.dt} ms): no step would be simulated"
+            )
+        if seed is not None:
+            check_integer("seed", seed, minimum=0)
+        if dtype is not None and np.dtype(dtype) not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be numpy.float32, numpy.float64 or None, got {dtype!r}")
+        if not isinstance(progress, bool | np.bool_):
+            raise TypeError(f"progress must be True or False, got {progress!r}")
+        self.revive_dead = check_real("revive_dead", revive_dead, minimum=0.0, where="(1/mV)")
         self.inputs, self.outputs, self.loss = inputs, outputs, loss
-        self.duration, self.batch_size = float(duration), int(batch_size)
-        self.n_steps = self.state.discretisation.steps(duration)
         self.progress = progress
         self.dtype = dtype
-        self.revive_dead = float(revive_dead)
         self.rng = np.random.default_rng(seed)
         self.history = History()
         self.epoch = 0
         self.optimisers: dict[int, object] = {}
         self.gradients: dict[str, np.ndarray] = {}
-        self.best_epoch: int | None = None
+        self.best: dict | None = None  # {"epoch", "accuracy", "weights": {compiled index: w}}
+        self._silence_warned: set[int] = set()
         self._compile()
 
     # --- network ----------------------------------------------------------------------------
@@ -141,6 +151,7 @@ class Trainer:
                     self.optimisers[k] = projection.synapse_type.rule.new_optimiser()
         if not self.trainable:
             raise ValueError("no projection has an EventPropSynapse: nothing to train")
+        _check_output_is_last(network, self.outputs)
         self.learners = {
             c: Learner(
                 self.optimisers[k],
@@ -154,7 +165,15 @@ class Trainer:
             i for i, pop in enumerate(network.populations) if not pop.is_source and i != outputs
         )
         regularisers = [ReviveDead(self.revive_dead, hidden)] if self.revive_dead > 0 else []
-        self.step = TrainingStep(engine, inputs, outputs, self.loss, self.n_steps, regularisers)
+        self.step = TrainingStep(
+            engine,
+            inputs,
+            outputs,
+            self.loss,
+            self.n_steps,
+            regularisers,
+            monitors=[self._watch_silence],
+        )
 
     def write_weights(self):
         """Copy the engine's weights into the PyNN projections (the one synchronisation point).
@@ -275,22 +294,41 @@ class Trainer:
         Parameters
         ----------
         train, validation : SpikeDataset
+            Their spike times must lie before the trainer's ``duration`` (a later spike
+            would never be simulated) and their labels index the output neurons.
+        epochs : int
+            Epochs to add (>= 0; 0 only applies ``keep_best``, e.g. after a resume).
         checkpoint : path, optional
-            Written atomically after every epoch (weights, optimiser state, history, RNG).
+            Written atomically after every epoch (weights, optimiser state, history, RNG and
+            the best epoch's weights), after the weights and optimiser state were checked.
         keep_best : bool
             With ``validation``: end with the weights of the epoch of highest validation
-            accuracy (model selection on held-out data); its number is ``best_epoch``.
+            accuracy over the whole run, resumed runs included (model selection on held-out
+            data); its number is ``best_epoch``.
 
         Returns
         -------
         History
+
+        Raises
+        ------
+        NonFiniteError, DivergenceError
+            When a loss, gradient, weight or optimiser state is not finite, or the weights or
+            the loss grew by orders of magnitude; the message names the projection, epoch and
+            batch.  The last checkpoint is left as it was.
         """
-        self._check_data(train)
-        if keep_best and validation is None:
-            raise ValueError("keep_best=True needs validation data to select on")
+        epochs = check_integer("epochs", epochs, minimum=0)
+        if not isinstance(keep_best, bool | np.bool_):
+            raise TypeError(f"keep_best must be True or False, got {keep_best!r}")
+        self._check_data(train, "train")
+        if validation is not None:
+            self._check_data(validation, "validation")
+        elif keep_best:
+            raise ValueError("keep_best=True needs validation data to select on (validation=None)")
+        if checkpoint is not None and Path(checkpoint).is_dir():
+            raise IsADirectoryError(f"checkpoint={str(checkpoint)!r} is a directory, not a file")
         self._sync()
-        best = (-1.0, None)
-        for _ in range(int(epochs)):
+        for _ in range(epochs):
             record, used = run_epoch(
                 self.step,
                 train,
@@ -306,72 +344,330 @@ class Trainer:
             if validation is not None:
                 metrics = self.evaluate(validation)
                 record.update(val_loss=metrics["loss"], val_accuracy=metrics["accuracy"])
-                if keep_best and metrics["accuracy"] > best[0]:
-                    best = (metrics["accuracy"], self._weights())
-                    self.best_epoch = self.epoch
+                best = -1.0 if self.best is None else self.best["accuracy"]
+                if keep_best and metrics["accuracy"] > best:
+                    self.best = {
+                        "epoch": self.epoch,
+                        "accuracy": metrics["accuracy"],
+                        "weights": self._weights(),
+                    }
             self.history.records.append(record)
             if checkpoint is not None:
                 self.save_checkpoint(checkpoint)
-        if keep_best and best[1] is not None:
-            for c, weights in best[1].items():
+        if keep_best and self.best is not None:
+            for c, weights in self.best["weights"].items():
                 self.engine.set_weights(c, weights)
         self.write_weights()
         return self.history
+
+    @property
+    def best_epoch(self) -> int | None:
+        """Epoch of the highest validation accuracy seen with ``keep_best`` (None before)."""
+        return None if self.best is None else self.best["epoch"]
 
     def _weights(self) -> dict:
         return {c: self.engine.get_weights(c) for c in self.trainable.values()}
 
     def evaluate(self, data) -> dict:
         """Mean loss and accuracy on ``data`` (no learning)."""
-        self._check_data(data)
+        self._check_data(data, "data")
         self._sync()
         return evaluate(self.step, data, self.batch_size)
 
     def predict(self, times) -> np.ndarray:
-        """Predicted class per sample of an array of input spike times ``(n, n_inputs)``."""
+        """Predicted class per sample of input spike times ``(n, n_inputs)`` (ms, NaN = none).
+
+        The class is the output neuron the loss ranks first (e.g. the earliest spike for
+        ``TTFSCrossEntropy``); samples whose output neurons all stay silent get the loss's
+        prediction for silence, ``-1`` for the TTFS loss.
+        """
+        times = np.asarray(times, dtype=float)
+        if times.ndim != 2 or times.shape[1] != self.inputs.size:
+            raise ValueError(
+                f"times must have shape (n_samples, {self.inputs.size}) for population "
+                f"'{self.inputs.label}', got shape {times.shape}"
+            )
+        self._check_times(times, "times")
         self._sync()
         return predict(self.step, times, self.batch_size)
 
-    def _check_data(self, data):
+    def _check_data(self, data, name: str):
+        """Raise if ``data`` (a SpikeDataset) does not fit the network and ``duration``."""
+        for attribute in ("times", "labels", "n_inputs", "n_classes", "batches"):
+            if not hasattr(data, attribute):
+                raise TypeError(
+                    f"{name} must be a SpikeDataset (pynn_eventprop.datasets), got "
+                    f"{type(data).__name__}: {short_repr(data)}"
+                )
+        if len(data) == 0:
+            raise ValueError(f"{name} has no samples")
         if data.n_inputs != self.inputs.size:
             raise ValueError(
-                f"data has {data.n_inputs} inputs but population '{self.inputs.label}' has "
-                f"{self.inputs.size} neurons"
+                f"{name} has n_inputs={data.n_inputs} inputs but population "
+                f"'{self.inputs.label}' has {self.inputs.size} neurons"
             )
         if data.n_classes > self.outputs.size:
             raise ValueError(
-                f"data has {data.n_classes} classes but population '{self.outputs.label}' has "
-                f"{self.outputs.size} neurons"
+                f"{name} has n_classes={data.n_classes} classes but population "
+                f"'{self.outputs.label}' has {self.outputs.size} neurons (one per class)"
+            )
+        self._check_times(data.times, name)
+
+    def _check_times(self, times, name: str):
+        """Raise if an input spike time is negative or not before the trainer's duration."""
+        spiking = np.asarray(times, dtype=float)
+        spiking = spiking[~np.isnan(spiking)]
+        simulated = self.n_steps * self.state.discretisation.dt  # duration on the grid
+        late = spiking[~(spiking < simulated)]
+        if late.size:
+            raise ValueError(
+                f"{name}: {late.size} input spike times are at or after the Trainer's "
+                f"duration={simulated:g} ms (latest {late.max()!r} ms) and would never be "
+                "simulated; raise duration or encode the inputs earlier"
+            )
+        if spiking.size and spiking.min() < 0:
+            raise ValueError(
+                f"{name}: input spike times must be >= 0 ms, found {spiking.min()!r} ms"
             )
 
+    # --- the silent-network diagnosis ------------------------------------------------------
+    def _watch_silence(self, result, n, context):
+        """Warn once per population that fires no spike in any sample of a batch."""
+        network = self.engine.network
+        outputs = self.outputs._index
+        for index, population in enumerate(network.populations):
+            if population.is_source or index in self._silence_warned:
+                continue
+            trains = result.spikes[index]
+            silent = trains.offsets[n] == 0
+            if silent:
+                self._silence_warned.add(index)
+                role = "output" if index == outputs else "hidden"
+                warnings.warn(
+                    silence_message(network, index, role, n, context, self._weights()),
+                    SilentNetworkWarning,
+                    stacklevel=2,
+                )
+
     # --- checkpoints ------------------------------------------------------------------------
+    def _labels(self) -> dict:
+        """Trainable projection label -> (PyNN index, compiled index)."""
+        return {self.state.projections[k].label: (k, c) for k, c in self.trainable.items()}
+
     def save_checkpoint(self, path) -> Path:
-        """Weights, optimiser states, epoch, history and RNG state, written atomically."""
-        projections = {}
-        for k, c in self.trainable.items():
-            projections[self.state.projections[k].label] = {
-                "weights": self.engine.get_weights(c),
-                "optimiser": self.optimisers[k].state_dict(),
+        """Weights, optimiser states, epoch, history, RNG state and the best epoch's weights.
+
+        Everything is checked finite first (a NaN never overwrites a good checkpoint); the
+        file is written atomically (:func:`pynn_eventprop.training.save_checkpoint`).
+        """
+        projections, best = {}, None
+        for label, (k, c) in self._labels().items():
+            weights = self.engine.get_weights(c)
+            check_finite(f"weights of projection '{label}'", weights, "saving a checkpoint")
+            optimiser = self.optimisers[k].state_dict()
+            for slots in optimiser["state"].values():
+                for slot, array in slots.items():
+                    check_finite(f"optimiser state '{slot}' of projection '{label}'", array)
+            projections[label] = {
+                "shape": list(weights.shape),
+                "weights": weights,
+                "optimiser": optimiser,
+            }
+        if self.best is not None:
+            best = {
+                "epoch": self.best["epoch"],
+                "accuracy": self.best["accuracy"],
+                "weights": {
+                    label: self.best["weights"][c] for label, (_, c) in self._labels().items()
+                },
             }
         state = {
+            "kind": "pynn_eventprop.Trainer",
             "epoch": self.epoch,
             "history": self.history.records,
             "rng": self.rng.bit_generator.state,
             "projections": projections,
+            "best": best,
         }
         return save_checkpoint(path, state)
 
     def load_checkpoint(self, path):
-        """Resume from a checkpoint written by :meth:`save_checkpoint`."""
+        """Resume from a checkpoint written by :meth:`save_checkpoint`.
+
+        The whole file is validated before anything changes: readable and complete, format
+        version, one entry per trainable projection with the network's weight shape and
+        finite weights, optimiser state of the same optimiser kind and settings, the RNG
+        state and the best epoch.
+
+        Raises
+        ------
+        CheckpointError
+            Naming the file and, where it applies, the projection; the trainer, its
+            optimisers and the network are left as they were.
+        """
+        self._sync()
         state = load_checkpoint(path)
+        restored = _validated_checkpoint(self, state, f"checkpoint {str(path)!r}")
+        weights, optimisers, rng, best = restored
+        for c, w in weights.items():
+            self.engine.set_weights(c, w)
+        self.optimisers.update(optimisers)
         for k, c in self.trainable.items():
-            label = self.state.projections[k].label
-            if label not in state["projections"]:
-                raise KeyError(f"checkpoint {path} has no projection '{label}'")
-            saved = state["projections"][label]
-            self.engine.set_weights(c, saved["weights"])
-            self.optimisers[k].load_state_dict(saved["optimiser"])
+            self.learners[c].optimiser = self.optimisers[k]
         self.epoch = int(state["epoch"])
         self.history = History(list(state["history"]))
-        self.rng.bit_generator.state = state["rng"]
+        self.rng = rng
+        self.best = best
         self.write_weights()
+
+
+def _check_populations(inputs, outputs):
+    """The simulator state of ``inputs`` and ``outputs``, after checking their roles."""
+    for name, population in (("inputs", inputs), ("outputs", outputs)):
+        if not hasattr(population, "celltype") or not hasattr(population, "_index"):
+            raise TypeError(
+                f"{name} must be a Population of this backend, got "
+                f"{type(population).__name__}: {short_repr(population)}"
+            )
+    state = inputs._simulator.state
+    check_current_population(inputs, "inputs", state)
+    check_current_population(outputs, "outputs", state)
+    if not inputs.celltype.is_spike_source:
+        raise ValueError(
+            f"inputs must be a spike source population (SpikeSourceArray), got population "
+            f"'{inputs.label}' of {type(inputs.celltype).__name__}"
+        )
+    if outputs.celltype.is_spike_source:
+        raise ValueError(
+            f"outputs must be a population of neurons (e.g. IF_curr_exp) with one neuron per "
+            f"class, got population '{outputs.label}' of {type(outputs.celltype).__name__}"
+        )
+    return state
+
+
+def _check_output_is_last(network, outputs):
+    """Raise if the loss's population passes its spikes on (then it is not the output)."""
+    for projection in network.projections:
+        if projection.pre == outputs._index and projection.post != outputs._index:
+            post = network.populations[projection.post].label
+            raise ValueError(
+                f"outputs population '{outputs.label}' is not the network's output: "
+                f"projection '{projection.label}' carries its spikes on to '{post}'; "
+                "give the Trainer the last population (one neuron per class)"
+            )
+
+
+def silence_message(network, index, role, n, context, trained_weights) -> str:
+    """Why population ``index`` of ``network`` may be silent, and what to do about it.
+
+    ``trained_weights`` maps compiled projection index -> current weights of the trainable
+    projections (the others are read from ``network``).
+    """
+    population = network.populations[index]
+    v_init = float(np.mean(population.initial["v"]))
+    v_rest = float(np.mean(population.params["v_rest"]))
+    v_thresh = float(np.mean(population.params["v_thresh"]))
+    where = f" ({context})" if context else ""
+    lines = [
+        f"{role} population '{population.label}' ({population.size} neurons) fired no spike "
+        f"in any of the {n} samples of a batch{where}. EventProp's gradients flow through "
+        "spike times only, so its input weights get no gradient and training cannot start."
+    ]
+    if v_init < v_rest - (v_thresh - v_rest):
+        lines.append(
+            f"Likely cause: initial v = {v_init:g} mV lies far below v_rest = {v_rest:g} mV "
+            f"(v_thresh = {v_thresh:g} mV); PyNN's default initial v is -65 mV. Call "
+            f"population.initialize(v={v_rest:g})."
+        )
+    incoming = [
+        (k, p) for k, p in enumerate(network.projections) if p.post == index and p.mask.any()
+    ]
+    for k, projection in incoming:
+        weights = trained_weights.get(k, projection.weights)[projection.mask]
+        lines.append(
+            f"Input weights of projection '{projection.label}': mean {np.mean(weights):.3g} nA, "
+            f"max {np.max(weights):.3g} nA (threshold {v_thresh - v_rest:g} mV above rest)."
+        )
+    if not incoming:
+        lines.append("It has no incoming connections.")
+    lines.append(
+        "Remedies: initialize v at v_rest; raise the weight scale of its input projections; "
+        "for output neurons TTFSCrossEntropy(silent_push=...) pushes a silent label neuron "
+        "up; for hidden neurons Trainer(revive_dead=...) raises the input weights of neurons "
+        "that fire for no sample (see docs/training.md)."
+    )
+    return " ".join(lines)
+
+
+def _validated_checkpoint(trainer, state, where):
+    """Check a loaded checkpoint against ``trainer``; ``(weights, optimisers, rng, best)``.
+
+    Nothing of ``trainer`` is changed; every problem raises :class:`CheckpointError` naming
+    ``where`` (the file) and the projection.
+    """
+
+    def fail(message):
+        raise CheckpointError(f"{where}: {message}")
+
+    if not isinstance(state, dict) or state.get("kind") != "pynn_eventprop.Trainer":
+        fail("not a Trainer checkpoint (no kind 'pynn_eventprop.Trainer')")
+    saved = state.get("projections")
+    labels = trainer._labels()
+    if not isinstance(saved, dict) or set(saved) != set(labels):
+        found = sorted(saved) if isinstance(saved, dict) else saved
+        fail(
+            f"holds trainable projections {found}, the network has {sorted(labels)}: "
+            "a checkpoint of another network"
+        )
+    weights, optimisers = {}, {}
+    for label, (k, c) in labels.items():
+        entry = saved[label]
+        w = entry.get("weights") if isinstance(entry, dict) else None
+        expected = trainer.engine.get_weights(c).shape
+        if not isinstance(w, np.ndarray) or w.shape != expected:
+            shape = getattr(w, "shape", None)
+            fail(
+                f"projection '{label}' has weights of shape {shape}, the network's projection "
+                f"has shape {expected} (n_pre, n_post): a checkpoint of another network"
+            )
+        if not np.isfinite(w).all():
+            fail(f"projection '{label}' has weights that are not finite")
+        optimiser = copy.deepcopy(trainer.optimisers[k])
+        try:
+            optimiser.load_state_dict(entry["optimiser"])
+        except (KeyError, TypeError, ValueError) as error:
+            fail(f"projection '{label}': its optimiser state does not fit {optimiser!r}: {error}")
+        for slots in optimiser._state.values():
+            for slot, array in slots.items():
+                if array.shape != expected or not np.isfinite(array).all():
+                    fail(
+                        f"projection '{label}': optimiser state '{slot}' has shape "
+                        f"{array.shape} (expected {expected}) or values that are not finite"
+                    )
+        weights[c], optimisers[k] = w, optimiser
+    epoch = state.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
+        fail(f"epoch must be an integer >= 0, got {epoch!r}")
+    if not isinstance(state.get("history"), list):
+        fail("history must be a list of per-epoch records")
+    rng = np.random.default_rng()
+    try:
+        rng.bit_generator.state = state["rng"]
+    except (KeyError, TypeError, ValueError) as error:
+        fail(f"the random generator state cannot be restored: {error}")
+    best = state.get("best")
+    if best is not None:
+        try:
+            best = {
+                "epoch": int(best["epoch"]),
+                "accuracy": float(best["accuracy"]),
+                "weights": {
+                    c: np.asarray(best["weights"][label]) for label, (_, c) in labels.items()
+                },
+            }
+        except (KeyError, TypeError, ValueError) as error:
+            fail(f"the best epoch's record is incomplete: missing {error}")
+        for label, (_, c) in labels.items():
+            if best["weights"][c].shape != weights[c].shape:
+                fail(f"projection '{label}': best-epoch weights have another shape")
+    return weights, optimisers, rng, best
