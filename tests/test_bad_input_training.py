@@ -380,3 +380,25 @@ def test_bad_training_input_fails_early_with_a_clear_message(sim, tmp_path, caps
         message = capsys.readouterr().err
     missing = [part for part in case.parts if part not in message]
     assert not missing, f"message {message!r} lacks {missing}"
+
+
+# --- not bad input: every command explains itself -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv, parts",
+    [
+        ((), ("train", "validate", "COMMAND --help")),
+        (("train",), ("yin-yang", "TASK --help")),
+        (("train", "yin-yang"), ("--batch-size", "--preset", "default: 0.005", "twin: hidden=120")),
+        (("validate",), ("--networks", "default: 20", "Brian2")),
+    ],
+    ids=["top", "train", "train-yin-yang", "validate"],
+)
+def test_help_of_every_command_describes_arguments_and_defaults(capsys, argv, parts):
+    with pytest.raises(SystemExit) as info:
+        command(*argv, "--help")
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    missing = [part for part in parts if part not in text]
+    assert not missing, f"help {text!r} lacks {missing}"

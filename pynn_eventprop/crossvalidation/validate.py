@@ -513,6 +513,7 @@ def validate_random(
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pynn-eventprop validate",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description=(
             "Cross-validate pynn_eventprop's engine against the independent Brian2 reference on "
             "random networks: spike times, v, synaptic currents, adjoints lambda_v and "
