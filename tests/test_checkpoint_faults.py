@@ -277,3 +277,19 @@ def test_checkpoint_of_another_optimiser_is_refused_naming_file_and_projection(
     with pytest.raises(CheckpointError, match=r"ck\.npz.*projection 'input-hidden'.*Adam"):
         trainer.load_checkpoint(tmp_path / "ck.npz")
     assert np.array_equal(trainer.engine.get_weights(0), before)
+
+
+def test_best_epoch_state_travels_in_the_checkpoint(sim, samples, tmp_path):
+    trainer = small_trainer(sim)
+    trainer.fit(samples, 2, validation=samples, checkpoint=tmp_path / "ck.npz", keep_best=True)
+    ended = [trainer.engine.get_weights(c) for c in (0, 1)]
+    best = trainer.best
+    sim.end()
+    resumed = small_trainer(sim)
+    resumed.load_checkpoint(tmp_path / "ck.npz")
+    assert resumed.best_epoch == best["epoch"]
+    assert resumed.best["accuracy"] == best["accuracy"]
+    for c in (0, 1):
+        assert np.array_equal(resumed.best["weights"][c], best["weights"][c])
+    resumed.fit(samples, 0, validation=samples, keep_best=True)  # nothing left to train
+    assert all(np.array_equal(resumed.engine.get_weights(c), ended[c]) for c in (0, 1))
