@@ -18,13 +18,22 @@ import math
 import numba
 import numpy as np
 
-from .adjoint import adjoint_apply, backward_neuron
+from .adjoint import adjoint_apply
 from .arrivals import empty_pending
-from .closed_form import INV_CM, IT_E, IT_I, THETA, advance, first_crossing, flow, vdot
-from .forward import EV_SPIKE, param_tuple, run_neuron
-
-#: Option flags for the per-neuron integration of a single interval: tape only.
-INTERVAL_OPTS = np.array([0, 0, 0, 0, 1], np.int64)
+from .closed_form import (
+    INV_CM,
+    IT_E,
+    IT_I,
+    T_REF,
+    THETA,
+    V_RESET,
+    advance,
+    first_crossing,
+    flow,
+    propagate,
+    vdot,
+)
+from .forward import EV_REF_END, EV_SPIKE, param_tuple
 
 
 def shared_events(incoming, batch, t1):
@@ -109,11 +118,6 @@ def forward_shared(par, wcat, ev_off, ev, e, state, t0, t1, spk, tape, tol):
     """
     batch, size = state[0].shape
     p = param_tuple(par, 0)
-    ext = np.full((1, 1, size), e)
-    none = (np.zeros(0), np.zeros(0), np.zeros(0, np.int8))
-    rec = (np.zeros((0, 1, 1)), np.zeros((0, 1, 1)), np.zeros((0, 1, 1)))
-    acc = np.zeros(7)
-    cache = np.full((1, 6), np.nan)  # the interval's propagator, for run_neuron's first flow
     sub_t, sub_spk = np.empty(tape[1].size), np.empty(spk[0].size)  # one sample, time order
     sub_who, sub_spk_who = np.empty(tape[1].size, np.int64), np.empty(spk[0].size, np.int64)
     sub = (np.empty(tape[1].size, np.int8), sub_t, np.empty(tape[1].size), np.empty(tape[1].size),
@@ -126,8 +130,6 @@ def forward_shared(par, wcat, ev_off, ev, e, state, t0, t1, spk, tape, tol):
             tn = ev[0][m] if m < ev_off[b + 1] else t1
             d = tn - t
             em, ae, ai, qe, qi = flow(p, d)
-            cache[0, 0], cache[0, 1], cache[0, 2] = d, em, ae
-            cache[0, 3], cache[0, 4], cache[0, 5] = ai, qe, qi
             for j in range(size):
                 if ref[j] <= t:
                     v1, ie1, ii1 = advance(p, v[j], ie[j], ii[j], e, em, ae, ai, qe, qi)
@@ -135,16 +137,17 @@ def forward_shared(par, wcat, ev_off, ev, e, state, t0, t1, spk, tape, tol):
                         v[j], ie[j], ii[j] = v1, ie1, ii1
                         continue
                 n0, k0 = ns, nt
-                ns, nt, st = run_neuron(p, ext, 0, 0, j, (v[j], ie[j], ii[j], ref[j]), none, 0, 0,
-                                       t, d, 1, INTERVAL_OPTS, rec, sub_spk, ns, sub, nt, acc,
-                                       tol, cache)  # fmt: skip
+                ns, nt, st = _private(p, e, (v[j], ie[j], ii[j], ref[j]), t, d,
+                                      (em, ae, ai, qe, qi), sub_spk, ns, sub, nt, tol)  # fmt: skip
                 if ns < 0:
                     return -1
                 if nt < 0:
                     return -2
                 v[j], ie[j], ii[j], ref[j] = st
-                sub_spk_who[n0:ns] = j
-                sub_who[k0:nt] = j
+                for q in range(n0, ns):
+                    sub_spk_who[q] = j
+                for q in range(k0, nt):
+                    sub_who[q] = j
             if m < ev_off[b + 1]:
                 r = ev[1][m]
                 for j in range(size):
@@ -160,6 +163,59 @@ def forward_shared(par, wcat, ev_off, ev, e, state, t0, t1, spk, tape, tol):
     spk[2][batch * size] = ns_all
     tape[5][batch * size] = nt_all
     return ns_all
+
+
+@numba.njit(cache=True)
+def _push(tape, n, kind, t, a, b, idx):
+    """Append an event to ``tape = (kind, t, a, b, idx)`` at ``n``; the new fill, -1 if full."""
+    if n < 0 or n >= tape[1].size:
+        return -1
+    tape[0][n], tape[1][n], tape[2][n], tape[3][n], tape[4][n] = kind, t, a, b, idx
+    return n + 1
+
+
+@numba.njit(cache=True)
+def _private(p, e, st, t, d, coefs, spk, ns, tape, nt, tol):
+    """One neuron over an arrival-free interval ``(t, t + d]`` whose propagator is ``coefs``:
+    :func:`.forward.run_neuron` without arrivals, grid or readouts (same operations, so the
+    same results), spikes into ``spk`` and private events into ``tape``.
+
+    Returns ``(ns, nt, state)``, ``ns = -1`` / ``nt = -1`` when a buffer is full.
+    """
+    v, ie, ii, ref = st
+    t_end = t + d
+    while True:
+        if ref > t:  # refractory: V clamped, currents decay
+            tn = min(t_end, ref)
+            ie *= math.exp(-(tn - t) * p[IT_E])
+            ii *= math.exp(-(tn - t) * p[IT_I])
+            t = tn
+            if t == ref:
+                nt = _push(tape, nt, EV_REF_END, t, vdot(p, v, ie, ii, e), 0.0, -1)
+            if nt < 0 or t >= t_end:
+                return ns, nt, (v, ie, ii, ref)
+        else:
+            span = t_end - t
+            em, ae, ai, qe, qi = coefs if span == d else flow(p, span)
+            v1, ie1, ii1 = advance(p, v, ie, ii, e, em, ae, ai, qe, qi)
+            s = -1.0
+            if span > 0.0:
+                s = first_crossing(p, v, ie, ii, e, span, v1, vdot(p, v1, ie1, ii1, e), tol)
+            if s < 0.0:
+                return ns, nt, (v1, ie1, ii1, ref)
+            v1, ie1, ii1 = propagate(p, v, ie, ii, e, s)
+            t += s
+            if ns >= spk.size:
+                return -1, nt, st
+            spk[ns] = t
+            slope_in = vdot(p, p[THETA], ie1, ii1, e)
+            v, ie, ii = p[V_RESET], ie1, ii1
+            slope_out = vdot(p, v, ie, ii, e) if p[T_REF] == 0.0 else 0.0
+            nt = _push(tape, nt, EV_SPIKE, t, slope_in, slope_out, ns)
+            ns += 1
+            ref = t + p[T_REF]
+            if nt < 0:
+                return ns, nt, (v, ie, ii, ref)
 
 
 @numba.njit(cache=True)
@@ -202,15 +258,12 @@ def backward_shared(par, wcat, ev_off, ev, widx_row, tape, spk_off, dldt, src0, 
     ``ev = (t, row, channel, src)``; ``widx_row`` the flat gradient index of each weight row's
     first column; ``tape`` the private events; ``g_first`` ``dL/d(first spike time)``.
     Between arrivals the adjoint of all neurons is carried back with one propagator; a neuron
-    with private events in an interval is swept by :func:`.adjoint.backward_neuron`.
+    with private events in an interval is swept by :func:`_private_backward`.
     """
     batch, size = ref_end.shape
     p = param_tuple(par, 0)
-    carried = (np.zeros((batch, size)), np.zeros((batch, size)), np.zeros((batch, size)),
-               np.zeros((batch, size)))  # fmt: skip
-    arrivals = (np.zeros(0), np.zeros(0, np.int8), np.zeros(0, np.int64), np.zeros(0, np.int64))
-    no_adj = (np.zeros((0, 0, 0)), np.zeros((0, 0, 0)))
-    cache, no_vmax = np.zeros((0, 6)), (0.0, 0.0, 0.0, 0.0)
+    carried = (np.zeros((batch, size)), np.zeros((batch, size)), np.zeros((batch, size)))
+    carry = np.zeros((batch, size))  # dL/dt_end pending from an end of refractoriness
     refractory, last = np.empty(size, np.bool_), np.empty(size, np.int64)
     for b in range(batch):
         lv, le, li = carried[0][b], carried[1][b], carried[2][b]
@@ -228,10 +281,11 @@ def backward_shared(par, wcat, ev_off, ev, widx_row, tape, spk_off, dldt, src0, 
                     lo -= 1
                 if lo <= last[j]:  # private events in (te, cur]
                     first = spk_off[row] if spk_off[row + 1] > spk_off[row] else -1
-                    backward_neuron(p, tape, lo, last[j] + 1, arrivals, dldt, src0, first,
-                                    (g_first[b, j], 0.0, 0.0, 0.0), no_vmax, te, cur,
-                                    cur + 1.0 if refractory[j] else -math.inf, grads, cache,
-                                    no_adj, b, j, 1.0, carried)  # fmt: skip
+                    lam = (lv[j], le[j], li[j], carry[b, j])
+                    lv[j], le[j], li[j], carry[b, j] = _private_backward(
+                        p, tape, lo, last[j] + 1, dldt, src0, first, g_first[b, j], te, cur,
+                        refractory[j], lam,
+                    )  # fmt: skip
                     refractory[j] = tape[0][lo] != EV_SPIKE
                     last[j] = lo - 1
                 else:
@@ -241,6 +295,34 @@ def backward_shared(par, wcat, ev_off, ev, widx_row, tape, spk_off, dldt, src0, 
             if m >= ev_off[b]:
                 _shared_arrival(p, wcat, ev, m, widx_row, lv, le, li, refractory, dldt, grads)
             cur = te
+
+
+@numba.njit(cache=True)
+def _private_backward(p, tape, lo, hi, dldt, src0, first, g_first, te, cur, refractory, lam):
+    """Carry one neuron's adjoint from ``cur`` back to ``te`` through its private events
+    ``lo:hi`` (spikes and ends of refractoriness): :func:`.adjoint.backward_neuron` without
+    arrivals, readouts or sampling.  ``lam = (lambda_V, lambda_E, lambda_I, dL/dt_end)`` at
+    ``cur``; returns it at ``te``.
+    """
+    lv, le, li, carry = lam
+    t = cur
+    for m in range(hi - 1, lo - 2, -1):
+        tm = tape[1][m] if m >= lo else te
+        em, ae, ai, qe, qi = flow(p, t - tm)
+        lv, le, li = adjoint_apply(p, lv, le, li, t - tm, refractory, 0.0, 0.0, 0.0, em, ae, ai,
+                                   qe, qi)  # fmt: skip
+        t = tm
+        if m < lo:
+            break
+        if tape[0][m] == EV_SPIKE:
+            s = tape[4][m]
+            total = dldt[src0 + s] + carry - lv * tape[3][m]
+            if s == first:
+                total += g_first
+            lv, carry, refractory = -total / tape[2][m], 0.0, False
+        else:  # end of the refractory period
+            lv, carry, refractory = 0.0, -lv * tape[2][m], True
+    return lv, le, li, carry
 
 
 @numba.njit(cache=True)
