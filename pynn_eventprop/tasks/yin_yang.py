@@ -124,7 +124,8 @@ def parse_args(argv=None, prog=None):
     )
     parser.add_argument("--out", default="out/yin_yang", help="output directory")
     parser.add_argument(
-        "--json", type=writable_file, help="write the final figures to this JSON file"
+        "--json",
+        help="write the final figures to this JSON file (its directory must exist or be --out)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
@@ -138,8 +139,14 @@ def parse_args(argv=None, prog=None):
             f"--t-late {args.t_late} ms must be earlier than --duration {args.duration} ms: "
             "later input spikes would never be simulated"
         )
-    if Path(args.out).exists() and not Path(args.out).is_dir():
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
         parser.error(f"--out {args.out!r} exists and is not a directory")
+    if args.json is not None and Path(args.json).parent.resolve() != out.resolve():
+        try:
+            writable_file(args.json)
+        except argparse.ArgumentTypeError as error:
+            parser.error(f"argument --json: {error}")
     return args
 
 
