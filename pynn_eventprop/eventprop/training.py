@@ -48,11 +48,13 @@ class Trainer:
     inputs : Population
         Spike source whose spikes come from the data set (one spike time per neuron and sample).
     outputs : Population
-        ``IF_curr_exp`` population on which ``loss`` is evaluated (one neuron per class).
+        ``IF_curr_exp`` population on which ``loss`` is evaluated (one neuron per class); the
+        network's last population (one that projects onward is refused).
     loss : Loss
         E.g. ``TTFSCrossEntropy``, ``MaxVoltageCrossEntropy``, ``AverageVoltageCrossEntropy``.
     duration : float
-        Simulated time per sample (ms); input spikes later than this are dropped.
+        Simulated time per sample (ms, at least one time step); data sets whose input spikes
+        lie at or after it are refused (such spikes would never be simulated).
     batch_size : int
         Samples simulated in parallel and averaged per update.
     seed : int, optional
@@ -68,6 +70,21 @@ class Trainer:
         input weights until it fires.  Silent neurons otherwise receive no gradient at all
         (EventProp's gradients flow through spike times only).  The term steers the updates;
         it is neither part of the reported loss nor of :meth:`gradient`.
+
+    Raises
+    ------
+    TypeError, ValueError, StaleObjectError
+        For a bad argument, naming the parameter, the value and what is allowed.
+
+    Warns
+    -----
+    SilentNetworkWarning
+        Once per population, when the output population or a hidden population fires no spike
+        in any sample of a batch (checked on every forward run of :meth:`fit`,
+        :meth:`evaluate` and :meth:`predict`, so before the first update): the message names
+        the likely cause (initial ``v`` below ``v_rest``, small input weights) and the
+        remedies (``initialize(v=v_rest)``, the weight scale, ``silent_push``,
+        ``revive_dead``).
 
     Notes
     -----
