@@ -19,7 +19,7 @@ import numba
 import numpy as np
 
 from .adjoint import adjoint_apply
-from .arrivals import empty_pending
+from .arrivals import INSERTION_SORT_MAX, empty_pending
 from .closed_form import (
     INV_CM,
     IT_E,
@@ -92,9 +92,18 @@ def _order(sample, t, batch, t1):
         else:
             order[off[batch] + n_late] = m
             n_late += 1
-    for b in range(batch):
-        seg = order[off[b] : off[b + 1]]
-        order[off[b] : off[b + 1]] = seg[np.argsort(t[seg], kind="mergesort")]
+    for b in range(batch):  # stable sort by time: insertion sort on short segments
+        lo, hi = off[b], off[b + 1]
+        if hi - lo > INSERTION_SORT_MAX:
+            seg = order[lo:hi]
+            order[lo:hi] = seg[np.argsort(t[seg], kind="mergesort")]
+            continue
+        for m in range(lo + 1, hi):
+            x, q = order[m], m - 1
+            while q >= lo and t[order[q]] > t[x]:
+                order[q + 1] = order[q]
+                q -= 1
+            order[q + 1] = x
     return off, order, off[batch]
 
 
