@@ -21,7 +21,7 @@ def test_every_figure_has_a_unit_and_a_source():
             assert (
                 "assumed" in f["source"]
                 or any(c.isdigit() for c in f["source"])
-                or ("code" in f["source"] or "design.md" in f["source"])
+                or "code" in f["source"]
             ), f
     hw = Spinnaker2Hardware()
     assert (hw.pes_per_chip, hw.sram_per_pe, hw.router_entries_per_chip) == (152, 131072, 16384)

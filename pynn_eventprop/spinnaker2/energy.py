@@ -13,7 +13,7 @@ Energy (per batch, at clock level f with its coefficients)::
       + cycles * E_cycle(f)                                 dynamic processor energy
       + router hops * E_hop                                 packet transport
 
-No primary source gives these coefficients for SpiNNaker2 (design.md section 4): every one is
+No primary source gives these coefficients for SpiNNaker2: every one is
 named, marked ``"assumed"`` and overridable via :meth:`EnergyCoefficients.replace`.
 """
 

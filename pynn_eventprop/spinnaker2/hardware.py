@@ -100,11 +100,13 @@ class Spinnaker2Hardware(Figures):
     pes_per_qpe: int = figure(4, "PEs", DATASHEET + " (38 quad-PEs of 4)")
     sram_per_pe: int = figure(128 * 1024, "bytes", DATASHEET + " (128 KB code and data)")
     dram_per_chip: int = figure(
-        2 * 1024**3, "bytes", "design.md section 4: LPDDR4 2 GB physical (1 GiB in " + MANCHESTER
+        2 * 1024**3,
+        "bytes",
+        DATASHEET + " (LPDDR4, 2 GB physical; 1 GiB allocatable in " + MANCHESTER + ")",
     )
     router_entries_per_chip: int = figure(16384, "entries", DATASHEET)
     chip_links: int = figure(6, "links", DATASHEET)
-    chips_per_board: int = figure(48, "chips", "design.md section 4 (48-chip board)")
+    chips_per_board: int = figure(48, "chips", ASSUMED + " (a 48-chip board)")
     board_width: int = figure(8, "chips", ASSUMED + " (board laid out as 8 x 6 chips)")
     boards: int = figure(1, "boards", ASSUMED + " (the modelled machine is one board)")
     clock_levels_mhz: tuple[float, ...] = figure((150.0, 300.0), "MHz", MANCHESTER)
