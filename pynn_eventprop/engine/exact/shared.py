@@ -5,10 +5,12 @@ presynaptic neuron, and the neurons share their parameters, every neuron of a sa
 same event times (the arrivals; only the weights differ).  Then the propagator of each interval
 between arrivals is computed once per sample and applied to all neurons in one loop; a neuron
 leaves that loop for an interval only when it may cross threshold or is refractory, and is then
-integrated on its own by :func:`.forward.run_neuron` over that interval (spikes, resets, ends
-of refractoriness at their exact times, recorded in its *private* tape).  The backward pass
-mirrors this with :func:`.adjoint.backward_neuron` for the private events.  Results equal the
-general path's to rounding.
+integrated on its own over that interval by :func:`_private` (spikes, resets, ends of
+refractoriness at their exact times, recorded in its *private* tape).  The backward pass
+mirrors this with :func:`_private_backward` for the private events.  Both are the general
+path's :func:`.forward.run_neuron` and :func:`.adjoint.backward_neuron` reduced to an
+arrival-free interval without readouts (small scalar kernels: the general ones, inlined with
+all their buffers, cost twice as much per call).  Results equal the general path's to rounding.
 """
 
 from __future__ import annotations
