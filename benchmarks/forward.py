@@ -1,4 +1,4 @@
-"""Forward-simulation throughput of the numpy/numba reference engine (samples per second).
+"""Forward-simulation throughput of the reference engine (exact, event-driven; samples per second).
 
 Configurations (issue 3):
 
@@ -81,7 +81,7 @@ def measure(config, repeats, dtype, seed=0) -> dict:
     network = build_network(config["sizes"], rng, config["dt"])
     disc = LIFDiscretisation(config["dt"])
     batch, steps = config["batch"], config["steps"]
-    engine = make_engine("reference", network, disc, batch, dtype, reuse_buffers=True)
+    engine = make_engine("reference", network, disc, batch, dtype)
     spikes_in = input_spikes(steps, batch, config["sizes"][0], config["active"], rng, disc.dt)
     output = len(network.populations) - 1
 

@@ -4,8 +4,9 @@ PyNN's connectors (AllToAll, OneToOne, FixedProbability, FixedNumberPre/Post, Fr
 FromFile, Array, ...) drive the connection machinery of ``pyNN.common.Projection``; this class
 stores the resulting connections as flat arrays in creation order: presynaptic and postsynaptic
 index (in the index space of ``pre`` and ``post``, which may be views or assemblies), weight
-(nA or uS) and delay (ms).  Delays are checked on creation and on ``set``: whole multiples of
-``dt`` and at least ``dt``.  ``compile.py`` turns the arrays into dense engine matrices.
+(nA or uS) and delay (ms).  Delays are checked on creation and on ``set``: real numbers of ms,
+at least ``min_delay`` (see :mod:`pynn_eventprop.standardmodels.delays`).  ``compile.py`` turns
+the arrays into dense engine matrices.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pyNN.space import Space
 
 from . import simulator
 from .connectors import check_connector
+from .standardmodels.delays import check_delays
 from .standardmodels.synapses import SUPPORTED_SYNAPSE_TYPES, StaticSynapse
 from .validation import check_current_population, short_repr
 
@@ -191,7 +193,7 @@ class Projection(common.Projection):
         weight = np.broadcast_to(np.asarray(parameters["weight"], float), pre.shape).copy()
         delay = np.broadcast_to(np.asarray(parameters["delay"], float), pre.shape).copy()
         check_weights_finite(weight, self)
-        simulator.state.discretisation.delay_steps(delay)
+        check_delays(delay, self)
         post = np.full(pre.shape, int(postsynaptic_index), dtype=np.int64)
         if self._arrays is not None:
             a = self._arrays
@@ -206,7 +208,7 @@ class Projection(common.Projection):
         target = self._attribute(name)
         values = np.broadcast_to(np.asarray(value, float), which.shape)
         if name == "delay":
-            simulator.state.discretisation.delay_steps(values)
+            check_delays(values, self)
         else:
             check_weights_finite(values, self)
         target[which] = values

@@ -6,12 +6,13 @@ grid step ``n`` (time ``t = n dt``), every Population, Projection and current so
 ``setup()``, and the engine (:class:`pynn_eventprop.engine.interface.Engine`, built by
 :func:`pynn_eventprop.engine.platforms.make_engine`) that advances them.
 
-A run of ``N`` steps asks each spike source for its spikes of emission steps ``n .. n+N-1``, each
-current source for its current in steps ``n+1 .. n+N``, runs the engine (batch size 1), and hands
-each population's recorded arrays to its :class:`~pynn_eventprop.recording.Recorder`.  The engine
-is compiled from the PyNN objects lazily, at the first run and again after any change of
-structure, parameters or weights; a recompilation in the middle of a segment carries the dynamic
-state over with ``engine.get_state()`` / ``engine.set_state()``.  The PyNN objects own the weights
+A run of ``N`` steps asks each spike source for its spikes in ``[n dt, (n+N) dt)`` (exact times,
+any number per step), each current source for its current in steps ``n+1 .. n+N``, runs the
+engine (batch size 1), and hands each population's recorded arrays to its
+:class:`~pynn_eventprop.recording.Recorder`.  The engine is compiled from the PyNN objects
+lazily, at the first run and again after any change of structure, parameters or weights; a
+recompilation in the middle of a segment carries the dynamic state over with
+``engine.get_state()`` / ``engine.set_state()``.  The PyNN objects own the weights
 here: every change made through PyNN recompiles, and the engine never writes them back.
 """
 
@@ -141,6 +142,7 @@ class State(common.control.BaseState):
         self.running = False
         self.t_start = 0
         self.n = 0
+        self._emitted = {}  # population index -> EmittedSpikes of the last run window
         self.segment_counter += 1
         for recorder in self.recorders:
             recorder._clear_all_data()
@@ -194,7 +196,12 @@ class State(common.control.BaseState):
                 spikes = population._emitted_spikes(n0, n_steps, self.rng)
                 emitted[index] = spikes
                 if self.network.outgoing(index):
-                    sources[index] = spikes.trains(population.size)
+                    # the previous window too: a grid engine takes a spike in the step that
+                    # ends after it (the exact engine ignores spikes before the run's start)
+                    previous = self._emitted.get(index)
+                    both = spikes if previous is None else previous.followed_by(spikes)
+                    sources[index] = both.trains(population.size)
+        self._emitted = emitted
         currents = {}
         for source in self.current_sources:
             for index, targets, amplitude in source._currents(n0, n_steps, dt):

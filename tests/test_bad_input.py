@@ -108,11 +108,17 @@ def test_unsorted_spike_times_are_rejected(sim):
         sim.Population(1, sim.SpikeSourceArray(spike_times=[1.0, 3.0, 2.0]))
 
 
-def test_two_spike_times_in_one_step_are_rejected(sim):
-    with pytest.raises(
-        errors.InvalidParameterValueError, match=_match("spike_times", "1.01", "1.05", "same")
-    ):
-        sim.Population(1, sim.SpikeSourceArray(spike_times=[1.01, 1.05]))
+def test_two_spike_times_in_one_step_are_accepted_but_not_by_the_tick_based_model(sim):
+    source = sim.Population(1, sim.SpikeSourceArray(spike_times=[1.01, 1.05]))
+    source.record("spikes")
+    sim.run(2.0)
+    assert list(source.get_data().segments[0].spiketrains[0].magnitude) == [1.01, 1.05]
+    sim.setup(timestep=0.1, platform="spinnaker2")
+    source = sim.Population(1, sim.SpikeSourceArray(spike_times=[1.01, 1.05]))
+    cells = sim.Population(1, sim.IF_curr_exp())
+    sim.Projection(source, cells, sim.AllToAllConnector(), sim.StaticSynapse(weight=0.1))
+    with pytest.raises(ValueError, match="two spikes of one neuron within one time step"):
+        sim.run(2.0)
 
 
 def test_negative_poisson_rate_is_rejected(sim):
@@ -127,23 +133,29 @@ def _pair(sim):
     return sim.Population(2, sim.SpikeSourceArray()), sim.Population(2, sim.IF_curr_exp())
 
 
-def test_delay_not_a_multiple_of_dt_is_rejected(sim):
+def test_delay_off_the_grid_is_accepted_but_not_by_the_tick_based_model(sim):
     pre, post = _pair(sim)
+    prj = sim.Projection(pre, post, sim.AllToAllConnector(), sim.StaticSynapse(delay=0.25))
+    assert np.all(prj.get("delay", format="array") == 0.25)
+    sim.run(1.0)
+    sim.setup(timestep=0.1, platform="spinnaker2")
+    pre, post = _pair(sim)
+    sim.Projection(pre, post, sim.AllToAllConnector(), sim.StaticSynapse(delay=0.25))
     with pytest.raises(ValueError, match=_match("delay", "multiple", "0.1 ms", "0.25")):
-        sim.Projection(pre, post, sim.AllToAllConnector(), sim.StaticSynapse(delay=0.25))
+        sim.run(1.0)
 
 
 def test_delay_below_dt_is_rejected(sim):
     pre, post = _pair(sim)
-    with pytest.raises(ValueError, match=_match("delay", ">= the timestep", "0.0")):
-        sim.Projection(pre, post, sim.AllToAllConnector(), sim.StaticSynapse(delay=0.0))
+    with pytest.raises(ValueError, match=_match("delay", "[0.1, inf]", "0.05")):
+        sim.Projection(pre, post, sim.AllToAllConnector(), sim.StaticSynapse(delay=0.05))
 
 
 def test_delay_set_later_is_checked(sim):
     pre, post = _pair(sim)
     prj = sim.Projection(pre, post, sim.AllToAllConnector(), sim.StaticSynapse(delay=1.0))
-    with pytest.raises(ValueError, match=_match("delay", "multiple", "0.33")):
-        prj.set(delay=0.33)
+    with pytest.raises(ValueError, match=_match("delay", "[0.1, inf]", "0.03")):
+        prj.set(delay=0.03)
     assert np.all(prj.get("delay", format="array") == 1.0)
 
 
@@ -221,5 +233,5 @@ def test_explicit_max_delay_is_a_limit(sim):
     sim.setup(timestep=0.25, max_delay=1.0)
     a = sim.Population(2, sim.SpikeSourceArray())
     b = sim.Population(2, sim.IF_curr_exp())
-    with pytest.raises(errors.ConnectionError, match=_match("delay", "[-inf, 1.0]", "2.0")):
+    with pytest.raises(errors.ConnectionError, match=_match("delay", "[0.25, 1.0]", "2.0")):
         sim.Projection(a, b, sim.AllToAllConnector(), sim.StaticSynapse(weight=0.1, delay=2.0))

@@ -287,12 +287,6 @@ SPIKE_SOURCES = [
         ("spike_times", "3.0", "2.0", "sorted"),
     ),
     Case(
-        "spike-times-same-step",
-        lambda sim: ssa(sim, spike_times=[1.01, 1.05]),
-        P,
-        ("spike_times", "1.01", "1.05"),
-    ),
-    Case(
         "spike-trains-wrong-count",
         lambda sim: ssa(sim, 2, spike_times=[sim.Sequence([1.0])] * 3),
         P,
@@ -586,10 +580,10 @@ PROJECTIONS = [
         ("delay", "0.0"),
     ),
     Case(
-        "delay-off-grid",
-        lambda sim: project(sim, synapse=static(delay=0.25)),
+        "delay-below-timestep",
+        lambda sim: project(sim, synapse=static(delay=0.05)),
         ValueError,
-        ("delay", "0.25", "multiple"),
+        ("delay", "[0.1, inf]", "0.05"),
     ),
     Case(
         "delay-below-min-delay",
@@ -640,10 +634,10 @@ PROJECTIONS = [
         ("weight", "nan"),
     ),
     Case(
-        "set-delay-off-grid",
-        lambda sim: project(sim).set(delay=0.33),
+        "set-delay-below-timestep",
+        lambda sim: project(sim).set(delay=0.03),
         ValueError,
-        ("delay", "0.33", "multiple"),
+        ("delay", "[0.1, inf]", "0.03"),
     ),
     Case(
         "set-weight-wrong-length",

@@ -64,6 +64,7 @@ SCENARIOS = {
     "test_scenario1": ["test_scenario1"],
     "test_scenario2": ["test_scenario2"],
     "test_issue231": ["test_issue231"],
+    "test_issue274": ["test_issue274"],
     "test_ticket166": ["test_ticket166"],
 }
 

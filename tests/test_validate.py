@@ -28,6 +28,7 @@ from pynn_eventprop.crossvalidation.validate import (
     make_problem,
     validate_pynn,
 )
+from pynn_eventprop.engine.platforms import register_engine
 
 pytestmark = pytest.mark.filterwarnings("ignore:'parseAll' argument is deprecated")
 
@@ -55,7 +56,9 @@ def pynn_case():
     from pynn_eventprop.eventprop.synapses import EventPropSynapse
     from pynn_eventprop.training.losses import TTFSCrossEntropy
 
-    sim.setup(timestep=0.25, min_delay=0.25, max_delay=5.0)
+    # PyNN's own run on the tick-based grid engine, the scheme both sides of the validation run
+    register_engine("grid", "pynn_eventprop.engine.simulation:ReferenceEngine")
+    sim.setup(timestep=0.25, min_delay=0.25, max_delay=5.0, platform="grid")
     try:
         rng = np.random.default_rng(3)
         inputs = sim.Population(4, sim.SpikeSourceArray(spike_times=INPUT_TIMES), label="in")

@@ -23,10 +23,8 @@ refractory period from that stamp, and delivers spikes at grid points.  Hence th
   grazes the threshold (other seeds have neurons whose crossing moves by ~10 steps for a
   one-step change of input, and then differ in spike counts at dt 0.1 while agreeing at 0.01).
 
-Each test runs twice: with the backend's default engine and with ``platform="exact"``.  The
-default-engine runs are expected to fail until the exact engine is the default (issue 11
-phase 2): marked ``xfail(strict=False)``; remove the marks then.  Brian2 runs with its numpy
-code generation target (no compilation).
+The tests run the backend's default engine (the exact one).  Brian2 runs with its numpy code
+generation target (no compilation).
 """
 
 from __future__ import annotations
@@ -42,15 +40,6 @@ brian2 = pytest.importorskip("brian2")
 pynn_brian2 = pytest.importorskip("pyNN.brian2")
 
 import pynn_eventprop  # noqa: E402
-from pynn_eventprop.engine import platforms  # noqa: E402
-
-NEEDS_EXACT_DEFAULT = pytest.mark.xfail(
-    strict=False, reason="needs the exact engine as the backend's default (issue 11 phase 2)"
-)
-PLATFORMS = [
-    pytest.param(None, marks=NEEDS_EXACT_DEFAULT, id="default-engine"),
-    pytest.param("exact", id="exact-engine"),
-]
 
 TONIC_CELL = dict(tau_m=15.0, tau_refrac=2.0, v_thresh=-52.0)  # the rest: PyNN's defaults
 TONIC_DC = (1.2, 2.0)  # nA, from 20 ms
@@ -68,25 +57,13 @@ def brian2_numpy_target():
     brian2.defaultclock.dt = old_dt
 
 
-@pytest.fixture(params=PLATFORMS)
-def platform(request):
-    """``None`` (the backend's default engine) or ``"exact"`` (registered if need be)."""
-    if request.param == "exact" and "exact" not in platforms.platforms():
-        exact = pytest.importorskip("pynn_eventprop.engine.exact")
-        if not hasattr(exact, "ExactSimulation") or not hasattr(platforms, "register_engine"):
-            pytest.skip("no exact engine to register")
-        platforms.register_engine("exact", "pynn_eventprop.engine.exact:ExactSimulation")
-    return request.param
-
-
-def _setup(sim, dt, platform=None, min_delay=None):
+def _setup(sim, dt, min_delay=None):
     if sim is pynn_brian2:
         # pyNN.brian2 creates SpikeGeneratorGroups on Brian2's default clock
         brian2.defaultclock.dt = dt * brian2.ms
         sim.setup(timestep=dt, min_delay=min_delay or dt)
     else:
-        extra = {} if platform is None else {"platform": platform}
-        sim.setup(timestep=dt, min_delay=min_delay or dt, **extra)
+        sim.setup(timestep=dt, min_delay=min_delay or dt)
 
 
 def _spikes(population):
@@ -97,9 +74,9 @@ def _spikes(population):
 # --- scripts -------------------------------------------------------------------------------------
 
 
-def tonic_neurons(sim, dt, platform=None):
+def tonic_neurons(sim, dt):
     """Two neurons with DCSource 1.2 / 2.0 nA from 20 ms, one with i_offset; 1 s."""
-    _setup(sim, dt, platform)
+    _setup(sim, dt)
     cells = sim.Population(3, sim.IF_curr_exp(**TONIC_CELL))
     for i, amplitude in enumerate(TONIC_DC):
         cells[i : i + 1].inject(sim.DCSource(amplitude=amplitude, start=20.0))
@@ -111,13 +88,13 @@ def tonic_neurons(sim, dt, platform=None):
     return spikes
 
 
-def three_layers(sim, dt, platform=None, seed=NETWORK_SEED):
+def three_layers(sim, dt, seed=NETWORK_SEED):
     """SpikeSourceArray(10) -> 12 -> 8 -> 4 IF_curr_exp, each layer with an excitatory
     (delay 1 ms) and an inhibitory (delay 1.5 ms) projection, refractory 2 ms; 100 ms.
 
     Input spikes sit on multiples of 0.1 ms (Brian2 then emits them at their exact times)."""
     rng = np.random.default_rng(seed)
-    _setup(sim, dt, platform, min_delay=1.0)
+    _setup(sim, dt, min_delay=1.0)
     volleys = np.array([5.0, 30.0, 55.0])
     times = [np.sort(np.round((volleys + rng.uniform(0, 3, 3)) * 10) / 10) for _ in range(10)]
     layers = [sim.Population(10, sim.SpikeSourceArray(spike_times=[list(t) for t in times]))]
@@ -172,11 +149,11 @@ def max_difference(brian, ours) -> float:
 
 
 @pytest.mark.parametrize("dt", [0.1, 1.0])
-def test_dc_interval_is_analytic(platform, dt):
+def test_dc_interval_is_analytic(dt):
     """The issue's DC neurons through PyNN: every interval equals ``tau_refrac + tau_m
     ln(V_inf / (V_inf - theta))`` (21.214 / 10.520 ms) within 1e-9 ms at dt 0.1 and 1.0
     (exact arithmetic on values of order 1000 ms leaves ~1e-12 ms)."""
-    spikes = tonic_neurons(pynn_eventprop, dt, platform)
+    spikes = tonic_neurons(pynn_eventprop, dt)
     for amplitude, train in zip((*TONIC_DC, TONIC_I_OFFSET), spikes, strict=True):
         v_inf = TONIC_CELL["tau_m"] * amplitude  # cm = 1 nF, v_rest = v_reset
         isi = 2.0 + 15.0 * np.log(v_inf / (v_inf - 13.0))
@@ -184,12 +161,12 @@ def test_dc_interval_is_analytic(platform, dt):
         assert np.abs(np.diff(train) - isi).max() <= 1e-9
 
 
-def test_tonic_neurons_match_brian2(platform, brian2_runs):
+def test_tonic_neurons_match_brian2(brian2_runs):
     """Over 1 s at dt 0.1: equal spike counts, first spikes within 2 Brian2 steps, and each of
     Brian2's intervals ours rounded down to its grid (module docstring)."""
     dt = 0.1
     brian = brian2_runs(tonic_neurons, dt)
-    ours = tonic_neurons(pynn_eventprop, dt, platform)
+    ours = tonic_neurons(pynn_eventprop, dt)
     assert_same_counts(brian, ours)
     for b, o in zip(brian, ours, strict=True):
         assert abs(b[0] - o[0]) <= 2 * dt + 1e-9
@@ -200,12 +177,12 @@ def test_tonic_neurons_match_brian2(platform, brian2_runs):
 # --- a three-layer network -----------------------------------------------------------------------
 
 
-def test_three_layer_network_matches_brian2(platform, brian2_runs):
+def test_three_layer_network_matches_brian2(brian2_runs):
     """At dt 0.1: equal spike counts in every layer, spikes of layer ``l`` within ``2 l`` Brian2
     steps (module docstring), and the network does fire (every layer, several spikes)."""
     dt = 0.1
     brian = brian2_runs(three_layers, dt)
-    ours = three_layers(pynn_eventprop, dt, platform)
+    ours = three_layers(pynn_eventprop, dt)
     for layer, (b, o) in enumerate(zip(brian, ours, strict=True), start=1):
         assert sum(len(t) for t in o) >= 4
         assert_same_counts(b, o, f"layer {layer}")
@@ -213,10 +190,10 @@ def test_three_layer_network_matches_brian2(platform, brian2_runs):
 
 
 @pytest.mark.slow
-def test_brian2_converges_to_exact_spikes(platform, brian2_runs):
+def test_brian2_converges_to_exact_spikes(brian2_runs):
     """Brian2 at dt 0.01 and 0.1 against ours: equal counts, and the largest difference at
     0.01 is at most a fifth of that at 0.1 (first-order convergence would give a tenth)."""
-    ours = three_layers(pynn_eventprop, 0.1, platform)
+    ours = three_layers(pynn_eventprop, 0.1)
     difference = {}
     for dt in (0.1, 0.01):
         brian = brian2_runs(three_layers, dt)
@@ -244,7 +221,6 @@ def pynn_examples(pynn_scenarios, tmp_path_factory):
     return target / f"pynn-{PYNN_VERSION}" / "examples"
 
 
-@NEEDS_EXACT_DEFAULT
 @pytest.mark.parametrize("script", ["connections.py", "simpleRandomNetwork.py"])
 def test_pynn_example_runs(script, pynn_examples, tmp_path):
     """``python <example> eventprop`` exits 0.  ``connections.py`` uses a 0.11 ms delay at dt

@@ -399,8 +399,8 @@ def validate_pynn(
 
     The network is ``compile_network(state)`` of everything created since ``setup()`` (weights
     and initial values as they are now; PyNN's default initial ``v`` is -65 mV, so call
-    ``initialize(v=...)`` as for a simulation).  Both sides always run the float64 reference
-    engine, whatever ``setup(platform=...)`` says.
+    ``initialize(v=...)`` as for a simulation).  Both sides always run the float64 tick-based
+    scheme (the grid engine), whatever ``setup(platform=...)`` says.
 
     Parameters
     ----------

@@ -1,11 +1,13 @@
 """Which engine runs a network: the registry behind ``sim.setup(..., platform=...)``.
 
-``platform="reference"`` (default) is :class:`~.simulation.ReferenceEngine`;
-``platform="spinnaker2"`` is :class:`pynn_eventprop.spinnaker2.Spinnaker2Engine` (float32, with
-mapping and packet accounting), configured by the keyword arguments of ``setup`` named in
-:data:`SPINNAKER2_OPTIONS`.  Engines are named here by import path and imported only when asked
-for, so nothing in this package depends on an engine built on top of it.  A new engine plugs in
-with :func:`register_engine`.
+``platform="reference"`` (default) is :class:`~.exact.ExactSimulation`, the exact event-driven
+engine (float64 by default, float32 allowed); ``platform="spinnaker2"`` is
+:class:`pynn_eventprop.spinnaker2.Spinnaker2Engine` (float32, with mapping and packet
+accounting, on the tick-based grid engine :class:`~.simulation.ReferenceEngine`), configured by
+the keyword arguments of ``setup`` named in :data:`SPINNAKER2_OPTIONS`. Every engine accepts the
+keyword ``readout_populations`` (populations whose voltage readouts may be asked for). Engines
+are named here by import path and imported only when asked for, so nothing in this package
+depends on an engine built on top of it. A new engine plugs in with :func:`register_engine`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 
 #: platform name -> ("module:attribute" of the engine class, fixed dtype or None)
 _REGISTRY = {
-    "reference": ("pynn_eventprop.engine.simulation:ReferenceEngine", None),
+    "reference": ("pynn_eventprop.engine.exact:ExactSimulation", None),
     "spinnaker2": ("pynn_eventprop.spinnaker2.simulation:Spinnaker2Engine", np.float32),
 }
 SPINNAKER2_OPTIONS = ("hardware", "cycles", "coefficients", "replicas", "spike_payload")

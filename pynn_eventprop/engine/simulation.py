@@ -120,6 +120,9 @@ class ReferenceEngine:
     reuse_buffers : bool
         Reuse result arrays between runs (see :mod:`.workspace`): fast for training loops, but
         arrays returned by :meth:`run` are then overwritten by the next run.
+    readout_populations : ignored
+        Accepted as every engine of :func:`~.platforms.make_engine` accepts it; this engine
+        computes the readouts of any population on demand.
 
     Notes
     -----
@@ -137,6 +140,7 @@ class ReferenceEngine:
         dtype=np.float64,
         compiled=True,
         reuse_buffers=False,
+        readout_populations=None,
     ):
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")

@@ -144,6 +144,10 @@ class Trainer:
         """Compile the PyNN network as it is now (weights included) for batched training."""
         self._compiled_version = self.state.version
         network, projection_map = compile_network(self.state)
+        outputs = self.outputs._index
+        hidden = tuple(
+            i for i, pop in enumerate(network.populations) if not pop.is_source and i != outputs
+        )
         engine = make_engine(
             getattr(self.state, "platform", "reference"),
             network,
@@ -151,7 +155,7 @@ class Trainer:
             self.batch_size,
             self.dtype,
             options=getattr(self.state, "platform_options", None),
-            reuse_buffers=True,
+            readout_populations=(outputs, *(hidden if self.revive_dead > 0 else ())),
         )
         engine.check_trainable()
         self.trainable = {}  # PyNN projection index -> compiled projection index
@@ -177,10 +181,7 @@ class Trainer:
             )
             for k, c in self.trainable.items()
         }
-        inputs, outputs = self.inputs._index, self.outputs._index
-        hidden = tuple(
-            i for i, pop in enumerate(network.populations) if not pop.is_source and i != outputs
-        )
+        inputs = self.inputs._index
         regularisers = [ReviveDead(self.revive_dead, hidden)] if self.revive_dead > 0 else []
         self.step = TrainingStep(
             engine,
@@ -277,6 +278,9 @@ class Trainer:
             self.state.discretisation,
             self.batch_size,
             trained.dtype,
+            readout_populations=[
+                i for i, p in enumerate(trained.network.populations) if not p.is_source
+            ],
         )
         for c in range(len(trained.network.projections)):
             diagnostic.set_weights(c, trained.get_weights(c))

@@ -1,16 +1,15 @@
 """Standard cell types of the backend: the LIF neurons and the spike sources.
 
 Parameters keep PyNN's names and units (mV, ms, nF, nA, uS, Hz), so every translation is the
-identity; what the numpy engine computes from them is stated in ``docs/equations.md``.  Each cell
+identity; what the engines compute from them is stated in ``docs/equations.md``.  Each cell
 type declares the constraints its parameters must satisfy (:class:`Rules`); they are checked
 whenever parameters are created or set, so bad values fail early with the parameter's name.
 
-Spike sources produce, for each run chunk, the spikes of emission steps ``n0 .. n0+N-1``
-(:class:`EmittedSpikes`): a spike at time ``t`` belongs to grid step ``n = ceil(t/dt)`` with phase
-``phi = n - t/dt`` (``LIFDiscretisation.step_and_phase``), so it reaches its targets after its
-delay with the precise-timing amplitude ``w a**phi``.  A neuron can emit at most one spike per
-step: two SpikeSourceArray times in the same step are an error; a Poisson source drops the second
-of two events that fall in one step (probability ``(rate dt)**2 / 2`` per step).
+Spike sources produce, for each run of steps ``n0 .. n0+N`` (ms ``[n0 dt, (n0+N) dt)``), the
+spikes whose times fall in that window (:class:`EmittedSpikes`), at their exact times: a spike at
+time ``t`` reaches its targets at ``t + delay``.  A neuron may spike several times within one
+time step.  A run's window includes its last step, so a spike at 9.95 ms belongs to
+``run(10.0)`` at ``dt = 0.1`` and is in that run's ``get_data()``.
 """
 
 from __future__ import annotations
@@ -115,8 +114,9 @@ class IF_curr_exp(cells.IF_curr_exp):
 
 class IF_cond_exp(cells.IF_cond_exp):
     __doc__ = (cells.IF_cond_exp.__doc__ or "") + (
-        "\n    Forward simulation only (exponential Euler with conductances held over a step); "
-        "EventProp training accepts current-based cells only.\n"
+        "\n    Forward simulation only (events at their exact times, the membrane integrated with "
+        "Runge-Kutta substeps of at most 0.01 ms between them); EventProp training accepts "
+        "current-based cells only.\n"
     )
     translations = _identity_translations(cells.IF_cond_exp)
     recordable = ["spikes", "v", "gsyn_exc", "gsyn_inh"]
@@ -132,16 +132,19 @@ class IF_cond_exp(cells.IF_cond_exp):
 
 @dataclass
 class EmittedSpikes:
-    """Spikes of one source population in one run chunk, sorted by step.
+    """Spikes of one source population in one time window, sorted by time.
 
-    ``neuron``, ``step`` (emission grid step), ``phase`` and ``time`` (ms, as given or drawn)
-    are 1-D arrays of equal length.
+    ``neuron`` (int) and ``time`` (ms, as given or drawn) are 1-D arrays of equal length.
     """
 
     neuron: np.ndarray
-    step: np.ndarray
-    phase: np.ndarray
     time: np.ndarray
+
+    def followed_by(self, later: EmittedSpikes) -> EmittedSpikes:
+        """These spikes and those of the ``later`` window."""
+        return EmittedSpikes(
+            np.concatenate([self.neuron, later.neuron]), np.concatenate([self.time, later.time])
+        )
 
     def trains(self, size: int) -> SpikeTrains:
         """Engine input: these spikes as one sample of a population of ``size`` neurons."""
@@ -149,26 +152,32 @@ class EmittedSpikes:
         return SpikeTrains(self.time.astype(float), self.neuron.astype(np.int64), offsets, size)
 
 
+def _window(discretisation, n0: int, n_steps: int) -> tuple[float, float]:
+    """Start and end (ms) of the run of steps ``n0 .. n0+N``: ``[n0 dt, (n0+N) dt)``."""
+    return n0 * discretisation.dt, (n0 + n_steps) * discretisation.dt
+
+
 class SpikeSchedule:
-    """The fixed spike times of a SpikeSourceArray population, on the grid."""
+    """The fixed spike times of a SpikeSourceArray population."""
 
     def __init__(self, spike_times, discretisation, label: str):
         neurons, times = [], []
         for i, seq in enumerate(spike_times):
             t = _sequence_values(seq)
-            check_spike_times(t, i, discretisation, label)
+            check_spike_times(t, i, label)
             neurons.append(np.full(t.size, i, dtype=np.int64))
             times.append(t)
         neuron = np.concatenate(neurons) if neurons else np.zeros(0, np.int64)
         time = np.concatenate(times) if times else np.zeros(0)
-        step, phase = discretisation.step_and_phase(time)
-        order = np.argsort(step, kind="stable")
-        self.spikes = EmittedSpikes(neuron[order], step[order], phase[order], time[order])
+        order = np.argsort(time, kind="stable")
+        self.spikes = EmittedSpikes(neuron[order], time[order])
+        self.disc = discretisation
 
     def emit(self, n0: int, n_steps: int, rng) -> EmittedSpikes:
+        """The spikes of ``[n0 dt, (n0+N) dt)``."""
         s = self.spikes
-        lo, hi = np.searchsorted(s.step, [n0, n0 + n_steps])
-        return EmittedSpikes(s.neuron[lo:hi], s.step[lo:hi], s.phase[lo:hi], s.time[lo:hi])
+        lo, hi = np.searchsorted(s.time, _window(self.disc, n0, n_steps), side="left")
+        return EmittedSpikes(s.neuron[lo:hi], s.time[lo:hi])
 
 
 def _sequence_values(seq) -> np.ndarray:
@@ -176,32 +185,24 @@ def _sequence_values(seq) -> np.ndarray:
     return np.atleast_1d(np.asarray(value, dtype=float))
 
 
-def check_spike_times(times, neuron: int, discretisation, label: str) -> None:
-    """Spike times must be finite, >= 0, increasing and at most one per time step."""
+def check_spike_times(times, neuron: int, label: str) -> None:
+    """Spike times must be finite, >= 0 and non-decreasing (several per time step allowed)."""
     where = f"SpikeSourceArray population '{label}', neuron {neuron}"
     bad = ~np.isfinite(times) | (times < 0)
     if bad.any():
         raise InvalidParameterValueError(
             f"spike_times must be finite and in [0, inf) ms in {where}, got {times[bad][0]!r}"
         )
-    if times.size > 1:
-        k = np.flatnonzero(np.diff(times) < 0)
-        if k.size:
-            raise InvalidParameterValueError(
-                f"spike_times must be sorted in increasing order in {where}, got "
-                f"{times[k[0]]!r} before {times[k[0] + 1]!r}"
-            )
-        steps, _ = discretisation.step_and_phase(times)
-        k = np.flatnonzero(np.diff(steps) == 0)
-        if k.size:
-            raise InvalidParameterValueError(
-                f"spike_times of {where} has {times[k[0]]!r} and {times[k[0] + 1]!r} ms in the "
-                f"same time step of {discretisation.dt} ms; at most one spike per step is allowed"
-            )
+    k = np.flatnonzero(np.diff(times) < 0)
+    if k.size:
+        raise InvalidParameterValueError(
+            f"spike_times must be sorted in increasing order in {where}, got "
+            f"{times[k[0]]!r} before {times[k[0] + 1]!r}"
+        )
 
 
 class PoissonGenerator:
-    """Homogeneous Poisson spike trains, drawn in continuous time chunk by chunk."""
+    """Homogeneous Poisson spike trains, drawn in continuous time window by window."""
 
     def __init__(self, params, discretisation):
         self.rate = np.asarray(params["rate"], float)
@@ -210,23 +211,16 @@ class PoissonGenerator:
         self.disc = discretisation
 
     def emit(self, n0: int, n_steps: int, rng) -> EmittedSpikes:
-        """Spikes at times in ``((n0-1) dt, (n0+N-1) dt]`` within ``[start, start+duration)``."""
-        dt = self.disc.dt
-        lo = np.maximum((n0 - 1) * dt, self.start)
-        hi = np.minimum((n0 + n_steps - 1) * dt, self.stop)
+        """Spikes at times in ``[n0 dt, (n0+N) dt)`` within ``[start, start+duration)``."""
+        t0, t1 = _window(self.disc, n0, n_steps)
+        lo = np.maximum(t0, self.start)
+        hi = np.minimum(t1, self.stop)
         length = np.maximum(hi - lo, 0.0)
         counts = rng.poisson(self.rate * length / 1000.0)
         neuron = np.repeat(np.arange(self.rate.size), counts)
         time = lo[neuron] + rng.random(neuron.size) * length[neuron]
-        step, phase = self.disc.step_and_phase(time)
-        order = np.lexsort((time, neuron))
-        neuron, time, step, phase = neuron[order], time[order], step[order], phase[order]
-        keep = (step >= n0) & (step < n0 + n_steps)
-        keep[1:] &= (neuron[1:] != neuron[:-1]) | (step[1:] != step[:-1])
-        order = np.argsort(step[keep], kind="stable")
-        return EmittedSpikes(
-            neuron[keep][order], step[keep][order], phase[keep][order], time[keep][order]
-        )
+        order = np.argsort(time, kind="stable")
+        return EmittedSpikes(neuron[order], time[order])
 
 
 class SpikeSourceArray(cells.SpikeSourceArray):

@@ -1,16 +1,21 @@
 """Delay rules shared by the backend's synapse types.
 
-With ``min_delay``/``max_delay`` left at ``"auto"`` (PyNN's default), ``get_min_delay()`` and
-``get_max_delay()`` report the extremes of the network's delays, but they are not limits.
-Explicit values given to ``setup()`` are limits.  That a delay is at least one time step and a
-whole multiple of it is enforced when the network is compiled
-(:meth:`pynn_eventprop.discretisation.LIFDiscretisation.delay_steps`).
+Delays are real numbers of ms, at least ``min_delay`` (PyNN's rule: a smaller delay is an error).
+With ``min_delay`` left at ``"auto"`` (PyNN's default) the lower limit is the time step, and
+``get_min_delay()`` reports the smallest delay of the network.  ``max_delay``, when given to
+``setup()``, is an upper limit.  A delay of at least one step keeps a spike's effects out of the
+step in which it was emitted.  The SpiNNaker2 model runs on the tick grid and also needs whole
+multiples of the time step (checked when the network is compiled for it).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from pyNN import errors
+
+
+class DelayError(errors.ConnectionError, ValueError):
+    """A delay outside ``[min_delay, max_delay]`` (PyNN's ConnectionError, also a ValueError)."""
 
 
 def default_delay(state) -> float:
@@ -21,17 +26,17 @@ def default_delay(state) -> float:
 def check_delays(delays, projection):
     """PyNN parameter check: delays within the limits given to ``setup()`` (see module doc)."""
     state = projection._simulator.state
-    low = -np.inf if state._min_delay == "auto" else state._min_delay
+    low = state.dt if state._min_delay == "auto" else state._min_delay
     high = np.inf if state._max_delay == "auto" else state._max_delay
     values = np.asarray(delays, dtype=float)
     if not np.all(np.isfinite(values)):
-        raise errors.ConnectionError(
+        raise DelayError(
             f"delay must be a finite number of ms, got {float(values[~np.isfinite(values)][0])!r}"
         )
     bad = ~((values >= low - 1e-12) & (values <= high + 1e-12))
     if np.any(bad):
-        raise errors.ConnectionError(
-            f"delay must lie in [{low}, {high}] ms (min_delay/max_delay given to setup()), "
-            f"got {float(values[bad].ravel()[0])!r} ms"
+        raise DelayError(
+            f"delay must lie in [{low}, {high}] ms (min_delay, by default the time step, and "
+            f"max_delay given to setup()), got {float(values[bad].ravel()[0])!r} ms"
         )
     return delays

@@ -3,8 +3,8 @@
 ``StaticSynapse`` keeps PyNN's behaviour, including PyNN's weight sign check (weights of one
 projection all of one sign; positive for excitatory or conductance-based targets, negative for
 current-based inhibitory ones).  Weights are in nA (current-based targets) or uS
-(conductance-based targets); delays in ms must be whole multiples of the time step and at least
-one step (:meth:`pynn_eventprop.discretisation.LIFDiscretisation.delay_steps`).
+(conductance-based targets); delays are real numbers of ms, at least ``min_delay`` (default: one
+time step; see :mod:`.delays`).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class EventPropSynapse(StandardSynapseType):
     weight : float, array, RandomDistribution or callable
         Initial weights (nA), any sign.
     delay : float, optional
-        Delay (ms): a whole multiple of the time step, at least one step.
+        Delay (ms): a real number, at least ``min_delay`` (default: one time step).
     rule : EventPropRule, optional
         Optimiser and its settings (default ``EventPropRule()``: Adam, lr 1e-3).
 
