@@ -39,16 +39,19 @@ def count_projection(sp_t, sp_n, sp_off, delay, mask, t1, counts):
 
 @numba.njit(cache=True)
 def fill_projection(
-    sp_t, sp_n, sp_off, src0, w, delay, mask, chan, widx0, t1, cur, out, late, n_late
+    sp_t, sp_n, sp_off, src0, w, delay, mask, chan, widx0, t1, cur, out, late, n_late, by_time
 ):
     """Write the arrivals of one projection at the cursors ``cur``; late ones into ``late``.
 
     ``out = (t, w, c, widx, src)``, ``late = (b, j, t, w, c, widx, src)``; returns the new late
-    count.
+    count.  Spikes are taken in the order ``by_time`` (per sample, by time), so that a neuron's
+    arrivals from one projection come sorted when its delays do not depend on the presynaptic
+    neuron (and :func:`sort_segments` has nothing to move).
     """
     size = delay.shape[1]
     for b in range(sp_off.size - 1):
-        for s in range(sp_off[b], sp_off[b + 1]):
+        for k in range(sp_off[b], sp_off[b + 1]):
+            s = by_time[k]
             i = sp_n[s]
             for j in range(size):
                 if not mask[i, j]:
@@ -116,6 +119,13 @@ def sort_segments(off, out):
     """Sort every segment ``off[r]:off[r+1]`` of ``out = (t, w, c, widx, src)`` by time."""
     for r in range(off.size - 1):
         lo, hi = off[r], off[r + 1]
+        ordered = True
+        for m in range(lo + 1, hi):
+            if out[0][m] < out[0][m - 1]:
+                ordered = False
+                break
+        if ordered:
+            continue
         if hi - lo <= INSERTION_SORT_MAX:
             for m in range(lo + 1, hi):
                 x = (out[0][m], out[1][m], out[2][m], out[3][m], out[4][m])
@@ -180,8 +190,10 @@ def gather(batch, size, t1, incoming, pending, dtype):
     cur = off[:-1].copy()
     m = fill_pending(pending, size, t1, cur, out, late, 0)
     for (sp_t, sp_n, sp_off), src0, w, delay, mask, chan, widx0 in incoming:
+        sample = np.repeat(np.arange(batch), np.diff(sp_off))
+        by_time = np.lexsort((sp_t, sample))
         m = fill_projection(
-            sp_t, sp_n, sp_off, src0, w, delay, mask, chan, widx0, t1, cur, out, late, m
+            sp_t, sp_n, sp_off, src0, w, delay, mask, chan, widx0, t1, cur, out, late, m, by_time
         )
     sort_segments(off, out)
     return off, out, late
