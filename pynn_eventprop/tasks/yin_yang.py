@@ -38,7 +38,8 @@ from pynn_eventprop.neurons import WP_NEURON
 NEURON = WP_NEURON
 
 PRESETS = {
-    # our default: 98.0 / 98.9 / 98.5 % test with seeds 1 / 2 / 3 (2-6 minutes on 2 cores)
+    # our default: 97.7 / 98.5 / 97.8 % test with seeds 1 / 2 / 3 (14-22 minutes of training on
+    # 2 cores shared with other jobs)
     "default": dict(hidden=300, dt=1.0, duration=40.0, t_late=30.0, batch_size=32, epochs=60),
     # the SpiNNaker2 off-chip twin's grid: 5-120-3, dt 1 ms, 27 steps, batch 22
     "twin": dict(hidden=120, dt=1.0, duration=27.0, t_late=18.0, batch_size=22, epochs=60),
