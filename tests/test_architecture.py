@@ -48,6 +48,7 @@ LAYERS = {
     "tasks": 6,
     "crossvalidation": 6,
     "cli": 6,
+    "interop": 6,
 }
 
 
