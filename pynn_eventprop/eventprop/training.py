@@ -41,7 +41,12 @@ __all__ = ["History", "Trainer"]
 
 
 class Trainer:
-    """Train a feed-forward PyNN network of ``IF_curr_exp`` populations with EventProp.
+    """Train a PyNN network of ``IF_curr_exp`` populations with EventProp.
+
+    The network may be recurrent: a projection from a population to itself, or any cycle of
+    projections, trains with exact gradients (the adjoint carries the recurrent error terms),
+    because every delay is at least ``min_delay`` >= one time step, so a spike never acts within
+    the step that emitted it.  A loss on a population in a cycle reads its first spike times.
 
     Parameters
     ----------
@@ -88,8 +93,9 @@ class Trainer:
 
     Notes
     -----
-    Only projections whose synapse type is ``EventPropSynapse`` learn; the network must be
-    feed-forward and all neurons current-based (a clear error says otherwise).
+    Only projections whose synapse type is ``EventPropSynapse`` learn (their weights, and
+    their delays when the rule says ``learn_delays=True``); all neurons must be current-based
+    (a clear error says otherwise).
     """
 
     def __init__(
