@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from ..engine.interface import RunResult, SpikeTrains
 from .errors import check_divergence, check_finite
 from .losses import Loss, LossResult
+from .rule import update_delays
 
 
 @dataclass
@@ -99,6 +100,10 @@ class TrainingStep:
         self.monitors = tuple(monitors)
         self.divergence_factor = float(divergence_factor)
         self.reference_loss: float | None = None
+        #: compiled projection -> :class:`~.rule.DelayLearner`; their delays learn in train()
+        self.delay_learners: dict = {}
+        #: delay gradients the last train() used, per compiled projection
+        self.delay_gradients_used: dict = {}
 
     @property
     def duration(self) -> float:
@@ -180,7 +185,11 @@ class TrainingStep:
         if self.reference_loss is None:
             self.reference_loss = max(loss, 1.0)
         check_divergence("loss", loss, self.reference_loss, self.divergence_factor, context)
-        used = self.update(self.gradients(forward, regularise=True), learners, context)
+        gradients = self.gradients(forward, regularise=True)
+        used = self.update(gradients, learners, context)
+        self.delay_gradients_used = update_delays(
+            self.engine, gradients, self.delay_learners, context
+        )
         return forward, used
 
 
