@@ -34,8 +34,10 @@ from ..training import (
     run_epoch,
     save_checkpoint,
 )
+from ..training.distributed import Communicator, make_step
 from ..training.errors import CheckpointError, SilentNetworkWarning, check_finite
 from ..validation import check_current_population, check_integer, check_real, short_repr
+from . import delays as learned_delays
 
 __all__ = ["History", "Trainer"]
 
@@ -131,11 +133,15 @@ class Trainer:
         self.inputs, self.outputs, self.loss = inputs, outputs, loss
         self.progress = progress
         self.dtype = dtype
-        self.rng = np.random.default_rng(seed)
+        # MPI ranks (sim.num_processes()) share every global batch; one process without MPI
+        self.communicator = getattr(self.state, "communicator", None) or Communicator()
+        self.rng = np.random.default_rng(self.communicator.shared_seed(seed))
         self.history = History()
         self.epoch = 0
         self.optimisers: dict[int, object] = {}
+        self.delay_optimisers: dict[int, object] = {}  # PyNN projection index -> optimiser
         self.gradients: dict[str, np.ndarray] = {}
+        self.delay_gradients: dict[str, np.ndarray] = {}  # label -> dL/d(delay), 1/ms
         self.best: dict | None = None  # {"epoch", "accuracy", "weights": {compiled index: w}}
         self._silence_warned: set[int] = set()
         self._compile()
@@ -158,7 +164,7 @@ class Trainer:
             getattr(self.state, "platform", "reference"),
             network,
             self.state.discretisation,
-            self.batch_size,
+            self.communicator.local_batch(self.batch_size),
             self.dtype,
             options=getattr(self.state, "platform_options", None),
             readout_populations=(outputs, *(hidden if self.revive_dead > 0 else ())),
@@ -189,7 +195,8 @@ class Trainer:
         }
         inputs = self.inputs._index
         regularisers = [ReviveDead(self.revive_dead, hidden)] if self.revive_dead > 0 else []
-        self.step = TrainingStep(
+        self.step = make_step(
+            self.communicator,
             engine,
             inputs,
             outputs,
@@ -198,6 +205,15 @@ class Trainer:
             regularisers,
             monitors=[self._watch_silence],
         )
+        self.delay_learners = learned_delays.delay_learners(
+            self.state, self.trainable, engine, self.delay_optimisers
+        )
+        if self.delay_learners and getattr(self.state, "platform", "reference") != "reference":
+            raise ValueError(
+                f"learn_delays=True needs platform='reference' (exact delay gradients), got "
+                f"platform={self.state.platform!r}"
+            )
+        self.step.delay_learners = self.delay_learners
 
     def write_weights(self):
         """Copy the engine's weights into the PyNN projections (the one synchronisation point).
@@ -209,6 +225,7 @@ class Trainer:
             mask = self.engine.network.projections[c].mask
             weights = np.where(mask, self.engine.get_weights(c), np.nan)
             self.state.projections[k].set(weight=weights)
+        learned_delays.write_delays(self.state, self.trainable, self.delay_learners, self.engine)
         self._compiled_version = self.state.version  # PyNN now holds what we compiled
 
     @contextmanager
@@ -225,6 +242,7 @@ class Trainer:
         saved = self.step.engine
         for c in self.trainable.values():
             engine.set_weights(c, saved.get_weights(c))
+            engine.set_delays(c, saved.get_delays(c))
         self.step.engine = engine
         try:
             yield engine
@@ -232,6 +250,7 @@ class Trainer:
             self.step.engine = saved
             for c in self.trainable.values():
                 saved.set_weights(c, engine.get_weights(c))
+                saved.set_delays(c, engine.get_delays(c))
 
     def _sync(self):
         """Recompile only if the PyNN network changed since it was compiled or written."""
@@ -244,22 +263,30 @@ class Trainer:
 
         Regularisers (``revive_dead``) are not included.  Returns a dict projection label ->
         dense ``(n_pre, n_post)`` array; also readable as
-        ``projection.get("gradient", format="array")``.
+        ``projection.get("gradient", format="array")``.  Where the engine computes them, the
+        delay gradients ``dL/d(delay)`` (1/ms) of every trainable projection are kept in
+        :attr:`delay_gradients` and ``projection.get("delay_gradient", format="array")``.
         """
         self._sync()
         forward = self.step.forward(times, labels)
         gradients = self.step.gradients(forward)
         self._keep_gradients(dict(enumerate(gradients.weights)))
+        if gradients.delays is not None:
+            self._keep_gradients(dict(enumerate(gradients.delays)), delays=True)
         return dict(self.gradients)
 
-    def _keep_gradients(self, per_compiled: dict):
+    def _keep_gradients(self, per_compiled: dict, delays: bool = False):
         """Remember gradients (compiled index -> array): ``trainer.gradients`` and
-        ``Projection.get("gradient")``."""
+        ``Projection.get("gradient")``, or with ``delays`` ``trainer.delay_gradients`` and
+        ``Projection.get("delay_gradient")``."""
+        kept = self.delay_gradients if delays else self.gradients
+        attribute = "delay_gradient_matrix" if delays else "gradient_matrix"
         for k, c in self.trainable.items():
             if c in per_compiled:
                 projection = self.state.projections[k]
                 gradient = np.array(per_compiled[c], copy=True)
-                self.gradients[projection.label] = projection.gradient_matrix = gradient
+                kept[projection.label] = gradient
+                setattr(projection, attribute, gradient)
 
     def record_samples(self, data, indices, annotations=None):
         """Run samples through the PyNN simulation, one Neo Segment each, with adjoints.
@@ -290,6 +317,7 @@ class Trainer:
         )
         for c in range(len(trained.network.projections)):
             diagnostic.set_weights(c, trained.get_weights(c))
+            diagnostic.set_delays(c, trained.get_delays(c))
         step = TrainingStep(
             diagnostic, self.step.inputs, self.step.outputs, self.loss, self.n_steps
         )
@@ -363,9 +391,10 @@ class Trainer:
                 self.learners,
                 self.rng,
                 label=f"epoch {self.epoch + 1}",
-                progress=self.progress,
+                progress=self.progress and self.communicator.is_root,
             )
             self._keep_gradients(used)
+            self._keep_gradients(self.step.delay_gradients_used, delays=True)
             self.epoch += 1
             record = {"epoch": self.epoch, **record}
             if validation is not None:
@@ -377,6 +406,7 @@ class Trainer:
                         "epoch": self.epoch,
                         "accuracy": metrics["accuracy"],
                         "weights": self._weights(),
+                        "delays": self._delays(),
                     }
             self.history.records.append(record)
             if checkpoint is not None:
@@ -384,6 +414,8 @@ class Trainer:
         if keep_best and self.best is not None:
             for c, weights in self.best["weights"].items():
                 self.engine.set_weights(c, weights)
+            for c, delays in self.best.get("delays", {}).items():
+                self.engine.set_delays(c, delays)
         self.write_weights()
         return self.history
 
@@ -394,6 +426,10 @@ class Trainer:
 
     def _weights(self) -> dict:
         return {c: self.engine.get_weights(c) for c in self.trainable.values()}
+
+    def _delays(self) -> dict:
+        """Learned delays per compiled projection (only those learning delays)."""
+        return {c: self.engine.get_delays(c) for c in self.delay_learners}
 
     def evaluate(self, data) -> dict:
         """Mean loss and accuracy on ``data`` (no learning)."""
@@ -485,8 +521,11 @@ class Trainer:
         """Weights, optimiser states, epoch, history, RNG state and the best epoch's weights.
 
         Everything is checked finite first (a NaN never overwrites a good checkpoint); the
-        file is written atomically (:func:`pynn_eventprop.training.save_checkpoint`).
+        file is written atomically (:func:`pynn_eventprop.training.save_checkpoint`).  With
+        several MPI ranks (which hold the same state) only rank 0 writes.
         """
+        if not self.communicator.is_root:
+            return Path(path)
         projections, best = {}, None
         for label, (k, c) in self._labels().items():
             weights = self.engine.get_weights(c)
@@ -500,12 +539,21 @@ class Trainer:
                 "weights": weights,
                 "optimiser": optimiser,
             }
+            if c in self.delay_learners:
+                delay_optimiser = self.delay_optimisers[k]
+                entry = learned_delays.checkpoint_entry(self.engine, c, delay_optimiser)
+                projections[label].update(entry)
         if self.best is not None:
             best = {
                 "epoch": self.best["epoch"],
                 "accuracy": self.best["accuracy"],
                 "weights": {
                     label: self.best["weights"][c] for label, (_, c) in self._labels().items()
+                },
+                "delays": {
+                    label: self.best["delays"][c]
+                    for label, (_, c) in self._labels().items()
+                    if c in self.best.get("delays", {})
                 },
             }
         state = {
@@ -535,10 +583,15 @@ class Trainer:
         self._sync()
         state = load_checkpoint(path)
         restored = _validated_checkpoint(self, state, f"checkpoint {str(path)!r}")
-        weights, optimisers, rng, best = restored
+        weights, optimisers, rng, best, delays = restored
         for c, w in weights.items():
             self.engine.set_weights(c, w)
+        for c, (d, _) in delays.items():
+            self.engine.set_delays(c, d)
         self.optimisers.update(optimisers)
+        for k, c in self.trainable.items():
+            if c in delays:
+                self.delay_optimisers[k] = self.delay_learners[c].optimiser = delays[c][1]
         for k, c in self.trainable.items():
             self.learners[c].optimiser = self.optimisers[k]
         self.epoch = int(state["epoch"])
@@ -646,7 +699,7 @@ def _validated_checkpoint(trainer, state, where):
             f"holds trainable projections {found}, the network has {sorted(labels)}: "
             "a checkpoint of another network"
         )
-    weights, optimisers = {}, {}
+    weights, optimisers, delays = {}, {}, {}
     for label, (k, c) in labels.items():
         entry = saved[label]
         w = entry.get("weights") if isinstance(entry, dict) else None
@@ -672,6 +725,9 @@ def _validated_checkpoint(trainer, state, where):
                         f"{array.shape} (expected {expected}) or values that are not finite"
                     )
         weights[c], optimisers[k] = w, optimiser
+        if c in trainer.delay_learners:
+            learner, optimiser = trainer.delay_learners[c], trainer.delay_optimisers[k]
+            delays[c] = learned_delays.validated_entry(entry, label, learner, optimiser, fail)
     epoch = state.get("epoch")
     if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
         fail(f"epoch must be an integer >= 0, got {epoch!r}")
@@ -691,10 +747,15 @@ def _validated_checkpoint(trainer, state, where):
                 "weights": {
                     c: np.asarray(best["weights"][label]) for label, (_, c) in labels.items()
                 },
+                "delays": {
+                    c: np.asarray(best.get("delays", {})[label])
+                    for label, (_, c) in labels.items()
+                    if c in trainer.delay_learners
+                },
             }
         except (KeyError, TypeError, ValueError) as error:
             fail(f"the best epoch's record is incomplete: missing {error}")
         for label, (_, c) in labels.items():
             if best["weights"][c].shape != weights[c].shape:
                 fail(f"projection '{label}': best-epoch weights have another shape")
-    return weights, optimisers, rng, best
+    return weights, optimisers, rng, best, delays

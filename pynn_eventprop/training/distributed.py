@@ -1,0 +1,233 @@
+"""Data-parallel training over MPI ranks (mpi4py), with a fixed-order gradient reduction.
+
+Every rank holds the whole network and the whole data set, draws the same global batches
+(shuffled by generators seeded alike) and simulates only its slice of each: with ``P`` ranks
+and a global batch of ``n`` samples, rank ``r`` takes samples ``[r k, min((r + 1) k, n))``,
+``k = ceil(n / P)``.  After the backward pass the batch-mean gradient of the global batch is
+
+    g = (1 / n) sum_r n_r g_r,
+
+``g_r`` being rank ``r``'s batch-mean gradient over its ``n_r`` samples.  The sum is formed on
+rank 0 in rank order (0, 1, ..., P - 1) from the gathered terms and broadcast, so every rank
+applies the same update and the result does not depend on how MPI would order a reduction.
+Loss, predictions and correctness are gathered the same way, so every rank reports the
+global batch.  With one process nothing of this runs: :func:`make_step` returns a plain
+:class:`~.step.TrainingStep`.
+
+Against one process with the same global batch the gradient differs only by rounding: the
+engine sums per-sample terms in a different grouping (``n_0 g_0 + n_1 g_1`` instead of one
+sum), about one unit in the last place of float64 per step.
+
+MPI is used when the script was started by an MPI launcher (``mpiexec``/``mpirun``: the
+environment has ``PMI_SIZE``, ``OMPI_COMM_WORLD_SIZE``, ``PMIX_RANK`` or ``MPI_LOCALNRANKS``)
+and ``mpi4py`` is installed (``pip install pynn_eventprop[mpi]``).  ``PYNN_EVENTPROP_MPI=0``
+turns it off, ``=1`` uses ``mpi4py`` even without a launcher.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from .step import Forward, TrainingStep
+
+LAUNCHER_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS")
+"""Environment variables set by MPI launchers (MPICH/Hydra, Open MPI, PMIx, MPICH)."""
+
+
+class Communicator:
+    """The ranks that train together; one process when ``comm`` is None.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Comm or None
+        E.g. ``MPI.COMM_WORLD``; None for a single process (every operation is a no-op).
+    """
+
+    def __init__(self, comm=None):
+        self.comm = comm
+        self.size = 1 if comm is None else int(comm.Get_size())
+        self.rank = 0 if comm is None else int(comm.Get_rank())
+
+    @property
+    def is_root(self) -> bool:
+        """True on rank 0, the rank that prints, shows progress and writes files."""
+        return self.rank == 0
+
+    def __repr__(self):
+        return f"Communicator(rank={self.rank}, size={self.size})"
+
+    def local_batch(self, batch_size: int) -> int:
+        """Samples a rank simulates of a global batch of ``batch_size``: ``ceil(B / P)``."""
+        return -(-int(batch_size) // self.size)
+
+    def part(self, n: int) -> slice:
+        """This rank's contiguous slice of a global batch of ``n`` samples (may be empty)."""
+        k = -(-int(n) // self.size)
+        start = min(self.rank * k, n)
+        return slice(start, min(start + k, n))
+
+    def broadcast(self, obj):
+        """Rank 0's ``obj`` on every rank (``obj`` itself with one process)."""
+        return obj if self.comm is None else self.comm.bcast(obj, root=0)
+
+    def shared_seed(self, seed: int | None) -> int | None:
+        """``seed``, or with several ranks and ``seed=None`` a random seed drawn on rank 0.
+
+        Every rank must shuffle the data identically, so an unseeded run still needs one
+        seed for all ranks.
+        """
+        if seed is not None or self.size == 1:
+            return seed
+        return self.broadcast(int(np.random.SeedSequence().generate_state(1)[0]))
+
+    def allgather(self, obj) -> list:
+        """``[obj of rank 0, obj of rank 1, ...]`` on every rank."""
+        return [obj] if self.comm is None else self.comm.allgather(obj)
+
+    def weighted_mean(self, arrays: list, weight: float, total: float) -> list:
+        """``(1 / total) sum_r weight_r arrays_r`` summed on rank 0 in rank order, broadcast.
+
+        ``arrays`` must have the same shapes on every rank; the sum is formed in float64 and
+        each result has its input's dtype.
+        """
+        if self.comm is None:
+            return [np.asarray(a) * (weight / total) for a in arrays]
+        flat = np.concatenate([np.ravel(a).astype(np.float64) for a in arrays] or [np.zeros(0)])
+        flat *= weight
+        gathered = np.empty((self.size, flat.size)) if self.is_root else None
+        self.comm.Gather(flat, gathered, root=0)
+        reduced = np.empty(flat.size)
+        if self.is_root:
+            reduced[:] = gathered[0]
+            for r in range(1, self.size):  # fixed order: the same sum on every run
+                reduced += gathered[r]
+            reduced /= total
+        self.comm.Bcast(reduced, root=0)
+        out, start = [], 0
+        for a in arrays:
+            a = np.asarray(a)
+            out.append(reduced[start : start + a.size].reshape(a.shape).astype(a.dtype))
+            start += a.size
+        return out
+
+
+_WORLD: Communicator | None = None
+
+
+def launched_by_mpi(environ=None) -> bool:
+    """True when an MPI launcher started this process (or ``PYNN_EVENTPROP_MPI=1``)."""
+    environ = os.environ if environ is None else environ
+    switch = environ.get("PYNN_EVENTPROP_MPI", "").strip()
+    if switch in ("0", "1"):
+        return switch == "1"
+    return any(name in environ for name in LAUNCHER_VARIABLES)
+
+
+def world() -> Communicator:
+    """The communicator of all ranks of this run (created once; one process without MPI).
+
+    Raises
+    ------
+    ImportError
+        When an MPI launcher started several ranks but ``mpi4py`` is not installed: each
+        rank would otherwise train the whole problem alone and write the same files.
+    """
+    global _WORLD
+    if _WORLD is None:
+        comm = None
+        if launched_by_mpi():
+            try:
+                from mpi4py import MPI
+            except ImportError as error:
+                size = os.environ.get("PMI_SIZE") or os.environ.get("OMPI_COMM_WORLD_SIZE")
+                if size not in (None, "1"):
+                    raise ImportError(
+                        f"this script was started on {size} MPI ranks but mpi4py is not "
+                        "installed: pip install 'pynn_eventprop[mpi]' (or set "
+                        "PYNN_EVENTPROP_MPI=0 to run every rank on its own)"
+                    ) from error
+            else:
+                comm = MPI.COMM_WORLD if MPI.COMM_WORLD.Get_size() > 1 else None
+        _WORLD = Communicator(comm)
+    return _WORLD
+
+
+@dataclass
+class DistributedForward(Forward):
+    """A global batch run forward: ``loss`` over all ranks' samples, ``n`` the global count,
+    ``result`` and ``local`` this rank's engine run and :class:`~.step.Forward`, ``share`` the
+    number of real samples of this rank (0 when it ran a silent stand-in)."""
+
+    local: Forward | None = None
+    share: int = 0
+
+
+class DistributedStep(TrainingStep):
+    """A :class:`~.step.TrainingStep` whose batches are global batches split over ranks.
+
+    Parameters
+    ----------
+    communicator : Communicator
+    engine :
+        Built with ``communicator.local_batch(global batch size)`` samples.  Its weights are
+        replaced by rank 0's, so that all ranks start alike.
+    *args, **kwargs
+        As for :class:`~.step.TrainingStep`.
+
+    Notes
+    -----
+    A rank whose slice of a short last batch is empty runs one silent sample and weights
+    its terms by zero, so that every rank takes part in every reduction.  Regularisers see
+    the rank's own slice (e.g. ``ReviveDead`` calls a neuron dead when it is silent on the
+    rank's samples).
+    """
+
+    def __init__(self, communicator: Communicator, engine, *args, **kwargs):
+        super().__init__(engine, *args, **kwargs)
+        self.communicator = communicator
+        for c in range(len(engine.network.projections)):
+            engine.set_weights(c, communicator.broadcast(engine.get_weights(c)))
+
+    def forward(self, times, labels, context: str = "") -> DistributedForward:
+        """Run this rank's slice of the global batch; the loss gathered over all ranks."""
+        times, labels = np.asarray(times, float), np.asarray(labels)
+        part = self.communicator.part(len(labels))
+        share = part.stop - part.start
+        if share:
+            local = super().forward(times[part], labels[part], context)
+        else:  # a silent stand-in sample, weighted by zero
+            silent = np.full((1, times.shape[1]), np.nan)
+            local = super().forward(silent, labels[:1], context)
+        mine = local.loss
+        pieces = self.communicator.allgather(
+            (share, float(mine.loss) * share, *(getattr(mine, a)[:share] for a in _GATHERED))
+        )
+        n = sum(p[0] for p in pieces)
+        gathered = {a: np.concatenate([p[2 + i] for p in pieces]) for i, a in enumerate(_GATHERED)}
+        loss = dataclasses.replace(
+            mine, loss=sum(p[1] for p in pieces) / n, readout_grads={}, **gathered
+        )
+        return DistributedForward(local.result, loss, n, local, share)
+
+    def gradients(self, forward: DistributedForward, regularise=False, adjoints=False):
+        """The global batch's mean gradient, the same on every rank (see the module notes)."""
+        grads = super().gradients(forward.local, regularise=regularise, adjoints=adjoints)
+        weight, total = float(forward.share), float(forward.n)
+        reduced = {"weights": self.communicator.weighted_mean(grads.weights, weight, total)}
+        if grads.delays is not None:
+            reduced["delays"] = self.communicator.weighted_mean(grads.delays, weight, total)
+        return dataclasses.replace(grads, **reduced)
+
+
+_GATHERED = ("per_sample", "predictions", "correct", "readout")
+
+
+def make_step(communicator: Communicator, engine, *args, **kwargs) -> TrainingStep:
+    """A :class:`DistributedStep` over several ranks, a plain ``TrainingStep`` on one."""
+    if communicator.size == 1:
+        return TrainingStep(engine, *args, **kwargs)
+    return DistributedStep(communicator, engine, *args, **kwargs)
