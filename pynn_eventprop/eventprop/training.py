@@ -167,7 +167,7 @@ class Trainer:
             self.communicator.local_batch(self.batch_size),
             self.dtype,
             options=getattr(self.state, "platform_options", None),
-            readout_populations=(outputs, *(hidden if self.revive_dead > 0 else ())),
+            readout_populations=self._readouts_needed(outputs, hidden),
         )
         engine.check_trainable()
         self.trainable = {}  # PyNN projection index -> compiled projection index
@@ -214,6 +214,14 @@ class Trainer:
                 f"platform={self.state.platform!r}"
             )
         self.step.delay_learners = self.delay_learners
+
+    def _readouts_needed(self, outputs, hidden) -> dict:
+        """The readouts the loss and the regularisers read, per compiled population (the
+        engine computes only these: each costs work on every interval between events)."""
+        needed = {outputs: self.loss.requires}
+        if self.revive_dead > 0:
+            needed.update(dict.fromkeys(hidden, ReviveDead.requires))
+        return needed
 
     def write_weights(self):
         """Copy the engine's weights into the PyNN projections (the one synchronisation point).
