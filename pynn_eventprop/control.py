@@ -52,7 +52,7 @@ def setup(timestep=DEFAULT_TIMESTEP, min_delay=DEFAULT_MIN_DELAY, **extra_params
     Returns
     -------
     int
-        The MPI rank (always 0).
+        The MPI rank (0 without MPI).
 
     Raises
     ------
@@ -170,9 +170,19 @@ initialize = common.initialize
     get_time_step,
     get_min_delay,
     get_max_delay,
-    num_processes,
+    _,
     rank,
 ) = common.build_state_queries(simulator)
+
+
+def num_processes() -> int:
+    """The number of MPI processes (1 without MPI).
+
+    Each rank simulates the whole network; :class:`~pynn_eventprop.eventprop.Trainer` splits
+    every training batch over the ranks (``mpirun -n N python script.py``).
+    """
+    return simulator.state.communicator.size
+
 
 create = common.build_create(Population)
 connect = common.build_connect(Projection, FixedProbabilityConnector, StaticSynapse)

@@ -24,6 +24,7 @@ from pyNN import common
 from .compile import compile_network
 from .discretisation import LIFDiscretisation
 from .engine.platforms import make_engine
+from .training.distributed import Communicator, world
 
 name = "pynn_eventprop"
 
@@ -58,13 +59,27 @@ class State(common.control.BaseState):
 
     def __init__(self):
         super().__init__()
-        self.mpi_rank = 0
+        # Under MPI every rank simulates the whole network on its share of each training batch
+        # (pynn_eventprop.training.distributed).  PyNN's common code reads num_processes > 1
+        # as "cells are spread over ranks" and would gather (and so duplicate) their data,
+        # hence 1 here; sim.num_processes() reports the ranks, and PyNN writes files where
+        # mpi_rank == 0, i.e. on rank 0 only.
         self.num_processes = 1
         self._disc = LIFDiscretisation(0.1)
         self.min_delay = "auto"
         self.max_delay = "auto"
         self.rng = np.random.default_rng()
         self.clear()
+
+    @property
+    def communicator(self) -> Communicator:
+        """The MPI ranks training together (one process when not started by ``mpirun``)."""
+        return world()
+
+    @property
+    def mpi_rank(self) -> int:
+        """This process's MPI rank (0 without MPI): ``sim.rank()``."""
+        return self.communicator.rank
 
     # --- time grid ---------------------------------------------------------------------------
     @property

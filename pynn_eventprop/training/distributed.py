@@ -199,9 +199,13 @@ class DistributedStep(TrainingStep):
         share = part.stop - part.start
         if share:
             local = super().forward(times[part], labels[part], context)
-        else:  # a silent stand-in sample, weighted by zero
+        else:  # a silent stand-in sample, weighted by zero, that monitors need not see
             silent = np.full((1, times.shape[1]), np.nan)
-            local = super().forward(silent, labels[:1], context)
+            monitors, self.monitors = self.monitors, ()
+            try:
+                local = super().forward(silent, labels[:1], context)
+            finally:
+                self.monitors = monitors
         mine = local.loss
         pieces = self.communicator.allgather(
             (share, float(mine.loss) * share, *(getattr(mine, a)[:share] for a in _GATHERED))
