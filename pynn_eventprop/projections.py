@@ -101,6 +101,8 @@ class Projection(common.Projection):
         self._arrays = None
         #: dense ``(n_pre, n_post)`` gradient of the last EventProp training step, or None
         self.gradient_matrix = None
+        #: dense ``(n_pre, n_post)`` delay gradient ``dL/d(delay)`` (1/ms), or None
+        self.delay_gradient_matrix = None
         check_connector(connector, self)
         check_connection_list(connector, self)
         check_given_weight(self.synapse_type, self)
@@ -143,13 +145,16 @@ class Projection(common.Projection):
     def _attribute(self, name: str) -> np.ndarray:
         self._check_attribute_name(name)
         if name == "gradient":
-            return self._gradient_values()
+            return self._gradient_values(self.gradient_matrix)
+        if name == "delay_gradient":
+            return self._gradient_values(self.delay_gradient_matrix)
         return self._connection_arrays()[name]
 
     def _check_attribute_name(self, name, extra=()):
         """Raise ``NonExistentParameterError`` unless ``name`` is an attribute of connections."""
         trainable = getattr(self.synapse_type, "trainable", False)
-        allowed = [*_ATTRIBUTES, *(["gradient"] if trainable else []), *extra]
+        gradients = ["gradient", "delay_gradient"] if trainable else []
+        allowed = [*_ATTRIBUTES, *gradients, *extra]
         if not isinstance(name, str) or name not in allowed:
             raise errors.NonExistentParameterError(name, type(self.synapse_type).__name__, allowed)
 
@@ -161,11 +166,12 @@ class Projection(common.Projection):
 
     get.__doc__ = common.Projection.get.__doc__
 
-    def _gradient_values(self) -> np.ndarray:
-        """``dL/dw`` per connection from the last training step (zeros before any)."""
-        if self.gradient_matrix is None:
+    def _gradient_values(self, matrix) -> np.ndarray:
+        """``dL/dw`` or ``dL/d(delay)`` per connection from the dense ``matrix`` of the last
+        training step (zeros before any)."""
+        if matrix is None:
             return np.zeros(len(self))
-        return self.gradient_matrix[self._pre_idx, self._post_idx]
+        return matrix[self._pre_idx, self._post_idx]
 
     def __getitem__(self, i):
         if not -len(self) <= i < len(self):

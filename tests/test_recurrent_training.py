@@ -75,11 +75,13 @@ def spike_counts(trainer, times, labels):
 
 def finite_difference_check(trainer, projection, attribute, gradient, times, labels, rng, n):
     """Compare ``gradient`` with central differences of the loss in ``attribute`` (weight or
-    delay) of ``n`` random connections of ``projection``; returns how many were compared."""
+    delay) of ``n`` random connections of ``projection``; returns how many were compared.
+    Delays at ``min_delay`` (which cannot be lowered) are left out."""
     _, counts = spike_counts(trainer, times, labels)
     x0 = projection.get(attribute, format="array")
     scale = np.abs(gradient).max()
-    pairs = np.argwhere(np.isfinite(x0))
+    lowest = trainer.state.min_delay + H if attribute == "delay" else -np.inf
+    pairs = np.argwhere(np.isfinite(x0) & (x0 >= lowest))
     compared = 0
     for i, j in pairs[rng.permutation(len(pairs))[:n]]:
         values = []

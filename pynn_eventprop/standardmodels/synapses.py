@@ -60,13 +60,18 @@ class EventPropSynapse(StandardSynapseType):
     -----
     ``projection.get("gradient", format="array")`` returns ``dL/dw`` (per nA of weight) of the
     last :meth:`Trainer.gradient` call, or the gradient the last training step's update used
-    (``dL/dw`` plus regulariser terms, clipped), NaN where unconnected as for weights.
+    (``dL/dw`` plus regulariser terms, clipped), NaN where unconnected as for weights;
+    ``projection.get("delay_gradient", format="array")`` likewise ``dL/d(delay)`` (per ms).
+    With ``rule=EventPropRule(learn_delays=True)`` the delays are learned too.
     """
 
     default_parameters = {"weight": 0.0, "delay": None}
-    # "gradient" is read-only: Projection.get("gradient", ...) gives dL/dw of the last step
+    # "gradient" and "delay_gradient" are read-only: dL/dw and dL/d(delay) of the last step
     translations = build_translations(
-        ("weight", "weight"), ("delay", "delay"), ("gradient", "gradient")
+        ("weight", "weight"),
+        ("delay", "delay"),
+        ("gradient", "gradient"),
+        ("delay_gradient", "delay_gradient"),
     )
     parameter_checks = {"weight": check_finite_weights, "delay": check_delays}
     trainable = True
