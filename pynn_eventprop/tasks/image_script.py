@@ -20,9 +20,19 @@ from pathlib import Path
 
 import numpy as np
 
+import pynn_eventprop as sim
 from pynn_eventprop.datasets import SpikeDataset
 
-from .images import LOSSES, ImageTask, Settings, build_network, encode, make_trainer, train
+from .images import (
+    LOSSES,
+    ImageTask,
+    Settings,
+    build_network,
+    encode,
+    make_trainer,
+    silent_log,
+    train,
+)
 
 LOIHI = {
     "kind": "measured on Loihi",
@@ -154,6 +164,7 @@ def parse_args(task: ImageTask, argv=None):
     ap.add_argument("--seed", type=int, default=d.seed)
     ap.add_argument("--quick", action="store_true", help="a small subset and few epochs")
     ap.add_argument("--json", metavar="PATH", help="write the figures to this JSON file")
+    ap.add_argument("--weights", metavar="PATH", help="write the trained weights (.npz)")
     ap.add_argument("--batch-size", type=int, default=d.batch_size)
     ap.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
     ap.add_argument("--lr-decay", type=float, default=d.lr_decay, help="factor per epoch")
@@ -208,15 +219,23 @@ def parse_args(task: ImageTask, argv=None):
 
 
 def main(task: ImageTask, argv=None) -> dict:
+    """Train, test, estimate on the SpiNNaker2 model and report.
+
+    Under MPI (``mpirun -n N python examples/mnist.py``) every rank trains its share of each
+    batch; rank 0 alone prints and writes files, and the SpiNNaker2 model is skipped (run it
+    in one process).
+    """
     args, settings = parse_args(task, argv)
     result = train(task, settings, eval_every=args.eval_every)
+    root = sim.rank() == 0
+    say = print if root else silent_log
     acc = result["test_accuracy"]
     verdict = "reached" if acc >= task.target else "NOT reached"
-    print(
+    say(
         f"test accuracy {acc:.4f} on {result['n_test']} images ({task.test_description}); "
         f"target {task.target:.0%} {verdict}"
     )
-    print(
+    say(
         f"training time {result['train_seconds']:.1f} s for {result['epochs']} epochs "
         f"({result['samples_per_s']:.0f} samples/s, reference engine, float64); "
         f"{result['train_wall_seconds']:.1f} s with data preparation and the network "
@@ -232,6 +251,7 @@ def main(task: ImageTask, argv=None) -> dict:
         "train_wall_seconds": result["train_wall_seconds"],
         "samples_per_s": result["samples_per_s"],
         "epochs": result["epochs"],
+        "mpi_processes": sim.num_processes(),
         "network": f"784-{settings.hidden}-10",
         "settings": dataclasses.asdict(settings),
         "history": result["history"],
@@ -242,7 +262,9 @@ def main(task: ImageTask, argv=None) -> dict:
             "test_accuracy_source": task.loihi_accuracy_source,
         },
     }
-    if not args.no_spinnaker2:
+    if sim.num_processes() > 1 and not args.no_spinnaker2:
+        say("SpiNNaker2 model skipped under MPI (run it in one process)")
+    elif not args.no_spinnaker2:
         train_set = encode(*result["train_images"], settings, "train", task)
         print("SpiNNaker2 model, training the trained network further (model estimates):")
         estimates = {}
@@ -257,7 +279,10 @@ def main(task: ImageTask, argv=None) -> dict:
             print(spinnaker2_text(est))
         print(loihi_text(task))
         figures["spinnaker2"] = estimates
-    if args.json:
+    if args.weights and root:
+        np.savez(args.weights, **result["weights"])
+        print(f"trained weights written to {args.weights}")
+    if args.json and root:
         Path(args.json).write_text(json.dumps(figures, indent=1, default=float))
         print(f"figures written to {args.json}")
     return figures

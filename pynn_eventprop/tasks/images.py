@@ -283,13 +283,22 @@ def make_trainer(settings: Settings, net: Network, batch_size=None, dtype=None) 
     )
 
 
+def silent_log(*args, **kwargs):
+    """A ``log``/``print`` that prints nothing (for ranks other than 0)."""
+
+
 # --- training ----------------------------------------------------------------------------------
 def train(task: ImageTask, settings: Settings, log=print, eval_every: int = 0) -> dict:
     """Train on the reference engine and test; returns the figures and the trained weights.
 
     ``eval_every > 0`` also measures test accuracy after every that many epochs (for learning
     curves only: the reported accuracy is always the one after the last epoch).
+
+    Under MPI (``mpirun -n N``) every rank runs this function and the Trainer splits each
+    batch over the ranks; only rank 0 logs.
     """
+    if sim.rank() != 0:
+        log = silent_log
     images, labels, test = load_data(task, settings)
     steps_per_epoch = -(-len(labels) // settings.batch_size)
     net = build_network(settings, 28 * 28, len(task.class_names), steps_per_epoch)
