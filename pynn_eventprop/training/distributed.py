@@ -183,12 +183,14 @@ class DistributedStep(TrainingStep):
     A rank whose slice of a short last batch is empty runs one silent sample and weights
     its terms by zero, so that every rank takes part in every reduction.  Regularisers see
     the rank's own slice (e.g. ``ReviveDead`` calls a neuron dead when it is silent on the
-    rank's samples).
+    rank's samples); monitors (warnings) run on rank 0 only, on its slice.
     """
 
     def __init__(self, communicator: Communicator, engine, *args, **kwargs):
         super().__init__(engine, *args, **kwargs)
         self.communicator = communicator
+        if not communicator.is_root:  # monitors only warn: once, on rank 0's slice
+            self.monitors = ()
         for c in range(len(engine.network.projections)):
             engine.set_weights(c, communicator.broadcast(engine.get_weights(c)))
 
@@ -199,13 +201,9 @@ class DistributedStep(TrainingStep):
         share = part.stop - part.start
         if share:
             local = super().forward(times[part], labels[part], context)
-        else:  # a silent stand-in sample, weighted by zero, that monitors need not see
+        else:  # a silent stand-in sample (never on rank 0), weighted by zero
             silent = np.full((1, times.shape[1]), np.nan)
-            monitors, self.monitors = self.monitors, ()
-            try:
-                local = super().forward(silent, labels[:1], context)
-            finally:
-                self.monitors = monitors
+            local = super().forward(silent, labels[:1], context)
         mine = local.loss
         pieces = self.communicator.allgather(
             (share, float(mine.loss) * share, *(getattr(mine, a)[:share] for a in _GATHERED))
