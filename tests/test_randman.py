@@ -1,0 +1,73 @@
+"""Randman: determinism, shapes and balance, smoothness, and that the classes are separable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pynn_eventprop.datasets.randman import generate_randman, randman_dataset, randman_points
+
+TASK = dict(n_classes=3, n_units=12, dim=2, seed=5)
+
+
+def test_same_seed_same_task_other_sample_seed_other_points():
+    a, la = generate_randman(n_samples=90, **TASK)
+    b, lb = generate_randman(n_samples=90, **TASK)
+    c, _ = generate_randman(n_samples=90, sample_seed=1, **TASK)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(la, lb)
+    assert not np.allclose(a, c)
+    assert a.shape == (90, 12) and np.bincount(la).tolist() == [30, 30, 30]
+    assert a.min() >= 0.0 and a.max() <= 50.0
+
+
+def test_manifold_is_smooth_and_spans_the_window():
+    """Nearby intrinsic coordinates give nearby spike times (Lipschitz bound of the Fourier
+    series: |g'| <= 2 pi sum_k k^(1-alpha) a_k b_k / (max - min)); the window is used."""
+    x = np.linspace(0, 1, 2001)[:, None]
+    f = randman_points(x, np.zeros(2001, int), seed=3, n_classes=1, n_units=8, dim=1)
+    assert f.min() == pytest.approx(0.0, abs=1e-3) and f.max() == pytest.approx(1.0, abs=1e-3)
+    steps = np.abs(np.diff(f, axis=0)).max()
+    assert steps < 0.05  # 1/2000 apart in x: at most 5 % of the window (smooth, alpha = 2)
+
+
+def test_classes_are_separable_but_not_trivially():
+    """A nearest-neighbour classifier on the spike times separates the classes of a 1-d task
+    (the manifolds differ), whereas the per-unit mean spike time alone does not."""
+    task = dict(n_classes=4, n_units=10, dim=1, seed=2)
+    train, lt = generate_randman(n_samples=800, **task)
+    test, ls = generate_randman(n_samples=200, sample_seed=1, **task)
+    distance = ((test[:, None] - train[None]) ** 2).sum(-1)
+    assert (lt[distance.argmin(1)] == ls).mean() > 0.95
+    mean_time = np.array([train[lt == c].mean() for c in range(4)])  # one number per class
+    guess = np.abs(test.mean(1)[:, None] - mean_time[None]).argmin(1)
+    assert (guess == ls).mean() < 0.7
+
+
+def test_jitter_moves_spikes_by_about_its_standard_deviation():
+    clean, _ = generate_randman(n_samples=400, **TASK)
+    noisy, _ = generate_randman(n_samples=400, jitter=1.0, **TASK)
+    inside = (clean > 5) & (clean < 45)  # away from the clipping at the window's edges
+    assert np.std((noisy - clean)[inside]) == pytest.approx(1.0, rel=0.1)
+
+
+def test_dataset_wraps_the_arrays():
+    data = randman_dataset(n_samples=30, t_max=40.0, **TASK)
+    assert data.duration == 40.0 and data.n_classes == 3 and data.n_inputs == 12
+    assert "Randman" in data.name
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(n_classes=1), "n_classes must be an integer >= 2"),
+        (dict(dim=0), "dim must be an integer >= 1"),
+        (dict(alpha=0.0), "alpha"),
+        (dict(t_min=10.0, t_max=5.0), "t_max"),
+        (dict(jitter=-1.0), "jitter"),
+        (dict(n_units=2.5), "n_units must be an integer"),
+    ],
+)
+def test_bad_parameters(kwargs, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        generate_randman(**kwargs)
