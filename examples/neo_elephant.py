@@ -29,19 +29,8 @@ from pynn_eventprop.datasets import LatencyCode, yin_yang_dataset
 from pynn_eventprop.eventprop import Adam, TTFSCrossEntropy
 from pynn_eventprop.eventprop.synapses import EventPropRule, EventPropSynapse
 from pynn_eventprop.eventprop.training import Trainer
+from pynn_eventprop.neurons import WP_NEURON as NEURON  # tau_m 20, tau_syn 5 ms, threshold 1 mV
 
-#: W&P's neuron: tau_m 20 ms, tau_syn 5 ms, threshold 1 mV above rest, no refractory period
-NEURON = dict(
-    v_rest=0.0,
-    v_reset=0.0,
-    v_thresh=1.0,
-    cm=20.0,
-    tau_m=20.0,
-    tau_syn_E=5.0,
-    tau_syn_I=5.0,
-    tau_refrac=0.0,
-    i_offset=0.0,
-)
 SAMPLE_PERIOD = 40.0  # ms between the starts of two presented samples
 
 

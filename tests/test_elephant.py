@@ -17,6 +17,9 @@ pass and their results must equal what we compute ourselves:
 
 from __future__ import annotations
 
+import runpy
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -28,15 +31,9 @@ from elephant.spike_train_correlation import correlation_coefficient  # noqa: E4
 from elephant.statistics import cv, isi, mean_firing_rate, time_histogram  # noqa: E402
 
 DURATION = 400.0
-DC = dict(
-    tau_m=20.0,
-    cm=1.0,
-    v_rest=-65.0,
-    v_reset=-65.0,
-    v_thresh=-50.0,
-    tau_refrac=0.0,
-    i_offset=1.0,
-)
+# a neuron driven by i_offset alone: tau_m dV/dt = v_rest - V + R I, reset to v_reset
+DC = {"tau_m": 20.0, "cm": 1.0, "v_rest": -65.0, "v_reset": -65.0, "v_thresh": -50.0}
+DC.update(tau_refrac=0.0, i_offset=1.0)
 
 
 def _period(p):
@@ -98,3 +95,12 @@ def test_binned_correlation_matches_numpy(block):
     assert abs(coefficients[0, 2]) < 0.9
     histogram = time_histogram(list(trains), bin_size=5 * pq.ms)
     np.testing.assert_array_equal(np.asarray(histogram).ravel(), counts.sum(axis=0))
+
+
+def test_example_analysis_accepts_our_block(block):
+    """``examples/neo_elephant.py``'s analysis (Elephant only) on a Block from get_data()."""
+    example = runpy.run_path(str(Path(__file__).resolve().parents[1] / "examples/neo_elephant.py"))
+    result = example["analyse"](block[0])
+    counts = [len(t) for t in block[0].segments[0].spiketrains]
+    np.testing.assert_allclose(result["rates"], np.array(counts) / 0.4, rtol=1e-12)
+    assert result["correlations"].shape == (3, 3) and result["cvs"].shape == (3,)
