@@ -88,11 +88,12 @@ def test_sram_budget_items_follow_the_stated_formula():
     assert hidden["gradients"] == 4 * 4 * 6
     assert hidden["optimizer"] == 2 * 4 * 4 * 6  # Adam m and v on the update PE
     assert hidden["neuron_state"] == 6 * 4 * 4 * B
-    assert hidden["history"] == 6 * (T * 4 + 4) * B  # U float32 + ceil(30/8) = 4 bytes of bits
+    assert hidden["spike_tape"] == 6 * 8 * 12 * B  # 8 records (time, slopes) per neuron
+    assert hidden["adjoint_state"] == 6 * 4 * 4 * B
     assert hidden["spike_log"] == 4 * 8 * 8 * B  # 4 input neurons, 8 records of 8 bytes
     inference = map_network(net, T, B, replicas=1, training=False)
     items = inference.placements[inference.pe(0, 1, 0)].sram
-    assert "history" not in items and items["gradients"] == 0 and items["optimizer"] == 0
+    assert "spike_tape" not in items and items["gradients"] == 0 and items["optimizer"] == 0
 
 
 def test_replicas_are_placed_whole_on_chips():

@@ -2,8 +2,8 @@
 
 ``platform="reference"`` (default) is :class:`~.exact.ExactSimulation`, the exact event-driven
 engine (float64 by default, float32 allowed); ``platform="spinnaker2"`` is
-:class:`pynn_eventprop.spinnaker2.Spinnaker2Engine` (float32, with mapping and packet
-accounting, on the tick-based grid engine :class:`~.simulation.ReferenceEngine`), configured by
+:class:`pynn_eventprop.spinnaker2.Spinnaker2Engine` (float32: PEs that run the exact engine's
+maths on their neuron slices and exchange packets), configured by
 the keyword arguments of ``setup`` named in :data:`SPINNAKER2_OPTIONS`. Every engine accepts the
 keyword ``readout_populations`` (populations whose voltage readouts may be asked for). Engines
 are named here by import path and imported only when asked for, so nothing in this package
@@ -21,7 +21,15 @@ _REGISTRY = {
     "reference": ("pynn_eventprop.engine.exact:ExactSimulation", None),
     "spinnaker2": ("pynn_eventprop.spinnaker2.simulation:Spinnaker2Engine", np.float32),
 }
-SPINNAKER2_OPTIONS = ("hardware", "cycles", "coefficients", "replicas", "spike_payload")
+SPINNAKER2_OPTIONS = (
+    "hardware",
+    "cycles",
+    "coefficients",
+    "replicas",
+    "spike_payload",
+    "payload_bits",
+    "on_fault",
+)
 
 
 def platforms() -> tuple[str, ...]:

@@ -6,10 +6,12 @@ A key has three fields, most significant first::
 
 ``kind`` is the packet kind (:data:`KINDS`); ``PE id`` names the PE that *owns* the key block:
 the sender of spike, loss and weight packets, the receiver of error and gradient packets;
-``index`` is the neuron within the owner's slice (spike, error, loss) or the word's position in
-a stream modulo ``2**index_bits`` (gradient, weight; packets on one route arrive in order, so the
-receiver counts words).  One block per (kind, PE) is matched by the mask that keeps the kind and
-PE fields: ``mask = ~(2**index_bits - 1)`` within ``key_bits``.
+``index`` is ``local sample * slice size + neuron`` within the owner's slice (spike, error,
+loss: a PE runs ``local_batch`` samples at once) or the word's position in a stream modulo
+``2**index_bits - 1`` (gradient, weight; packets on one route arrive in order, so the receiver
+counts words).  The last index of every block, ``2**index_bits - 1``, is reserved for the
+block's end-of-phase tally packet (see :mod:`.fabric`).  One block per (kind, PE) is matched
+by the mask that keeps the kind and PE fields: ``mask = ~(2**index_bits - 1)`` within ``key_bits``.
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ class KeySpace:
 
 
 def allocate_keys(mapping: Mapping) -> KeySpace:
-    """Field widths for ``mapping``: enough PE bits for every PE, index bits for the largest slice.
+    """Field widths for ``mapping``: enough PE bits for every PE, index bits for the local batch
+    times the largest slice plus the tally index.
 
     Raises
     ------
@@ -76,12 +79,13 @@ def allocate_keys(mapping: Mapping) -> KeySpace:
         If kind + PE + index bits exceed the hardware's key width.
     """
     largest = max(sl.size for per_pop in mapping.slices for sl in per_pop)
-    space = KeySpace(_bits(mapping.n_pes), _bits(largest), int(mapping.hardware.key_bits))
+    index = _bits(mapping.local_batch * largest + 1)
+    space = KeySpace(_bits(mapping.n_pes), index, int(mapping.hardware.key_bits))
     if space.used_bits > space.key_bits:
         raise MappingError(
             "key bits",
             space.used_bits,
             space.key_bits,
-            f"{KIND_BITS} kind + {space.pe_bits} PE + {space.index_bits} neuron bits",
+            f"{KIND_BITS} kind + {space.pe_bits} PE + {space.index_bits} sample x neuron bits",
         )
     return space

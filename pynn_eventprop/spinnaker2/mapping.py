@@ -6,8 +6,8 @@ on its own PEs that processes ``local_batch`` samples of every batch concurrentl
 (batch-parallel training as in Bena et al. 2024, arXiv:2412.15021).  Replicas are packed whole
 onto chips when a replica fits on one chip, otherwise PEs are filled in order.
 
-SRAM budget of one PE holding ``n`` neurons of a population (bytes; ``B`` = local batch, ``T`` =
-steps per sample, ``K`` = ``max_spikes_per_neuron``; see ``docs/spinnaker2.md``)::
+SRAM budget of one PE holding ``n`` neurons of a population (bytes; ``B`` = local batch,
+``K`` = ``max_spikes_per_neuron``; see ``docs/spinnaker2.md``)::
 
     fixed             code + runtime + receive buffer                  (hardware figures)
     parameters        9 float32 per neuron (b, a_E, a_I, p_E, p_I, c, theta, v_r, e)
@@ -19,8 +19,10 @@ steps per sample, ``K`` = ``max_spikes_per_neuron``; see ``docs/spinnaker2.md``)
   training only:
     gradients         1 float32 per trainable incoming connection
     optimizer         optimizer_words float32 per trainable connection, update PE only
-    adjoint_state     4 words per neuron and sample (lambda_v, lambda_u, lambda_I_E, lambda_I_I)
-    history           U per step (float32) + 1 spike bit per step, per neuron and sample
+    adjoint_state     4 words per neuron and sample (lambda_V, lambda_I_E, lambda_I_I, dL/dt_end)
+    spike_tape        K records of 12 bytes (time, dV/dt before and after) per neuron and sample:
+                      what the exact backward pass needs of each spike; the arrivals it needs
+                      are the presynaptic spikes of the spike log (times + delays)
     error_ring        (max outgoing delay + 1) words per neuron and sample (partial errors)
     spike_log         K records of 8 bytes per presynaptic neuron and sample, per distinct
                       presynaptic population whose spikes the backward pass needs
@@ -41,6 +43,7 @@ PARAMETER_WORDS = 9
 STATE_WORDS = 4
 ADJOINT_WORDS = 4
 RECORD_BYTES = 8
+TAPE_BYTES = 12
 
 
 class MappingError(ValueError):
@@ -193,7 +196,7 @@ def _budget_items(network, steps, k, flow, n_steps, local_batch, max_spikes, tra
     ``steps`` holds every projection's delays in ticks (see :func:`delay_ticks`).
     """
     pop = network.populations[k]
-    B, T, K = local_batch, n_steps, max_spikes
+    B, K = local_batch, max_spikes
     incoming = network.incoming(k)
     items = {}
     if pop.is_source:
@@ -207,8 +210,7 @@ def _budget_items(network, steps, k, flow, n_steps, local_batch, max_spikes, tra
         out_err = [i for i in network.outgoing(k) if flow.error[i]]
         max_out = max((int(steps[i].max(initial=1)) for i in out_err), default=0)
         items["adjoint_state"] = ("per_neuron", ADJOINT_WORDS * WORD * B)
-        # U per step as float32 plus one spike bit per step (rounded up per neuron and sample)
-        items["history"] = ("per_neuron", (T * WORD + -(-T // 8)) * B)
+        items["spike_tape"] = ("per_neuron", K * TAPE_BYTES * B)
         if out_err:
             items["error_ring"] = ("per_neuron", (max_out + 1) * WORD * B)
         logged = sorted(
@@ -376,7 +378,8 @@ def map_network(
     ----------
     network : CompiledNetwork
     n_steps : int
-        Time steps per sample (the length of the histories the backward pass keeps).
+        Time steps per sample (recorded in the mapping; the event-based budget does not depend
+        on it).
     batch_size : int
     hardware : Spinnaker2Hardware, optional
     replicas : int, optional

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .hardware import OperationCycles
-from .mapping import Mapping, MappingError
+from .mapping import Mapping
 from .routing import RoutingTables, reduction_children
 
 PROGRAM_OF = {
@@ -498,8 +498,8 @@ def count_traffic(
 
     Raises
     ------
-    MappingError
-        When a backward pass is asked for more steps than the mapping keeps histories for.
+    ValueError
+        When a loss, backward or update program is asked for a window not starting at step 0.
     """
     m = plan.mapping
     n_ticks = m.n_steps if n_ticks is None else int(n_ticks)
@@ -512,12 +512,9 @@ def count_traffic(
     training = [p for p in programs if p != "forward"]
     if training and not m.training:
         raise ValueError(f"programs {training} need a mapping built with training=True")
-    if training and (start_step != 0 or n_ticks > m.n_steps):
-        raise MappingError(
-            "history steps per sample",
-            start_step + n_ticks,
-            m.n_steps,
-            "the backward pass needs the whole sample within the mapped history length",
+    if training and start_step != 0:
+        raise ValueError(
+            f"programs {training} need the whole sample from step 0, got start_step {start_step}"
         )
     hw = m.hardware
     batch = next(iter(spikes.values())).shape[1]

@@ -1,66 +1,79 @@
-"""The SpiNNaker2 model as an engine: the reference maths in float32 plus packet accounting.
+"""The SpiNNaker2 model as an engine: results computed by PEs that exchange packets.
 
-:class:`Spinnaker2Engine` implements :class:`pynn_eventprop.engine.interface.Engine` by
-*composing* a reference :class:`~pynn_eventprop.engine.simulation.ReferenceEngine` computing in
-float32 (the Cortex-M4F's single precision): one definition of the maths, no second
-implementation of the LIF equations.  On top it maps the network onto SpiNNaker2
-(:func:`map_network`, :func:`build_routing`) and counts, from the actual spike events of every
-run, the packets and per-PE work of the four programs (:func:`count_traffic`):
+:class:`Spinnaker2Engine` implements :class:`pynn_eventprop.engine.interface.Engine`.  It maps
+the network onto PEs (:func:`~.mapping.map_network`), builds the routing tables
+(:func:`~.routing.build_routing`) and runs the forward, backward, reduction and weight-update
+programs on the PEs of a :class:`~.machine.Machine`, each on its own data and on the packets
+the routing tables deliver to it.  Its spikes, readouts, gradients and weights are read out of
+the PEs' memories, so a wrong key, a lost packet or a misrouted entry changes them.  Each PE
+integrates its slice with the exact engine (one definition of the maths).
 
-* :meth:`run` counts the forward program of the steps it simulates;
-* :meth:`backward` counts the loss, backward and weight-update programs of the batch it
-  differentiates.
+Packets and work are tallied per run as before (:func:`~.packets.count_traffic` on the run's
+spikes binned into ticks) for the time and energy estimate; the packet, delivery and hop
+counts of the spike, error, gradient and weight kinds are replaced by what the fabric really
+carried.
 
-Two tallies are kept: :attr:`traffic`, everything simulated (training batches, evaluation,
-prediction), and :attr:`training_traffic`, only the batches that were trained (the forward run
-that was differentiated plus its loss, backward and update programs).  :meth:`report` and
-:meth:`cost` quote the training tally once a batch has been trained, so that packets per
-sample are per *training* sample and not diluted by forward-only evaluation runs.
-
-Replicas are independent copies that each run ``local_batch`` samples; simulating the batch as
-one array computes, sample by sample, exactly what each replica computes (samples do not
-interact), so the model's spikes, adjoints and gradients equal the reference engine's in
-float32.  The model does not emulate the order in which a PE accumulates synaptic events.
+Restrictions (the hardware's): delays are whole ticks (``dt``); a spike source sends at most one
+spike per neuron and tick; networks are feed-forward; ``IF_cond_exp`` populations run forward
+only.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..engine.simulation import ReferenceEngine
+from ..engine.exact.parameters import components, is_recurrent
+from ..engine.interface import (
+    EngineState,
+    Gradients,
+    InFlight,
+    PopulationState,
+    RunResult,
+    SpikeTrains,
+    check_readouts,
+)
 from .energy import CostEstimate, EnergyCoefficients, estimate_cost
+from .fabric import Fault
 from .hardware import OperationCycles, Spinnaker2Hardware
+from .machine import Machine
 from .mapping import map_network
-from .packets import Traffic, count_traffic, plan_traffic, spike_counts
+from .packets import KindCount, Traffic, count_traffic, plan_traffic, spike_counts
 from .report import Report, build_report
 from .routing import build_routing
 
 
 class Spinnaker2Engine:
-    """Reference maths in float32 plus SpiNNaker2 mapping and packet accounting.
+    """PEs running EventProp on the exact maths, connected by packets (module docstring).
 
     Parameters
     ----------
     network, discretisation, batch_size
-        As for :class:`~pynn_eventprop.engine.simulation.ReferenceEngine`.
+        As for every engine (``discretisation`` gives ``dt``, one tick).
     dtype
-        Must be float32 (the default): the model computes as the Cortex-M4F FPU does.
+        Must be float32 (the default): weights and state between runs are float32 on the PEs.
     n_steps : int, optional
-        Steps per sample the mapping reserves histories for; default: the first run's length.
+        Steps per sample the mapping reserves memory for; default: the first run's length.
     hardware, cycles, coefficients
         :class:`Spinnaker2Hardware`, :class:`OperationCycles`, :class:`EnergyCoefficients`.
     replicas : int, optional
-        Network copies on the machine (default ``batch_size``).
+        Network copies on the machine, each running ``ceil(batch_size / replicas)`` samples;
+        default ``min(batch_size, 4)``.
     training : bool, optional
-        Reserve training memory and plan the backward pass (default: the network has a
-        trainable projection).
+        Reserve training memory and plan the backward pass (default: a projection is trainable).
     loss_populations : sequence of int, optional
     max_spikes_per_neuron : int
         Capacity of the spike records (see :func:`map_network`).
+    payload_bits : 32 or 64
+        Packet payload width: 32 (default, the hardware's) rounds spike times within the tick,
+        error values and gradient words to float32 on the wire; 64 carries them exactly.
+    on_fault : ``"raise"`` or ``"record"``
+        What a failed protocol check does (see :mod:`.fabric`); recorded problems are in
+        :attr:`problems`.
+    readout_populations : iterable of int, optional
+        Populations whose PEs compute the voltage readouts (default: those without outgoing
+        projections, as the reference engine).
     spike_payload : bool
-        Forward spike packets carry the spike phase (default) or are counted key-only.
-    **engine_options
-        Passed to the reference engine (``compiled``, ``reuse_buffers``).
+        Must be True: spike packets carry the spike time (kept for the option's old callers).
     """
 
     def __init__(
@@ -78,164 +91,494 @@ class Spinnaker2Engine:
         training=None,
         loss_populations=None,
         max_spikes_per_neuron=8,
+        payload_bits=32,
+        on_fault="raise",
+        readout_populations=None,
         spike_payload=True,
-        **engine_options,
     ):
         if np.dtype(dtype) != np.float32:
             raise ValueError(
                 f"dtype must be float32 on the SpiNNaker2 model (Cortex-M4F single precision), "
                 f"got {np.dtype(dtype).name}"
             )
-        self._engine = ReferenceEngine(
-            network, discretisation, batch_size, np.float32, **engine_options
-        )
+        if not spike_payload:
+            raise ValueError("spike_payload must be True: the model's spike packets carry the "
+                             "spike time (count_traffic can count key-only packets)")  # fmt: skip
         self.network = network
         self.disc = discretisation
-        self.dt = discretisation.dt
-        self.batch = self._engine.batch
+        self.dt = float(getattr(discretisation, "dt", discretisation))
+        self.batch = int(batch_size)
+        if self.batch < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.dtype = np.float32
+        self._check_network()
         self.hardware = hardware if hardware is not None else Spinnaker2Hardware()
         self.op_cycles = cycles if cycles is not None else OperationCycles()
         self.coefficients = coefficients if coefficients is not None else EnergyCoefficients()
-        self.spike_payload = bool(spike_payload)
+        self.payload_bits, self.on_fault = payload_bits, on_fault
+        if replicas is None:
+            replicas = min(self.batch, 4)
+        if isinstance(replicas, (int, np.integer)) and 1 <= replicas <= self.batch:
+            replicas = -(-self.batch // -(-self.batch // replicas))  # no replica without samples
+        trainable = any(p.trainable for p in network.projections)
         self._map_options = dict(
             replicas=replicas,
-            training=any(p.trainable for p in network.projections)
-            if training is None
-            else bool(training),
+            training=trainable if training is None else bool(training),
             loss_populations=loss_populations,
             max_spikes_per_neuron=max_spikes_per_neuron,
         )
-        self.mapping = self.routing = self.plan = None
+        if readout_populations is None:
+            readout_populations = [
+                i for i, p in enumerate(network.populations)
+                if not p.is_source and not network.outgoing(i)
+            ]  # fmt: skip
+        self.readout_populations = set(readout_populations)
+        self._weights = [np.where(p.mask, p.weights, 0).astype(np.float32)
+                         for p in network.projections]  # fmt: skip
+        self._delays = [np.where(p.mask, np.asarray(p.delays, float), 0.0)
+                        for p in network.projections]  # fmt: skip
+        self._initial = []  # (pop, name, values), loaded again whenever a machine is built
+        self._state = None  # a state set before the machine exists
+        self.mapping = self.routing = self.plan = self.machine = None
         self.traffic: Traffic | None = None
         self.training_traffic: Traffic | None = None
-        self._last_forward: Traffic | None = None  # forward traffic of the current sample
-        self._last_counts = None  # (tape, n_ticks, spike_counts) of the last run
+        self._pending_forward: Traffic | None = None
+        self.n = 0
         if n_steps is not None:
             self._build(int(n_steps))
 
-    # --- the reference maths, delegated -----------------------------------------------------
-    @property
-    def n(self) -> int:
-        return self._engine.n
+    # --- checks ----------------------------------------------------------------------------------
+    def _check_network(self):
+        pops = self.network.populations
+        for comp in components(self.network):
+            if is_recurrent(self.network, comp):
+                labels = [pops[i].label for i in comp]
+                raise ValueError(
+                    f"the SpiNNaker2 model runs feed-forward networks only; populations {labels} "
+                    "form a recurrent loop"
+                )
+        for p in self.network.projections:
+            self._delay_ticks(np.asarray(p.delays, float)[p.mask])
 
-    def readouts(self, result, pop, names):
-        return self._engine.readouts(result, pop, names)
-
-    def get_state(self):
-        return self._engine.get_state()
-
-    def set_state(self, state):
-        self._engine.set_state(state)
-
-    def get_weights(self, k):
-        return self._engine.get_weights(k)
-
-    def set_weights(self, k, weights):
-        self._engine.set_weights(k, weights)
-
-    def get_delays(self, k):
-        return self._engine.get_delays(k)
-
-    def set_delays(self, k, delays):
-        self._engine.set_delays(k, delays)
-
-    def reset(self):
-        self._engine.reset()
-
-    def set_initial(self, pop, name, values):
-        self._engine.set_initial(pop, name, values)
+    def _delay_ticks(self, delays):
+        steps = getattr(self.disc, "delay_steps", None)
+        if steps is not None:
+            return steps(delays)
+        return np.rint(np.asarray(delays) / self.dt).astype(np.int64)
 
     def check_trainable(self):
-        self._engine.check_trainable()
+        for pop in self.network.populations:
+            if pop.model == "IF_cond_exp":
+                raise ValueError(f"EventProp training supports current-based IF_curr_exp neurons "
+                                 f"only; population '{pop.label}' is IF_cond_exp")  # fmt: skip
 
-    # --- mapping --------------------------------------------------------------------------
+    @property
+    def problems(self) -> list:
+        """Protocol problems the PEs found (see :mod:`.fabric`)."""
+        return [] if self.machine is None else self.machine.fabric.problems
+
+    @property
+    def fabric(self):
+        if self.machine is None:
+            raise RuntimeError("the machine is built at the first run (or give n_steps)")
+        return self.machine.fabric
+
+    def inject(self, action: str, kind: str, index: int = 0):
+        """Drop or duplicate the ``index``-th packet of ``kind`` from now on (tests)."""
+        self.fabric.inject(Fault(action, kind, int(index)))
+
+    # --- mapping and machine --------------------------------------------------------------------
     def _build(self, n_steps: int):
-        self.mapping = map_network(
-            self.network,
-            n_steps,
-            self.batch,
-            hardware=self.hardware,
-            dt=self.dt,
-            **self._map_options,
-        )
+        self.mapping = map_network(self.network, n_steps, self.batch, hardware=self.hardware,
+                                   dt=self.dt, **self._map_options)  # fmt: skip
         self.routing = build_routing(self.mapping)
         self.plan = plan_traffic(self.mapping, self.routing, self.op_cycles)
+        self.machine = Machine(self.mapping, self.routing, self.dt, np.float32,
+                               self.readout_populations, self.payload_bits,
+                               self.on_fault)  # fmt: skip
+        for pe in self.machine.pes:  # the host loads weights, delays and initial values
+            if pe.sim is None:
+                continue
+            for local, k in enumerate(pe.sn.projections):
+                pe.sim.set_delays(local, self._delays[k][:, pe.start : pe.stop])
+                pe.sim.set_weights(local, self._weights[k][:, pe.start : pe.stop])
+        for pop, name, values in self._initial:
+            self._set_initial(pop, name, values)
+        if self._state is not None:
+            self.set_state(self._state)
+            self._state = None
 
-    def _account(self, traffic: Traffic):
-        self.traffic = traffic if self.traffic is None else self.traffic + traffic
+    def _neuron_pes(self, pop):
+        return [pe for pe in self.machine.population(pop) if pe.sim is not None]
+
+    # --- weights, delays, state -----------------------------------------------------------------
+    def get_weights(self, k):
+        if self.machine is None:
+            return self._weights[k].copy()
+        post = self.network.projections[k].post
+        w = np.zeros(self._weights[k].shape, np.float32)
+        for pe in self._neuron_pes(post):
+            if pe.replica == 0:
+                w[:, pe.start : pe.stop] = pe.sim.get_weights(pe.sn.projections.index(k))
+        return w
+
+    def set_weights(self, k, weights):
+        mask = self.network.projections[k].mask
+        w = np.where(mask, np.asarray(weights, float), 0).astype(np.float32)
+        self._weights[k] = w
+        if self.machine is not None:
+            before = self.machine.fabric.stats["weight"].packets
+            self.machine.broadcast(k, w)
+            self._account_weights(self.machine.fabric.stats["weight"].packets - before)
+
+    def get_delays(self, k):
+        return self._delays[k].copy()
+
+    def set_delays(self, k, delays):
+        proj = self.network.projections[k]
+        d = np.broadcast_to(np.asarray(delays, float), proj.mask.shape)
+        self._delay_ticks(d[proj.mask])
+        self._delays[k] = np.where(proj.mask, d, 0.0)
+        if self.machine is not None:
+            for pe in self._neuron_pes(proj.post):
+                local = pe.sn.projections.index(k)
+                pe.sim.set_delays(local, self._delays[k][:, pe.start : pe.stop])
+
+    def reset(self):
+        self.n, self._state = 0, None
+        if self.machine is not None:
+            self.machine.fabric.clear()
+            for pe in self.machine.pes:
+                if pe.sim is not None:
+                    pe.sim.reset()
+                pe.result = None
+
+    def set_initial(self, pop, name, values):
+        size = self.network.populations[pop].size
+        values = np.broadcast_to(np.asarray(values, float), (size,)).copy()
+        self._initial.append((pop, name, values))
+        if self.machine is not None:
+            self._set_initial(pop, name, values)
+
+    def _set_initial(self, pop, name, values):
+        for pe in self._neuron_pes(pop):
+            pe.sim.set_initial(pe.sn.local, name, values[pe.start : pe.stop])
+
+    def get_state(self) -> EngineState:
+        if self.machine is None:  # the state a machine would start from
+            if self._state is not None:
+                return self._state
+            probe = Spinnaker2Engine(
+                self.network,
+                self.disc,
+                self.batch,
+                n_steps=1,
+                replicas=1,
+                readout_populations=self.readout_populations,
+            )
+            for pop, name, values in self._initial:
+                probe.set_initial(pop, name, values)
+            return probe.get_state()
+        pops, flight = {}, {}
+        for i, pop in enumerate(self.network.populations):
+            if pop.is_source:
+                continue
+            parts = {}
+            for pe in self._neuron_pes(i):
+                st = pe.sim.get_state()
+                parts[pe.pe] = (pe, st.populations[pe.sn.local], st.in_flight[pe.sn.local])
+            pops[i], flight[i] = self._assemble_state(i, parts)
+        return EngineState(step=self.n, t=self.n * self.dt, populations=pops, in_flight=flight)
+
+    def _assemble_state(self, i, parts):
+        shape = (self.batch, self.network.populations[i].size)
+        first = next(iter(parts.values()))[1]
+        out = PopulationState(np.zeros(shape), {n: np.zeros(shape) for n in first.synaptic},
+                              np.zeros(shape))  # fmt: skip
+        fields = {"arrival": [], "sample": [], "target": [], "receptor": [], "weight": []}
+        for pe, ps, fl in parts.values():
+            rows, cols = pe.samples, slice(pe.start, pe.stop)
+            out.v[rows, cols] = ps.v[: rows.size]
+            out.refractory[rows, cols] = ps.refractory[: rows.size]
+            for n, x in ps.synaptic.items():
+                out.synaptic[n][rows, cols] = x[: rows.size]
+            fields["arrival"].append(fl.arrival)
+            fields["sample"].append(rows[fl.sample] if rows.size else fl.sample)
+            fields["target"].append(fl.target + pe.start)
+            fields["receptor"].append(fl.receptor)
+            fields["weight"].append(fl.weight)
+        return out, InFlight(**{k: np.concatenate(v) for k, v in fields.items()})
+
+    def set_state(self, state: EngineState):
+        self.n = int(state.step)
+        if self.machine is None:
+            self._state = state
+            return
+        for i, ps in state.populations.items():
+            if i >= len(self.network.populations) or self.network.populations[i].is_source:
+                continue
+            fl = state.in_flight.get(i)
+            for pe in self._neuron_pes(i):
+                rows, cols = pe.samples, slice(pe.start, pe.stop)
+                pad = pe.sim.batch - rows.size
+
+                def cut(x, rows=rows, cols=cols, pad=pad):
+                    x = np.asarray(x)[rows, cols]
+                    return np.concatenate([x, np.zeros((pad, x.shape[1]))]) if pad else x
+
+                local = PopulationState(cut(ps.v), {n: cut(x) for n, x in ps.synaptic.items()},
+                                        cut(ps.refractory))  # fmt: skip
+                flights = {}
+                if fl is not None:
+                    s, tg = np.asarray(fl.sample), np.asarray(fl.target)
+                    sel = np.isin(s, rows) & (tg >= pe.start) & (tg < pe.stop)
+                    flights[pe.sn.local] = InFlight(
+                        np.asarray(fl.arrival)[sel], np.searchsorted(rows, s[sel]),
+                        tg[sel] - pe.start, np.asarray(fl.receptor)[sel],
+                        np.asarray(fl.weight)[sel],
+                    )  # fmt: skip
+                pe.sim.set_state(EngineState(state.step, state.t, {pe.sn.local: local}, flights))
+
+    # --- running ---------------------------------------------------------------------------------
+    def _check_sources(self, sources, t0, t1):
+        for i, trains in sources.items():
+            pop = self.network.populations[i]
+            if trains.batch != self.batch or trains.size != pop.size:
+                raise ValueError(
+                    f"spikes for '{pop.label}' have batch {trains.batch} and size {trains.size}, "
+                    f"expected {self.batch} and {pop.size}"
+                )
+            keep = (trains.times >= t0) & (trains.times < t1)
+            tick = np.floor(trains.times[keep] / self.dt).astype(np.int64)
+            code = (trains.sample_index[keep] * pop.size + trains.neurons[keep]) * (tick.max(
+                initial=0) + 1) + tick  # fmt: skip
+            if np.unique(code).size != code.size:
+                raise ValueError(
+                    f"spike source '{pop.label}' has two spikes of one neuron within one time "
+                    f"step of {self.dt} ms; a SpiNNaker2 source PE sends at most one per tick"
+                )
+
+    def run(self, n_steps, sources=None, currents=None, record=None, keep_for_backward=False):
+        """Forward program over ``n_steps`` ticks (see :class:`~.machine.Machine`)."""
+        n_steps = int(n_steps)
+        if n_steps < 1:
+            raise ValueError(f"n_steps must be a positive integer, got {n_steps}")
+        sources, currents, record = sources or {}, currents or {}, record or {}
+        if self.machine is None:
+            self._build(self.n + n_steps)
+        t0, t1 = self.n * self.dt, (self.n + n_steps) * self.dt
+        self._check_sources(sources, t0, t1)
+        m, fabric = self.machine, self.machine.fabric
+        before = {k: (s.packets, s.deliveries, s.hops) for k, s in fabric.stats.items()}
+        results = {}
+        for comp in components(self.network):
+            k = comp[0]
+            for pe in m.population(k):
+                if pe.sim is None:
+                    m.send_source(pe, sources.get(k), t0, t1)
+                else:
+                    results[pe.pe] = m.run_pe(pe, n_steps, currents, record, keep_for_backward)
+            fabric.end_phase("spike")
+        for pe in m.pes:  # spikes of the run's last tick that reach no neuron PE
+            fabric.queues[pe.pe].pop("spike", None)
+        out = self._assemble_run(results, sources, t0, n_steps, keep_for_backward)
+        self.n += n_steps
+        self._count_forward(out, n_steps, before)
+        return out
+
+    def _assemble_run(self, results, sources, t0, n_steps, keep):
+        pops = self.network.populations
+        spikes, signals, readouts = {}, {}, {}
+        t1 = t0 + n_steps * self.dt
+        for i, pop in enumerate(pops):
+            if pop.is_source:
+                tr = sources.get(i)
+                if tr is None:
+                    spikes[i] = SpikeTrains.empty(self.batch, pop.size)
+                else:
+                    keep_s = (tr.times >= t0) & (tr.times < t1)
+                    spikes[i] = SpikeTrains.from_arrays(
+                        tr.sample_index[keep_s],
+                        tr.neurons[keep_s],
+                        tr.times[keep_s],
+                        self.batch,
+                        pop.size,
+                    )
+                continue
+            parts = [(pe, results[pe.pe]) for pe in self._neuron_pes(i)]
+            sample, neuron, times = [], [], []
+            for pe, res in parts:
+                own = res.spikes[pe.sn.local]
+                sample.append(pe.samples[own.sample_index] if pe.samples.size else own.sample_index)
+                neuron.append(own.neurons + pe.start)
+                times.append(own.times)
+            spikes[i] = SpikeTrains.from_arrays(
+                np.concatenate(sample),
+                np.concatenate(neuron),
+                np.concatenate(times),
+                self.batch,
+                pop.size,
+            )
+            readouts[i] = self._gather(parts, lambda pe, res: res.readouts[pe.sn.local], 0)
+            sig = self._gather(parts, lambda pe, res: res.signals.get(pe.sn.local, {}), 1,
+                               n_steps)  # fmt: skip
+            if sig:
+                signals[i] = {k: v.astype(np.float32) for k, v in sig.items()}
+        tape = {"results": results, "readouts": readouts} if keep else None
+        return RunResult(t0, n_steps, spikes, signals, {}, tape)
+
+    def _gather(self, parts, get, axis, n_steps=None):
+        """Per-PE arrays ``(local batch, slice)`` (axis 0) or ``(steps, local batch, slice)``
+        (axis 1) into ``(batch, size)`` / ``(steps, batch, size)``."""
+        out = {}
+        for pe, res in parts:
+            for name, x in get(pe, res).items():
+                if name not in out:
+                    size = self.network.populations[pe.pop].size
+                    shape = (self.batch, size) if axis == 0 else (n_steps, self.batch, size)
+                    out[name] = np.zeros(shape, x.dtype)
+                rows = pe.samples
+                if axis == 0:
+                    out[name][rows, pe.start : pe.stop] = x[: rows.size]
+                else:
+                    out[name][:, rows, pe.start : pe.stop] = x[:, : rows.size]
+        return out
+
+    def readouts(self, result: RunResult, pop: int, names) -> dict:
+        """Readouts of a run kept for backward, read out of the PEs holding ``pop`` (cached in
+        ``result.readouts`` for the names asked for)."""
+        names = check_readouts(names)
+        if result.tape is None or "readouts" not in result.tape:
+            raise ValueError("readouts need a run of this engine made with keep_for_backward=True")
+        have = result.tape["readouts"].get(pop, {})
+        missing = [n for n in names if n not in have]
+        if missing:
+            raise ValueError(
+                f"readouts {missing} of population {pop} were not computed in this run; pass "
+                "readout_populations including it to the SpiNNaker2 model"
+            )
+        result.readouts.setdefault(pop, {}).update({n: have[n] for n in names})
+        return {n: have[n] for n in names}
+
+    # --- gradients -------------------------------------------------------------------------------
+    def backward(self, result, readout_grads, extra_grads=None, adjoints=False) -> Gradients:
+        """Backward program, gradient reduction over the replicas; ``dL/dw`` read out of
+        replica 0's gradient buffers (0 for projections that are not trained)."""
+        if adjoints:
+            raise ValueError("the SpiNNaker2 model does not record adjoints on the grid")
+        if result.tape is None or "results" not in result.tape:
+            raise ValueError("backward needs a run of this engine made with keep_for_backward=True")
+        if result.t_start != 0:
+            raise ValueError("backward needs a run that starts at step 0 (after reset())")
+        self.check_trainable()
+        m, flow, net = self.machine, self.mapping.flow, self.network
+        fabric = m.fabric
+        before = {k: (s.packets, s.deliveries, s.hops) for k, s in fabric.stats.items()}
+        grads = [readout_grads, extra_grads]
+        for comp in reversed(components(net)):
+            k = comp[0]
+            if net.populations[k].is_source or not flow.backward[k]:
+                continue
+            for pe in self._neuron_pes(k):
+                error_to = [
+                    local for local, q in enumerate(pe.sn.pre)
+                    if any(flow.error[i] for i in net.incoming(k) if net.projections[i].pre == q)
+                ]  # fmt: skip
+                pe.result = result.tape["results"][pe.pe]
+                m.backward_pe(pe, grads, error_to)
+            fabric.end_phase("error")
+        trained = {}
+        for k in range(len(net.populations)):
+            ps = [i for i in net.incoming(k) if flow.gradient[i]]
+            if ps:
+                trained[k] = ps
+        m.reduce(trained)
+        weights = [np.zeros(p.mask.shape) for p in net.projections]
+        for k, ps in trained.items():
+            for pe in self._neuron_pes(k):
+                if pe.replica == 0:
+                    for i in ps:
+                        weights[i][:, pe.start : pe.stop] = pe.grads[i]
+        self._count_backward(result, before)
+        return Gradients(weights, None, None)
+
+    # --- accounting ------------------------------------------------------------------------------
+    def _rasters(self, result):
+        """Spike counts per (tick, sample, neuron) in count_traffic's convention."""
+        out = {}
+        n0 = int(round(result.t_start / self.dt))
+        T = result.n_steps
+        for i, pop in enumerate(self.network.populations):
+            tr = result.spikes[i]
+            r = np.zeros((T + 1, self.batch, pop.size), np.int64)
+            if tr.times.size:
+                x = tr.times / self.dt - n0
+                idx = np.floor(x) if pop.is_source else np.ceil(x) - 1
+                idx = np.clip(idx.astype(np.int64), 0, T)
+                np.add.at(r, (idx, tr.sample_index, tr.neurons), 1)
+            out[i] = r[:T] if not pop.is_source else r[: T + 1]
+        return out
+
+    def _actual(self, traffic, before, kinds):
+        """Replace the estimated counts of ``kinds`` by what the fabric carried since ``before``."""
+        for kind in kinds:
+            s = self.machine.fabric.stats[kind]
+            b = before[kind]
+            c = traffic.kinds[kind]
+            c.packets, c.deliveries, c.hops = s.packets - b[0], s.deliveries - b[1], s.hops - b[2]
+
+    def _count_forward(self, result, n_steps, before):
+        rasters = self._rasters(result)
+        start = int(round(result.t_start / self.dt))
+        counts = spike_counts(self.plan, rasters, n_steps)
+        forward = count_traffic(self.plan, rasters, start_step=start, n_ticks=n_steps,
+                                programs=("forward",), counts=counts)  # fmt: skip
+        self._actual(forward, before, ("spike",))
+        self.traffic = forward if self.traffic is None else self.traffic + forward
+        if result.tape is not None:
+            result.tape["counts"] = (rasters, counts)
+            self._pending_forward = forward
+
+    def _count_backward(self, result, before):
+        rasters, counts = result.tape["counts"]
+        training = count_traffic(
+            self.plan,
+            rasters,
+            n_ticks=result.n_steps,
+            programs=("loss", "backward", "update"),
+            counts=counts,
+        )
+        self._actual(training, before, ("error", "gradient"))
+        bits = training.kinds["weight"].bits_per_packet
+        training.kinds["weight"] = KindCount(bits_per_packet=bits)  # counted at the broadcast
+        self.traffic = self.traffic + training
+        if self._pending_forward is not None:
+            training = self._pending_forward + training
+            self._pending_forward = None
+        tally = self.training_traffic
+        self.training_traffic = training if tally is None else tally + training
+
+    def _account_weights(self, packets):
+        """Weight packets of a broadcast, added to the tallies of the last trained batch."""
+        if not packets:
+            return
+        stats = self.machine.fabric.stats["weight"]
+        per = stats.hops / max(stats.packets, 1), stats.deliveries / max(stats.packets, 1)
+        for traffic in (self.traffic, self.training_traffic):
+            if traffic is not None:
+                c = traffic.kinds["weight"]
+                c.packets += packets
+                c.hops += packets * per[0]
+                c.deliveries += packets * per[1]
 
     def reset_traffic(self):
         """Forget the packets counted so far (the mapping stays)."""
-        self.traffic = self.training_traffic = self._last_forward = self._last_counts = None
+        self.traffic = self.training_traffic = self._pending_forward = None
 
-    # --- the engine, counted ----------------------------------------------------------------
-    def run(self, n_steps, sources=None, currents=None, record=None, keep_for_backward=False):
-        """Simulate like the reference engine and count the forward program's traffic."""
-        if self.mapping is None:
-            self._build(self.n + int(n_steps))
-        start = self.n
-        result = self._engine.run(n_steps, sources, currents, record, keep_for_backward=True)
-        spikes = {k: r.spikes for k, r in result.tape.rasters.items()}
-        counts = spike_counts(self.plan, spikes, int(n_steps))
-        # a backward pass of this run (given this tape) reuses the counts
-        self._last_counts = (result.tape, int(n_steps), counts) if start == 0 else None
-        forward = count_traffic(
-            self.plan,
-            spikes,
-            start_step=start,
-            n_ticks=int(n_steps),
-            programs=("forward",),
-            spike_payload=self.spike_payload,
-            counts=counts,
-        )
-        self._account(forward)
-        if start == 0 or self._last_forward is None:
-            self._last_forward = forward
-        else:
-            self._last_forward = self._last_forward + forward
-        if not keep_for_backward:
-            result.tape = None
-        return result
-
-    def backward(self, result, readout_grads, extra_grads=None, adjoints=False):
-        """Exact gradients (the reference adjoint) and the loss/backward/update traffic.
-
-        The batch must have been simulated from step 0 in one run of at most the mapped
-        ``n_steps``.
-        """
-        gradients = self._engine.backward(result, readout_grads, extra_grads, adjoints)
-        tape = result.tape
-        spikes = {k: r.spikes for k, r in tape.rasters.items()}
-        n_ticks = result.n_steps
-        last = self._last_counts
-        counts = last[2] if last is not None and last[0] is tape and last[1] == n_ticks else None
-        training = count_traffic(
-            self.plan,
-            spikes,
-            n_ticks=n_ticks,
-            programs=("loss", "backward", "update"),
-            spike_payload=self.spike_payload,
-            counts=counts,
-        )
-        self._account(training)
-        if self._last_forward is not None:  # the forward run this batch was trained on
-            training = self._last_forward + training
-            self._last_forward = None
-        tally = self.training_traffic
-        self.training_traffic = training if tally is None else tally + training
-        return gradients
-
-    # --- results ----------------------------------------------------------------------------
+    # --- results ---------------------------------------------------------------------------------
     def counted(self, scope: str = "auto") -> Traffic | None:
-        """The tally that results are quoted from.
-
-        Parameters
-        ----------
-        scope : ``"training"``, ``"all"`` or ``"auto"``
-            ``"training"``: trained batches only; ``"all"``: every run; ``"auto"`` (default):
-            the training tally once a batch has been trained, otherwise all runs.
-        """
+        """The tally results are quoted from: ``"training"`` (trained batches), ``"all"`` (every
+        run) or ``"auto"`` (training once a batch has been trained, else all)."""
         if scope not in ("auto", "training", "all"):
             raise ValueError(f"scope must be 'auto', 'training' or 'all', got {scope!r}")
         trained = self.training_traffic is not None and self.training_traffic.samples > 0
@@ -253,11 +596,7 @@ class Spinnaker2Engine:
         return estimate_cost(self.mapping, traffic, self.coefficients)
 
     def report(self, scope: str = "auto") -> Report:
-        """Mapping report, with traffic and cost once samples have been simulated.
-
-        ``scope`` chooses the tally (see :meth:`counted`); by default the report is per
-        training sample once a batch has been trained.
-        """
+        """Mapping report, with traffic and cost once samples have been simulated."""
         if self.mapping is None:
             raise RuntimeError("the network is mapped at the first run (or give n_steps)")
         traffic = self.counted(scope)

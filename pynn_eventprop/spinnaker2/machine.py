@@ -1,0 +1,343 @@
+"""The PEs of the model and the four programs they run, exchanging packets only.
+
+:class:`Machine` holds one :class:`ProcessingElement` per placement of a
+:class:`~.mapping.Mapping`; each owns its data (the state of its neuron slice for the samples of
+its replica, the weights and gradient buffers of its incoming connections, its input queue) and
+integrates it with the exact engine (:mod:`.slices`).  The programs:
+
+forward (:meth:`Machine.forward`)
+    Populations in feed-forward order.  A source PE sends one spike packet per spike of its
+    schedule; a neuron PE reads its queue (spike packets: key = sender, sample, neuron; tick;
+    payload = the time since the tick started), rebuilds the presynaptic spike times
+    ``tick dt + payload``, integrates its slice over the run and sends one spike packet per
+    spike of its own when its population has targets.
+backward (:meth:`Machine.backward`)
+    Populations in reverse order.  A PE sums the error packets it received into ``dL/dt`` of its
+    own spikes, sweeps its slice backwards, keeps ``dL/dw`` in its gradient buffer and sends one
+    error packet per presynaptic spike that reached it (same key and tick, payload = the
+    summed ``dL/dt_a`` of that spike's arrivals on its slice) back to the spike's owner.
+reduction (:meth:`Machine.reduce`)
+    Gradient buffers summed over replicas along a binomial tree, one gradient packet per word.
+update (:meth:`Machine.broadcast`)
+    Replica 0's PE of a slice holds the new weights (written by the host after the optimiser
+    step) and multicasts them, one weight packet per word, to its copies in the other replicas.
+
+The host loads inputs into the source PEs' schedules, reads readouts, spikes and recordings out
+of the PEs' memories and writes weights; it never moves data between PEs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..engine.interface import SpikeTrains
+from .fabric import Fabric
+from .mapping import Mapping
+from .routing import RoutingTables
+from .slices import SliceNetwork, slice_backward, slice_network, slice_simulation
+
+
+@dataclass
+class ProcessingElement:
+    """One PE: its placement, its samples and what it holds.
+
+    Attributes
+    ----------
+    pe, replica, pop, start, stop : int
+    samples : int array: the batch indices its replica runs (``local batch`` of them)
+    sn : SliceNetwork or None (spike sources)
+    sim : the exact engine on ``sn`` (its SRAM: weights, state, tape), or None
+    spike_sources : PEs whose spike packets it receives
+    error_sources : PEs whose error packets it receives
+    """
+
+    pe: int
+    replica: int
+    pop: int
+    start: int
+    stop: int
+    samples: np.ndarray
+    sn: SliceNetwork | None = None
+    sim: object = None
+    spike_sources: tuple = ()
+    error_sources: tuple = ()
+    result: object = None  # the last run kept for backward
+    own: tuple = ()  # (index, tick) of the spikes it sent in the last run, in its spike order
+    received: dict = field(default_factory=dict)  # local source -> Packets in SpikeTrains order
+    grads: dict = field(default_factory=dict)  # global projection -> (n_pre, size) dL/dw
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+
+def _occurrence(codes: np.ndarray) -> np.ndarray:
+    """Rank of every entry among the entries with the same code, in order (0, 1, ...)."""
+    order = np.argsort(codes, kind="stable")
+    s = codes[order]
+    first = np.r_[True, s[1:] != s[:-1]] if s.size else np.zeros(0, bool)
+    starts = np.flatnonzero(first)
+    rank = np.arange(s.size) - np.repeat(starts, np.diff(np.r_[starts, s.size]))
+    out = np.empty(s.size, np.int64)
+    out[order] = rank
+    return out
+
+
+class Machine:
+    """The PEs of a mapping and the programs they run (see the module docstring)."""
+
+    def __init__(self, mapping: Mapping, routing: RoutingTables, dt, dtype, readout_pops,
+                 payload_bits=32, on_fault="raise"):  # fmt: skip
+        self.mapping, self.routing, self.dt = mapping, routing, float(dt)
+        self.fabric = Fabric(routing, payload_bits, on_fault)
+        self.keys = routing.keyspace
+        net, batch = mapping.network, mapping.batch_size
+        self.pes = []
+        for pl in mapping.placements:
+            r, sl = pl.replica, pl.slice
+            samples = np.arange(r * mapping.local_batch, min((r + 1) * mapping.local_batch, batch))
+            pe = ProcessingElement(pl.pe, r, sl.population, sl.start, sl.stop, samples)
+            if not net.populations[sl.population].is_source:
+                pe.sn = slice_network(net, sl.population, sl.start, sl.stop)
+                pe.sim = slice_simulation(pe.sn, self.dt, max(samples.size, 1), dtype,
+                                          sl.population in readout_pops)  # fmt: skip
+            self.pes.append(pe)
+        self._pe_pop = np.array([pe.pop for pe in self.pes], np.int64)
+        self._pe_size = np.array([pe.size for pe in self.pes], np.int64)
+        self._pe_start = np.array([pe.start for pe in self.pes], np.int64)
+        self._wire_sources()
+
+    def _wire_sources(self):
+        """Which PEs each PE hears from (its static configuration, from the routing flows)."""
+        spike, error = {}, {}
+        self._spike_flows, self._error_targets = set(), {}
+        for f in self.routing.flows:
+            if f.kind == "spike":
+                self._spike_flows.add(f.owner)
+                for d in f.destinations:
+                    spike.setdefault(d, set()).add(f.owner)
+            elif f.kind == "error":
+                error.setdefault(f.owner, set()).update(f.sources)
+                for s in f.sources:
+                    self._error_targets.setdefault(s, set()).add(f.owner)
+        for pe in self.pes:
+            pe.spike_sources = tuple(sorted(spike.get(pe.pe, ())))
+            pe.error_sources = tuple(sorted(error.get(pe.pe, ())))
+
+    def population(self, k: int) -> list[ProcessingElement]:
+        """PEs of population ``k``, replica by replica, slice by slice."""
+        return [self.pes[int(p)] for p in self.mapping.population_pes(k).ravel()]
+
+    # --- forward ------------------------------------------------------------------------------
+    def _send_spikes(self, pe, sample, neuron, times):
+        """Spike packets of PE ``pe`` for local ``sample``, slice ``neuron``, times (ms)."""
+        if pe.pe in self._spike_flows:
+            self.fabric.open("spike", pe.pe, pe.pe)
+        if not times.size or pe.pe not in self._spike_flows:
+            pe.own = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+            return
+        tick = np.floor(times / self.dt).astype(np.int64)
+        offset = times - tick * self.dt
+        index = sample * pe.size + neuron
+        pe.own = (index, tick)
+        self.fabric.send("spike", pe.pe, self.keys.key("spike", pe.pe, index), offset, tick)
+
+    def send_source(self, pe, trains: SpikeTrains | None, t0, t1):
+        """A source PE sends the spikes of its schedule in ``[t0, t1)``."""
+        if trains is None or not trains.times.size:
+            empty = np.zeros(0, np.int64)
+            self._send_spikes(pe, empty, empty, np.zeros(0))
+            return
+        b, j, t = trains.sample_index, trains.neurons, trains.times
+        keep = (t >= t0) & (t < t1) & (j >= pe.start) & (j < pe.stop) & np.isin(b, pe.samples)
+        local = b[keep] - pe.samples[0]
+        self._send_spikes(pe, local, j[keep] - pe.start, t[keep].astype(np.float64))
+
+    def receive_spikes(self, pe) -> dict:
+        """Spike trains per local source of PE ``pe`` rebuilt from its queue."""
+        packets = self.fabric.collect(pe.pe, "spike", pe.spike_sources)
+        owner = (packets.keys >> self.keys.index_bits) & ((1 << self.keys.pe_bits) - 1)
+        index = packets.keys & ((1 << self.keys.index_bits) - 1)
+        times = packets.tick * self.dt + packets.payload
+        trains, pe.received = {}, {}
+        batch = pe.sim.batch
+        pops, sizes, starts = self._pe_pop[owner], self._pe_size[owner], self._pe_start[owner]
+        for local, q in enumerate(pe.sn.pre):
+            sel = np.flatnonzero(pops == q)
+            size_q = np.maximum(sizes[sel], 1)
+            sample, neuron = index[sel] // size_q, index[sel] % size_q
+            order = np.argsort(sample, kind="stable")
+            offsets = np.zeros(batch + 1, np.int64)
+            np.cumsum(np.bincount(sample, minlength=batch)[:batch], out=offsets[1:])
+            size = self.mapping.network.populations[q].size
+            trains[local] = SpikeTrains(
+                times[sel][order], (starts[sel] + neuron)[order], offsets, size
+            )
+            pe.received[local] = packets.take(sel[order])
+        return trains
+
+    def run_pe(self, pe, n_steps, currents, record, keep):
+        """Forward program of a neuron PE over one run; returns its RunResult."""
+        sources = self.receive_spikes(pe)
+        local = pe.sn.local
+        cut = {}
+        if currents.get(pe.pop) is not None:
+            c = np.asarray(currents[pe.pop], float)
+            c = c[:, pe.start : pe.stop] if c.ndim == 2 else c[:, pe.samples, pe.start : pe.stop]
+            cut[local] = c
+        rec = {local: record[pe.pop]} if pe.pop in record else {}
+        result = pe.sim.run(n_steps, sources=sources, currents=cut, record=rec,
+                            keep_for_backward=keep)  # fmt: skip
+        own = result.spikes[local]
+        self._send_spikes(pe, own.sample_index, own.neurons, own.times)
+        pe.result = result if keep else None
+        return result
+
+    # --- backward -----------------------------------------------------------------------------
+    def own_spike_grads(self, pe) -> np.ndarray:
+        """``dL/dt`` of PE ``pe``'s own spikes: its error packets summed, sender by sender."""
+        index, tick = pe.own
+        n_own = pe.result.spikes[pe.sn.local].times.size
+        grads = np.zeros(n_own)
+        packets = self.fabric.collect(pe.pe, "error", pe.error_sources)
+        if not len(packets):
+            return grads
+        span = int(max(tick.max(initial=0), packets.tick.max(initial=0))) + 1
+        own_code = index * span + tick
+        p_index = packets.keys & ((1 << self.keys.index_bits) - 1)
+        code = p_index * span + packets.tick
+        sorter = np.argsort(own_code, kind="stable")
+        if np.any(np.diff(own_code[sorter]) == 0):  # a neuron spiked twice in one tick
+            own_code = own_code * (n_own + 1) + _occurrence(own_code)
+            occ = np.zeros(code.size, np.int64)
+            for s in np.unique(packets.source):
+                sel = packets.source == s
+                occ[sel] = _occurrence(code[sel])
+            code = code * (n_own + 1) + occ
+            sorter = np.argsort(own_code, kind="stable")
+        pos = np.minimum(np.searchsorted(own_code, code, sorter=sorter), max(n_own - 1, 0))
+        hit = own_code[sorter][pos] == code if n_own else np.zeros(code.size, bool)
+        for m in np.flatnonzero(~hit):
+            self.fabric._problem(f"PE {pe.pe}: error packet #{packets.seq[m]} from PE "
+                                 f"{packets.source[m]} names a spike it did not send")  # fmt: skip
+        np.add.at(grads, sorter[pos[hit]], packets.payload[hit])
+        return grads
+
+    def backward_pe(self, pe, readout_grads, error_to):
+        """Backward program of PE ``pe``: reverse sweep, gradient buffer, error packets to the
+        presynaptic PEs of the local sources in ``error_to``."""
+        own = self.own_spike_grads(pe)
+        local = pe.sn.local
+        per_pe = []
+        for grads in readout_grads:
+            cut = {
+                name: np.asarray(g)[pe.samples, pe.start : pe.stop]
+                for name, g in (grads or {}).get(pe.pop, {}).items()
+            }
+            per_pe.append({local: cut})
+        weights, _, sources = slice_backward(pe.sim, pe.result, local, per_pe, own)
+        pe.grads = dict(zip(pe.sn.projections, weights, strict=True))
+        for owner in sorted(self._error_targets.get(pe.pe, ())):
+            self.fabric.open("error", pe.pe, owner)
+        for q in error_to:
+            received, dldt = pe.received[q], sources[q]
+            send = np.flatnonzero(dldt != 0.0)
+            owner = (received.keys >> self.keys.index_bits) & ((1 << self.keys.pe_bits) - 1)
+            for o in np.unique(owner[send]):
+                sel = send[owner[send] == o]
+                index = received.keys[sel] & ((1 << self.keys.index_bits) - 1)
+                self.fabric.send("error", pe.pe, self.keys.key("error", int(o), index), dldt[sel],
+                                 received.tick[sel])  # fmt: skip
+
+    # --- update ---------------------------------------------------------------------------------
+    def _words(self, pe, projections):
+        """The connected entries of ``pe``'s gradient buffers of ``projections``, in order."""
+        net = self.mapping.network
+        return np.concatenate([
+            pe.grads.get(k, np.zeros(0))[net.projections[k].mask[:, pe.start : pe.stop]]
+            for k in projections
+        ]) if projections else np.zeros(0)  # fmt: skip
+
+    def _word_keys(self, kind, owner, n):
+        return self.keys.key(kind, owner, np.arange(n) % ((1 << self.keys.index_bits) - 1))
+
+    def _receive_words(self, pe, kind, sources, n):
+        packets = self.fabric.collect(pe.pe, kind, sources)
+        words = np.zeros(n)
+        for s in sources:
+            got = packets.payload[packets.source == s]
+            if got.size != n:
+                self.fabric._problem(f"PE {pe.pe}: {got.size} {kind} words from PE {s}, "
+                                     f"expected {n}")  # fmt: skip
+            words[: min(n, got.size)] += got[:n]
+        return words
+
+    def reduce(self, projections_of):
+        """Sum every trainable slice's gradient buffers over the replicas (binomial tree)."""
+        R = self.mapping.replicas
+        step = 1
+        while step < R:
+            for k, projections in projections_of.items():
+                pes = self.mapping.population_pes(k)
+                for s in range(pes.shape[1]):
+                    for r in range(step, R, 2 * step):
+                        child = self.pes[int(pes[r, s])]
+                        words = self._words(child, projections)
+                        parent = int(pes[r - step, s])
+                        keys = self._word_keys("gradient", parent, words.size)
+                        self.fabric.send("gradient", child.pe, keys, words, 0)
+            self.fabric.end_phase("gradient")
+            for k, projections in projections_of.items():
+                pes = self.mapping.population_pes(k)
+                for s in range(pes.shape[1]):
+                    for r in range(0, R - step, 2 * step):
+                        parent = self.pes[int(pes[r, s])]
+                        words = self._words(parent, projections)
+                        words = self.fabric.wire(words) + self._receive_words(
+                            parent, "gradient", [int(pes[r + step, s])], words.size
+                        )
+                        self._unpack(parent, projections, words)
+            step *= 2
+
+    def _unpack(self, pe, projections, words):
+        net, pos = self.mapping.network, 0
+        for k in projections:
+            mask = net.projections[k].mask[:, pe.start : pe.stop]
+            g = np.zeros(mask.shape)
+            n = int(mask.sum())
+            g[mask] = words[pos : pos + n]
+            pe.grads[k] = g
+            pos += n
+
+    def broadcast(self, k: int, weights: np.ndarray):
+        """Replica 0's PEs of projection ``k``'s target take ``weights`` from the host and
+        multicast them to the other replicas, which load what they receive."""
+        net, flow = self.mapping.network, self.mapping.flow
+        proj = net.projections[k]
+        pes = self.mapping.population_pes(proj.post)
+        if not any(flow.gradient[i] for i in net.incoming(proj.post)):
+            for pe in self.population(proj.post):  # no weight flow: the host loads every copy
+                pe.sim.set_weights(pe.sn.projections.index(k), weights[:, pe.start : pe.stop])
+            return
+        for s in range(pes.shape[1]):
+            owner = self.pes[int(pes[0, s])]
+            cols = slice(owner.start, owner.stop)
+            local = owner.sn.projections.index(k)
+            owner.sim.set_weights(local, weights[:, cols])
+            if self.mapping.replicas > 1:
+                words = owner.sim.get_weights(local)[proj.mask[:, cols]]
+                keys = self._word_keys("weight", owner.pe, words.size)
+                self.fabric.send("weight", owner.pe, keys, words.astype(np.float64), 0)
+        if self.mapping.replicas == 1:
+            return
+        self.fabric.end_phase("weight")
+        for s in range(pes.shape[1]):
+            for r in range(1, self.mapping.replicas):
+                pe = self.pes[int(pes[r, s])]
+                mask = proj.mask[:, pe.start : pe.stop]
+                words = self._receive_words(pe, "weight", [int(pes[0, s])], int(mask.sum()))
+                w = np.zeros(mask.shape)
+                w[mask] = words
+                pe.sim.set_weights(pe.sn.projections.index(k), w)
