@@ -40,6 +40,7 @@ def build_network(times):
     * input -> hidden: delays 0.5, 1.0 or 2.3 ms mixed over the connections;
     * input -> hidden (inhibitory): delays depending on the presynaptic neuron only;
     * hidden -> output: uniform 1 ms (excitatory) and 0.7 ms (inhibitory, negative weights);
+    * hidden -> hidden: recurrent inhibition, 1.2 ms;
     * the output population is refractory (2 ms) and starts at v = -60 mV.
     """
     rng = np.random.default_rng(1)
@@ -61,6 +62,11 @@ def build_network(times):
     connector = sim.FixedProbabilityConnector(0.5, rng=sim.NumpyRNG(3))
     synapse = sim.StaticSynapse(weight=-0.6, delay=0.7)
     sim.Projection(hidden, output, connector, synapse, receptor_type="inhibitory", label="inh")
+    synapse = sim.StaticSynapse(weight=-0.3, delay=1.2)
+    recurrent = sim.FixedProbabilityConnector(
+        0.3, rng=sim.NumpyRNG(4), allow_self_connections=False
+    )
+    sim.Projection(hidden, hidden, recurrent, synapse, receptor_type="inhibitory", label="rec")
     return inputs, hidden, output
 
 
@@ -246,3 +252,35 @@ def test_export_refuses_what_nir_cannot_hold(sim):
     sim.DCSource(amplitude=1.0).inject_into(cells)
     with pytest.raises(NIRConversionError, match="DCSource"):
         export_nir()
+
+
+def test_export_of_a_trained_network_holds_the_trained_weights(sim):
+    """After ``Trainer.fit`` the Linear nodes hold the trained weights (read through PyNN),
+    not the initial ones."""
+    from pynn_eventprop.datasets import LatencyCode, yin_yang_dataset
+    from pynn_eventprop.eventprop import Adam, TTFSCrossEntropy
+    from pynn_eventprop.eventprop.synapses import EventPropRule, EventPropSynapse
+    from pynn_eventprop.eventprop.training import Trainer
+    from pynn_eventprop.neurons import WP_NEURON
+
+    sim.setup(timestep=1.0, min_delay=1.0)
+    inputs = sim.Population(5, sim.SpikeSourceArray(), label="input")
+    hidden = sim.Population(10, sim.IF_curr_exp(**WP_NEURON), label="hidden")
+    output = sim.Population(3, sim.IF_curr_exp(**WP_NEURON), label="output")
+    hidden.initialize(v=0.0)
+    output.initialize(v=0.0)
+    rule, rng = EventPropRule(Adam(lr=0.05)), sim.NumpyRNG(seed=2)
+    for pre, post, mean in ((inputs, hidden, 1.5), (hidden, output, 0.5)):
+        weight = sim.RandomDistribution("normal", (mean, mean), rng=rng)
+        synapse = EventPropSynapse(weight=weight, delay=1.0, rule=rule)
+        sim.Projection(pre, post, sim.AllToAllConnector(), synapse)
+    initial = [p.get("weight", format="array").copy() for p in sim.simulator.state.projections]
+    data = yin_yang_dataset("train", LatencyCode()).subset(np.arange(64))
+    loss = TTFSCrossEntropy(xi=0.5, alpha=3e-3, beta=6.4, silent_push=10.0, theta=1.0)
+    trainer = Trainer(inputs, output, loss, duration=40.0, batch_size=32, progress=False)
+    trainer.fit(data, 1)
+    graph = export_nir()
+    for k, name in enumerate(("w0_input_hidden", "w1_hidden_output")):
+        trained = trainer.engine.get_weights(k)
+        np.testing.assert_array_equal(graph.nodes[name].weight, trained.T)
+        assert np.abs(trained - initial[k]).max() > 1e-3  # training moved the weights
