@@ -270,7 +270,7 @@ def test_export_of_a_trained_network_holds_the_trained_weights(sim):
     hidden.initialize(v=0.0)
     output.initialize(v=0.0)
     rule, rng = EventPropRule(Adam(lr=0.05)), sim.NumpyRNG(seed=2)
-    for pre, post, mean in ((inputs, hidden, 1.5), (hidden, output, 0.5)):
+    for pre, post, mean in ((inputs, hidden, 1.5), (hidden, output, 1.5)):
         weight = sim.RandomDistribution("normal", (mean, mean), rng=rng)
         synapse = EventPropSynapse(weight=weight, delay=1.0, rule=rule)
         sim.Projection(pre, post, sim.AllToAllConnector(), synapse)
