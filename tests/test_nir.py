@@ -80,13 +80,14 @@ def _run_and_get_spikes(populations):
     }
 
 
-def test_round_trip_through_hdf5_gives_identical_spikes(tmp_path):
+@pytest.mark.parametrize("uniform_delays", ["metadata", "node"])
+def test_round_trip_through_hdf5_gives_identical_spikes(tmp_path, uniform_delays):
     times = _spike_times(np.random.default_rng(0))
     sim.setup(timestep=0.1)
     _, hidden, output = build_network(times)
     reference = _run_and_get_spikes({"hidden": hidden, "output": output})
     with pytest.warns(UserWarning, match="tau_refrac=2.0"):
-        graph = export_nir()
+        graph = export_nir(uniform_delays=uniform_delays)
     nir.write(tmp_path / "net.nir", graph)
     sim.end()
 
