@@ -81,9 +81,7 @@ def compare(ref, model, rtol):
         np.testing.assert_allclose(b, a, rtol=rtol, atol=rtol)
 
 
-@pytest.mark.parametrize(
-    "replicas, bits, rtol", [(1, 64, 0.0), (4, 64, 1e-6), (4, 32, 2e-5)]
-)
+@pytest.mark.parametrize("replicas, bits, rtol", [(1, 64, 0.0), (4, 64, 1e-6), (4, 32, 2e-5)])
 def test_yin_yang_training_steps_equal_the_reference_engine(replicas, bits, rtol):
     """Three SGD steps of a batch of 8: spikes, losses, gradients, weights.  Several replicas:
     the float64 gradient sums differ in the last bits, which can flip a float32 weight by one
@@ -144,7 +142,8 @@ def _changed(clean, faulty):
                 for (s, loss), c in zip(outputs, clean[0], strict=True))
             or any(not np.array_equal(a, b) for g, h in zip(grads, clean[1], strict=True)
                    for a, b in zip(g, h, strict=True))
-            or any(not np.array_equal(a, b) for a, b in zip(weights, clean[2], strict=True)))  # fmt: skip
+            or any(not np.array_equal(a, b)
+                   for a, b in zip(weights, clean[2], strict=True)))  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -226,7 +225,10 @@ def test_only_float32_whole_ticks_feed_forward():
     with pytest.raises(ValueError, match="payload_bits must be 32 or 64"):
         Spinnaker2Engine(net, disc, payload_bits=16, n_steps=10)
     loop = feedforward([2, 3])
-    loop.projections.append(loop.projections[0].__class__(
-        "self", 1, 1, "excitatory", np.ones((3, 3)), np.ones((3, 3)), np.ones((3, 3), bool)))
+    loop.projections.append(
+        loop.projections[0].__class__(
+            "self", 1, 1, "excitatory", np.ones((3, 3)), np.ones((3, 3)), np.ones((3, 3), bool)
+        )
+    )
     with pytest.raises(ValueError, match="feed-forward networks only"):
         Spinnaker2Engine(loop, LIFDiscretisation(1.0))
