@@ -234,6 +234,8 @@ def test_bad_values_are_named(sim, node, match):
 
 
 def test_export_refuses_what_nir_cannot_hold(sim):
+    with pytest.raises(NIRConversionError, match="no populations"):
+        export_nir()
     cells = sim.Population(2, sim.IF_cond_exp(), label="cond")
     with pytest.raises(NIRConversionError, match=r"'cond'.*IF_cond_exp"):
         export_nir()

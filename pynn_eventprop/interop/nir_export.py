@@ -58,9 +58,9 @@ def export_nir(outputs=None, uniform_delays: str = "metadata"):
     Raises
     ------
     NIRConversionError
-        For a population of another cell type, a current source, ``i_offset != 0``, or a
-        population receiving both receptors with ``tau_syn_E != tau_syn_I``; the message names
-        the population or source and the value.
+        For an empty session, a population of another cell type, a current source,
+        ``i_offset != 0``, or a population receiving both receptors with
+        ``tau_syn_E != tau_syn_I``; the message names the population or source and the value.
     ValueError
         For an unknown ``uniform_delays``.
 
@@ -74,6 +74,8 @@ def export_nir(outputs=None, uniform_delays: str = "metadata"):
     if uniform_delays not in UNIFORM_DELAYS:
         raise ValueError(f"uniform_delays must be one of {UNIFORM_DELAYS}, got {uniform_delays!r}")
     state = simulator.state
+    if not state.populations:
+        raise NIRConversionError("nothing to export: the current session has no populations")
     _check_current_sources(state)
     names = _unique_names([p.label or f"population{k}" for k, p in enumerate(state.populations)])
     receptors = _incoming_receptors(state)
