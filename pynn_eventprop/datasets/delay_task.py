@@ -25,7 +25,7 @@ from ..validation import check_integer, check_real
 from .container import SpikeDataset
 
 
-def default_intervals(n_classes: int, first: float = 20.0, spacing: float = 12.0) -> np.ndarray:
+def default_intervals(n_classes: int, first: float = 30.0, spacing: float = 12.0) -> np.ndarray:
     """``first, first + spacing, ...`` (ms), one interval per class."""
     return first + spacing * np.arange(n_classes)
 
