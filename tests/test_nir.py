@@ -287,3 +287,23 @@ def test_export_of_a_trained_network_holds_the_trained_weights(sim):
         trained = trainer.engine.get_weights(k)
         np.testing.assert_array_equal(graph.nodes[name].weight, trained.T)
         assert np.abs(trained - initial[k]).max() > 1e-3  # training moved the weights
+
+
+def test_unit_spike_scaling_and_client_helpers():
+    """Helpers of the Norse client that need no torch: ``w_in`` over ``dt`` (the original
+    graph untouched), spikes placed at ``floor(t / dt)``, first-spike class with ties to the
+    lower index and -1 for silence."""
+    from pynn_eventprop.interop import scale_for_unit_spikes
+    from pynn_eventprop.interop.nir_clients import _raster, ttfs_predictions
+
+    graph = _graph({"in": nir.Input(np.array([2])), "lif": _lif(2)}, [("in", "lif")])
+    scaled = scale_for_unit_spikes(graph, 0.5)
+    np.testing.assert_array_equal(scaled.nodes["lif"].w_in, 10.0)
+    np.testing.assert_array_equal(graph.nodes["lif"].w_in, 5.0)
+    with pytest.raises(ValueError, match="dt must be"):
+        scale_for_unit_spikes(graph, 0.0)
+    raster = _raster(np.array([[0.0, 1.26], [np.nan, 9.9]]), n_steps=10, dt=0.5)
+    assert raster.shape == (10, 2, 2) and raster.sum() == 2
+    assert raster[0, 0, 0] == 1 and raster[2, 0, 1] == 1  # 9.9 ms is past the window
+    first = np.array([[3.0, 1.0, 1.0], [np.inf, np.inf, np.inf], [2.0, np.inf, 5.0]])
+    np.testing.assert_array_equal(ttfs_predictions(first), [1, -1, 0])
