@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from pyNN.connectors import FromListConnector
 
 from .. import simulator
 from ..populations import Population
@@ -32,7 +33,13 @@ from ..projections import Projection
 from ..standardmodels.cells import IF_curr_exp, SpikeSourceArray
 from ..standardmodels.delays import default_delay
 from ..standardmodels.synapses import StaticSynapse
-from .nir_mapping import NIRConversionError, if_curr_exp_parameters, input_scale, require_nir
+from .nir_mapping import (
+    FIELDS,
+    NIRConversionError,
+    if_curr_exp_parameters,
+    input_scale,
+    require_nir,
+)
 
 
 @dataclass
@@ -96,7 +103,7 @@ def import_nir(graph) -> ImportedNetwork:
     lif = {n: node for n, node in graph.nodes.items() if isinstance(node, nir.CubaLIF)}
     params = {n: _neuron_parameters(n, node) for n, node in lif.items()}
     scales = {n: input_scale(node, n) for n, node in lif.items()}
-    connections = [_connections(nir, graph, path, target, scales[target]) for path, target in paths]
+    connections = [_connections(graph, path, target, scales[target]) for path, target in paths]
     result = ImportedNetwork(outputs=outputs)
     for name, node in graph.nodes.items():
         if isinstance(node, nir.Input):
@@ -150,9 +157,7 @@ def _check_shape(nir, name: str, node) -> None:
                 f"shape {np.shape(node.weight)}"
             )
     elif isinstance(node, nir.CubaLIF):
-        shapes = {key: np.shape(getattr(node, key)) for key in ("tau_mem", "tau_syn", "r")}
-        shapes.update({key: np.shape(getattr(node, key)) for key in ("v_leak", "v_threshold")})
-        shapes.update({key: np.shape(getattr(node, key)) for key in ("v_reset", "w_in")})
+        shapes = {key: np.shape(getattr(node, key)) for key in FIELDS}
         if len(set(shapes.values())) != 1 or len(shapes["tau_mem"]) != 1:
             raise NIRConversionError(
                 f"CubaLIF node '{name}': parameters must be 1-D arrays of one shape, got {shapes}"
@@ -278,7 +283,7 @@ def _scalar_or_array(values):
     return float(values.ravel()[0]) if np.all(values == values.ravel()[0]) else values
 
 
-def _connections(nir, graph, path: _Path, target: str, scale: np.ndarray) -> np.ndarray:
+def _connections(graph, path: _Path, target: str, scale: np.ndarray) -> np.ndarray:
     """Rows ``(i, j, weight nA, delay ms)`` of one path, delays checked."""
     n_post = scale.size
     weight = np.eye(n_post) if path.weight is None else path.weight
@@ -331,8 +336,6 @@ def _group(graph, paths, connections) -> dict:
 
 
 def _from_list(rows: np.ndarray):
-    from pyNN.connectors import FromListConnector
-
     return FromListConnector(rows, column_names=["weight", "delay"])
 
 
