@@ -85,8 +85,9 @@ def export_nir(outputs=None, uniform_delays: str = "metadata"):
     for k, projection in enumerate(state.projections):
         _add_projection(nir, nodes, edges, names, k, projection, uniform_delays)
     for k in _output_indices(state, outputs):
-        nodes[f"{names[k]}_out"] = nir.Output(output_type=np.array([state.populations[k].size]))
-        edges.append((names[k], f"{names[k]}_out"))
+        name = _fresh(nodes, f"{names[k]}_out")
+        nodes[name] = nir.Output(output_type=np.array([state.populations[k].size]))
+        edges.append((names[k], name))
     metadata = {"source": "pynn_eventprop", "timestep": float(state.dt), **UNITS}
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
 
@@ -129,6 +130,13 @@ def _unique_names(labels) -> list[str]:
         seen.add(name)
         names.append(name)
     return names
+
+
+def _fresh(nodes: dict, name: str) -> str:
+    """``name``, with ``_`` appended until no node has it."""
+    while name in nodes:
+        name += "_"
+    return name
 
 
 def _incoming_receptors(state) -> dict[int, set]:
@@ -216,14 +224,14 @@ def _add_projection(nir, nodes, edges, names, k, projection, uniform_delays) -> 
         meta = {"pynn_projection": str(projection.label), "receptor_type": projection.receptor_type}
         for g, (weight, delay) in enumerate(groups):
             suffix = "" if len(groups) == 1 else f"_d{g}"
-            linear = f"w{base}{suffix}"
+            linear = _fresh(nodes, f"w{base}{suffix}")
             uniform = len(groups) == 1 and np.ndim(delay) == 0
             metadata = {**meta, "delay": float(delay)} if uniform else dict(meta)
             if uniform and uniform_delays == "metadata":
                 nodes[linear] = nir.Linear(weight=weight, metadata=metadata)
                 edges.append((names[a], linear))
             else:
-                delay_node = f"delay{base}{suffix}"
+                delay_node = _fresh(nodes, f"delay{base}{suffix}")
                 nodes[delay_node] = nir.Delay(delay=np.broadcast_to(delay, (n_pre,)).copy())
                 nodes[linear] = nir.Linear(weight=weight, metadata=dict(meta))
                 edges += [(names[a], delay_node), (delay_node, linear)]
