@@ -42,7 +42,7 @@ def test_report_contains_the_required_fields(pieces, tmp_path):
     assert all(p["sram_used"] == sum(p["sram"].values()) for p in mp["pes"])
     assert d["routing"]["max_entries"] >= 1 and d["routing"]["limit_per_chip"] == 16384
     kinds = d["traffic"]["packets_per_sample"]
-    assert set(kinds) == {"spike", "label", "loss", "error", "gradient", "weight"}
+    assert set(kinds) == {"spike", "label", "loss", "error", "gradient", "weight", "tally"}
     assert kinds["spike"]["packets"] == pytest.approx(tr.kinds["spike"].packets / BATCH)
     ev = d["traffic"]["event_vs_dense_errors"]
     assert ev["saving_ratio"] == pytest.approx(
@@ -53,9 +53,23 @@ def test_report_contains_the_required_fields(pieces, tmp_path):
     for mode in ("realtime", "compute"):
         assert len(c["time_per_sample_ms"][mode]["total"]) == 2
         assert len(c["energy_per_sample_uJ"][mode]["total"]) == 2
-    names = {f["name"] for f in c["energy_coefficients"]}
-    assert names == {"pe_baseline_mw", "energy_per_cycle_pj", "chip_baseline_mw", "router_hop_nj"}
-    assert all(f["source"].startswith("assumed") for f in c["energy_coefficients"])
+    sources = {f["name"]: f["source"] for f in c["energy_coefficients"]}
+    assert set(sources) == {
+        "synaptic_operation_pj",
+        "pe_baseline_mw",
+        "energy_per_cycle_pj",
+        "chip_baseline_mw",
+        "router_hop_nj",
+    }
+    # the one published figure names its source; every other one says it is assumed
+    assert (
+        "SENECA" in sources["synaptic_operation_pj"]
+        and "Table 3" in sources["synaptic_operation_pj"]
+    )
+    assert all(v.startswith("assumed") for k, v in sources.items() if k != "synaptic_operation_pj")
+    assert c["batch_latency_ms"]["realtime"][0] == pytest.approx(
+        c["time_per_sample_ms"]["realtime"]["total"][0] * BATCH
+    )
     assert {f["name"] for f in d["hardware"]} >= {"sram_per_pe", "clock_levels_mhz"}
     assert {f["name"] for f in d["operation_cycles"]} >= {"synaptic_event", "adjoint_update"}
 
@@ -64,16 +78,26 @@ def test_text_report_quotes_the_headline_numbers(pieces):
     m, rt, plan, tr = pieces
     text = build_report(m, rt, tr, estimate_cost(m, tr)).text()
     for needle in (
-        f"{m.n_pes} PEs on 1 chip",
-        "SRAM per PE: max",
-        "routing: max",
+        f"{m.n_pes} PEs on 1 chip:",
+        "SRAM per PE: at most",
+        "routing: at most",
         "error packets: event-based",
-        "150 MHz realtime",
-        "300 MHz  compute",
-        "router_hop_nj = 0.2",
+        "150 MHz      realtime: batch latency",
+        "300 MHz compute-bound: batch latency",
+        '"realtime": the machine advances one tick per timer tick',
+        '"compute-bound": every tick lasts exactly',
+        "A hop is one chip router a packet passes",
+        "router_hop_nj = 0.2 nJ",
+        "boards = 1 board [",
         "[assumed",
     ):
         assert needle in text, needle
+    assert "1 boards" not in text and "1 chips" not in text
+    for line in text.splitlines():  # every parenthesis closed on its line
+        assert line.count("(") == line.count(")"), line
+    # kinds without packets are explained, not printed as zero rows
+    assert "no packets: loss (" in text
+    assert not any(line.split()[:1] == ["loss"] for line in text.splitlines())
 
 
 def test_mapping_only_report(pieces):
@@ -88,6 +112,33 @@ def test_pe_map_png(pieces, tmp_path):
     path = build_report(m, rt).plot_pe_map(tmp_path / "map.png")
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    import matplotlib.image
+
+    image = matplotlib.image.imread(path)
+    height, width = image.shape[:2]
+    assert width < 2.5 * height  # no wide empty margin around one chip
+    # the SRAM colour scale: many distinct colours (colour bar), not one per population
+    colours = {tuple(np.round(px[:3], 2)) for px in image.reshape(-1, image.shape[2])}
+    assert len(colours) > 50
+
+
+def test_sensitivity_table_moves_with_the_coefficients(pieces):
+    from pynn_eventprop.spinnaker2.sensitivity import sensitivity
+
+    m, rt, _, _ = pieces
+    rasters = random_spikes(m.network, T, BATCH, rate=0.1, seed=3)
+    table = sensitivity(m, rt, rasters, T)
+    rows = {r["name"]: r for r in table["rows"]}
+    # the energy of packets is linear in the hop energy: doubling adds its share exactly
+    base = estimate_cost(m, count_traffic(plan_traffic(m, rt), rasters))
+    share = base.energy_uj["realtime"]["packets"][0] / base.energy_uj["realtime"]["total"][0]
+    assert rows["router_hop_nj"]["x2"]["energy"] == pytest.approx(share, rel=1e-9)
+    assert rows["router_hop_nj"]["x0.5"]["energy"] == pytest.approx(-share / 2, rel=1e-9)
+    # a tick twice as long doubles the realtime time when no PE overruns it
+    assert rows["timer_tick_ms"]["x2"]["time_realtime"] == pytest.approx(1.0, abs=0.05)
+    # doubling the clock halves the compute-bound time; energy coefficients never move time
+    assert rows["clock_levels_mhz"]["x2"]["time_compute"] == pytest.approx(-0.5)
+    assert rows["pe_baseline_mw"]["x2"]["time_compute"] == 0.0
 
 
 def test_time_is_ticks_when_nothing_overruns(pieces):

@@ -309,7 +309,8 @@ def test_yin_yang_example_runs_on_the_model_and_reports(sim, tmp_path, capsys):
     figures = yin_yang.main(argv + ["--no-progress", "--train-samples", "500"])
     printed = capsys.readouterr().out
     assert figures["platform"] == "spinnaker2"
-    assert "SpiNNaker2 model report" in printed and "saving x" in printed
+    assert "SpiNNaker2 model report" in printed and "error packets: event-based" in printed
+    assert "sensitivity at 150 MHz" in printed
     assert (tmp_path / "spinnaker2_pe_map.png").stat().st_size > 0
     report = json.loads((tmp_path / "spinnaker2_report.json").read_text())
     mapping, traffic = report["mapping"], report["traffic"]

@@ -97,6 +97,7 @@ class KindStats:
     hops: int = 0
     tallies: int = 0
     tally_hops: int = 0
+    tally_deliveries: int = 0
 
 
 @dataclass
@@ -222,6 +223,7 @@ class Fabric:
             if route is None:
                 continue
             self.stats[kind].tally_hops += route[1]
+            self.stats[kind].tally_deliveries += len(route[0])
             for d in route[0]:
                 self.tallies[d][kind].append((source, block, n))
             del self._sent[(source, k, block)]

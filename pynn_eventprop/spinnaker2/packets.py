@@ -52,6 +52,7 @@ PROGRAM_OF = {
     "error": "backward",
     "gradient": "update",
     "weight": "update",
+    "tally": "all",  # end-of-phase packet counts (the model's protocol check)
 }
 
 

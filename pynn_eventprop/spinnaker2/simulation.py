@@ -40,6 +40,7 @@ from .mapping import map_network
 from .packets import KindCount, Traffic, count_traffic, plan_traffic, spike_counts
 from .report import Report, build_report
 from .routing import build_routing
+from .sensitivity import sensitivity
 
 
 class Spinnaker2Engine:
@@ -143,6 +144,7 @@ class Spinnaker2Engine:
         self.traffic: Traffic | None = None
         self.training_traffic: Traffic | None = None
         self._pending_forward: Traffic | None = None
+        self._last_batch = None  # spike rasters of the last trained batch (sensitivity)
         self.n = 0
         if n_steps is not None:
             self._build(int(n_steps))
@@ -369,7 +371,7 @@ class Spinnaker2Engine:
         t0, t1 = self.n * self.dt, (self.n + n_steps) * self.dt
         self._check_sources(sources, t0, t1)
         m, fabric = self.machine, self.machine.fabric
-        before = {k: (s.packets, s.deliveries, s.hops) for k, s in fabric.stats.items()}
+        before = self._snapshot()
         results = {}
         for comp in components(self.network):
             k = comp[0]
@@ -473,7 +475,7 @@ class Spinnaker2Engine:
         self.check_trainable()
         m, flow, net = self.machine, self.mapping.flow, self.network
         fabric = m.fabric
-        before = {k: (s.packets, s.deliveries, s.hops) for k, s in fabric.stats.items()}
+        before = self._snapshot()
         grads = [readout_grads, extra_grads]
         for comp in reversed(components(net)):
             k = comp[0]
@@ -519,13 +521,26 @@ class Spinnaker2Engine:
             out[i] = r[:T] if not pop.is_source else r[: T + 1]
         return out
 
+    def _snapshot(self):
+        """The fabric's counts so far: per kind (packets, deliveries, hops) and the tallies."""
+        stats = self.machine.fabric.stats
+        out = {k: (s.packets, s.deliveries, s.hops) for k, s in stats.items()}
+        out["tally"] = tuple(
+            sum(getattr(s, f) for s in stats.values())
+            for f in ("tallies", "tally_deliveries", "tally_hops")
+        )
+        return out
+
     def _actual(self, traffic, before, kinds):
-        """Replace the estimated counts of ``kinds`` by what the fabric carried since ``before``."""
-        for kind in kinds:
-            s = self.machine.fabric.stats[kind]
-            b = before[kind]
+        """Replace the estimated counts of ``kinds`` (and the tally packets) by what the fabric
+        carried since ``before``."""
+        now = self._snapshot()
+        bits = int(self.hardware.key_bits) + self.payload_bits
+        for kind in (*kinds, "tally"):
             c = traffic.kinds[kind]
-            c.packets, c.deliveries, c.hops = s.packets - b[0], s.deliveries - b[1], s.hops - b[2]
+            c.bits_per_packet = bits
+            c.packets, c.deliveries, c.hops = (a - b for a, b in zip(now[kind], before[kind],
+                                                                     strict=True))  # fmt: skip
 
     def _count_forward(self, result, n_steps, before):
         rasters = self._rasters(result)
@@ -557,6 +572,7 @@ class Spinnaker2Engine:
             self._pending_forward = None
         tally = self.training_traffic
         self.training_traffic = training if tally is None else tally + training
+        self._last_batch = (rasters, result.n_steps)
 
     def _account_weights(self, packets):
         """Weight packets of a broadcast, added to the tallies of the last trained batch."""
@@ -574,6 +590,7 @@ class Spinnaker2Engine:
     def reset_traffic(self):
         """Forget the packets counted so far (the mapping stays)."""
         self.traffic = self.training_traffic = self._pending_forward = None
+        self._last_batch = None
 
     # --- results ---------------------------------------------------------------------------------
     def counted(self, scope: str = "auto") -> Traffic | None:
@@ -593,7 +610,7 @@ class Spinnaker2Engine:
             raise RuntimeError(
                 f"no sample has been simulated from step 0 yet (scope {scope!r}): nothing to cost"
             )
-        return estimate_cost(self.mapping, traffic, self.coefficients)
+        return estimate_cost(self.mapping, traffic, self.coefficients, self.op_cycles)
 
     def report(self, scope: str = "auto") -> Report:
         """Mapping report, with traffic and cost once samples have been simulated."""
@@ -601,6 +618,11 @@ class Spinnaker2Engine:
             raise RuntimeError("the network is mapped at the first run (or give n_steps)")
         traffic = self.counted(scope)
         counted = traffic is not None and traffic.samples > 0
+        table = None
+        if counted and traffic is self.training_traffic and self._last_batch is not None:
+            rasters, n = self._last_batch
+            table = sensitivity(self.mapping, self.routing, rasters, n, self.coefficients,
+                                self.op_cycles)  # fmt: skip
         return build_report(
             self.mapping,
             self.routing,
@@ -608,6 +630,7 @@ class Spinnaker2Engine:
             self.cost(scope) if counted else None,
             self.op_cycles,
             scope="training" if counted and traffic is self.training_traffic else "all",
+            sensitivity=table,
         )
 
 
