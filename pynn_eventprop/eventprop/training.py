@@ -86,8 +86,9 @@ class Trainer:
     Warns
     -----
     SilentNetworkWarning
-        Once per population, when the output population or a hidden population fires no spike
-        in any sample of a batch (checked on every forward run of :meth:`fit`,
+        Once per population, when a hidden population or (with a loss on first spike times)
+        the output population fires no spike in any sample of a batch (checked on every
+        forward run of :meth:`fit`,
         :meth:`evaluate` and :meth:`predict`, so before the first update): the message names
         the likely cause (initial ``v`` below ``v_rest``, small input weights) and the
         remedies (``initialize(v=v_rest)``, the weight scale, ``silent_push``,
@@ -506,9 +507,12 @@ class Trainer:
         """Warn once per population that fires no spike in any sample of a batch."""
         network = self.engine.network
         outputs = self.outputs._index
+        voltage_readout = "first_spike_time" not in self.loss.requires
         for index, population in enumerate(network.populations):
             if population.is_source or index in self._silence_warned:
                 continue
+            if index == outputs and voltage_readout:
+                continue  # a voltage loss reads non-spiking outputs by design
             trains = result.spikes[index]
             silent = trains.offsets[n] == 0
             if silent:

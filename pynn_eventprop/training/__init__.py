@@ -21,6 +21,7 @@ from .losses import (
     Loss,
     LossResult,
     MaxVoltageCrossEntropy,
+    SumVoltageCrossEntropy,
     TTFSCrossEntropy,
     softmax_cross_entropy,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "Schedule",
     "SilentNetworkWarning",
     "StepDecay",
+    "SumVoltageCrossEntropy",
     "TTFSCrossEntropy",
     "TrainingStep",
     "as_schedule",

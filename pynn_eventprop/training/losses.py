@@ -32,6 +32,7 @@ __all__ = [
     "Loss",
     "LossResult",
     "MaxVoltageCrossEntropy",
+    "SumVoltageCrossEntropy",
     "TTFSCrossEntropy",
     "softmax_cross_entropy",
 ]
@@ -314,11 +315,16 @@ class _VoltageCrossEntropy(Loss):
     def requires(self) -> tuple[str, ...]:
         return (self.readout_name,)
 
+    def logit_scale(self, duration: float) -> float:
+        """``z = logit_scale * readout``; 1 unless a subclass says otherwise."""
+        return 1.0
+
     def _evaluate(self, readouts, labels, duration) -> LossResult:
-        z = readouts[self.readout_name]
+        scale = self.logit_scale(duration)
+        z = readouts[self.readout_name] * scale if scale != 1.0 else readouts[self.readout_name]
         batch, n_out = z.shape
         per_sample, dce_dz = _softmax_ce(z, _row_index(batch, n_out) + labels)
-        dce_dz *= 1.0 / batch  # gradient of the batch mean
+        dce_dz *= scale / batch  # gradient of the batch mean in the readout
         predictions = np.argmax(z, axis=1)
         return LossResult(
             loss=float(np.add.reduce(per_sample)) / batch,
@@ -395,3 +401,45 @@ class AverageVoltageCrossEntropy(_VoltageCrossEntropy):
     @property
     def readout_name(self) -> str:
         return f"v_mean_{self.weighting}"
+
+
+@dataclass(frozen=True)
+class SumVoltageCrossEntropy(_VoltageCrossEntropy):
+    """Summed (time-integrated, not averaged) voltage cross-entropy: mlGeNN's ``SumVar``.
+
+    ::
+
+        z_i = (1/tau) integral_0^T w(t) V_i(t) dt = (T/tau) vbar_i      (mV)
+        l   = -log softmax(z)_y
+        dl/dvbar_i = (T/tau) (softmax(z)_i - delta_iy)
+
+    with ``vbar`` the readout of :class:`AverageVoltageCrossEntropy` of the same
+    ``weighting`` and ``tau`` the time unit of the sum.  With ``tau`` equal to the time step
+    this is mlGeNN's ``SumVar`` readout (the voltage summed over the steps; with exponential
+    weighting the "sum_weigh_exp" loss of [NTK22]_).  Unlike the average, the logits grow with
+    the duration ``T``: the softmax gets sharper (its temperature falls as ``tau/T``), so long
+    samples (spoken words, hundreds of ms) give decisive logits from small voltages, and the
+    gradient of the readout is ``T/tau`` times that of the average loss.
+
+    Parameters
+    ----------
+    weighting : {"uniform", "exponential"}
+        ``w(t) = 1`` or ``exp(-t/T)``.  Default ``"uniform"``.
+    tau : float
+        Time unit of the sum (ms, > 0).  Default 1 ms.
+    """
+
+    weighting: str = "uniform"
+    tau: float = 1.0
+
+    def __post_init__(self):
+        if self.weighting not in _WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {_WEIGHTINGS}, got {self.weighting!r}")
+        _check_param("tau", self.tau, "> 0 (ms)", lambda x: x > 0)
+
+    @property
+    def readout_name(self) -> str:
+        return f"v_mean_{self.weighting}"
+
+    def logit_scale(self, duration: float) -> float:
+        return float(duration) / self.tau
