@@ -71,3 +71,17 @@ def test_dataset_wraps_the_arrays():
 def test_bad_parameters(kwargs, message):
     with pytest.raises((TypeError, ValueError), match=message):
         generate_randman(**kwargs)
+
+
+def test_example_runs_and_writes_its_outputs(tmp_path):
+    """The example's task on a tiny budget (recurrent, learned delays): files are written and
+    the figures are reported."""
+    from pynn_eventprop.tasks.randman import main
+
+    small = ["--epochs", "1", "--hidden", "8", "--classes", "3", "--train-samples", "64",
+             "--validation-samples", "32", "--test-samples", "32", "--no-progress"]  # fmt: skip
+    figures = main([*small, "--out", str(tmp_path), "--json", str(tmp_path / "f.json")])
+    assert 0.0 <= figures["test_accuracy"] <= 1.0 and figures["samples_per_s"] > 0
+    assert figures["settings"]["recurrent"] and figures["settings"]["learn_delays"]
+    for name in ("history.csv", "history.json", "test_samples.pkl", "training.png", "f.json"):
+        assert (tmp_path / name).is_file(), name

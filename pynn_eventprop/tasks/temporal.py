@@ -91,27 +91,29 @@ def build_network(settings: Settings, n_inputs: int, n_classes: int):
     output = sim.Population(n_classes, sim.IF_curr_exp(**neuron(settings, False)), label="output")
     for population in (hidden, output):
         population.initialize(v=0.0)
-    bounds = settings.delay_bounds if settings.learn_delays else None
+    dt = settings.dt  # delays are at least one step
+    bounds = (max(settings.delay_bounds[0], dt), settings.delay_bounds[1])
     rule = EventPropRule(Adam(lr=settings.lr), learn_delays=settings.learn_delays,
-                         delay_bounds=bounds, delay_lr=settings.delay_lr)  # fmt: skip
+                         delay_bounds=bounds if settings.learn_delays else None,
+                         delay_lr=settings.delay_lr)  # fmt: skip
     unit, h = threshold_weight(settings), settings.hidden
 
-    def project(pre, post, weight, delay, label):
+    def project(pre, post, weight, delay_range, label):
+        delay = rng.uniform(max(delay_range[0], dt), max(delay_range[1], dt), weight.shape)
         synapse = EventPropSynapse(weight=weight, delay=delay, rule=rule)
         connector = sim.AllToAllConnector(allow_self_connections=True)
         return sim.Projection(pre, post, connector, synapse, label=label)
 
-    shape = (n_inputs, h)
     projections = [
-        project(inputs, hidden, unit * rng.uniform(*settings.input_weight, shape),
-                rng.uniform(*settings.input_delay, shape), "input-hidden"),
+        project(inputs, hidden, unit * rng.uniform(*settings.input_weight, (n_inputs, h)),
+                settings.input_delay, "input-hidden"),
         project(hidden, output, unit * rng.normal(0.0, settings.hidden_weight, (h, n_classes)),
-                rng.uniform(*settings.hidden_delay, (h, n_classes)), "hidden-output"),
+                settings.hidden_delay, "hidden-output"),
     ]  # fmt: skip
     if settings.recurrent:
         projections.append(
             project(hidden, hidden, unit * rng.normal(0.0, settings.recurrent_weight, (h, h)),
-                    rng.uniform(*settings.hidden_delay, (h, h)), "hidden-hidden")
+                    settings.hidden_delay, "hidden-hidden")
         )  # fmt: skip
     return inputs, hidden, output, projections
 

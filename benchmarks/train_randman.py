@@ -1,0 +1,73 @@
+"""Training throughput of the Randman example (forward + backward + update), in samples/s.
+
+The network and task are those of ``examples/randman.py`` (``pynn_eventprop/tasks/randman.py``:
+20 inputs -> 32 hidden -> 10 non-spiking outputs, dt 1 ms, 70 ms per sample, batch 32,
+max-voltage loss).  Three configurations: ``full`` (recurrent hidden layer, learned delays),
+``no_recurrence`` (learned delays) and ``fixed_delays`` (recurrent, weights only).  Each trains
+``--repeats`` epochs of ``--samples`` training samples after one warm-up epoch (kernel
+compilation); the figure is the median samples per second of those epochs.
+
+    python benchmarks/train_randman.py [--json PATH] [--repeats N] [--samples N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from dataclasses import asdict, replace
+
+import numpy as np
+
+import pynn_eventprop as sim
+from pynn_eventprop.datasets.randman import randman_dataset
+from pynn_eventprop.eventprop.training import Trainer
+from pynn_eventprop.tasks.randman import DEFAULTS
+from pynn_eventprop.tasks.temporal import build_network, make_loss
+
+CONFIGS = {
+    "full": dict(recurrent=True, learn_delays=True),
+    "no_recurrence": dict(recurrent=False, learn_delays=True),
+    "fixed_delays": dict(recurrent=True, learn_delays=False),
+}
+TASK = dict(n_classes=10, n_units=20, dim=1, t_max=50.0, seed=0)
+
+
+def measure(name, overrides, samples, repeats):
+    settings = replace(DEFAULTS, **overrides)
+    train = randman_dataset(samples, 0, **TASK)
+    inputs, _, output, _ = build_network(settings, train.n_inputs, train.n_classes)
+    trainer = Trainer(inputs, output, make_loss(settings.loss),
+                      duration=train.duration + settings.extra_time,
+                      batch_size=settings.batch_size, seed=0, progress=False)  # fmt: skip
+    trainer.fit(train.subset(np.arange(settings.batch_size * 2)), epochs=1)  # warm-up
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        trainer.fit(train, epochs=1)
+        rates.append(len(train) / (time.perf_counter() - start))
+    sim.end()
+    result = {"config": name, "samples_per_s": statistics.median(rates), "per_epoch": rates,
+              "settings": asdict(settings), "task": TASK, "samples": samples}  # fmt: skip
+    print(f"{name}: {result['samples_per_s']:.1f} samples/s (epochs: "
+          f"{', '.join(f'{r:.1f}' for r in rates)})")  # fmt: skip
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", default=None, help="write the figures here")
+    parser.add_argument("--repeats", type=int, default=2, help="epochs timed (default 2)")
+    parser.add_argument("--samples", type=int, default=256, help="per epoch (default 256)")
+    parser.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
+    args = parser.parse_args(argv)
+    results = [measure(n, CONFIGS[n], args.samples, args.repeats) for n in args.configs]
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(results, handle, indent=1)
+    return results
+
+
+if __name__ == "__main__":
+    main()
