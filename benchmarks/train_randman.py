@@ -13,7 +13,6 @@ compilation); the figure is the median samples per second of those epochs.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from dataclasses import asdict, replace
@@ -24,7 +23,7 @@ import pynn_eventprop as sim
 from pynn_eventprop.datasets.randman import randman_dataset
 from pynn_eventprop.eventprop.training import Trainer
 from pynn_eventprop.tasks.randman import DEFAULTS
-from pynn_eventprop.tasks.temporal import build_network, make_loss
+from pynn_eventprop.tasks.temporal import build_network, make_loss, write_json
 
 CONFIGS = {
     "full": dict(recurrent=True, learn_delays=True),
@@ -63,9 +62,7 @@ def main(argv=None):
     parser.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
     args = parser.parse_args(argv)
     results = [measure(n, CONFIGS[n], args.samples, args.repeats) for n in args.configs]
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(results, handle, indent=1)
+    write_json(results, args.json)
     return results
 
 

@@ -246,6 +246,7 @@ def plot(history, block, hidden_block, initial, final, path):
     plt.close(fig)
 
 
-def write_json(figures: dict, path) -> None:
+def write_json(figures, path) -> None:
+    """Write ``figures`` (JSON-serialisable) to ``path`` unless it is None or empty."""
     if path:
         Path(path).write_text(json.dumps(figures, indent=1))
