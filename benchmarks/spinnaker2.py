@@ -1,7 +1,8 @@
 """Benchmark of the SpiNNaker2 packet model on the Yin-Yang network (5-120-3).
 
-Prints the mapping and cost report, the packet-counting throughput, the speed of a
-forward + loss + backward step on the model relative to the reference engine (both float32),
+Prints the model's report (mapping, packets, time and energy per training sample, the
+sensitivity table) after training a few batches, the speed of a training step (forward, loss,
+backward, update) on the model relative to the reference engine (both float32, alternating),
 and the training throughput: the Yin-Yang example network trained through the PyNN API and the
 :class:`~pynn_eventprop.eventprop.training.Trainer` for one epoch at a time, on the model
 (``sim.setup(..., platform="spinnaker2")``) and on the reference engine in float32 and in its
@@ -25,7 +26,7 @@ import numpy as np
 from pynn_eventprop.datasets.yin_yang import yin_yang_dataset
 from pynn_eventprop.discretisation import LIFDiscretisation
 from pynn_eventprop.engine.platforms import make_engine
-from pynn_eventprop.spinnaker2 import build_routing, count_traffic, map_network, plan_traffic
+from pynn_eventprop.spinnaker2 import build_routing, map_network, plan_traffic
 from pynn_eventprop.spinnaker2.testing import feedforward
 from pynn_eventprop.training import TrainingStep, TTFSCrossEntropy
 
@@ -50,14 +51,14 @@ def batches(dataset, batch, n_batches):
         yield dataset.times[sel], dataset.labels[sel]
 
 
-def train_step(engine, times, labels, loss, n_steps):
-    """Forward, loss and exact backward of one batch (the training core's step, no update);
-    returns (loss, spikes by population)."""
+def train_step(engine, times, labels, loss, n_steps, lr=1e-3):
+    """Forward, loss, exact backward and an SGD update of one batch; returns the loss."""
     step = TrainingStep(engine, 0, len(engine.network.populations) - 1, loss, n_steps)
     forward = step.forward(times, labels)
-    step.gradients(forward)
-    rasters = forward.result.tape.rasters  # the grid engine's spike rasters, for counting
-    return forward.loss.loss, {k: r.spikes for k, r in rasters.items()}
+    grads = step.gradients(forward).weights
+    for k, g in enumerate(grads):
+        engine.set_weights(k, engine.get_weights(k) - lr * g)
+    return forward.loss.loss
 
 
 def timed(fn, repeat):
@@ -135,8 +136,8 @@ def training_throughput(args) -> dict:
     references = ("reference_float32", "reference_float64")
     ratios = {f"model_to_{ref}": ratio(rates, ref) for ref in references}
     cpu_ratios = {f"model_to_{ref}": ratio(cpu_rates, ref) for ref in references}
-    same = all(
-        np.array_equal(a, b)
+    difference = max(
+        float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
         for a, b in zip(weights["model"], weights["reference_float32"], strict=True)
     )
     d = model.report().to_dict()
@@ -150,7 +151,7 @@ def training_throughput(args) -> dict:
         "speed_ratio": ratios,
         "cpu_samples_per_s_median": {k: statistics.median(v) for k, v in cpu_rates.items()},
         "cpu_speed_ratio": cpu_ratios,
-        "weights_equal_model_and_reference_float32": bool(same),
+        "weights_max_relative_difference_model_vs_reference_float32": difference,
         "pes_used": d["mapping"]["pes_used"],
         "chips_used": d["mapping"]["chips_used"],
         "traffic_scope": tr["scope"],
@@ -182,8 +183,12 @@ def print_training(t: dict):
             f"  speed ratio model / reference ({label}): {r['model_to_reference_float32']:.2f} "
             f"(float32), {r['model_to_reference_float64']:.2f} (float64); target >= 0.33"
         )
-    same = t["weights_equal_model_and_reference_float32"]
-    print(f"  model weights after the last epoch equal the float32 reference's: {same}")
+    diff = t["weights_max_relative_difference_model_vs_reference_float32"]
+    print(
+        f"  model weights after the last epoch against the float32 reference's: largest "
+        f"difference {diff:.1e} of the largest weight (32-bit packet payloads round spike "
+        "times, errors and gradient words to float32)"
+    )
     packets = ", ".join(f"{k} {v:.1f}" for k, v in t["packets_per_training_sample"].items())
     print(
         f"  model: {t['pes_used']} PEs on {t['chips_used']} chip(s); packets per training sample "
@@ -214,62 +219,62 @@ def main(argv=None):
     t0 = time.perf_counter()
     mapping = map_network(net, args.steps, args.batch, dt=args.dt)
     routing = build_routing(mapping)
-    plan = plan_traffic(mapping, routing)
+    plan_traffic(mapping, routing)
     build_s = time.perf_counter() - t0
 
     ref = make_engine("reference", net, disc, args.batch, np.float32)
     model = make_engine("spinnaker2", net, disc, args.batch, options={"n_steps": args.steps})
-    spikes = [train_step(ref, t, y, loss, args.steps)[1] for t, y in data]
 
     def run_all(engine):
         for t, y in data:
             train_step(engine, t, y, loss, args.steps)
 
-    def count_all():
-        for s in spikes:
-            count_traffic(plan, s)
-
     run_all(model)  # warm-up (numba compilation) and the counted traffic of one pass
     run_all(ref)
     report = model.report()
-    t_ref = timed(lambda: run_all(ref), 3)
-    model_traffic = model.traffic
-    t_model = timed(lambda: run_all(model), 3)
-    model.traffic = model_traffic  # keep the report's traffic to one pass over the batches
-    t_count = timed(count_all, 3)
+    traffic = model.traffic, model.training_traffic, model._last_batch
+    t_ref, t_model = [], []
+    for _ in range(3):  # alternating: the machine is shared
+        t_ref.append(timed(lambda: run_all(ref), 1))
+        t_model.append(timed(lambda: run_all(model), 1))
+    model.traffic, model.training_traffic, model._last_batch = traffic  # one pass in the report
+    ratio = statistics.median(r / m for r, m in zip(t_ref, t_model, strict=True))
     n = args.batch * args.batches
 
     d = report.to_dict()
     tr = d["traffic"]
+    cost = d["cost"]
     numbers = {
         "config": vars(args),
         "mapping_and_routing_build_s": build_s,
         "pes_used": d["mapping"]["pes_used"],
         "chips_used": d["mapping"]["chips_used"],
+        "replicas": d["mapping"]["replicas"],
         "sram_max_used_bytes": d["mapping"]["sram_per_pe"]["max_used"],
         "routing_max_entries": d["routing"]["max_entries"],
         "packets_per_sample": {k: v["packets"] for k, v in tr["packets_per_sample"].items()},
         "hops_per_sample": {k: v["hops"] for k, v in tr["packets_per_sample"].items()},
-        "error_saving_ratio": tr["event_vs_dense_errors"]["saving_ratio"],
-        "time_per_sample_ms": d["cost"]["time_per_sample_ms"],
+        "error_packets_event_vs_dense": tr["event_vs_dense_errors"],
+        "time_per_sample_ms": cost["time_per_sample_ms"],
+        "batch_latency_ms": cost["batch_latency_ms"],
         "energy_per_sample_uJ_total": {
-            m: v["total"] for m, v in d["cost"]["energy_per_sample_uJ"].items()
+            m: v["total"] for m, v in cost["energy_per_sample_uJ"].items()
         },
-        "reference_samples_per_s": n / t_ref,
-        "model_samples_per_s": n / t_model,
-        "speed_ratio_model_to_reference": t_ref / t_model,
-        "packet_counting_samples_per_s": n / t_count,
+        "reference_samples_per_s": n / statistics.median(t_ref),
+        "model_samples_per_s": n / statistics.median(t_model),
+        "speed_ratio_model_to_reference": ratio,
+        "packet_problems": list(model.problems),
     }
     print(report.text())
     print()
     print(f"mapping + routing + plan built in {build_s * 1e3:.1f} ms")
     print(
-        f"forward+loss+backward, batch {args.batch}, {args.steps} steps of {args.dt} ms: "
-        f"reference {numbers['reference_samples_per_s']:.0f} samples/s, model "
-        f"{numbers['model_samples_per_s']:.0f} samples/s "
-        f"(ratio {numbers['speed_ratio_model_to_reference']:.2f})"
+        f"training steps (forward, loss, backward, update), batch {args.batch}, {args.steps} "
+        f"steps of {args.dt} ms, 3 alternating repeats: reference "
+        f"{numbers['reference_samples_per_s']:.0f} samples/s, model "
+        f"{numbers['model_samples_per_s']:.0f} samples/s (median ratio {ratio:.2f}; "
+        "target >= 0.33)"
     )
-    print(f"packet counting alone: {numbers['packet_counting_samples_per_s']:.0f} samples/s")
     if args.png:
         report.plot_pe_map(args.png)
         print(f"PE map written to {args.png}")

@@ -36,7 +36,13 @@ def exact_payload_model(network, discretisation, batch_size=1, dtype=np.float32,
                             **options)  # fmt: skip
 
 
+def two_replica_model(network, discretisation, batch_size=1, dtype=np.float32, **options):
+    """The SpiNNaker2 model with two replicas (gradient reduction and weight broadcast)."""
+    return Spinnaker2Engine(network, discretisation, batch_size, dtype, replicas=2, **options)
+
+
 register_engine("spinnaker2_64", "test_spinnaker2_training:exact_payload_model", np.float32)
+register_engine("spinnaker2_2", "test_spinnaker2_training:two_replica_model", np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -245,8 +251,9 @@ def test_hybrid_training_off_chip_then_on_chip_and_back(sim, data, tmp_path):
     assert not hasattr(pre.engine, "traffic")  # nothing is counted off-chip
     sim.end()
 
-    # 2. on-chip fine-tuning: the same script with the switch, resumed from the checkpoint
-    fine = example_trainer("spinnaker2", *options)
+    # 2. on-chip fine-tuning: the same script with the switch (two replicas, so that the
+    # gradients are reduced and the weights broadcast by packets), resumed from the checkpoint
+    fine = example_trainer("spinnaker2_2", *options)
     fine.load_checkpoint(off_chip)
     saved = load_checkpoint(off_chip)["projections"]
     for k, c in fine.trainable.items():
@@ -314,14 +321,18 @@ def test_yin_yang_example_runs_on_the_model_and_reports(sim, tmp_path, capsys):
     assert (tmp_path / "spinnaker2_pe_map.png").stat().st_size > 0
     report = json.loads((tmp_path / "spinnaker2_report.json").read_text())
     mapping, traffic = report["mapping"], report["traffic"]
-    # quick preset: batch 32 -> 4 replicas (the model's default) of 8 samples each
-    assert mapping["replicas"] == 4 and mapping["local_batch"] == 8
-    assert mapping["pes_used"] == mapping["replicas"] * mapping["pes_per_replica"]
+    # quick preset (5-60-3, batch 32): by default the fewest replicas whose PEs fit their SRAM,
+    # here one replica running all 32 samples
+    assert mapping["replicas"] == 1 and mapping["local_batch"] == 32
+    assert mapping["pes_used"] == mapping["pes_per_replica"]
     assert traffic["scope"] == "training"
     assert traffic["samples_counted"] == 3 * 16 * 32  # 3 epochs of 16 batches of 32 (padded)
     packets = {kind: c["packets"] for kind, c in traffic["packets_per_sample"].items()}
-    for kind in ("spike", "label", "error", "gradient", "weight"):
+    for kind in ("spike", "label", "error", "tally"):
         assert packets[kind] > 0, kind
-    assert packets["loss"] == 0  # one output slice: first-spike times need no exchange
+    # one output slice: first-spike times need no exchange; one replica: no reduction, no
+    # broadcast (the text names the reason instead of printing zero rows)
+    assert packets["loss"] == packets["gradient"] == packets["weight"] == 0
+    assert "gradient (one replica: no gradient reduction)" in printed
     assert traffic["event_vs_dense_errors"]["saving_ratio"] > 1
     assert report["cost"]["time_per_sample_ms"]["realtime"]["total"][0] > 0

@@ -178,7 +178,7 @@ class Fabric:
     def open(self, kind: str, source: int, owner: int):
         """Start ``source``'s stream of ``kind`` to the block of ``owner`` in this phase: its
         tally is sent at the end of the phase even if it sends no packet."""
-        block = self.routing.keyspace.key(kind, owner, 0)
+        block = self.routing.keyspace.base(kind, owner)
         self._sent[(source, kind, block)] += 0
 
     def send(self, kind: str, source: int, keys, payload, tick):

@@ -57,6 +57,12 @@ class KeySpace:
         key = (k << (self.pe_bits + self.index_bits)) | (pe << self.index_bits) | index
         return int(key) if key.ndim == 0 else key
 
+    def base(self, kind: str, pe: int) -> int:
+        """Key of index 0 of ``kind`` owned by ``pe``: add an index (``< 2**index_bits``)."""
+        return (KINDS.index(kind) << (self.pe_bits + self.index_bits)) | (
+            int(pe) << self.index_bits
+        )
+
     def block(self, kind: str, pe: int) -> tuple[int, int]:
         """``(key, mask)`` of the block of ``kind`` owned by ``pe``."""
         return self.key(kind, pe, 0), self.block_mask

@@ -142,7 +142,7 @@ class Machine:
         offset = times - tick * self.dt
         index = sample * pe.size + neuron
         pe.own = (index, tick)
-        self.fabric.send("spike", pe.pe, self.keys.key("spike", pe.pe, index), offset, tick)
+        self.fabric.send("spike", pe.pe, self.keys.base("spike", pe.pe) + index, offset, tick)
 
     def send_source(self, pe, trains: SpikeTrains | None, t0, t1):
         """A source PE sends the spikes of its schedule in ``[t0, t1)``."""
@@ -248,7 +248,7 @@ class Machine:
             for o in np.unique(owner[send]):
                 sel = send[owner[send] == o]
                 index = received.keys[sel] & ((1 << self.keys.index_bits) - 1)
-                self.fabric.send("error", pe.pe, self.keys.key("error", int(o), index), dldt[sel],
+                self.fabric.send("error", pe.pe, self.keys.base("error", int(o)) + index, dldt[sel],
                                  received.tick[sel])  # fmt: skip
 
     # --- update ---------------------------------------------------------------------------------
@@ -261,7 +261,7 @@ class Machine:
         ]) if projections else np.zeros(0)  # fmt: skip
 
     def _word_keys(self, kind, owner, n):
-        return self.keys.key(kind, owner, np.arange(n) % ((1 << self.keys.index_bits) - 1))
+        return self.keys.base(kind, owner) + np.arange(n) % ((1 << self.keys.index_bits) - 1)
 
     def _receive_words(self, pe, kind, sources, n):
         packets = self.fabric.collect(pe.pe, kind, sources)

@@ -36,7 +36,7 @@ from .energy import CostEstimate, EnergyCoefficients, estimate_cost
 from .fabric import Fault
 from .hardware import OperationCycles, Spinnaker2Hardware
 from .machine import Machine
-from .mapping import map_network
+from .mapping import MappingError, map_network
 from .packets import KindCount, Traffic, count_traffic, plan_traffic, spike_counts
 from .report import Report, build_report
 from .routing import build_routing
@@ -57,13 +57,15 @@ class Spinnaker2Engine:
     hardware, cycles, coefficients
         :class:`Spinnaker2Hardware`, :class:`OperationCycles`, :class:`EnergyCoefficients`.
     replicas : int, optional
-        Network copies on the machine, each running ``ceil(batch_size / replicas)`` samples;
-        default ``min(batch_size, 4)``.
+        Network copies on the machine, each running ``ceil(batch_size / replicas)`` samples
+        at once; default: the fewest copies whose PEs fit their SRAM (fewest PEs).
     training : bool, optional
         Reserve training memory and plan the backward pass (default: a projection is trainable).
     loss_populations : sequence of int, optional
     max_spikes_per_neuron : int
-        Capacity of the spike records (see :func:`map_network`).
+        Capacity of the spike records (see :func:`map_network`), default 4: time-to-first-spike
+        networks such as Yin-Yang fire at most about twice per neuron and sample; the report
+        warns when a neuron fired more often than the records hold.
     payload_bits : 32 or 64
         Packet payload width: 32 (default, the hardware's) rounds spike times within the tick,
         error values and gradient words to float32 on the wire; 64 carries them exactly.
@@ -91,7 +93,7 @@ class Spinnaker2Engine:
         replicas=None,
         training=None,
         loss_populations=None,
-        max_spikes_per_neuron=8,
+        max_spikes_per_neuron=4,
         payload_bits=32,
         on_fault="raise",
         readout_populations=None,
@@ -117,8 +119,6 @@ class Spinnaker2Engine:
         self.op_cycles = cycles if cycles is not None else OperationCycles()
         self.coefficients = coefficients if coefficients is not None else EnergyCoefficients()
         self.payload_bits, self.on_fault = payload_bits, on_fault
-        if replicas is None:
-            replicas = min(self.batch, 4)
         if isinstance(replicas, (int, np.integer)) and 1 <= replicas <= self.batch:
             replicas = -(-self.batch // -(-self.batch // replicas))  # no replica without samples
         trainable = any(p.trainable for p in network.projections)
@@ -141,9 +141,9 @@ class Spinnaker2Engine:
         self._initial = []  # (pop, name, values), loaded again whenever a machine is built
         self._state = None  # a state set before the machine exists
         self.mapping = self.routing = self.plan = self.machine = None
-        self.traffic: Traffic | None = None
-        self.training_traffic: Traffic | None = None
-        self._pending_forward: Traffic | None = None
+        self._log = []  # runs and backward passes not yet counted
+        self._traffic: Traffic | None = None
+        self._training_traffic: Traffic | None = None
         self._last_batch = None  # spike rasters of the last trained batch (sensitivity)
         self.n = 0
         if n_steps is not None:
@@ -152,7 +152,8 @@ class Spinnaker2Engine:
     # --- checks ----------------------------------------------------------------------------------
     def _check_network(self):
         pops = self.network.populations
-        for comp in components(self.network):
+        self._components = components(self.network)
+        for comp in self._components:
             if is_recurrent(self.network, comp):
                 labels = [pops[i].label for i in comp]
                 raise ValueError(
@@ -190,9 +191,24 @@ class Spinnaker2Engine:
         self.fabric.inject(Fault(action, kind, int(index)))
 
     # --- mapping and machine --------------------------------------------------------------------
+    def _map(self, n_steps: int):
+        """The mapping; without ``replicas``, the one with the fewest replicas that fits."""
+        options = dict(self._map_options)
+        if options["replicas"] is not None:
+            return map_network(self.network, n_steps, self.batch, hardware=self.hardware,
+                               dt=self.dt, **options)  # fmt: skip
+        del options["replicas"]
+        counts = sorted({-(-self.batch // -(-self.batch // r)) for r in range(1, self.batch + 1)})
+        for r in counts:  # replica counts that leave no replica without samples
+            try:
+                return map_network(self.network, n_steps, self.batch, hardware=self.hardware,
+                                   dt=self.dt, replicas=r, **options)  # fmt: skip
+            except MappingError as err:
+                if err.limit != "SRAM per PE" or r == counts[-1]:
+                    raise
+
     def _build(self, n_steps: int):
-        self.mapping = map_network(self.network, n_steps, self.batch, hardware=self.hardware,
-                                   dt=self.dt, **self._map_options)  # fmt: skip
+        self.mapping = self._map(n_steps)
         self.routing = build_routing(self.mapping)
         self.plan = plan_traffic(self.mapping, self.routing, self.op_cycles)
         self.machine = Machine(self.mapping, self.routing, self.dt, np.float32,
@@ -231,7 +247,9 @@ class Spinnaker2Engine:
         if self.machine is not None:
             before = self.machine.fabric.stats["weight"].packets
             self.machine.broadcast(k, w)
-            self._account_weights(self.machine.fabric.stats["weight"].packets - before)
+            sent = self.machine.fabric.stats["weight"].packets - before
+            if sent:
+                self._account_weights(sent)
 
     def get_delays(self, k):
         return self._delays[k].copy()
@@ -373,7 +391,7 @@ class Spinnaker2Engine:
         m, fabric = self.machine, self.machine.fabric
         before = self._snapshot()
         results = {}
-        for comp in components(self.network):
+        for comp in self._components:
             k = comp[0]
             for pe in m.population(k):
                 if pe.sim is None:
@@ -477,7 +495,7 @@ class Spinnaker2Engine:
         fabric = m.fabric
         before = self._snapshot()
         grads = [readout_grads, extra_grads]
-        for comp in reversed(components(net)):
+        for comp in reversed(self._components):
             k = comp[0]
             if net.populations[k].is_source or not flow.backward[k]:
                 continue
@@ -505,13 +523,12 @@ class Spinnaker2Engine:
         return Gradients(weights, None, None)
 
     # --- accounting ------------------------------------------------------------------------------
-    def _rasters(self, result):
+    def _rasters(self, spikes, t_start, T):
         """Spike counts per (tick, sample, neuron) in count_traffic's convention."""
         out = {}
-        n0 = int(round(result.t_start / self.dt))
-        T = result.n_steps
+        n0 = int(round(t_start / self.dt))
         for i, pop in enumerate(self.network.populations):
-            tr = result.spikes[i]
+            tr = spikes[i]
             r = np.zeros((T + 1, self.batch, pop.size), np.int64)
             if tr.times.size:
                 x = tr.times / self.dt - n0
@@ -531,65 +548,109 @@ class Spinnaker2Engine:
         )
         return out
 
-    def _actual(self, traffic, before, kinds):
-        """Replace the estimated counts of ``kinds`` (and the tally packets) by what the fabric
-        carried since ``before``."""
+    def _delta(self, before, kinds):
+        """What the fabric carried of ``kinds`` (and tallies) since ``before``."""
         now = self._snapshot()
+        return {k: tuple(a - b for a, b in zip(now[k], before[k], strict=True))
+                for k in (*kinds, "tally")}  # fmt: skip
+
+    def _actual(self, traffic, delta):
+        """Replace the estimated counts of the kinds in ``delta`` by the fabric's."""
         bits = int(self.hardware.key_bits) + self.payload_bits
-        for kind in (*kinds, "tally"):
+        for kind, (packets, deliveries, hops) in delta.items():
             c = traffic.kinds[kind]
             c.bits_per_packet = bits
-            c.packets, c.deliveries, c.hops = (a - b for a, b in zip(now[kind], before[kind],
-                                                                     strict=True))  # fmt: skip
+            c.packets, c.deliveries, c.hops = packets, deliveries, hops
 
+    # Accounting is deferred: runs and backward passes log what happened, and the tallies are
+    # counted (count_traffic) when they are read.
     def _count_forward(self, result, n_steps, before):
-        rasters = self._rasters(result)
-        start = int(round(result.t_start / self.dt))
+        entry = ["forward", result.spikes, result.t_start, n_steps, self._delta(before, ("spike",))]
+        entry.append(result.tape is not None)
+        self._log.append(entry)
+        if result.tape is not None:
+            result.tape["entry"] = entry
+
+    def _count_backward(self, result, before):
+        delta = self._delta(before, ("error", "gradient"))
+        self._log.append(["backward", result.tape["entry"], result.n_steps, delta])
+
+    def _account_weights(self, packets):
+        stats = self.machine.fabric.stats["weight"]
+        per = stats.hops / max(stats.packets, 1), stats.deliveries / max(stats.packets, 1)
+        self._log.append(["weights", packets, per])
+
+    def _flush(self):
+        log, self._log = self._log, []
+        for entry in log:
+            if entry[0] == "forward":
+                entry.append(self._flush_forward(*entry[1:6]))
+            else:
+                getattr(self, f"_flush_{entry[0]}")(*entry[1:])
+
+    def _flush_forward(self, spikes, t_start, n_steps, delta, keep):
+        rasters = self._rasters(spikes, t_start, n_steps)
+        start = int(round(t_start / self.dt))
         counts = spike_counts(self.plan, rasters, n_steps)
         forward = count_traffic(self.plan, rasters, start_step=start, n_ticks=n_steps,
                                 programs=("forward",), counts=counts)  # fmt: skip
-        self._actual(forward, before, ("spike",))
-        self.traffic = forward if self.traffic is None else self.traffic + forward
-        if result.tape is not None:
-            result.tape["counts"] = (rasters, counts)
-            self._pending_forward = forward
+        self._actual(forward, delta)
+        self._traffic = forward if self._traffic is None else self._traffic + forward
+        return (forward, rasters, counts) if keep else None
 
-    def _count_backward(self, result, before):
-        rasters, counts = result.tape["counts"]
+    def _flush_backward(self, forward_entry, n_steps, delta):
+        forward, rasters, counts = forward_entry[6]  # counted: it was logged before
         training = count_traffic(
             self.plan,
             rasters,
-            n_ticks=result.n_steps,
+            n_ticks=n_steps,
             programs=("loss", "backward", "update"),
             counts=counts,
         )
-        self._actual(training, before, ("error", "gradient"))
+        self._actual(training, delta)
         bits = training.kinds["weight"].bits_per_packet
         training.kinds["weight"] = KindCount(bits_per_packet=bits)  # counted at the broadcast
-        self.traffic = self.traffic + training
-        if self._pending_forward is not None:
-            training = self._pending_forward + training
-            self._pending_forward = None
-        tally = self.training_traffic
-        self.training_traffic = training if tally is None else tally + training
-        self._last_batch = (rasters, result.n_steps)
+        self._traffic = self._traffic + training
+        training = forward + training
+        tally = self._training_traffic
+        self._training_traffic = training if tally is None else tally + training
+        self._last_batch = (rasters, n_steps)
 
-    def _account_weights(self, packets):
+    def _flush_weights(self, packets, per):
         """Weight packets of a broadcast, added to the tallies of the last trained batch."""
-        if not packets:
-            return
-        stats = self.machine.fabric.stats["weight"]
-        per = stats.hops / max(stats.packets, 1), stats.deliveries / max(stats.packets, 1)
-        for traffic in (self.traffic, self.training_traffic):
-            if traffic is not None:
+        for traffic in (self._traffic, self._training_traffic):
+            if traffic is not None and packets:
                 c = traffic.kinds["weight"]
                 c.packets += packets
                 c.hops += packets * per[0]
                 c.deliveries += packets * per[1]
 
+    @property
+    def traffic(self) -> Traffic | None:
+        """Packets and work of every run so far (see :meth:`counted`)."""
+        self._flush()
+        return self._traffic
+
+    @traffic.setter
+    def traffic(self, value):
+        self._flush()
+        self._traffic = value
+
+    @property
+    def training_traffic(self) -> Traffic | None:
+        """Packets and work of the trained batches (forward run, loss, backward, update)."""
+        self._flush()
+        return self._training_traffic
+
+    @training_traffic.setter
+    def training_traffic(self, value):
+        self._flush()
+        self._training_traffic = value
+
     def reset_traffic(self):
         """Forget the packets counted so far (the mapping stays)."""
-        self.traffic = self.training_traffic = self._pending_forward = None
+        self._log = []
+        self._traffic = self._training_traffic = None
         self._last_batch = None
 
     # --- results ---------------------------------------------------------------------------------
