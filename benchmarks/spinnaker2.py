@@ -191,9 +191,11 @@ def print_training(t: dict):
     )
     packets = ", ".join(f"{k} {v:.1f}" for k, v in t["packets_per_training_sample"].items())
     print(
-        f"  model: {t['pes_used']} PEs on {t['chips_used']} chip(s); packets per training sample "
-        f"({t['training_samples_counted']} counted): {packets}; event-based errors save "
-        f"x{t['error_saving_ratio']:.1f} against dense ({t['dense_error_packets_per_sample']:.0f})"
+        f"  model: {t['pes_used']} PEs on {t['chips_used']} "
+        f"{'chip' if t['chips_used'] == 1 else 'chips'}; packets per training sample "
+        f"({t['training_samples_counted']} counted): {packets}; event-based error packets: "
+        f"{t['dense_error_packets_per_sample'] / t['error_saving_ratio']:.1f} against "
+        f"{t['dense_error_packets_per_sample']:.0f} dense"
     )
 
 
