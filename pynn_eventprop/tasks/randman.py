@@ -17,7 +17,7 @@ from .temporal import Settings, add_arguments, run, settings_from, write_json
 DEFAULTS = Settings(
     hidden=32, recurrent=True, learn_delays=True, epochs=12, lr=5e-3, delay_lr=0.2, dt=1.0,
     tau_m=10.0, tau_syn=5.0, tau_refrac=2.0, input_weight=(0.0, 0.15), input_delay=(0.5, 5.0),
-    hidden_weight=0.1, recurrent_weight=0.1, hidden_delay=(0.5, 5.0), delay_bounds=(0.5, 30.0),
+    hidden_weight=0.1, recurrent_weight=0.01, hidden_delay=(0.5, 5.0), delay_bounds=(0.5, 30.0),
 )  # fmt: skip
 
 
