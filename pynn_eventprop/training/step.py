@@ -18,6 +18,8 @@ magnitude), before the weights are written back.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
 from dataclasses import dataclass
 
@@ -236,6 +238,26 @@ def run_epoch(step: TrainingStep, data, batch_size, learners, rng, label="", pro
     Returns ``(record, last_gradients)``: ``record`` has ``loss``, ``accuracy`` and
     ``seconds``; ``last_gradients`` the gradients of the last batch (per compiled projection).
     """
+    with _objects_frozen():
+        return _run_epoch(step, data, batch_size, learners, rng, label, progress)
+
+
+@contextlib.contextmanager
+def _objects_frozen():
+    """Keep the objects alive at the start (network, data, imported modules) out of the cyclic
+    garbage collector's full collections while the epoch runs (:func:`gc.freeze`); they are
+    handed back afterwards, unless the caller had frozen objects of its own."""
+    mine = gc.get_freeze_count() == 0
+    if mine:
+        gc.freeze()
+    try:
+        yield
+    finally:
+        if mine:
+            gc.unfreeze()
+
+
+def _run_epoch(step, data, batch_size, learners, rng, label, progress):
     start = time.perf_counter()
     losses, correct, count, used = [], 0, 0, {}
     batches = data.batches(batch_size, shuffle=True, rng=rng)
@@ -253,7 +275,8 @@ def run_epoch(step: TrainingStep, data, batch_size, learners, rng, label="", pro
         losses.append(result.loss * len(labels))
         correct += int(result.correct.sum())
         count += len(labels)
-        bar.set_postfix(loss=f"{result.loss:.3f}")
+        if progress:
+            bar.set_postfix(loss=f"{result.loss:.3f}")
     record = {
         "loss": float(np.sum(losses) / count),
         "accuracy": correct / count,
