@@ -232,3 +232,18 @@ def test_only_float32_whole_ticks_feed_forward():
     )
     with pytest.raises(ValueError, match="feed-forward networks only"):
         Spinnaker2Engine(loop, LIFDiscretisation(1.0))
+
+
+def test_traffic_is_counted_when_read_and_the_log_stays_bounded(monkeypatch):
+    import pynn_eventprop.spinnaker2.simulation as simulation
+
+    monkeypatch.setattr(simulation, "LOG_LIMIT", 3)
+    net, disc, times, _ = three_layers_mixed_delays()
+    model = Spinnaker2Engine(net, disc, 3, replicas=1)
+    src = SpikeTrains.from_matrix(times[:3])
+    for _ in range(10):
+        model.reset()
+        model.run(20, sources={0: src})
+        assert len(model._log) <= 4
+    assert model.traffic.samples == 30 and model.traffic.batches == 10
+    assert model.traffic.kinds["spike"].packets == model.fabric.stats["spike"].packets

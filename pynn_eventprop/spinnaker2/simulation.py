@@ -42,6 +42,9 @@ from .report import Report, build_report
 from .routing import build_routing
 from .sensitivity import sensitivity
 
+#: Runs and backward passes logged before the tallies are counted anyway.
+LOG_LIMIT = 256
+
 
 class Spinnaker2Engine:
     """PEs running EventProp on the exact maths, connected by packets (module docstring).
@@ -570,10 +573,14 @@ class Spinnaker2Engine:
         self._log.append(entry)
         if result.tape is not None:
             result.tape["entry"] = entry
+        if len(self._log) > LOG_LIMIT:  # bounded memory over long runs
+            self._flush()
 
     def _count_backward(self, result, before):
         delta = self._delta(before, ("error", "gradient"))
         self._log.append(["backward", result.tape["entry"], result.n_steps, delta])
+        if len(self._log) > LOG_LIMIT:  # bounded memory over long trainings
+            self._flush()
 
     def _account_weights(self, packets):
         stats = self.machine.fabric.stats["weight"]
