@@ -1,41 +1,38 @@
-"""Independent Brian2 implementation of pynn_eventprop's LIF discretisation and exact adjoint.
+"""Brian2 as a second numerical method for pynn_eventprop's continuous LIF equations.
 
-The maths is docs/equations.md: PyNN ``IF_curr_exp`` neurons integrated exactly on a grid of
-step ``dt`` with precisely timed spikes (section 2; a spike arriving inside a step also adds its
-exact voltage response at the next grid point, as in ``pynn_eventprop.discretisation``), and the
-exact discrete adjoint of that forward pass (section 3; see docs/validation.md).  This package
-builds both passes out of Brian2's own objects (``NeuronGroup``, ``Synapses``,
-``SpikeGeneratorGroup``, ``TimedArray``, monitors) from a plain network description, and
-imports nothing from ``pynn_eventprop``, so a result of the PyNN backend can be checked on an
-independent simulator.
+The same equations as the package's exact reference engine (PyNN's ``IF_curr_exp``: LIF with
+exponential current synapses, reset, refractory clamp, real-valued delays; Wunderlich &
+Pehle's continuous adjoint with every jump term), solved by Brian2 on its own time grid:
+
+* :func:`forward` -- a ``NeuronGroup`` with Brian2's exact linear state updater, threshold,
+  reset and refractoriness, ``Synapses`` with a real-valued delay per connection, a
+  ``SpikeGeneratorGroup`` for the input, monitors (:mod:`.forward`);
+* :func:`backward` -- the adjoint ODEs integrated backward in time by a second Brian2 network
+  run on reversed time, with the jumps applied at the recorded spike times (:mod:`.adjoint`);
+* :mod:`.losses` -- the three classification losses on the recorded readouts.
+
+The error of every result is Brian2's time step: it converges to the exact solution at first
+order (spikes are detected on the grid).  The package imports nothing from ``pynn_eventprop``.
 
 Typical use::
 
-    spec = NetworkSpec(n_inputs, layers, projections, dt, n_steps)
-    fwd = forward(spec, SpikeInput.from_times(times, dt))
-    adj = backward(fwd, dL_dphase=..., dL_dV=...)   # arrays (n_steps + 1, batch, n_out)
-    adj.gradients[k]                                  # dL/dW of projection k
-    run = run_reference(spec, inputs, LossSpec("ttfs", labels))  # forward + loss + adjoint
-    blocks = to_neo(run.forward, run.adjoint)         # neo.Block per population
+    spec = NetworkSpec(n_inputs, layers, projections, duration)
+    run = run_reference(spec, SpikeInput(times), dt=0.01, loss=LossSpec("ttfs", labels))
+    run.gradients[k]          # dL/dW of projection k, (n_pre, n_post)
 """
 
-from .adjoint import AdjointResult, AdjointTrace, backward
-from .coefficients import LayerConstants, layer_constants
+from .adjoint import AdjointResult, backward
 from .description import INPUT, LayerSpec, NetworkSpec, ProjectionSpec, SpikeInput
-from .forward import ForwardResult, LayerTrace, forward
+from .forward import ForwardResult, forward
 from .losses import LOSSES, LossSpec, loss_gradients
-from .neo_io import to_neo
 from .run import ReferenceRun, run_reference
 
 __all__ = [
     "INPUT",
     "LOSSES",
     "AdjointResult",
-    "AdjointTrace",
     "ForwardResult",
-    "LayerConstants",
     "LayerSpec",
-    "LayerTrace",
     "LossSpec",
     "NetworkSpec",
     "ProjectionSpec",
@@ -43,8 +40,6 @@ __all__ = [
     "SpikeInput",
     "backward",
     "forward",
-    "layer_constants",
     "loss_gradients",
     "run_reference",
-    "to_neo",
 ]

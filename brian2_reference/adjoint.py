@@ -1,54 +1,49 @@
-"""Exact discrete adjoint of the forward pass (``forward.py``), run by Brian2.
+"""The continuous adjoint (Wunderlich & Pehle 2021) integrated backward in time by Brian2.
 
-With ``lambda = dL/d(state)``, for every layer, from ``n = N`` down to 0 (zero beyond ``N``),
-and for a spike of ``j`` at ``n`` reaching ``i`` (projection ``P``: weights ``W``, receptor
-``x``, delay ``d``) with amplitudes ``A_ji = a_x,i**phi_j[n]`` on ``I_x`` and
-``Q_ji = q_x,i(phi_j[n])`` on ``U`` at step ``n + d``::
+With ``lambda = dL/d(state)`` (``lambda_V`` in 1/mV, ``lambda_x = dL/dI_x`` in 1/nA), running
+backward from ``lambda = 0`` at ``t = T``:
 
-    phibar[n]     = s[n] (dL/dphi[n] + sum_P sum_i W_ji (lambda_i_x,i[n+d] dA_ji/dphi
-                                                       + lambda_u,i[n+d] dQ_ji/dphi))
-    lambda_i_x[n] = a_x lambda_i_x[n+1] + p_x lambda_u[n+1]
-    lambda_v[n]   = dL/dV[n] + b lambda_u[n+1] + jump_V[n]
-    lambda_u[n]   = (not s[n] and not refractory[n]) lambda_v[n] + phibar[n] dphi/dU[n]
-    jump_V[n-1]   = phibar[n] dphi/dV[n-1]
-    dL/dW_ji      = sum_n sum_batch s_j[n] (lambda_i_x,i[n+d] A_ji + lambda_u,i[n+d] Q_ji)
+* between events (``s = T - t`` the reversed time, ``S = (1/T) int V dt`` the mean voltage)::
 
-with ``dphi/dU[n] = (theta - V[n-1])/(U[n] - V[n-1])**2``,
-``dphi/dV[n-1] = (U[n] - theta)/(U[n] - V[n-1])**2``, ``dA/dphi = ln(a) a**phi`` and
-``dQ/dphi = (dt/cm) b**phi (ln(b) phi S(phi kappa) + exp(-phi kappa))`` (``coefficients.py``).
-This is docs/equations.md section 3 plus the terms of the arrival's voltage response ``Q``.
+      dlambda_V/ds = -lambda_V/tau_m + (dL/dS)/T        (lambda_V = 0 while refractory)
+      dlambda_x/ds = -lambda_x/tau_x + lambda_V/cm
+
+* an arrival of weight ``w`` on ``x`` at ``t_a`` (``I_x += w``)::
+
+      dL/dw   += lambda_x(t_a+)
+      dL/dt_a  = w (lambda_x/tau_x - lambda_V/cm)(t_a+)
+
+* a spike at ``t*`` (``Vdot-``/``Vdot+``: ``dV/dt`` before the crossing / after the reset)::
+
+      dL/dt*       = dL/dt*|loss + sum of its arrivals' dL/dt_a - lambda_V(t*+) Vdot+
+                     + dL/dt_end + (dL/dS) (theta - v_r)/T
+      lambda_V(t*-) = -(dL/dt*)/Vdot-
+      dL/dt_end    = -lambda_V(t_end+) dV/dt(t_end+)   at the end of the refractory period
+
+  (with a refractory period ``Vdot+ = 0``: the clamp holds ``V``);
+* ``v_max`` read at ``t_max``: ``lambda_V += dL/dv_max``.
 
 How Brian2 runs it
 ------------------
-A second Brian2 network runs forward in *reversed-step* time: Brian2 step ``k`` (``k = 0 ..
-N``) is grid step ``n = N - k``.  The forward recording enters as 2-d ``TimedArray`` tables
-indexed by ``k`` (spikes, phases, ``U[n]``, ``V[n-1]``, the "V follows U" flag, ``dL/dV``,
-``dL/dphi``).  One ``NeuronGroup`` with the forward layout (``layout.py``) holds
-``lambda_v, lambda_u, lambda_i_E, lambda_i_I``; the error pathways are ``Synapses`` with the
-forward connectivity and weights (one per source kind, delay and receptor).  Schedule of step
-``k`` (grid ``n``):
+A second Brian2 network runs on reversed time (its step ``j`` integrates from forward grid point
+``m = N + P - j`` to ``m - 1``; ``P`` steps of padding come first).  A ``NeuronGroup`` with the
+forward layout integrates the ODEs above with Brian2's ``exact`` state updater; the
+``(dL/dS)/T`` source is switched on inside the run and ``free`` holds ``lambda_V`` during the
+refractory clamp.  The recorded forward spikes (input and neurons) become a group of *events*
+(one neuron per spike, firing ``P - 1`` steps before its reversed time) connected by three
+``Synapses`` objects with whole-step delays, so that Brian2's spike queue applies, at the grid
+points where the forward run had them:
 
-* ``'thresholds'``: the group *replays* the forward spikes: its threshold condition is
-  ``spiked(t, i) > 0.5``; the input's ``SpikeGeneratorGroup`` replays the input spikes at
-  ``k = N - m`` for a spike emitted at step ``m``.
-* ``'synapses'``: for every replayed spike of presynaptic ``j`` at ``n`` the pathway executes
-  ``on_pre`` (no Brian2 delay): it reads ``lambda_i_x[n + d]`` and ``lambda_u[n + d]`` of the
-  postsynaptic neuron (the variables themselves for ``d = 1``, because the postsynaptic update
-  of grid step ``n`` comes later in the step; for ``d >= 2`` shift registers run in
-  ``'resets'``), accumulates the weight gradient ``g += lambda_i_x A + lambda_u Q`` in the
-  synapse and sends the error ``w (lambda_i_x dA/dphi + lambda_u dQ/dphi)`` (the ``xbar``
-  term) to the presynaptic neuron's ``phibar``.  Errors thus travel from each layer to the one
-  before, and only at the presynaptic spike times.
-* ``'end'``: the group's ``run_regularly`` operation performs the recursion above for grid
-  step ``n`` (``lambda_u`` still holds ``lambda_u[n+1]``, ``jump_v`` the jump computed one
-  Brian2 step earlier) and clears ``phibar``; a ``StateMonitor`` (order 1) records it.
+* ``arrivals`` (one synapse per spike and outgoing connection): accumulates ``dL/dw`` in the
+  synapse and the spike's ``sum dL/dt_a`` in its event;
+* ``refractory_ends``: stores ``dL/dt_end``, sets ``lambda_V = 0`` and starts the clamp;
+* ``jumps``: the spike's jump of ``lambda_V`` and the end of the clamp.
 
-The recursion is first order and linear between the jumps, so Brian2's ODE updaters, which
-integrate continuous time, do not express it; the exact discrete update is written as abstract
-code that Brian2 generates and runs every step, while the spike replay, the synaptic transport
-of the errors and the gradient accumulation are Brian2's own event machinery.  ``A``, ``Q`` and
-their derivatives are evaluated per synapse with the postsynaptic neuron's constants, which is
-exact also when ``tau_syn`` differs between the neurons of a layer.
+A maximum ``v_max`` is an event of its own (``impulses``).  The forward quantities the jumps
+need (``Vdot-``, ``Vdot+``, ``dV/dt`` at the end of the refractory period) come from the
+forward recording at the Brian2 steps of the events.  Since spikes, arrivals and the
+refractory clamp sit on Brian2's grid, the adjoint and the gradients converge at first order
+in ``dt``, like the forward pass.
 """
 
 from __future__ import annotations
@@ -59,238 +54,270 @@ import brian2
 import numpy as np
 from brian2 import ms
 
-from .brian_tools import (
-    HISTORY_SLOT,
-    SCHEDULE,
-    delayed,
-    history_update,
-    history_variables,
-    numpy_codegen,
-    timed_array,
-)
-from .coefficients import layer_constants
+from .codegen import numpy_codegen
 from .description import INPUT
-from .forward import ForwardResult
-from .layout import Layout, Pathway, connect, pathways, projection_sum
+from .forward import ForwardResult, delay_steps
 
 ADJOINT_MODEL = """
-lambda_v : 1     # dL/dV[n] (1/mV)
-lambda_u : 1     # dL/dU[n] (1/mV)
-lambda_i_E : 1   # dL/dI_E[n] (1/nA)
-lambda_i_I : 1   # dL/dI_I[n] (1/nA)
-jump_v : 1       # phibar[n+1] dphi[n+1]/dV[n], added to lambda_v in the next Brian2 step
-phibar : 1       # error on this step's spike phase received from the outgoing synapses
-b : 1 (constant)
-a_E : 1 (constant)
-a_I : 1 (constant)
-p_E : 1 (constant)
-p_I : 1 (constant)
-kappa_E : 1 (constant)
-kappa_I : 1 (constant)
-dt_over_cm : 1 (constant)
-theta : 1 (constant)
+dlam_V/dt = free * (act * src - lam_V) / tau_m : 1
+dlam_E/dt = (k_E * lam_V - lam_E) / tau_E : 1
+dlam_I/dt = (k_I * lam_V - lam_I) / tau_I : 1
+free : 1
+act : 1
+tend : 1
+src : 1 (constant)
+eterm : 1 (constant)
+k_E : 1 (constant)
+k_I : 1 (constant)
+c_m : 1 (constant)
+tau_E_ms : 1 (constant)
+tau_I_ms : 1 (constant)
+tau_m : second (constant)
+tau_E : second (constant)
+tau_I : second (constant)
 """
-CONSTANTS = ("b", "a_E", "a_I", "p_E", "p_I", "kappa_E", "kappa_I", "dt_over_cm", "theta")
-
-#: Recursion for grid step n = N - k, run in the 'end' slot of Brian2 step k.  ``den`` is
-#: ``(U[n] - V[n-1])**2`` at spikes; the ``1 - s`` keeps it nonzero where ``phi_bar = 0``.
-ADJOINT_STEP = """
-s = spiked(t, i)
-phi_bar = s * (dL_dphase(t, i) + phibar)
-den = (U_rec(t, i) - V_prev(t, i))**2 + (1 - s)
-lambda_i_E = a_E * lambda_i_E + p_E * lambda_u
-lambda_i_I = a_I * lambda_i_I + p_I * lambda_u
-lambda_v = dL_dV(t, i) + b * lambda_u + jump_v
-lambda_u = follows(t, i) * lambda_v + phi_bar * (theta - V_prev(t, i)) / den
-jump_v = phi_bar * (U_rec(t, i) - theta) / den
-phibar = 0
+EVENT_MODEL = """
+fire_step : integer (constant)
+acc : 1
+dldt : 1 (constant)
+vdot_minus : 1 (constant)
+vdot_plus : 1 (constant)
+vdot_end : 1 (constant)
+amount : 1 (constant)
 """
-RECORDED = ("lambda_v", "lambda_u", "lambda_i_E", "lambda_i_I")
-TABLES = ("spiked", "phase", "U_rec", "V_prev", "follows", "dL_dV", "dL_dphase")
-
-
-@dataclass(frozen=True)
-class AdjointTrace:
-    """Adjoint variables of one layer on the grid ``n = 0 .. n_steps``.
-
-    Arrays of shape ``(n_steps + 1, batch, size)``: ``lambda_v = dL/dV`` and
-    ``lambda_u = dL/dU`` in 1/mV (``lambda_u[0]`` is 0: there is no ``U[0]``), ``lambda_i_E``
-    and ``lambda_i_I`` = ``dL/dI_x`` in 1/nA.
-    """
-
-    lambda_v: np.ndarray
-    lambda_u: np.ndarray
-    lambda_i_E: np.ndarray
-    lambda_i_I: np.ndarray
+FIRE = "timestep(t, dt) == fire_step"
+ARRIVAL = """
+lx = exc * lam_E_post + (1 - exc) * lam_I_post
+g = lx
+acc_pre += w * (lx / (exc * tau_E_ms_post + (1 - exc) * tau_I_ms_post) - lam_V_post / c_m_post)
+"""
+JUMP = """
+tbar = dldt_pre + acc_pre + tend_post - lam_V_post * vdot_plus_pre + eterm_post
+lam_V_post = -tbar / vdot_minus_pre
+tend_post = 0
+free_post = 1
+"""
+REFRACTORY_END = """
+tend_post = -lam_V_post * vdot_end_pre
+lam_V_post = 0
+free_post = 0
+"""
+IMPULSE = "lam_V_post += amount_pre"
+RECORDED = ("lam_V", "lam_E", "lam_I")
 
 
 @dataclass(frozen=True)
 class AdjointResult:
-    """Adjoint traces per layer and ``dL/dW`` per projection (``(n_pre, n_post)``, L per nA).
+    """``dL/dW`` per projection (``(n_pre, n_post)``, summed over the batch, 0 where not
+    connected) and the adjoint traces ``lam_V``, ``lam_E``, ``lam_I`` ``(n_steps + 1, group)``
+    at the forward grid points ``t_m = m dt``."""
 
-    Gradients are summed over the batch and are zero where a projection's mask is False.
-    """
+    gradients: tuple
+    lam_V: np.ndarray
+    lam_E: np.ndarray
+    lam_I: np.ndarray
+    forward: ForwardResult
 
-    layers: dict[str, AdjointTrace]
-    gradients: tuple[np.ndarray, ...]
+    def trace(self, var: str) -> dict[str, np.ndarray]:
+        """Layer name -> ``(n_steps + 1, batch, size)`` of ``"lam_V"``, ``"lam_E"``, ``"lam_I"``."""
+        return self.forward.layout.split(getattr(self, var))
 
 
-def _loss_table(fwd: ForwardResult, name: str, given: dict) -> np.ndarray:
-    shape = (fwd.spec.n_steps + 1, fwd.batch_size, fwd.spec.layer(name).size)
-    if given.get(name) is None:
-        return np.zeros(shape)
-    arr = np.asarray(given[name], dtype=float)
-    if arr.shape != shape or not np.all(np.isfinite(arr)):
-        raise ValueError(
-            f"loss gradient for layer {name!r} must be finite with shape {shape} "
-            f"(n_steps + 1, batch, size), got shape {arr.shape}"
+@dataclass(frozen=True)
+class _Events:
+    """Every forward spike as an adjoint event: inputs first, then the neurons' spikes."""
+
+    source_is_input: np.ndarray
+    index: np.ndarray
+    step: np.ndarray
+
+    @classmethod
+    def of(cls, fwd: ForwardResult) -> _Events:
+        n_in = fwd.input_index.size
+        return cls(
+            np.arange(n_in + fwd.spike_index.size) < n_in,
+            np.concatenate([fwd.input_index, fwd.spike_index]),
+            np.concatenate([fwd.input_step, fwd.spike_step]),
         )
-    return arr
 
 
-def _as_dict(fwd: ForwardResult, value) -> dict:
-    if value is None:
-        return {}
-    if isinstance(value, dict):
-        for name in value:
-            fwd.spec.layer(name)
-        return value
-    return {fwd.spec.output.name: value}
+def _arrival_pairs(fwd: ForwardResult, events: _Events):
+    """One row per (event, outgoing connection): event, post index, projection, pre and post
+    neuron, weight, receptor flag and Brian2 delay steps."""
+    rows = []
+    for k, proj in enumerate(fwd.spec.projections):
+        pre, post, pre_n, post_n = fwd.layout.connections(k)
+        own = np.nonzero(events.source_is_input == (proj.pre == INPUT))[0]
+        order = np.argsort(pre, kind="stable")
+        lo = np.searchsorted(pre[order], events.index[own], "left")
+        hi = np.searchsorted(pre[order], events.index[own], "right")
+        ev = np.repeat(own, hi - lo)
+        conn = order[np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)] or [[]])]
+        conn = conn.astype(np.int64)
+        rows.append(
+            (
+                ev,
+                post[conn],
+                np.full(ev.size, k),
+                pre_n[conn],
+                post_n[conn],
+                proj.weights[pre_n[conn], post_n[conn]],
+                np.full(ev.size, float(proj.suffix == "E")),
+                delay_steps(proj.delays[pre_n[conn], post_n[conn]], fwd.dt),
+            )
+        )
+    return [np.concatenate(col) for col in zip(*rows, strict=True)]
 
 
-def _reversed_tables(fwd: ForwardResult, layout: Layout, dl_dphase, dl_dv) -> dict:
-    """TimedArrays of the forward record, ``(N + 1, group size)``, row ``k`` = grid ``N - k``."""
-    tables = {key: {} for key in TABLES}
-    for name, trace in fwd.layers.items():
-        v_prev = np.zeros_like(trace.V)
-        v_prev[1:] = trace.V[:-1]
-        follows = ~(trace.spikes | trace.refractory)
-        follows[0] = False
-        tables["spiked"][name] = trace.spikes.astype(float)
-        tables["phase"][name] = trace.phase
-        tables["U_rec"][name] = np.where(trace.spikes, trace.U, 0.0)
-        tables["V_prev"][name] = np.where(trace.spikes, v_prev, 0.0)
-        tables["follows"][name] = follows.astype(float)
-        tables["dL_dV"][name] = _loss_table(fwd, name, dl_dv)
-        tables["dL_dphase"][name] = _loss_table(fwd, name, dl_dphase)
-    return {
-        key: timed_array(layout.join(per_layer)[::-1], fwd.spec.dt)
-        for key, per_layer in tables.items()
-    }
+def _slopes(fwd: ForwardResult, g: np.ndarray, n: np.ndarray):
+    """``(Vdot-, Vdot+, dV/dt at the end of refractoriness)`` (mV/ms) of spikes of group
+    neurons ``g`` detected in Brian2 step ``n`` (from the forward recording)."""
+    p, dt = fwd.params, fwd.dt
+    decay = np.exp(-dt / p.tau_E[g]), np.exp(-dt / p.tau_I[g])
+    i_before = fwd.I_E[n, g] * decay[0] + fwd.I_I[n, g] * decay[1]
 
+    def slope(v, current):
+        return (-v + p.R[g] * (current + p.i_ext[g])) / p.tau_m[g]
 
-def _adjoint_group(layout: Layout, paths: list[Pathway], tables: dict) -> brian2.NeuronGroup:
-    spec = layout.spec
-    const = {layer.name: layer_constants(layer, spec.dt) for layer in spec.layers}
-    depths = {
-        f"lambda_i_{x}": max((p.delay for p in paths if p.suffix == x), default=1) for x in "EI"
-    }
-    depths["lambda_u"] = max((p.delay for p in paths), default=1)
-    model = ADJOINT_MODEL + "".join(history_variables(v, depth) for v, depth in depths.items())
-    group = brian2.NeuronGroup(
-        layout.size,
-        model,
-        threshold="spiked(t, i) > 0.5",
-        reset="",
-        dt=spec.dt * ms,
-        namespace=dict(tables),
-        name="adj_neurons*",
+    clamped = p.ref_steps[g] >= 2
+    vdot_minus = slope(p.theta[g], i_before)
+    vdot_plus = np.where(clamped, 0.0, slope(p.v_r[g], fwd.I_E[n + 1, g] + fwd.I_I[n + 1, g]))
+    end = np.minimum(n + p.ref_steps[g], fwd.n_steps)
+    vdot_end = np.where(
+        clamped & (n + p.ref_steps[g] <= fwd.n_steps),
+        slope(p.v_r[g], fwd.I_E[end, g] + fwd.I_I[end, g]),
+        0.0,
     )
-    for name in CONSTANTS:
-        setattr(group, name, layout.per_neuron({k: getattr(c, name) for k, c in const.items()}))
-    group.run_regularly(ADJOINT_STEP, when="end", order=0)
-    when, order = HISTORY_SLOT
-    for var, depth in depths.items():
-        if depth > 1:
-            group.run_regularly(history_update(var, depth), when=when, order=order)
+    return vdot_minus, vdot_plus, vdot_end
+
+
+def _loss_terms(fwd: ForwardResult, readout_grads: dict):
+    """Per group neuron: ``dL/dt`` of its first spike, ``dL/dv_max`` and ``dL/dS``."""
+    size = fwd.layout.size
+    terms = {name: np.zeros(size) for name in ("first_spike_time", "v_max", "v_mean_uniform")}
+    for layer, grads in readout_grads.items():
+        for name, grad in grads.items():
+            if name not in terms:
+                raise ValueError(f"unknown readout {name!r}; the adjoint takes {sorted(terms)}")
+            shape = (fwd.batch, fwd.spec.layer(layer).size)
+            grad = np.asarray(grad, float)
+            if grad.shape != shape or not np.all(np.isfinite(grad)):
+                raise ValueError(f"dL/d{name} of layer {layer!r} must be finite, shape {shape}")
+            block = fwd.layout.index(layer, np.arange(fwd.batch)[:, None], np.arange(shape[1]))
+            terms[name][block.ravel()] += grad.ravel()
+    return terms
+
+
+def _event_group(fwd, events, terms, fire_offset):
+    """The events as a NeuronGroup firing at ``N - n - 1`` (reversed step of the spike minus
+    the padding), with the forward slopes and the loss's ``dL/dt`` of first spikes."""
+    group = brian2.NeuronGroup(
+        events.index.size, EVENT_MODEL, threshold=FIRE, reset="", dt=fwd.dt * ms, name="events*"
+    )
+    group.fire_step = fwd.n_steps - events.step - 1 + fire_offset
+    neuron = ~events.source_is_input
+    g, n = events.index[neuron], events.step[neuron]
+    slopes = _slopes(fwd, g, n)
+    for name, values in zip(("vdot_minus", "vdot_plus", "vdot_end"), slopes, strict=True):
+        full = np.zeros(events.index.size)
+        full[neuron] = values
+        setattr(group, name, full)
+    first = np.zeros(events.index.size)
+    ids = np.nonzero(neuron)[0][np.lexsort((n, g))]
+    keep = np.concatenate([[True], np.diff(events.index[ids]) != 0]) if ids.size else ids
+    first[ids[keep]] = terms["first_spike_time"][events.index[ids[keep]]]
+    group.dldt = first
     return group
 
 
-def _replayed_input(fwd: ForwardResult, layout: Layout):
-    """The input spikes at reversed steps ``N - m`` and their phases as a reversed table."""
-    spec = fwd.spec
-    step, sample, neuron = np.nonzero(fwd.input_spikes)
-    group = brian2.SpikeGeneratorGroup(
-        spec.n_inputs * layout.batch,
-        layout.index(INPUT, sample, neuron),
-        (spec.n_steps - step) * spec.dt * ms,
-        dt=spec.dt * ms,
-        name="adj_input*",
+def _adjoint_group(fwd: ForwardResult, terms, padding: int) -> brian2.NeuronGroup:
+    p, duration = fwd.params, fwd.spec.duration
+    group = brian2.NeuronGroup(
+        fwd.layout.size, ADJOINT_MODEL, method="exact", dt=fwd.dt * ms, name="adjoint*"
     )
-    phase = np.zeros((spec.n_steps + 1, layout.batch * spec.n_inputs))
-    phase[:-1] = fwd.input_phase.reshape(spec.n_steps, -1)
-    return group, timed_array(phase[::-1], spec.dt)
+    group.free = 1.0
+    group.src = p.tau_m * terms["v_mean_uniform"] / duration
+    group.eterm = terms["v_mean_uniform"] * (p.theta - p.v_r) / duration
+    group.k_E, group.k_I = p.tau_E / p.cm, p.tau_I / p.cm
+    group.c_m, group.tau_E_ms, group.tau_I_ms = p.cm, p.tau_E, p.tau_I
+    group.tau_m, group.tau_E, group.tau_I = p.tau_m * ms, p.tau_E * ms, p.tau_I * ms
+    group.run_regularly(f"act = int(timestep(t, dt) >= {padding})", when="start")
+    return group
 
 
-def _error_synapses(layout, path, neurons, inputs, phase_table) -> brian2.Synapses:
-    """Error pathway: gradient ``g`` per synapse and ``phibar`` of the presynaptic neuron."""
-    x, d = path.suffix, path.delay
-    code = f"""
-    phase = phase_table(t, i)
-    li = {delayed(f"lambda_i_{x}", d)}_post
-    lu = {delayed("lambda_u", d)}_post
-    amp_i = a_{x}_post ** phase
-    b_phi = b_post ** phase
-    s_phi = exprel(-phase * kappa_{x}_post)
-    g += li * amp_i + lu * b_phi * phase * dt_over_cm_post * s_phi
+def _pathway(source, target, code, i, j, delay_steps, name, model="", order=0):
+    """Synapses ``i -> j`` running ``code`` after ``delay_steps`` whole steps (None if no
+    ``i``); synapse ``k`` is connection ``(i[k], j[k])`` (checked)."""
+    if not len(i):
+        return None
+    dt = source.clock.dt
+    syn = brian2.Synapses(source, target, model, on_pre=code, dt=dt, order=order, name=name)
+    syn.connect(i=np.asarray(i), j=np.asarray(j))
+    if not (np.array_equal(syn.i[:], i) and np.array_equal(syn.j[:], j)):
+        raise RuntimeError("Brian2 reordered the synapses; cannot map them back")
+    syn.delay = np.broadcast_to(delay_steps, len(i)) * dt
+    return syn
+
+
+def backward(fwd: ForwardResult, readout_grads: dict) -> AdjointResult:
+    """Adjoint of the Brian2 run ``fwd`` for ``readout_grads`` = ``{layer: {readout:
+    dL/dreadout (batch, size)}}`` (readouts ``first_spike_time``, ``v_max``,
+    ``v_mean_uniform``), integrated by Brian2 on reversed time; returns :class:`AdjointResult`.
     """
-    if not path.from_input:
-        code += f"""
-    dq = dt_over_cm_post * b_phi * (log(b_post) * phase * s_phi + exp(-phase * kappa_{x}_post))
-    phibar_pre += w * (li * log(a_{x}_post) * amp_i + lu * dq)
-    """
-    return brian2.Synapses(
-        inputs if path.from_input else neurons,
-        neurons,
-        "w : 1 (constant)\ng : 1",
-        on_pre=code,
-        dt=layout.spec.dt * ms,
-        namespace={"phase_table": phase_table},
-        name=f"adj_{'input' if path.from_input else 'neurons'}_d{d}{x}*",
-    )
-
-
-def backward(fwd: ForwardResult, dL_dphase=None, dL_dV=None) -> AdjointResult:
-    """Exact adjoint of :func:`forward` for the loss gradients ``dL_dphase`` and ``dL_dV``.
-
-    Parameters
-    ----------
-    fwd : ForwardResult
-    dL_dphase, dL_dV : array ``(n_steps + 1, batch, size)`` or dict of layer name -> array
-        ``dL/dphi[n]`` (only read where the neuron spiked; ``dL/dphi = -dt dL/dt_spike``) and
-        ``dL/dV[n]`` (1/mV).  A bare array refers to the output layer; ``None`` means zero.
-
-    Returns
-    -------
-    AdjointResult
-        ``lambda_v, lambda_u, lambda_i_E, lambda_i_I`` per layer and ``dL/dW`` per projection.
-    """
-    spec = fwd.spec
-    layout = Layout(spec, fwd.batch_size)
-    paths = pathways(spec)
-    tables = _reversed_tables(fwd, layout, _as_dict(fwd, dL_dphase), _as_dict(fwd, dL_dV))
+    terms = _loss_terms(fwd, readout_grads)
+    events = _Events.of(fwd)
+    ev, post, proj, pre_n, post_n, w, exc, d = _arrival_pairs(fwd, events)
+    ref = fwd.params.ref_steps
+    d_off = int(max(d.max(initial=0), ref.max(initial=1))) + 1
+    padding = d_off + 1
+    dt, total = fwd.dt, fwd.n_steps + padding
     with numpy_codegen():
-        neurons = _adjoint_group(layout, paths, tables)
-        source, input_phase = _replayed_input(fwd, layout)
-        monitor = brian2.StateMonitor(neurons, RECORDED, record=True, when="end", order=1)
-        synapses, ranges = [], {}
-        for path in paths:
-            table = input_phase if path.from_input else tables["phase"]
-            syn = _error_synapses(layout, path, neurons, source, table)
-            synapses.append(syn)
-            ranges.update({k: (syn, r) for k, r in connect(syn, layout, path).items()})
-        net = brian2.Network(neurons, source, monitor, *synapses)
-        net.schedule = SCHEDULE
-        net.run((spec.n_steps + 1) * spec.dt * ms, namespace={})
-        recorded = {
-            var: layout.split(np.asarray(getattr(monitor, var)).T[::-1]) for var in RECORDED
-        }
-        gradients = tuple(
-            projection_sum(spec, layout.batch, k, ranges[k][0].g[:][ranges[k][1]])
-            for k in range(len(spec.projections))
+        adjoint = _adjoint_group(fwd, terms, padding)
+        monitor = brian2.StateMonitor(
+            adjoint, RECORDED, record=True, when="end", order=10, name="adjoint_states*"
         )
-    layers = {
-        layer.name: AdjointTrace(*(recorded[var][layer.name] for var in RECORDED))
-        for layer in spec.layers
-    }
-    return AdjointResult(layers, gradients)
+        objects = [adjoint, monitor]
+        arrivals = None
+        if events.index.size:
+            group = _event_group(fwd, events, terms, padding - 1 - d_off)
+            neuron = np.nonzero(~events.source_is_input)[0]
+            clamped = neuron[ref[events.index[neuron]] >= 2]
+            arrivals = _pathway(
+                group, adjoint, ARRIVAL, ev, post, d_off - d, "arrivals*",
+                model="w : 1 (constant)\nexc : 1 (constant)\ng : 1", order=-1,
+            )  # fmt: skip
+            if arrivals is not None:
+                arrivals.w, arrivals.exc = w, exc
+            g = events.index[clamped]
+            objects += [group, arrivals]
+            objects += [
+                _pathway(group, adjoint, JUMP, neuron, events.index[neuron], d_off, "jumps*"),
+                _pathway(group, adjoint, REFRACTORY_END, clamped, g, d_off - ref[g] + 1, "ends*"),
+            ]
+        objects += _impulses(fwd, terms, padding, adjoint)
+        net = brian2.Network(*[x for x in objects if x is not None])
+        net.run(total * dt * ms, namespace={})
+        rows = fwd.n_steps + padding - 1 - np.arange(fwd.n_steps + 1)
+        traces = {var: np.asarray(getattr(monitor, var)).T[rows] for var in RECORDED}
+        per_synapse = np.zeros(ev.size) if arrivals is None else np.asarray(arrivals.g[:])
+    gradients = []
+    for k, spec in enumerate(fwd.spec.projections):
+        grad = np.zeros(spec.weights.shape)
+        sel = proj == k
+        np.add.at(grad, (pre_n[sel], post_n[sel]), per_synapse[sel])
+        gradients.append(grad)
+    return AdjointResult(tuple(gradients), forward=fwd, **traces)
+
+
+def _impulses(fwd: ForwardResult, terms, padding: int, adjoint) -> list:
+    """``lambda_V += dL/dv_max`` at the grid point of every maximum read by the loss."""
+    g = np.nonzero(terms["v_max"])[0]
+    if not g.size:
+        return []
+    m = fwd.V[:, g].argmax(axis=0)
+    group = brian2.NeuronGroup(
+        g.size, EVENT_MODEL, threshold=FIRE, reset="", dt=fwd.dt * ms, name="max*"
+    )
+    group.fire_step = fwd.n_steps + padding - 1 - m
+    group.amount = terms["v_max"][g]
+    return [group, _pathway(group, adjoint, IMPULSE, np.arange(g.size), g, 0, "impulses*")]

@@ -1,50 +1,41 @@
-"""Forward pass: the precisely timed exact-integration scheme, simulated by Brian2.
+"""Forward pass: PyNN's ``IF_curr_exp`` equations integrated by Brian2 on its time grid.
 
-Equations (EventProp frame, per neuron, grid ``t_n = n dt``; ``j`` runs over the spikes
-arriving at step ``n``, i.e. emitted at ``n - d`` with phase ``phi_j``)::
+Equations (per neuron, ``V = v - v_rest`` in mV, currents in nA, ``R = tau_m/cm`` in MOhm)::
 
-    I_x[n] = a_x I_x[n-1] + sum_j w_j a_x**phi_j
-    U[n]   = b V[n-1] + p_E I_E[n-1] + p_I I_I[n-1] + c e + sum_j w_j q_x(phi_j)
-    s[n]   = U[n] >= theta and not refractory[n]
-    phi[n] = (U[n] - theta) / (U[n] - V[n-1])            (spike time (n - phi[n]) dt)
-    V[n]   = v_r if s[n] or refractory[n] else U[n]
-
-(``coefficients.py`` defines ``a, b, c, p, q``.)  Below threshold this is the exact solution of
-PyNN's ``IF_curr_exp`` for any spike times: ``a**phi`` is the current and ``q(phi)`` the voltage
-at ``t_n`` of a current jump ``phi`` steps before ``t_n``; the threshold crossing is linearly
-interpolated inside the step and the reset happens on the grid.
+    tau_m dV/dt = -V + R (I_E + I_I + i_offset)        (held at v_reset - v_rest while refractory)
+    tau_x dI_x/dt = -I_x                                 (x = E, I)
+    V >= theta = v_thresh - v_rest:  spike, V <- v_r = v_reset - v_rest, refractory tau_refrac
+    a spike of j reaching i after the delay d_ji:  I_x,i += w_ji
 
 How Brian2 runs it
 ------------------
-One ``NeuronGroup`` holds every neuron of every layer and sample (``layout.py``); the input is a
-``SpikeGeneratorGroup``; each (source kind, delay, receptor) combination of projections is one
-``Synapses`` object.  Brian2 step ``n`` (time ``n dt``) *is* grid step ``n``; the network runs
-``n_steps + 1`` steps (``n = 0 .. n_steps``) with the schedule ``FORWARD_SCHEDULE`` = start,
-groups, synapses, thresholds, resets, end:
+One ``NeuronGroup`` (every layer and sample, :mod:`.layout`) integrates the equations with
+Brian2's ``exact`` (linear) state updater, which is exact between grid points; its threshold,
+reset and ``refractory`` mechanism handle spikes.  The input is a ``SpikeGeneratorGroup``; one
+``Synapses`` object per source (input or neurons) carries a real-valued delay per connection.  A
+``SpikeMonitor`` and a ``StateMonitor`` (every step, after the resets) record the run.
 
-* ``'synapses'``: Brian2's synaptic pathways deliver the spikes emitted at ``n - d`` (Brian2
-  queues a spike in the step after its emission, so the Brian2 delay is ``(d - 1) dt``).
-  ``on_pre`` adds ``w a_x**phi`` to ``I_x`` (which holds ``a_x I_x[n-1]`` at this point) and
-  ``w q_x(phi)`` to ``U`` (which holds the free response ``U[n]`` without arrivals).  Brian2
-  evaluates ``on_pre`` at arrival, so for ``d >= 2`` the presynaptic phase is read from a shift
-  register (``brian_tools.history_update``, run in ``'resets'`` with order -1); input phases
-  come from a ``TimedArray`` read at ``t - d dt``.
-* ``'thresholds'``: a ``run_regularly`` operation (order -1) sets ``V = U`` (or ``v_r`` while
-  refractory), then the group's thresholder emits the spikes ``U >= theta and is_ref < 0.5``
-  (``s[n]``); the ``SpikeGeneratorGroup`` emits the input spikes of step ``n``.
-* ``'resets'``: the reset of the spiking neurons computes ``phi[n]`` from ``U[n]`` and
-  ``V[n-1]``, sets ``V[n] = v_r`` and starts the refractory count.
-* ``'end'``: monitors record ``V[n], U[n], I_x[n]`` and the spikes with their phases (order
-  -1); then a ``run_regularly`` operation (order 0) performs the part of step ``n + 1`` that
-  needs no arrivals: ``U = b V[n] + p_E I_E[n] + p_I I_I[n] + c e``, ``I_x <- a_x I_x[n]`` and
-  the refractory flag of ``n + 1``.
+The error is Brian2's time step ``dt``: Brian2 tests the threshold at grid points, so a
+crossing in ``(t_n, t_n+1]`` is detected at ``t_n+1``, where the reset happens and from where
+the spike acts; Brian2 stamps it ``t_n``.  Everything else follows the grid:
 
-Brian2's ODE state updaters are not used because the scheme is not an ODE integrator: it is the
-exact propagator of the linear dynamics over one step plus precisely timed spikes.  The
-propagator is written as Brian2 abstract code with per-neuron constants; Brian2 generates and
-runs that code every step, detects threshold crossings, resets, keeps the refractory count,
-queues and delivers the delayed spikes through its synapses and records everything with its
-monitors.  Step 0 is the initial state (``V[0] = v_init - v_rest < theta``: no spike).
+* the reset code interpolates the crossing linearly between ``V(t_n)`` and ``V(t_n+1)``
+  (error ``O(dt^2)``): that is the spike time reported, and when there is no refractory
+  period ``V`` is reset to where it would be at ``t_n+1`` (``v_r + (t_n+1 - t*) dV/dt``);
+* Brian2 delivers a spike ``D`` whole steps after the step it was detected in, into the state
+  of ``t_n+1+D``, and rounds delays to whole steps; the synapses get ``D = floor(d/dt)`` steps
+  so that the arrival time ``t_n+1 + D dt`` errs by less than one step either way around the
+  true ``t* + d`` (input spikes likewise: Brian2 emits a spike at ``t`` in step
+  ``floor(t/dt)``);
+* the refractory period gets ``floor(tau_refrac/dt) + 1`` steps from ``t_n``, and at the first
+  free step ``V`` is moved to where it would be had it left ``v_r`` at ``t* + tau_refrac``
+  (error ``O(dt^2)`` in ``V``);
+* readouts: the first spike time as reported; ``v_max`` the largest ``V`` on the grid; ``v_mean``
+  the right Riemann sum ``(dt/T) sum_{m=1..N} V(t_m)``.
+
+The arrivals and the refractory ends sit on the grid, so the forward pass converges at first
+order in ``dt`` (a spike time moves with its inputs' arrivals; ``V`` after a displaced event by
+``O(dt)``).
 """
 
 from __future__ import annotations
@@ -55,232 +46,270 @@ import brian2
 import numpy as np
 from brian2 import ms
 
-from .brian_tools import (
-    FORWARD_SCHEDULE,
-    HISTORY_SLOT,
-    delayed,
-    history_update,
-    history_variables,
-    numpy_codegen,
-    spike_steps,
-    timed_array,
-)
-from .coefficients import LayerConstants, layer_constants
-from .description import INPUT, PHASE_MAX, NetworkSpec, SpikeInput
-from .layout import Layout, Pathway, connect, pathways
+from .codegen import numpy_codegen
+from .description import INPUT, NetworkSpec, SpikeInput
+from .layout import Layout
 
 NEURON_MODEL = """
-V : 1          # membrane potential relative to v_rest after the reset (mV)
-U : 1          # membrane potential before threshold and reset (mV)
-V_prev : 1     # V of the previous step (mV)
-I_E : 1        # excitatory synaptic current (nA)
-I_I : 1        # inhibitory synaptic current (nA)
-phi : 1        # phase of the latest spike, in [0, 1)
-is_ref : 1     # 1 if the neuron is refractory (clamped) in this step
-ref_left : 1   # refractory steps still to come
-b : 1 (constant)
-a_E : 1 (constant)
-a_I : 1 (constant)
-p_E : 1 (constant)
-p_I : 1 (constant)
-c : 1 (constant)
-kappa_E : 1 (constant)
-kappa_I : 1 (constant)
-dt_over_cm : 1 (constant)
+dV/dt = (-V + R * (I_E + I_I + i_ext)) / tau_m : 1 (unless refractory)
+dI_E/dt = -I_E / tau_E : 1
+dI_I/dt = -I_I / tau_I : 1
+R : 1 (constant)
 i_ext : 1 (constant)
 theta : 1 (constant)
 v_r : 1 (constant)
-n_ref : 1 (constant)
+tau_m : second (constant)
+tau_E : second (constant)
+tau_I : second (constant)
+t_ref : second (constant)
+relax : 1 (constant)
+tau_ref : second (constant)
+ref_steps : integer (constant)
+V_prev : 1
+t_cross : second
 """
-CONSTANTS = (
-    "b",
-    "a_E",
-    "a_I",
-    "p_E",
-    "p_I",
-    "c",
-    "kappa_E",
-    "kappa_I",
-    "dt_over_cm",
-    "i_ext",
-    "theta",
-    "v_r",
-    "n_ref",
-)
-
-#: The part of the next grid step that needs no arrivals, run in the 'end' slot.
-PROPAGATE = """
-V_prev = V
-U = b * V + p_E * I_E + p_I * I_I + c * i_ext
-I_E = a_E * I_E
-I_I = a_I * I_I
-is_ref = int(ref_left > 0)
-ref_left = ref_left - is_ref
-"""
-#: After the arrivals, before the threshold test ('thresholds' slot, order -1).
-FOLLOW = "V = U * (1 - is_ref) + v_r * is_ref"
-THRESHOLD = "U >= theta and is_ref < 0.5"
+#: At a detected crossing: the crossing time by linear interpolation between ``t_n`` and
+#: ``t_n+1``, and the reset value ``V`` would have reached by ``t_n+1`` when not clamped.
 RESET = """
-phi = clip((U - theta) / (U - V_prev), 0, phase_max)
-V = v_r
-ref_left = n_ref
+after = (V - theta) / (V - V_prev)
+t_cross = t + dt * (1 - after)
+V = v_r + relax * after * dt * (-v_r + R * (I_E + I_I + i_ext)) / tau_m
 """
-RECORDED = ("V", "U", "I_E", "I_I", "is_ref")
+ON_PRE = """
+I_E_post += w * exc
+I_I_post += w * (1 - exc)
+"""
+#: End of every step ``[t, t + dt]``: if it was the first free step after a clamp, ``V`` is
+#: moved by ``(t - t* - tau_refrac) dV/dt``, as if it had left ``v_r`` at ``t* + tau_refrac``
+#: rather than at ``t`` (Brian2 keeps a refractory variable unchanged during the step in which
+#: the clamp ends, so the shift is applied after it); then ``V_prev`` keeps ``V(t + dt)`` for
+#: the interpolation of a crossing in the next step.
+UNCLAMP = """
+first_free = (1 - relax) * int(timestep(t - lastspike, dt) == ref_steps)
+V = V + first_free * (t - t_cross - tau_ref) * (-v_r + R * (I_E + I_I + i_ext)) / tau_m
+V_prev = V
+"""
+RECORDED = ("V", "I_E", "I_I")
+
+
+def n_steps(spec: NetworkSpec, dt: float) -> int:
+    """Number of Brian2 steps of ``dt`` in the run (``duration`` must be a whole multiple)."""
+    n = int(round(spec.duration / dt))
+    if n < 1 or abs(n * dt - spec.duration) > 1e-9 * spec.duration:
+        raise ValueError(f"duration {spec.duration} ms must be a whole multiple of dt={dt} ms")
+    return n
+
+
+def delay_steps(delays: np.ndarray, dt: float) -> np.ndarray:
+    """Brian2 delay in whole steps for delays ``d`` (ms): ``floor(d/dt)`` (see module doc)."""
+    return np.floor(np.asarray(delays) / dt + 1e-9).astype(np.int64)
+
+
+def refractory_steps(tau_refrac: np.ndarray, dt: float) -> np.ndarray:
+    """Refractory steps counted from Brian2's spike stamp: ``floor(tau_refrac/dt) + 1``."""
+    return np.floor(np.asarray(tau_refrac) / dt + 1e-9).astype(np.int64) + 1
 
 
 @dataclass(frozen=True)
-class LayerTrace:
-    """Forward recording of one layer on the grid ``n = 0 .. n_steps``.
+class NeuronParams:
+    """Per-neuron constants of the network-wide group (arrays ``(group size,)``, EventProp
+    frame: ``theta``, ``v_r``, ``v0`` in mV relative to ``v_rest``; ``R`` MOhm; ``i_ext`` nA;
+    time constants ms; ``ref_steps`` Brian2 refractory steps)."""
 
-    Every array has shape ``(n_steps + 1, batch, size)``.  ``spikes`` is ``s[n]``, ``phase``
-    is ``phi[n]`` (0 where there is no spike), ``V`` the membrane potential after the reset
-    relative to ``v_rest`` (mV), ``U`` before threshold and reset (``U[0]`` is set to ``V[0]``),
-    ``I_E``, ``I_I`` the synaptic currents (nA), ``refractory`` the clamped steps.
-    """
+    R: np.ndarray
+    i_ext: np.ndarray
+    theta: np.ndarray
+    v_r: np.ndarray
+    v0: np.ndarray
+    cm: np.ndarray
+    tau_m: np.ndarray
+    tau_E: np.ndarray
+    tau_I: np.ndarray
+    ref_steps: np.ndarray
 
-    spikes: np.ndarray
-    phase: np.ndarray
-    V: np.ndarray
-    U: np.ndarray
-    I_E: np.ndarray
-    I_I: np.ndarray
-    refractory: np.ndarray
-    v_rest: np.ndarray
+    @classmethod
+    def of(cls, layout: Layout, dt: float) -> NeuronParams:
+        def per(fn):
+            return layout.per_neuron({layer.name: fn(layer.param) for layer in layout.spec.layers})
 
-    @property
-    def v(self) -> np.ndarray:
-        """PyNN's recorded ``v = V + v_rest`` (mV)."""
-        return self.V + self.v_rest
+        return cls(
+            R=per(lambda p: p("tau_m") / p("cm")),
+            i_ext=per(lambda p: p("i_offset")),
+            theta=per(lambda p: p("v_thresh") - p("v_rest")),
+            v_r=per(lambda p: p("v_reset") - p("v_rest")),
+            v0=per(lambda p: p("v_init") - p("v_rest")),
+            cm=per(lambda p: p("cm")),
+            tau_m=per(lambda p: p("tau_m")),
+            tau_E=per(lambda p: p("tau_syn_E")),
+            tau_I=per(lambda p: p("tau_syn_I")),
+            ref_steps=per(lambda p: refractory_steps(p("tau_refrac"), dt)),
+        )
 
 
 @dataclass(frozen=True)
 class ForwardResult:
-    """Everything the adjoint needs: the network, the input raster and every layer's trace.
+    """A Brian2 run of ``spec`` on ``inputs`` with step ``dt`` (ms), ``n_steps`` steps.
 
-    ``input_spikes`` and ``input_phase`` have shape ``(n_steps, batch, n_inputs)`` (emission
-    steps ``0 .. n_steps - 1``).
+    Group-wide arrays (see :mod:`.layout`): ``V``, ``I_E``, ``I_I`` ``(n_steps + 1, group)`` at
+    ``t_m = m dt`` (after resets and arrivals); ``spike_index``/``spike_step`` the group index
+    and Brian2 step ``n`` of every spike (detected at ``t_n+1``); ``input_index``/``input_step``
+    the same for the input group.
     """
 
     spec: NetworkSpec
-    batch_size: int
-    input_spikes: np.ndarray
-    input_phase: np.ndarray
-    layers: dict[str, LayerTrace]
+    dt: float
+    n_steps: int
+    layout: Layout
+    params: NeuronParams
+    V: np.ndarray
+    I_E: np.ndarray
+    I_I: np.ndarray
+    spike_index: np.ndarray
+    spike_step: np.ndarray
+    spike_time: np.ndarray
+    input_index: np.ndarray
+    input_step: np.ndarray
+
+    @property
+    def batch(self) -> int:
+        return self.layout.batch
+
+    def spikes(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(sample, neuron, time ms)`` of the spikes of layer ``name`` (interpolated)."""
+        layer, sample, neuron = self.layout.locate(self.spike_index)
+        sel = layer == [x.name for x in self.spec.layers].index(name)
+        return sample[sel], neuron[sel], self.spike_time[sel]
+
+    def trace(self, var: str) -> dict[str, np.ndarray]:
+        """Layer name -> ``(n_steps + 1, batch, size)`` of ``"V"``, ``"I_E"`` or ``"I_I"``."""
+        return self.layout.split(getattr(self, var))
+
+    def readouts(self, name: str) -> dict[str, np.ndarray]:
+        """``first_spike_time`` (ms, inf if silent), ``v_max`` (mV), ``v_max_step``,
+        ``v_mean_uniform`` (mV) of layer ``name``, each ``(batch, size)``."""
+        V = self.trace("V")[name]
+        size = V.shape[2]
+        first = np.full((self.batch, size), np.inf)
+        sample, neuron, times = self.spikes(name)
+        np.minimum.at(first, (sample, neuron), times)
+        return {
+            "first_spike_time": first,
+            "v_max": V.max(axis=0),
+            "v_max_step": V.argmax(axis=0),
+            "v_mean_uniform": V[1:].sum(axis=0) * self.dt / self.spec.duration,
+        }
 
 
-def _constants(spec: NetworkSpec) -> dict[str, LayerConstants]:
-    return {layer.name: layer_constants(layer, spec.dt) for layer in spec.layers}
-
-
-def _neuron_group(layout: Layout, paths: list[Pathway]) -> brian2.NeuronGroup:
-    spec = layout.spec
-    const = _constants(spec)
-    depth = max((p.delay for p in paths if not p.from_input), default=1)
+def _neuron_group(layout: Layout, params: NeuronParams, dt: float) -> brian2.NeuronGroup:
     group = brian2.NeuronGroup(
         layout.size,
-        NEURON_MODEL + history_variables("phi", depth),
-        threshold=THRESHOLD,
+        NEURON_MODEL,
+        threshold="V >= theta",
         reset=RESET,
-        dt=spec.dt * ms,
-        namespace={"phase_max": PHASE_MAX},
-        name="fwd_neurons*",
+        refractory="t_ref",
+        method="exact",
+        dt=dt * ms,
+        name="neurons*",
     )
-    for name in CONSTANTS:
-        setattr(group, name, layout.per_neuron({k: getattr(c, name) for k, c in const.items()}))
-    group.V = group.U = layout.per_neuron({k: c.v_init for k, c in const.items()})
-    group.run_regularly(PROPAGATE, when="end", order=0)
-    group.run_regularly(FOLLOW, when="thresholds", order=-1)
-    if depth > 1:
-        when, order = HISTORY_SLOT
-        group.run_regularly(history_update("phi", depth), when=when, order=order)
+    for name in ("R", "i_ext", "theta", "v_r"):
+        setattr(group, name, getattr(params, name))
+    for name in ("tau_m", "tau_E", "tau_I"):
+        setattr(group, name, getattr(params, name) * ms)
+    group.t_ref = params.ref_steps * dt * ms
+    group.relax = np.where(params.ref_steps == 1, 1.0, 0.0)
+    group.tau_ref = (
+        layout.per_neuron({layer.name: layer.param("tau_refrac") for layer in layout.spec.layers})
+        * ms
+    )
+    group.ref_steps = params.ref_steps
+    group.run_regularly(UNCLAMP, when="end", order=-1, name="unclamp*")
+    group.V = params.v0
     return group
 
 
-def _input_group(layout: Layout, spikes: np.ndarray) -> brian2.SpikeGeneratorGroup:
+def _input_spikes(layout: Layout, inputs: SpikeInput) -> tuple[np.ndarray, np.ndarray]:
+    """Input-group index and time (ms) of every input spike inside the run."""
+    sample, neuron, times = inputs.flat()
+    keep = times < layout.spec.duration
+    return layout.index(INPUT, sample[keep], neuron[keep]), times[keep]
+
+
+def _synapses(layout: Layout, source, target, from_input: bool, dt: float):
+    """One Synapses object for every projection from the input (or from the neurons)."""
     spec = layout.spec
-    step, sample, neuron = np.nonzero(spikes)
-    return brian2.SpikeGeneratorGroup(
-        spec.n_inputs * layout.batch,
-        layout.index(INPUT, sample, neuron),
-        step * spec.dt * ms,
-        dt=spec.dt * ms,
-        name="fwd_input*",
-    )
-
-
-def _synapses(layout, path, neurons, inputs, input_phase) -> brian2.Synapses:
-    x, dt = path.suffix, layout.spec.dt
-    if path.from_input:
-        # the phase of the spike emitted d steps ago, looked up in the input raster
-        phase = "input_phase(t - delay_time, i)"
-        namespace = {"input_phase": input_phase, "delay_time": path.delay * dt * ms}
-    else:
-        phase = f"{delayed('phi', path.delay)}_pre"
-        namespace = {}
-    on_pre = f"""
-    phase = {phase}
-    I_{x}_post += w * a_{x}_post ** phase
-    U_post += w * b_post ** phase * phase * dt_over_cm_post * exprel(-phase * kappa_{x}_post)
-    """
+    ks = [k for k, p in enumerate(spec.projections) if (p.pre == INPUT) == from_input]
+    if not ks:
+        return None
+    pre, post, w, exc, d = [], [], [], [], []
+    for k in ks:
+        i, j, pre_n, post_n = layout.connections(k)
+        proj = spec.projections[k]
+        pre.append(i)
+        post.append(j)
+        w.append(proj.weights[pre_n, post_n])
+        exc.append(np.full(i.size, float(proj.suffix == "E")))
+        d.append(delay_steps(proj.delays[pre_n, post_n], dt))
     syn = brian2.Synapses(
-        inputs if path.from_input else neurons,
-        neurons,
-        "w : 1 (constant)",
-        on_pre=on_pre,
-        delay=(path.delay - 1) * dt * ms,
+        source,
+        target,
+        "w : 1 (constant)\nexc : 1 (constant)",
+        on_pre=ON_PRE,
         dt=dt * ms,
-        namespace=namespace,
-        name=f"fwd_{'input' if path.from_input else 'neurons'}_d{path.delay}{x}*",
+        name=f"synapses_{'input' if from_input else 'neurons'}*",
     )
-    connect(syn, layout, path)
+    syn.connect(i=np.concatenate(pre), j=np.concatenate(post))
+    syn.w, syn.exc = np.concatenate(w), np.concatenate(exc)
+    syn.delay = np.concatenate(d) * dt * ms
     return syn
 
 
-def forward(spec: NetworkSpec, inputs: SpikeInput) -> ForwardResult:
-    """Simulate ``spec`` driven by ``inputs`` for ``spec.n_steps`` steps with Brian2.
+def input_steps(times_ms: np.ndarray, dt: float) -> np.ndarray:
+    """The Brian2 step in which a ``SpikeGeneratorGroup`` emits spikes at ``times_ms``
+    (Brian2's own arithmetic: ``int((t + 1e-3 dt)/dt)`` in seconds)."""
+    t, step = np.asarray(times_ms, float) * 1e-3, dt * 1e-3
+    return np.asarray((t + 1e-3 * step) / step, dtype=np.int64)
 
-    Returns the traces of every layer on the grid ``n = 0 .. n_steps`` (see
-    :class:`LayerTrace`).
-    """
+
+def forward(spec: NetworkSpec, inputs: SpikeInput, dt: float) -> ForwardResult:
+    """Simulate ``spec`` driven by ``inputs`` with Brian2 at step ``dt`` (ms)."""
+    if inputs.n_inputs != spec.n_inputs:
+        raise ValueError(f"inputs have {inputs.n_inputs} neurons, the network {spec.n_inputs}")
+    if not (np.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be finite and > 0 (ms), got {dt!r}")
+    steps = n_steps(spec, dt)
+    inputs.check_step(dt)
     layout = Layout(spec, inputs.batch_size)
-    in_spikes, in_phase = inputs.raster(spec.n_steps, spec.n_inputs)
-    paths = pathways(spec)
+    params = NeuronParams.of(layout, dt)
     with numpy_codegen():
-        neurons = _neuron_group(layout, paths)
-        source = _input_group(layout, in_spikes)
-        states = brian2.StateMonitor(neurons, RECORDED, record=True, when="end", order=-1)
-        spikes = brian2.SpikeMonitor(neurons, variables=["phi"], when="end", order=-1)
-        phase_table = timed_array(in_phase.reshape(spec.n_steps, -1), spec.dt)
-        synapses = [_synapses(layout, p, neurons, source, phase_table) for p in paths]
-        net = brian2.Network(neurons, source, states, spikes, *synapses)
-        net.schedule = FORWARD_SCHEDULE
-        net.run((spec.n_steps + 1) * spec.dt * ms, namespace={})
-        traces = _traces(layout, states, spikes)
-    return ForwardResult(spec, inputs.batch_size, in_spikes, in_phase, traces)
-
-
-def _traces(layout: Layout, states, spikes_mon) -> dict[str, LayerTrace]:
-    spec = layout.spec
-    shape = (spec.n_steps + 1, layout.size)
-    rec = {name: np.asarray(getattr(states, name)).T for name in RECORDED}
-    if rec["V"].shape != shape:
-        raise RuntimeError(f"Brian2 recorded {rec['V'].shape[0]} steps, expected {shape[0]}")
-    spikes, phase = np.zeros(shape, bool), np.zeros(shape)
-    steps = spike_steps(spikes_mon, spec.dt)
-    spikes[steps, spikes_mon.i[:]] = True
-    phase[steps, spikes_mon.i[:]] = np.asarray(spikes_mon.phi)
-    split = {name: layout.split(table) for name, table in rec.items()}
-    spikes, phase = layout.split(spikes), layout.split(phase)
-    return {
-        layer.name: LayerTrace(
-            spikes=spikes[layer.name],
-            phase=phase[layer.name],
-            V=split["V"][layer.name],
-            U=split["U"][layer.name],
-            I_E=split["I_E"][layer.name],
-            I_I=split["I_I"][layer.name],
-            refractory=split["is_ref"][layer.name] > 0.5,
-            v_rest=layer_constants(layer, spec.dt).v_rest,
+        neurons = _neuron_group(layout, params, dt)
+        inputs_index, input_times = _input_spikes(layout, inputs)
+        source = brian2.SpikeGeneratorGroup(
+            spec.n_inputs * layout.batch, inputs_index, input_times * ms, dt=dt * ms, name="inputs*"
         )
-        for layer in spec.layers
-    }
+        synapses = [_synapses(layout, src, neurons, src is source, dt) for src in (source, neurons)]
+        spikes = brian2.SpikeMonitor(neurons, variables=["t_cross"], when="end", name="spikes*")
+        states = brian2.StateMonitor(
+            neurons, RECORDED, record=True, when="end", order=1, name="states*"
+        )
+        net = brian2.Network(neurons, source, spikes, states)
+        net.add([s for s in synapses if s is not None])
+        net.run(steps * dt * ms, namespace={})
+        traces = {}
+        for var in RECORDED:
+            rec = np.asarray(getattr(states, var)).T
+            initial = params.v0 if var == "V" else np.zeros(layout.size)
+            traces[var] = np.concatenate([initial[None], rec[:steps]])
+        result = ForwardResult(
+            spec=spec,
+            dt=dt,
+            n_steps=steps,
+            layout=layout,
+            params=params,
+            spike_index=np.asarray(spikes.i[:], np.int64),
+            spike_step=np.rint(np.asarray(spikes.t / ms) / dt).astype(np.int64),
+            spike_time=np.asarray(spikes.t_cross / ms),
+            input_index=inputs_index,
+            input_step=input_steps(input_times, dt),
+            **traces,
+        )
+    return result

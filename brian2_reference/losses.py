@@ -1,18 +1,17 @@
-"""Losses on the output layer and their gradients ``dL/dphi[n]`` and ``dL/dV[n]``.
+"""The three classification losses, on the readouts of the output layer of a Brian2 run.
 
-The adjoint (``adjoint.backward``) takes the loss through these two arrays, so any loss of the
-output spike phases and voltages can be used; this module offers the three of the project
-design (all averaged over the batch, ``V`` relative to ``v_rest`` in mV, times in ms, steps
-``n = 1 .. N`` with ``N = n_steps`` and ``T = N dt``):
+All are batch means (``B`` samples, ``K`` outputs, labels ``y``), ``T`` the run's duration:
 
 ``"ttfs"`` (Wunderlich & Pehle's time-to-first-spike loss)
-    ``L = mean_b [-log softmax(-t/xi)[label] + alpha (exp(t_label/beta) - 1)]`` with ``t_k``
-    the first spike time ``(n - phi[n]) dt`` of output neuron ``k``; a silent neuron counts as
-    ``t = T`` and gets no gradient.  ``dL/dphi[n] = -dt dL/dt`` at the first spike.
+    ``l = -log softmax(-t/xi)_y + alpha (exp(t_y/beta) - 1)``, ``t_k`` the first spike time of
+    output ``k`` (``T`` if silent, which then gets no gradient).
 ``"max_voltage"``
-    ``L = mean_b -log softmax(max_n V[n])[label]``; the gradient goes to the (first) maximum.
+    ``l = -log softmax(v_max)_y``, ``v_max`` the largest ``V = v - v_rest`` of the run.
 ``"mean_voltage"``
-    ``L = mean_b -log softmax((1/N) sum_n V[n])[label]``.
+    ``l = -log softmax(v_mean)_y``, ``v_mean = (1/T) int_0^T V dt``.
+
+:func:`loss_gradients` returns the loss and ``dL/dreadout`` for the readout it reads, which the
+adjoint (:func:`brian2_reference.backward`) turns into weight gradients.
 """
 
 from __future__ import annotations
@@ -21,17 +20,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .forward import ForwardResult
-
 LOSSES = ("ttfs", "max_voltage", "mean_voltage")
+#: The readout each loss reads (names as in ``ForwardResult.readouts``).
+READOUT = {"ttfs": "first_spike_time", "max_voltage": "v_max", "mean_voltage": "v_mean_uniform"}
 
 
 @dataclass(frozen=True)
 class LossSpec:
-    """A loss on the output layer: ``kind`` (one of ``LOSSES``), integer ``labels`` (batch,).
+    """A loss on the output layer: ``kind`` (one of :data:`LOSSES`), integer ``labels``.
 
-    ``xi`` (ms, softmax temperature), ``alpha`` (dimensionless) and ``beta`` (ms) are the
-    time-to-first-spike loss's parameters; the voltage losses ignore them.
+    ``xi`` (ms), ``alpha`` and ``beta`` (ms) parameterise ``"ttfs"``.
     """
 
     kind: str
@@ -60,47 +58,25 @@ def _cross_entropy(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, 
     return -(log_p * onehot).sum(axis=1), np.exp(log_p) - onehot
 
 
-def first_spikes(fwd: ForwardResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """First spike of every output neuron: ``(times (B, K) ms, step (B, K), fired (B, K))``.
-
-    Silent neurons get ``t = n_steps dt`` and step 0.
-    """
-    trace = fwd.layers[fwd.spec.output.name]
-    fired = trace.spikes.any(axis=0)
-    step = np.where(fired, trace.spikes.argmax(axis=0), 0)
-    phase = np.take_along_axis(trace.phase, step[None], axis=0)[0]
-    times = np.where(fired, (step - phase) * fwd.spec.dt, fwd.spec.n_steps * fwd.spec.dt)
-    return times, step, fired
-
-
-def loss_gradients(loss: LossSpec, fwd: ForwardResult) -> tuple[float, np.ndarray, np.ndarray]:
-    """``(L, dL/dphase, dL/dV)`` of ``loss`` on the output layer of ``fwd``.
-
-    The arrays have the output trace's shape ``(n_steps + 1, batch, size)`` and can be passed
-    to ``adjoint.backward``.
-    """
-    trace = fwd.layers[fwd.spec.output.name]
-    batch, size = trace.V.shape[1:]
+def loss_gradients(
+    loss: LossSpec, readouts: dict, duration: float
+) -> tuple[float, str, np.ndarray]:
+    """``(L, readout name, dL/dreadout (B, K))`` of ``loss`` on the output ``readouts``."""
+    name = READOUT[loss.kind]
+    values = np.asarray(readouts[name], float)
+    batch, size = values.shape
     if loss.labels.shape != (batch,) or np.any((loss.labels < 0) | (loss.labels >= size)):
-        raise ValueError(
-            f"labels must have shape ({batch},) with values in [0, {size}), got {loss.labels!r}"
-        )
-    d_phase, d_v = np.zeros(trace.V.shape), np.zeros(trace.V.shape)
-    b_idx, k_idx = np.meshgrid(np.arange(batch), np.arange(size), indexing="ij")
+        raise ValueError(f"labels must have shape ({batch},) with values in [0, {size})")
+    rows = np.arange(batch)
     if loss.kind == "ttfs":
-        times, step, fired = first_spikes(fwd)
-        ce, d_scores = _cross_entropy(-times / loss.xi, loss.labels)
-        t_label = times[np.arange(batch), loss.labels]
-        value = ce + loss.alpha * np.expm1(t_label / loss.beta)
-        d_t = -d_scores / loss.xi
-        d_t[np.arange(batch), loss.labels] += loss.alpha / loss.beta * np.exp(t_label / loss.beta)
-        d_phase[step, b_idx, k_idx] = np.where(fired, -fwd.spec.dt * d_t / batch, 0.0)
-    elif loss.kind == "max_voltage":
-        n_max = trace.V[1:].argmax(axis=0) + 1
-        value, d_scores = _cross_entropy(trace.V[1:].max(axis=0), loss.labels)
-        d_v[n_max, b_idx, k_idx] = d_scores / batch
+        fired = np.isfinite(values)
+        t = np.where(fired, values, duration)
+        value, d_scores = _cross_entropy(-t / loss.xi, loss.labels)
+        grow = np.exp(t[rows, loss.labels] / loss.beta)
+        value = value + loss.alpha * (grow - 1.0)
+        grad = -d_scores / loss.xi
+        grad[rows, loss.labels] += loss.alpha / loss.beta * grow
+        grad = np.where(fired, grad, 0.0)
     else:
-        n_steps = fwd.spec.n_steps
-        value, d_scores = _cross_entropy(trace.V[1:].mean(axis=0), loss.labels)
-        d_v[1:] = d_scores[None] / (batch * n_steps)
-    return float(value.mean()), d_phase, d_v
+        value, grad = _cross_entropy(values, loss.labels)
+    return float(value.mean()), name, grad / batch

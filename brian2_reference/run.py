@@ -1,4 +1,4 @@
-"""One call for the validation tool: forward, loss and adjoint of a described network."""
+"""One call: forward, loss and adjoint of a described network at one Brian2 step."""
 
 from __future__ import annotations
 
@@ -12,25 +12,28 @@ from .losses import LossSpec, loss_gradients
 
 @dataclass(frozen=True)
 class ReferenceRun:
-    """Forward traces, adjoint traces and gradients, and the loss value (``None`` if the loss
-    was given as gradient arrays)."""
+    """Forward run, loss value, ``dL/dreadout`` of the output layer and the adjoint."""
 
     forward: ForwardResult
+    loss: float
+    readout: str
+    readout_grad: object
     adjoint: AdjointResult
-    loss: float | None
+
+    @property
+    def gradients(self) -> tuple:
+        """``dL/dW`` per projection."""
+        return self.adjoint.gradients
 
 
 def run_reference(
-    spec: NetworkSpec, inputs: SpikeInput, loss: LossSpec | None = None, dL_dphase=None, dL_dV=None
+    spec: NetworkSpec, inputs: SpikeInput, dt: float, loss: LossSpec, fwd: ForwardResult = None
 ) -> ReferenceRun:
-    """Simulate ``spec`` on ``inputs`` and back-propagate ``loss`` (or the given gradients).
-
-    Give either ``loss`` or ``dL_dphase``/``dL_dV`` (see ``adjoint.backward``), not both.
-    """
-    if loss is not None and (dL_dphase is not None or dL_dV is not None):
-        raise ValueError("give either a LossSpec or the arrays dL_dphase/dL_dV, not both")
-    fwd = forward(spec, inputs)
-    value = None
-    if loss is not None:
-        value, dL_dphase, dL_dV = loss_gradients(loss, fwd)
-    return ReferenceRun(fwd, backward(fwd, dL_dphase, dL_dV), value)
+    """Simulate ``spec`` on ``inputs`` at Brian2 step ``dt`` (ms) and back-propagate ``loss``
+    (evaluated on the output layer); ``fwd`` reuses an earlier forward run of the same
+    network, inputs and step."""
+    if fwd is None:
+        fwd = forward(spec, inputs, dt)
+    out = spec.output.name
+    value, name, grad = loss_gradients(loss, fwd.readouts(out), spec.duration)
+    return ReferenceRun(fwd, value, name, grad, backward(fwd, {out: {name: grad}}))
