@@ -109,3 +109,84 @@ def test_shared_path_gradients_match_finite_differences():
                 fd = (values[0] - values[1]) / 2e-6
                 assert abs(fd - g[k][i, j]) <= 1e-6 * max(abs(g[k][i, j]), 1e-2 * scale) + 2e-8
     assert compared > 40
+
+
+def _vmax_runs(net, inp, coef, n_steps, dt):
+    """Run and differentiate a ``v_max`` + first-spike loss on both paths."""
+    out = {}
+    for shared in (True, False):
+        sim = ExactSimulation(net, dt, batch_size=inp.offsets.size - 1,
+                              readout_populations={2: ("v_max", "v_max_time")})  # fmt: skip
+        sim.shared_layers = shared
+        res = sim.run(n_steps, sources={0: inp}, keep_for_backward=True)
+        assert res.tape["pops"][2].get("shared", False) == shared
+        ro = sim.readouts(res, 2, ("v_max", "v_max_time", "first_spike_time"))
+        grads = sim.backward(res, {2: {"v_max": coef, "first_spike_time": coef}})
+        out[shared] = (ro, grads)
+    return out
+
+
+@pytest.mark.parametrize("refractory", [0.0, 1.5])
+def test_shared_path_vmax_equals_the_general_path(refractory):
+    """``v_max`` on the shared path: same value, time and gradient (rounding only: 1e-9
+    relative) as the general path, with silent neurons (interior maxima and maxima at an
+    arrival) and neurons that spike (``theta``, no gradient) in one layer."""
+    rng = np.random.default_rng(11)
+    net = shared_network(rng, refractory)
+    w = net.projections[2].weights
+    w[:, 0] *= 0.05  # output neuron 0 stays silent: its v_max is a state value
+    inp = random_input(rng, 4, 5, 20.0, per_neuron=3)
+    coef = rng.normal(size=(4, 3))
+    out = _vmax_runs(net, inp, coef, 60, 0.5)
+    (ro_s, g_s), (ro_g, g_g) = out[True], out[False]
+    silent = ~np.isfinite(ro_g["first_spike_time"])
+    assert silent.any() and (~silent).any()
+    for name in ("v_max", "v_max_time", "first_spike_time"):
+        np.testing.assert_allclose(ro_s[name], ro_g[name], rtol=1e-12, atol=1e-12)
+    for x, y in zip(g_s.weights + g_s.delays, g_g.weights + g_g.delays, strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12 * np.abs(y).max())
+    assert np.abs(g_s.weights[2][:, 0]).max() > 0  # the silent neuron's v_max has a gradient
+
+
+@pytest.mark.parametrize("inhibition", [1.0, 0.0])
+def test_shared_path_vmax_gradients_match_finite_differences(inhibition):
+    """Central differences (h = 1e-6) of a ``v_max`` loss of silent output neurons on the
+    shared path itself, tolerance as in the first-spike test above: with inhibition the maxima
+    sit at inhibitory arrivals (kinks of V), without it inside intervals (dV/dt = 0)."""
+    rng = np.random.default_rng(12)
+    net = shared_network(rng, 0.0)
+    net.projections[2].weights[:] *= 0.2 if inhibition else 0.05  # outputs silent
+    net.projections[3].weights[:] *= inhibition
+    inp = random_input(rng, 3, 5, 20.0, per_neuron=3)
+    coef = rng.normal(size=(3, 3))
+    sim = ExactSimulation(net, 0.5, batch_size=3, readout_populations={2: ("v_max",)})
+
+    def loss():
+        sim.reset()
+        res = sim.run(60, sources={0: inp}, keep_for_backward=True)
+        return (coef * sim.readouts(res, 2, ["v_max"])["v_max"]).sum(), res
+
+    _, res = loss()
+    assert res.tape["pops"][2]["shared"]
+    _, kind, slope, arrival = res.tape["pops"][2]["vmax"]
+    kink = (arrival >= 0) & (slope > 0)
+    assert ((kind == 0) & (kink if inhibition else slope == 0)).sum() >= 3
+    structure = sim.event_structure(res)
+    g = sim.backward(res, {2: {"v_max": coef}}).weights
+    compared = 0
+    for k in (0, 2, 3):
+        w0, scale = sim.get_weights(k), np.abs(g[k]).max()
+        for i, j in list(np.ndindex(*w0.shape))[::3]:
+            values = []
+            for sign in (1, -1):
+                w = w0.copy()
+                w[i, j] += sign * 1e-6
+                sim.set_weights(k, w)
+                value, r = loss()
+                values.append(value if sim.event_structure(r) == structure else None)
+            sim.set_weights(k, w0)
+            if None not in values:
+                compared += 1
+                fd = (values[0] - values[1]) / 2e-6
+                assert abs(fd - g[k][i, j]) <= 1e-6 * max(abs(g[k][i, j]), 1e-2 * scale) + 2e-8
+    assert compared > 20

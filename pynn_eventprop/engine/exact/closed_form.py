@@ -189,6 +189,25 @@ def _start(lo, hi, flo, fhi, dlo, dhi):
 
 
 @numba.njit(cache=True)
+def _converged(step, previous, tol):
+    """Whether ``x - step`` is within ``tol`` of the root.
+
+    Either the step itself is below ``tol``, or the iteration is visibly in its cubic regime
+    (the step shrank by a factor of 1000 or more since the previous one) and the next step
+    it predicts, ``|step| (|step| / |previous|)**3`` from ``e_{n+1} = K e_n**3`` with ``K``
+    estimated from the last two steps, is below ``tol``: one evaluation fewer per root, without
+    trusting a slowly converging (e.g. grazing) case.
+    """
+    s = abs(step)
+    if s <= tol:
+        return True
+    if not s <= 1e-3 * abs(previous) or math.isinf(previous):
+        return False
+    r = s / abs(previous)
+    return s * r * r * r <= tol
+
+
+@numba.njit(cache=True)
 def root(mode, p, v, ie, ii, e, a, be, bi, lo, hi, flo, fhi, tol, dlo=math.nan, dhi=math.nan):
     """Safeguarded Halley iteration on a bracket ``[lo, hi]``, ``f(lo) = flo`` and ``f(hi) =
     fhi`` of opposite signs (``dlo``, ``dhi``: the slopes there, if known).
@@ -200,6 +219,7 @@ def root(mode, p, v, ie, ii, e, a, be, bi, lo, hi, flo, fhi, tol, dlo=math.nan, 
     """
     neg_lo = flo < 0.0
     x = _start(lo, hi, flo, fhi, dlo, dhi)
+    previous = math.inf
     for _ in range(MAX_ITER):
         f, df, d2f = _fdf(mode, p, v, ie, ii, e, a, be, bi, x)
         if f == 0.0:
@@ -210,8 +230,9 @@ def root(mode, p, v, ie, ii, e, a, be, bi, lo, hi, flo, fhi, tol, dlo=math.nan, 
             hi = x
         den = 2.0 * df * df - f * d2f
         step = 2.0 * f * df / den if den != 0.0 else math.inf
-        if abs(step) <= tol:  # converged; tested first, as rounding may put x - step just
-            return min(max(x - step, lo), hi)  # outside the bracket (no bisection then)
+        if _converged(step, previous, tol):  # tested first, as rounding may put x - step
+            return min(max(x - step, lo), hi)  # just outside the bracket (no bisection then)
+        previous = step
         xn = x - step
         if not (lo < xn < hi):
             xn = 0.5 * (lo + hi)
@@ -320,11 +341,16 @@ def first_crossing(p, v, ie, ii, e, d, v_end, vdot_end, tol, locate=True):
 
 @numba.njit(cache=True)
 def interval_max(p, v, ie, ii, e, d, tol):
-    """Largest interior maximum of ``V`` on ``(0, d)``: ``(value, s)``, ``(-inf, -1)`` if none."""
+    """Largest interior maximum of ``V`` on ``(0, d)``: ``(value, s)``, ``(-inf, -1)`` if none
+    (in closed form when ``h`` is monotone, :func:`_single_zero`; else located by
+    :func:`vdot_zeros`)."""
     a, be, bi = slopes(p, v, ie, ii, e)
     best, where = -math.inf, -1.0
-    if (be * bi >= 0.0 or p[K_E] == p[K_I]) and (a <= 0.0 or _h(p, a, be, bi, d)[0] >= 0.0):
-        return best, where
+    if be * bi >= 0.0 or p[K_E] == p[K_I]:  # h monotone: one maximum if h goes + to -
+        if a <= 0.0 or _h(p, a, be, bi, d)[0] >= 0.0:
+            return best, where
+        z = min(max(_single_zero(p, a, be, bi, d, tol), 0.0), d)
+        return propagate(p, v, ie, ii, e, z)[0], z
     count, z1, z2 = vdot_zeros(p, a, be, bi, d, tol)
     for k in range(count):
         z = z1 if k == 0 else z2

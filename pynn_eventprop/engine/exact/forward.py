@@ -47,8 +47,9 @@ EV_ARRIVAL, EV_SPIKE, EV_REF_END = 0, 1, 2
 #: (``theta`` at a spike, ``v_reset`` while refractory: no gradient).
 VMAX_STATE, VMAX_CONSTANT = 0, 1
 
-#: Option flags (int array ``opts``).
-OPT_GRID, OPT_RECORD, OPT_VMAX, OPT_VMEAN, OPT_TAPE = range(5)  # VMAX and VMEAN go together
+#: Option flags (int array ``opts``): ``OPT_VMAX`` v_max and its time, ``OPT_VMEAN`` the
+#: voltage means (each costs work on every interval, so only what is read is computed).
+OPT_GRID, OPT_RECORD, OPT_VMAX, OPT_VMEAN, OPT_TAPE = range(5)
 
 
 @numba.njit(cache=True)
@@ -63,25 +64,30 @@ def _vmax_update(acc, value, t, kind, slope, arrival):
 
 
 @numba.njit(cache=True)
-def _free_readouts(p, v, ie, ii, e, t, d, v_end, acc, t0, big_t, tol):
+def _free_readouts(p, v, ie, ii, e, t, d, v_end, acc, t0, big_t, tol, opts):
     """Readout accumulators over a free interval ``[t, t + d]`` starting from ``(v, ie, ii)``.
 
-    ``acc[0:5]`` v_max candidate (interior maxima), ``acc[5]`` ``int V``, ``acc[6]``
-    ``int exp(-(t - t0)/T) V`` (both unnormalised).
+    ``acc[0:5]`` v_max candidate (interior maxima; with ``opts[OPT_VMAX]``, searched only
+    while below ``theta``: nothing exceeds a spike's ``theta``), ``acc[5]`` ``int V``,
+    ``acc[6]`` ``int exp(-(t - t0)/T) V`` (both unnormalised; with ``opts[OPT_VMEAN]``).
     """
-    val, z = interval_max(p, v, ie, ii, e, d, tol)
-    _vmax_update(acc, val, t + z, VMAX_STATE, 0.0, -1.0)
-    acc[5] += weighted_integral(p, v, ie, ii, e, d, v_end, 0.0)
-    w0 = math.exp(-(t - t0) / big_t)
-    acc[6] += w0 * weighted_integral(p, v, ie, ii, e, d, v_end, 1.0 / big_t)
+    if opts[OPT_VMAX] and acc[0] < p[THETA]:
+        val, z = interval_max(p, v, ie, ii, e, d, tol)
+        _vmax_update(acc, val, t + z, VMAX_STATE, 0.0, -1.0)
+    if opts[OPT_VMEAN]:
+        acc[5] += weighted_integral(p, v, ie, ii, e, d, v_end, 0.0)
+        w0 = math.exp(-(t - t0) / big_t)
+        acc[6] += w0 * weighted_integral(p, v, ie, ii, e, d, v_end, 1.0 / big_t)
 
 
 @numba.njit(cache=True)
-def _clamped_readouts(p, t, d, acc, t0, big_t):
+def _clamped_readouts(p, t, d, acc, t0, big_t, opts):
     """Readout accumulators over a refractory interval (``V = v_reset``)."""
-    _vmax_update(acc, p[V_RESET], t, VMAX_CONSTANT, 0.0, -1.0)
-    acc[5] += p[V_RESET] * d
-    acc[6] += p[V_RESET] * math.exp(-(t - t0) / big_t) * big_t * -math.expm1(-d / big_t)
+    if opts[OPT_VMAX]:
+        _vmax_update(acc, p[V_RESET], t, VMAX_CONSTANT, 0.0, -1.0)
+    if opts[OPT_VMEAN]:
+        acc[5] += p[V_RESET] * d
+        acc[6] += p[V_RESET] * math.exp(-(t - t0) / big_t) * big_t * -math.expm1(-d / big_t)
 
 
 @numba.njit(cache=True)
@@ -147,7 +153,8 @@ def run_neuron(
         tape_kind[n], tape_t[n], tape_a[n], tape_b[n], tape_idx[n] = kind, t, a, b, idx
         return n + 1
 
-    use_grid, use_tape, use_ro = opts[OPT_GRID], opts[OPT_TAPE], opts[OPT_VMAX]
+    use_grid, use_tape = opts[OPT_GRID], opts[OPT_TAPE]
+    use_ro = opts[OPT_VMAX] or opts[OPT_VMEAN]
     v, ie, ii, ref = st
     t, k, a, slot = t0, 0, lo, 0
     e = ext[0, eb, j]
@@ -160,7 +167,7 @@ def run_neuron(
             ie *= math.exp(-d * p[IT_E])
             ii *= math.exp(-d * p[IT_I])
             if use_ro and d > 0.0:
-                _clamped_readouts(p, t, d, acc, t0, big_t)
+                _clamped_readouts(p, t, d, acc, t0, big_t, opts)
             t = tn
             if t == ref and use_tape:
                 nt = push(nt, EV_REF_END, t, vdot(p, v, ie, ii, e), 0.0, -1)
@@ -174,7 +181,7 @@ def run_neuron(
             if s >= 0.0:
                 v1, ie1, ii1 = propagate(p, v, ie, ii, e, s)
                 if use_ro:
-                    _free_readouts(p, v, ie, ii, e, t, s, p[THETA], acc, t0, big_t, tol)
+                    _free_readouts(p, v, ie, ii, e, t, s, p[THETA], acc, t0, big_t, tol, opts)
                     _vmax_update(acc, p[THETA], t + s, VMAX_CONSTANT, 0.0, -1.0)
                 t = t + s
                 if ns >= spk.size:
@@ -191,9 +198,10 @@ def run_neuron(
                     break
                 continue
             if use_ro:
-                _free_readouts(p, v, ie, ii, e, t, d, v1, acc, t0, big_t, tol)
-                arrival = a if a < hi and arr_t[a] == tn else -1
-                _vmax_update(acc, v1, tn, VMAX_STATE, vdot(p, v1, ie1, ii1, e), arrival)
+                _free_readouts(p, v, ie, ii, e, t, d, v1, acc, t0, big_t, tol, opts)
+                if v1 > acc[0] and opts[OPT_VMAX]:
+                    arrival = a if a < hi and arr_t[a] == tn else -1
+                    _vmax_update(acc, v1, tn, VMAX_STATE, vdot(p, v1, ie1, ii1, e), arrival)
             v, ie, ii = v1, ie1, ii1
             t = tn
         while a < hi and arr_t[a] <= t:
@@ -248,7 +256,7 @@ def forward_layer(
     ns, nt = 0, 0
     acc = np.empty(7)
     big_t = n_steps * dt
-    use_ro = opts[OPT_VMAX]
+    use_ro = opts[OPT_VMAX] or opts[OPT_VMEAN]
     for b in range(batch):
         eb = b if ext.shape[1] > 1 else 0
         for j in range(size):

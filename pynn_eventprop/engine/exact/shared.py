@@ -11,6 +11,11 @@ mirrors this with :func:`_private_backward` for the private events.  Both are th
 path's :func:`.forward.run_neuron` and :func:`.adjoint.backward_neuron` reduced to an
 arrival-free interval without readouts (small scalar kernels: the general ones, inlined with
 all their buffers, cost twice as much per call).  Results equal the general path's to rounding.
+
+Besides the first spike time, the path can read out ``v_max`` (with its time): the same
+candidates as the general path (the start of the run, interior maxima and ends of free
+intervals, ``theta`` at a spike, ``v_reset`` while refractory), searched only until the neuron
+first spikes (no later candidate can exceed ``theta``).
 """
 
 from __future__ import annotations
@@ -26,16 +31,22 @@ from .closed_form import (
     INV_CM,
     IT_E,
     IT_I,
+    IT_M,
+    K_E,
+    K_I,
+    R_M,
     T_REF,
     THETA,
     V_RESET,
     advance,
     first_crossing,
     flow,
+    interval_max,
     propagate,
+    slopes,
     vdot,
 )
-from .forward import EV_REF_END, EV_SPIKE, param_tuple
+from .forward import EV_REF_END, EV_SPIKE, VMAX_CONSTANT, VMAX_STATE, param_tuple
 
 
 def shared_events(incoming, batch, t1):
@@ -44,7 +55,7 @@ def shared_events(incoming, batch, t1):
     ``incoming``: list of ``((times, neurons, offsets), src0, row_delay, row0, channel)`` per
     projection (``row_delay`` the delay of each presynaptic neuron, ``row0`` its first row in
     the concatenated weights).  Returns ``(offsets, (t, row, channel, src), late)`` with
-    ``late = (t, row, channel, src, sample)`` the events due after ``t1``.
+    ``late = (t, row, channel, src, sample)`` the events due after ``t1``, by sample then time.
     """
     n = sum(x[0][0].size for x in incoming)
     buf = (np.empty(n), np.empty(n, np.int64), np.empty(n, np.int8), np.empty(n, np.int64),
@@ -53,10 +64,21 @@ def shared_events(incoming, batch, t1):
     for (times, neurons, offsets), src0, row_delay, row0, channel in incoming:
         pos = _collect(times, neurons, offsets, src0, row_delay, row0, channel, buf, pos)
     off, order, n_due = _order(buf[4], buf[0], batch, t1)
-    due, late = order[:n_due], order[n_due:]
-    if late.size:  # also by sample then time, as the arrivals they become are sorted later
-        late = late[np.lexsort((buf[0][late], buf[4][late]))]
-    return off, tuple(x[due] for x in buf[:4]), tuple(x[late] for x in buf)
+    due, late = _gather(buf, order[:n_due]), _gather(buf, order[n_due:])
+    return off, due[:4], late
+
+
+@numba.njit(cache=True)
+def _gather(buf, index):
+    """``buf`` (five event arrays) taken at ``index``."""
+    out = (np.empty(index.size), np.empty(index.size, np.int64), np.empty(index.size, np.int8),
+           np.empty(index.size, np.int64), np.empty(index.size, np.int64))  # fmt: skip
+    for m in range(index.size):
+        k = index[m]
+        out[0][m], out[1][m], out[2][m], out[3][m], out[4][m] = (
+            buf[0][k], buf[1][k], buf[2][k], buf[3][k], buf[4][k]
+        )  # fmt: skip
+    return out
 
 
 @numba.njit(cache=True)
@@ -76,37 +98,49 @@ def _collect(times, neurons, offsets, src0, row_delay, row0, channel, buf, pos):
 
 @numba.njit(cache=True)
 def _order(sample, t, batch, t1):
-    """Stable order of the events by sample then time, those due by ``t1`` first.
+    """Stable order of the events by sample then time, those due by ``t1`` first (then those
+    due later, also by sample then time).
 
     Returns ``(offsets of the due events per sample, order, number due)``.
     """
     off = np.zeros(batch + 1, np.int64)
+    late_off = np.zeros(batch + 1, np.int64)
     for m in range(t.size):
         if t[m] <= t1:
             off[sample[m] + 1] += 1
+        else:
+            late_off[sample[m] + 1] += 1
     for b in range(batch):
         off[b + 1] += off[b]
-    order, cur, n_late = np.empty(t.size, np.int64), off[:-1].copy(), 0
+        late_off[b + 1] += late_off[b]
+    n_due = off[batch]
+    order, cur, cur_late = np.empty(t.size, np.int64), off[:-1].copy(), late_off[:-1] + n_due
     for m in range(t.size):
         if t[m] <= t1:
             order[cur[sample[m]]] = m
             cur[sample[m]] += 1
         else:
-            order[off[batch] + n_late] = m
-            n_late += 1
-    for b in range(batch):  # stable sort by time: insertion sort on short segments
-        lo, hi = off[b], off[b + 1]
-        if hi - lo > INSERTION_SORT_MAX:
-            seg = order[lo:hi]
-            order[lo:hi] = seg[np.argsort(t[seg], kind="mergesort")]
-            continue
-        for m in range(lo + 1, hi):
-            x, q = order[m], m - 1
-            while q >= lo and t[order[q]] > t[x]:
-                order[q + 1] = order[q]
-                q -= 1
-            order[q + 1] = x
-    return off, order, off[batch]
+            order[cur_late[sample[m]]] = m
+            cur_late[sample[m]] += 1
+    for b in range(batch):
+        _sort_segment(order, t, off[b], off[b + 1])
+        _sort_segment(order, t, n_due + late_off[b], n_due + late_off[b + 1])
+    return off, order, n_due
+
+
+@numba.njit(cache=True)
+def _sort_segment(order, t, lo, hi):
+    """Stable sort of ``order[lo:hi]`` by ``t``: insertion sort on short segments."""
+    if hi - lo > INSERTION_SORT_MAX:
+        seg = order[lo:hi]
+        order[lo:hi] = seg[np.argsort(t[seg], kind="mergesort")]
+        return
+    for m in range(lo + 1, hi):
+        x, q = order[m], m - 1
+        while q >= lo and t[order[q]] > t[x]:
+            order[q + 1] = order[q]
+            q -= 1
+        order[q + 1] = x
 
 
 @numba.njit(cache=True)
@@ -118,17 +152,23 @@ def _quiet(p, v, ie, ii, e, d, v1, ie1, ii1, tol):
 
 
 @numba.njit(cache=True)
-def forward_shared(par, wcat, ev_off, ev, e, state, t0, t1, spk, tape, tol):
-    """Integrate a shared-event layer over ``(t0, t1]`` (no grid events, no readouts).
+def forward_shared(par, wcat, ev_off, ev, e, state, t0, t1, spk, tape, vm, tol):
+    """Integrate a shared-event layer over ``(t0, t1]`` (no grid events).
 
     ``wcat`` ``(rows, size)`` weights; ``ev = (t, row, channel)`` sorted per sample;
     ``e`` the (uniform) external current; ``state = (v, i_E, i_I, ref_end)`` ``(batch, size)``
     updated in place.  ``spk = (times, neurons, offsets)`` and ``tape = (kind, t, a, b, idx,
     offsets)`` as in :func:`.forward.forward_layer`, the tape holding only private events.
+    ``vm = (v_max, time, kind, slope, arrival)`` arrays ``(batch, size)`` filled as the general
+    path's readouts (``arrival``: index of the event the maximum sits at, -1 if none), or
+    arrays of size 0 for no ``v_max``.
     Returns the number of spikes, -1 / -2 when a buffer is too small.
     """
     batch, size = state[0].shape
     p = param_tuple(par, 0)
+    want_vm = vm[0].size > 0
+    acc = np.empty(5)
+    nxt, hard = (np.empty(size), np.empty(size), np.empty(size)), np.empty(size, np.bool_)
     sub_t, sub_spk = np.empty(tape[1].size), np.empty(spk[0].size)  # one sample, time order
     sub_who, sub_spk_who = np.empty(tape[1].size, np.int64), np.empty(spk[0].size, np.int64)
     sub = (np.empty(tape[1].size, np.int8), sub_t, np.empty(tape[1].size), np.empty(tape[1].size),
@@ -137,19 +177,41 @@ def forward_shared(par, wcat, ev_off, ev, e, state, t0, t1, spk, tape, tol):
     for b in range(batch):
         v, ie, ii, ref = state[0][b], state[1][b], state[2][b], state[3][b]
         ns, nt, t = 0, 0, t0
+        if want_vm:
+            _vm_start(p, vm, b, v, ref, t0)
         for m in range(ev_off[b], ev_off[b + 1] + 1):
             tn = ev[0][m] if m < ev_off[b + 1] else t1
+            at = float(m) if m < ev_off[b + 1] else -1.0
             d = tn - t
             em, ae, ai, qe, qi = flow(p, d)
+            _screen(p, v, ie, ii, ref, e, t, (em, ae, ai, qe, qi), nxt, hard)
             for j in range(size):
+                searching = want_vm and vm[0][b, j] < p[THETA] and d > 0.0
+                if not hard[j]:  # no crossing, not refractory, no interior maximum
+                    if searching and nxt[0][j] > vm[0][b, j]:
+                        _vm_end(p, vm, b, j, e, t + d, nxt[0][j], nxt[1][j], nxt[2][j], at)
+                    v[j], ie[j], ii[j] = nxt[0][j], nxt[1][j], nxt[2][j]
+                    continue
                 if ref[j] <= t:
-                    v1, ie1, ii1 = advance(p, v[j], ie[j], ii[j], e, em, ae, ai, qe, qi)
+                    v1, ie1, ii1 = nxt[0][j], nxt[1][j], nxt[2][j]
                     if d == 0.0 or _quiet(p, v[j], ie[j], ii[j], e, d, v1, ie1, ii1, tol):
+                        if searching:
+                            _vm_free(p, vm, b, j, v[j], ie[j], ii[j], e, t, d, v1, ie1, ii1, at,
+                                     tol)  # fmt: skip
                         v[j], ie[j], ii[j] = v1, ie1, ii1
                         continue
+                if searching:
+                    for q in range(5):
+                        acc[q] = vm[q][b, j]
+                else:
+                    acc[0] = math.nan  # no search
                 n0, k0 = ns, nt
                 ns, nt, st = _private(p, e, (v[j], ie[j], ii[j], ref[j]), t, d,
-                                      (em, ae, ai, qe, qi), sub_spk, ns, sub, nt, tol)  # fmt: skip
+                                      (em, ae, ai, qe, qi), sub_spk, ns, sub, nt, acc, at,
+                                      tol)  # fmt: skip
+                if searching:
+                    for q in range(5):
+                        vm[q][b, j] = acc[q]
                 if ns < 0:
                     return -1
                 if nt < 0:
@@ -160,12 +222,7 @@ def forward_shared(par, wcat, ev_off, ev, e, state, t0, t1, spk, tape, tol):
                 for q in range(k0, nt):
                     sub_who[q] = j
             if m < ev_off[b + 1]:
-                r = ev[1][m]
-                for j in range(size):
-                    if ev[2][m] == 0:
-                        ie[j] += wcat[r, j]
-                    else:
-                        ii[j] += wcat[r, j]
+                _receive(wcat[ev[1][m]], ie if ev[2][m] == 0 else ii)
             t = tn
         ns_all, nt_all = _by_neuron(b, size, ns, nt, sub_spk, sub_spk_who, sub, sub_who,
                                     spk, tape, ns_all, nt_all)  # fmt: skip
@@ -174,6 +231,84 @@ def forward_shared(par, wcat, ev_off, ev, e, state, t0, t1, spk, tape, tol):
     spk[2][batch * size] = ns_all
     tape[5][batch * size] = nt_all
     return ns_all
+
+
+@numba.njit(cache=True)
+def _screen(p, v, ie, ii, ref, e, t, coefs, nxt, hard):
+    """Every neuron's state at the end of a free interval from ``t`` (propagator ``coefs``)
+    into ``nxt``, and in ``hard`` whether it needs more than that: refractory at ``t``, or a
+    crossing or an interior maximum not excluded by the cheap test of
+    :func:`.closed_form.first_crossing` (``V`` ends below ``theta`` and does not rise then
+    fall; with two synaptic time constants and currents of both signs ``V`` may have two
+    extrema, and the full test decides).
+
+    A branch-free loop over the neurons (the compiler vectorises it); the same operations as
+    :func:`.closed_form.advance`, so the same results.
+    """
+    em, ae, ai, qe, qi = coefs
+    ext = e * p[R_M] * (1.0 - em)
+    two_taus = p[K_E] != p[K_I]
+    for j in range(v.size):
+        v1 = v[j] * em + ie[j] * qe + ii[j] * qi + ext
+        ie1, ii1 = ie[j] * ae, ii[j] * ai
+        rise = -v[j] * p[IT_M] + (ie[j] + ii[j] + e) * p[INV_CM] > 0.0
+        fall = -v1 * p[IT_M] + (ie1 + ii1 + e) * p[INV_CM] < 0.0
+        two_extrema = two_taus & (ie[j] * ii[j] < 0.0)
+        hard[j] = (ref[j] > t) | (v1 >= p[THETA]) | (rise & fall) | two_extrema
+        nxt[0][j], nxt[1][j], nxt[2][j] = v1, ie1, ii1
+
+
+@numba.njit(cache=True)
+def _receive(w, current):
+    """An arrival at every neuron: ``I_x += w``."""
+    for j in range(current.size):
+        current[j] += w[j]
+
+
+@numba.njit(cache=True)
+def _candidate(acc, value, t, kind, slope, arrival):
+    """Keep the larger ``v_max`` candidate in ``acc = [value, time, kind, slope, arrival]``
+    (a NaN value: no search)."""
+    if value > acc[0]:
+        acc[0], acc[1], acc[2], acc[3], acc[4] = value, t, kind, slope, arrival
+
+
+@numba.njit(cache=True)
+def _vm_start(p, vm, b, v, ref, t0):
+    """Start sample ``b``'s ``v_max`` search: the start of the run is a candidate."""
+    for j in range(v.size):
+        vm[0][b, j] = -math.inf
+        vm[1][b, j], vm[2][b, j], vm[3][b, j], vm[4][b, j] = 0.0, 0.0, 0.0, -1.0
+        if ref[j] <= t0:
+            vm[0][b, j], vm[1][b, j], vm[2][b, j] = v[j], t0, VMAX_STATE
+
+
+@numba.njit(cache=True)
+def _vm_free(p, vm, b, j, v, ie, ii, e, t, d, v1, ie1, ii1, at, tol):
+    """``v_max`` candidates of a free interval ``(t, t + d]`` without a crossing: its
+    interior maximum, then its end (at event ``at``, -1 for the end of the run).
+
+    With at most one extremum (currents of one sign, or equal synaptic time constants) there
+    is an interior maximum only if ``dV/dt`` goes from positive to negative: decided from the
+    ends before any search.
+    """
+    slope_end = vdot(p, v1, ie1, ii1, e)
+    a, be, bi = slopes(p, v, ie, ii, e)
+    if not ((be * bi >= 0.0 or p[K_E] == p[K_I]) and (a <= 0.0 or slope_end >= 0.0)):
+        val, z = interval_max(p, v, ie, ii, e, d, tol)
+        if val > vm[0][b, j]:
+            vm[0][b, j], vm[1][b, j], vm[2][b, j], vm[3][b, j], vm[4][b, j] = (
+                val, t + z, VMAX_STATE, 0.0, -1.0
+            )  # fmt: skip
+    if v1 > vm[0][b, j]:
+        _vm_end(p, vm, b, j, e, t + d, v1, ie1, ii1, at)
+
+
+@numba.njit(cache=True)
+def _vm_end(p, vm, b, j, e, t, v, ie, ii, at):
+    """The end of a free interval, at time ``t`` and event ``at``, is the new ``v_max``."""
+    vm[0][b, j], vm[1][b, j], vm[2][b, j] = v, t, VMAX_STATE
+    vm[3][b, j], vm[4][b, j] = vdot(p, v, ie, ii, e), at
 
 
 @numba.njit(cache=True)
@@ -186,10 +321,11 @@ def _push(tape, n, kind, t, a, b, idx):
 
 
 @numba.njit(cache=True)
-def _private(p, e, st, t, d, coefs, spk, ns, tape, nt, tol):
+def _private(p, e, st, t, d, coefs, spk, ns, tape, nt, acc, at, tol):
     """One neuron over an arrival-free interval ``(t, t + d]`` whose propagator is ``coefs``:
-    :func:`.forward.run_neuron` without arrivals, grid or readouts (same operations, so the
-    same results), spikes into ``spk`` and private events into ``tape``.
+    :func:`.forward.run_neuron` without arrivals or grid (same operations, so the same
+    results), spikes into ``spk`` and private events into ``tape``; ``v_max`` candidates into
+    ``acc`` (see :func:`_candidate`; ``at`` the event ending the interval).
 
     Returns ``(ns, nt, state)``, ``ns = -1`` / ``nt = -1`` when a buffer is full.
     """
@@ -198,6 +334,8 @@ def _private(p, e, st, t, d, coefs, spk, ns, tape, nt, tol):
     while True:
         if ref > t:  # refractory: V clamped, currents decay
             tn = min(t_end, ref)
+            if tn > t:
+                _candidate(acc, p[V_RESET], t, VMAX_CONSTANT, 0.0, -1.0)
             ie *= math.exp(-(tn - t) * p[IT_E])
             ii *= math.exp(-(tn - t) * p[IT_I])
             t = tn
@@ -213,7 +351,16 @@ def _private(p, e, st, t, d, coefs, spk, ns, tape, nt, tol):
             if span > 0.0:
                 s = first_crossing(p, v, ie, ii, e, span, v1, vdot(p, v1, ie1, ii1, e), tol)
             if s < 0.0:
+                if span > 0.0 and acc[0] < p[THETA]:
+                    val, z = interval_max(p, v, ie, ii, e, span, tol)
+                    _candidate(acc, val, t + z, VMAX_STATE, 0.0, -1.0)
+                    if v1 > acc[0]:
+                        _candidate(acc, v1, t_end, VMAX_STATE, vdot(p, v1, ie1, ii1, e), at)
                 return ns, nt, (v1, ie1, ii1, ref)
+            if acc[0] < p[THETA]:
+                val, z = interval_max(p, v, ie, ii, e, s, tol)
+                _candidate(acc, val, t + z, VMAX_STATE, 0.0, -1.0)
+                _candidate(acc, p[THETA], t + s, VMAX_CONSTANT, 0.0, -1.0)
             v1, ie1, ii1 = propagate(p, v, ie, ii, e, s)
             t += s
             if ns >= spk.size:
@@ -263,24 +410,34 @@ def _by_neuron(b, size, ns, nt, sub_spk, sub_spk_who, sub, sub_who, spk, tape, n
 
 @numba.njit(cache=True)
 def backward_shared(par, wcat, ev_off, ev, widx_row, tape, spk_off, dldt, src0, g_first,
-                    ref_end, t0, t1, grads):  # fmt: skip
+                    g_vmax, vm, ref_end, t0, t1, grads):  # fmt: skip
     """Reverse sweep of a shared-event layer (see :func:`forward_shared`).
 
     ``ev = (t, row, channel, src)``; ``widx_row`` the flat gradient index of each weight row's
-    first column; ``tape`` the private events; ``g_first`` ``dL/d(first spike time)``.
-    Between arrivals the adjoint of all neurons is carried back with one propagator; a neuron
-    with private events in an interval is swept by :func:`_private_backward`.
+    first column; ``tape`` the private events; ``g_first`` ``dL/d(first spike time)``;
+    ``g_vmax`` ``dL/dv_max`` with ``vm = (time, kind, slope, arrival)`` of each ``v_max``
+    (arrays of size 0 when none).  Between arrivals the adjoint of all neurons is carried back
+    with one propagator; a neuron with private events (or its ``v_max``) in an interval is
+    swept by :func:`_private_backward`.
     """
     batch, size = ref_end.shape
     p = param_tuple(par, 0)
     carried = (np.zeros((batch, size)), np.zeros((batch, size)), np.zeros((batch, size)))
     carry = np.zeros((batch, size))  # dL/dt_end pending from an end of refractoriness
     refractory, last = np.empty(size, np.bool_), np.empty(size, np.int64)
+    vm_g = np.zeros(size)  # dL/dv_max still to be added at an interior time (0: none)
+    kink = np.zeros(size)  # ... at an arrival (a kink of V)
     for b in range(batch):
         lv, le, li = carried[0][b], carried[1][b], carried[2][b]
         for j in range(size):
             refractory[j] = ref_end[b, j] > t1
             last[j] = tape[5][b * size + j + 1] - 1
+            vm_g[j], kink[j] = 0.0, 0.0
+            if g_vmax.size and g_vmax[b, j] != 0.0 and vm[1][b, j] == VMAX_STATE:
+                if vm[3][b, j] >= 0.0:
+                    kink[j] = g_vmax[b, j]
+                else:
+                    vm_g[j] = g_vmax[b, j]
         cur = t1
         for m in range(ev_off[b + 1] - 1, ev_off[b] - 2, -1):
             te = ev[0][m] if m >= ev_off[b] else t0
@@ -290,35 +447,47 @@ def backward_shared(par, wcat, ev_off, ev, widx_row, tape, spk_off, dldt, src0, 
                 lo = last[j] + 1
                 while lo > tape[5][row] and tape[1][lo - 1] > te:
                     lo -= 1
-                if lo <= last[j]:  # private events in (te, cur]
+                vm_here = vm_g[j] != 0.0 and te < vm[0][b, j] <= cur
+                if lo <= last[j] or vm_here:  # private events (or v_max) in (te, cur]
                     first = spk_off[row] if spk_off[row + 1] > spk_off[row] else -1
                     lam = (lv[j], le[j], li[j], carry[b, j])
+                    vm_t = vm[0][b, j] if vm_here else math.nan
                     lv[j], le[j], li[j], carry[b, j] = _private_backward(
                         p, tape, lo, last[j] + 1, dldt, src0, first, g_first[b, j], te, cur,
-                        refractory[j], lam,
+                        refractory[j], lam, vm_t, vm_g[j],
                     )  # fmt: skip
-                    refractory[j] = tape[0][lo] != EV_SPIKE
+                    if lo <= last[j]:
+                        refractory[j] = tape[0][lo] != EV_SPIKE
                     last[j] = lo - 1
                 else:
                     lv[j], le[j], li[j] = adjoint_apply(p, lv[j], le[j], li[j], cur - te,
                                                         refractory[j], 0.0, 0.0, 0.0, em, ae,
                                                         ai, qe, qi)  # fmt: skip
             if m >= ev_off[b]:
-                _shared_arrival(p, wcat, ev, m, widx_row, lv, le, li, refractory, dldt, grads)
+                _shared_arrival(p, wcat, ev, m, widx_row, lv, le, li, refractory, dldt, grads,
+                                kink, vm, b)  # fmt: skip
             cur = te
 
 
 @numba.njit(cache=True)
-def _private_backward(p, tape, lo, hi, dldt, src0, first, g_first, te, cur, refractory, lam):
+def _private_backward(p, tape, lo, hi, dldt, src0, first, g_first, te, cur, refractory, lam,
+                      vm_t, vm_g):  # fmt: skip
     """Carry one neuron's adjoint from ``cur`` back to ``te`` through its private events
-    ``lo:hi`` (spikes and ends of refractoriness): :func:`.adjoint.backward_neuron` without
-    arrivals, readouts or sampling.  ``lam = (lambda_V, lambda_E, lambda_I, dL/dt_end)`` at
-    ``cur``; returns it at ``te``.
+    ``lo:hi`` (spikes and ends of refractoriness) and, when ``vm_t`` is not NaN, the jump
+    ``lambda_V += vm_g`` at the time ``vm_t`` of its ``v_max``: :func:`.adjoint.backward_neuron`
+    without arrivals, voltage means or sampling.  ``lam = (lambda_V, lambda_E, lambda_I,
+    dL/dt_end)`` at ``cur``; returns it at ``te``.
     """
     lv, le, li, carry = lam
     t = cur
     for m in range(hi - 1, lo - 2, -1):
         tm = tape[1][m] if m >= lo else te
+        if tm < vm_t <= t:
+            em, ae, ai, qe, qi = flow(p, t - vm_t)
+            lv, le, li = adjoint_apply(p, lv, le, li, t - vm_t, refractory, 0.0, 0.0, 0.0, em,
+                                       ae, ai, qe, qi)  # fmt: skip
+            lv += vm_g
+            t = vm_t
         em, ae, ai, qe, qi = flow(p, t - tm)
         lv, le, li = adjoint_apply(p, lv, le, li, t - tm, refractory, 0.0, 0.0, 0.0, em, ae, ai,
                                    qe, qi)  # fmt: skip
@@ -337,8 +506,10 @@ def _private_backward(p, tape, lo, hi, dldt, src0, first, g_first, te, cur, refr
 
 
 @numba.njit(cache=True)
-def _shared_arrival(p, wcat, ev, m, widx_row, lv, le, li, refractory, dldt, grads):
-    """Arrival ``m`` at every neuron: ``dL/dw = lambda_x``, ``dL/dt_a`` summed to the spike."""
+def _shared_arrival(p, wcat, ev, m, widx_row, lv, le, li, refractory, dldt, grads, kink, vm, b):
+    """Arrival ``m`` at every neuron: ``dL/dw = lambda_x``, ``dL/dt_a`` summed to the spike; a
+    ``v_max`` at this arrival (``kink``) adds ``dL/dv_max`` to ``lambda_V`` and
+    ``dL/dv_max dV/dt(t_a-)`` to ``dL/dt_a``."""
     r, c = ev[1][m], ev[2][m]
     inv_tau = p[IT_E] if c == 0 else p[IT_I]
     total = 0.0
@@ -348,6 +519,9 @@ def _shared_arrival(p, wcat, ev, m, widx_row, lv, le, li, refractory, dldt, grad
         d_t = w * lam_x * inv_tau
         if not refractory[j]:
             d_t -= w * lv[j] * p[INV_CM]
+        if kink[j] != 0.0 and vm[3][b, j] == m:
+            d_t += kink[j] * vm[2][b, j]
+            lv[j] += kink[j]
         k = widx_row[r] + j
         grads[0][k] += lam_x
         grads[1][k] += d_t

@@ -29,6 +29,7 @@ import numpy as np
 
 from ...network import CompiledNetwork
 from ..interface import (
+    READOUTS,
     EngineState,
     Gradients,
     InFlight,
@@ -68,9 +69,13 @@ class ExactSimulation:
         The kernels integrate in float64 either way, so in float32 the only rounding is that
         of the weights and of the state stored at the end of each run (of each step in a
         recurrent component); spike times are always float64.
-    readout_populations : iterable of population indices or None
-        Where ``v_max`` and the voltage means are computed (they cost an extremum search per
-        interval); default: populations without outgoing projections.
+    readout_populations : dict, iterable of population indices, or None
+        Which readouts beyond the first spike time are computed where: ``{pop: names}`` (names
+        from :data:`~pynn_eventprop.engine.interface.READOUTS`), or population indices for all
+        of them; default: every readout of the populations without outgoing projections.
+        Each costs work on every interval between events, so only what is read should be
+        asked for; ``v_max`` keeps a layer on the vectorised path (:mod:`.shared`), the voltage
+        means do not.
     """
 
     def __init__(self, network: CompiledNetwork, dt, batch_size=1, dtype=np.float64,
@@ -112,9 +117,7 @@ class ExactSimulation:
             self._check_delays(k, d)
             self._delays.append(np.where(proj.mask, d, 0.0))
             self._w_offset.append(self._w_offset[-1] + proj.mask.size)
-        if readout_populations is None:
-            readout_populations = [i for i in self.params if not network.outgoing(i)]
-        self.readout_populations = set(readout_populations)
+        self.readout_names = _readout_names(readout_populations, network, self.params)
         self._capacity = {}  # spike buffer size per population, grown when too small
         self._plans, self._version = {}, 0  # shared-event plans; version bumped on set_*
         self._initial_states = None  # state at reset, built on first use
@@ -332,15 +335,15 @@ class ExactSimulation:
                 bool(names),
                 keep,
             )
-            opts[OPT_VMAX] = opts[OPT_VMEAN] = i in self.readout_populations
+            wanted = self.readout_names.get(i, ())
+            opts[OPT_VMAX] = "v_max" in wanted or "v_max_time" in wanted
+            opts[OPT_VMEAN] = "v_mean_uniform" in wanted or "v_mean_exponential" in wanted
             n, spk, ro, tp = self._grow(i, lambda cap: self._integrate(*args, opts, state, cap))
         self._pending[i] = late
         v_rest = self.v_rest[i]
         result = {
             "spikes": (spk[0][:n], spk[1][:n], np.ascontiguousarray(spk[2][::size])),
-            "readouts": self._readouts(
-                ro, t0, i not in self.cond and i in self.readout_populations
-            ),
+            "readouts": self._readouts(ro, t0, () if i in self.cond else opts),
             "signals": {
                 name: (rec[k] + (v_rest if k == 0 else 0.0)).astype(self.dtype)
                 for name, k in names.items()
@@ -361,12 +364,13 @@ class ExactSimulation:
         """Population ``i`` on the vectorised shared-event path (:mod:`.shared`), or None when
         that does not apply: it needs uniform parameters, all-to-all projections whose delays
         depend only on the presynaptic neuron, and no recording, step currents, readouts beyond
-        the first spike time or spikes in flight into it from an earlier run."""
+        ``v_max`` or spikes in flight into it from an earlier run."""
         size = self.network.populations[i].size
         plain = i in self.params and self._uniform[i] and currents.get(i) is None
         if not (self.shared_layers and plain and not self._signal_names(i, record.get(i, ()))):
             return None
-        if i in self.readout_populations or self._pending[i][0].size:
+        wanted = self.readout_names.get(i, frozenset())
+        if not wanted <= _SHARED_READOUTS or self._pending[i][0].size:
             return None
         plan = self._shared_plan(i)
         if plan is None:
@@ -376,14 +380,19 @@ class ExactSimulation:
         t1 = t0 + n_steps * self.dt
         ev_off, ev, late = shared_events(incoming, self.batch, t1)
         flight = in_flight(late, wcat, widx_row, self.dtype)
-        integrate = partial(self._integrate_shared, i, wcat, ev_off, ev, t0, t1, self._state[i])
+        vm = tuple(np.zeros((self.batch, size) if wanted else (0, 0)) for _ in range(5))
+        integrate = partial(self._integrate_shared, i, wcat, ev_off, ev, t0, t1, self._state[i],
+                            vm)  # fmt: skip
         n, spk, tp = self._grow(i, integrate)
         self._pending[i] = flight
         counts = np.diff(spk[2])
         first = np.where(counts > 0, spk[0][np.minimum(spk[2][:-1], max(n - 1, 0))] - t0, np.inf)
+        readouts = {"first_spike_time": first.reshape(self.batch, size)}
+        if wanted:
+            readouts.update(v_max=vm[0], v_max_time=vm[1] - t0)
         return {
             "spikes": (spk[0][:n], spk[1][:n], np.ascontiguousarray(spk[2][::size])),
-            "readouts": {"first_spike_time": first.reshape(self.batch, size)},
+            "readouts": readouts,
             "signals": {},
             "tape": {
                 "shared": True,
@@ -394,6 +403,7 @@ class ExactSimulation:
                 "widx_row": widx_row,
                 "spk_off": spk[2],
                 "ref_end": self._state[i][3].copy(),
+                "vmax": vm[1:],
             },
         }
 
@@ -426,7 +436,7 @@ class ExactSimulation:
         self._plans[i] = (self._version, plan)
         return plan
 
-    def _integrate_shared(self, i, wcat, ev_off, ev, t0, t1, state, cap):
+    def _integrate_shared(self, i, wcat, ev_off, ev, t0, t1, state, vm, cap):
         size = self.network.populations[i].size
         state = [np.array(x, np.float64, order="C") for x in state]  # untouched if cap too small
         cap_t = 2 * cap + self.batch * size + 16
@@ -435,7 +445,7 @@ class ExactSimulation:
               np.empty(cap_t, np.int64), np.zeros(self.batch * size + 1, np.int64))  # fmt: skip
         e = float(self.i_offset[i].flat[0])
         n = forward_shared(self.params[i], wcat, ev_off, tuple(ev[:3]), e, tuple(state), t0, t1,
-                           spk, tp, TOLERANCE)  # fmt: skip
+                           spk, tp, vm, TOLERANCE)  # fmt: skip
         if n >= 0:
             self._commit(i, state)
         return n, spk, tp
@@ -580,16 +590,17 @@ class ExactSimulation:
         """A fresh propagator cache for population ``i`` (empty when its neurons differ)."""
         return np.full((CACHE_SLOTS if self._uniform[i] else 0, 6), np.nan)
 
-    def _readouts(self, ro, t0, full):
+    def _readouts(self, ro, t0, opts):
         out = {"first_spike_time": ro[0]}
-        if full:
-            out.update(
-                v_max=ro[1], v_max_time=ro[2] - t0, v_mean_uniform=ro[6], v_mean_exponential=ro[7]
-            )
+        if len(opts) and opts[OPT_VMAX]:
+            out.update(v_max=ro[1], v_max_time=ro[2] - t0)
+        if len(opts) and opts[OPT_VMEAN]:
+            out.update(v_mean_uniform=ro[6], v_mean_exponential=ro[7])
         return out
 
     def readouts(self, result: RunResult, pop: int, names) -> dict:
-        """Per-neuron readouts of a run (``v_max`` etc. only for ``readout_populations``)."""
+        """Per-neuron readouts of a run (beyond the first spike time, those asked for with
+        ``readout_populations``)."""
         names = check_readouts(names)
         have = result.readouts.get(pop, {})
         missing = [n for n in names if n not in have]
@@ -644,15 +655,16 @@ class ExactSimulation:
         return out
 
     def _backward_shared(self, i, tape, g, dldt, grads, adjoints):
-        if adjoints or any(np.any(x) for x in g[1:]):
+        if adjoints or any(np.any(x) for x in g[2:]):
             raise ValueError(
                 f"population {i} ran on the shared-event path: no grid adjoints or voltage "
-                "readouts (set ExactSimulation.shared_layers = False before running)"
+                "means (set ExactSimulation.shared_layers = False before running)"
             )
         t = tape["pops"][i]
+        g_vmax = g[1] if t["vmax"][0].size else np.zeros((0, 0))
         backward_shared(self.params[i], t["wcat"], t["ev_off"], t["ev"], t["widx_row"], t["tape"],
-                        t["spk_off"], dldt, tape["start"][i], g[0], t["ref_end"], tape["t0"],
-                        tape["t1"], grads)  # fmt: skip
+                        t["spk_off"], dldt, tape["start"][i], g[0], g_vmax, t["vmax"],
+                        t["ref_end"], tape["t0"], tape["t1"], grads)  # fmt: skip
 
     def _per_projection(self, grads):
         """Flat gradient buffers as ``(n_pre, n_post)`` arrays per projection."""
@@ -712,6 +724,20 @@ class ExactSimulation:
                     raise ValueError(f"no gradient through readout {name!r}")
                 g[slots[name]] = g[slots[name]] + np.where(np.isfinite(value), value, 0.0)
         return tuple(g)
+
+
+#: Readouts the shared-event path computes.
+_SHARED_READOUTS = frozenset(("first_spike_time", "v_max", "v_max_time"))
+
+
+def _readout_names(readout_populations, network, params) -> dict:
+    """``{population: frozenset of readout names}`` from the ``readout_populations`` argument
+    of :class:`ExactSimulation` (see there)."""
+    if readout_populations is None:
+        readout_populations = [i for i in params if not network.outgoing(i)]
+    if not isinstance(readout_populations, dict):
+        readout_populations = dict.fromkeys(readout_populations, READOUTS)
+    return {int(i): frozenset(check_readouts(n)) for i, n in readout_populations.items()}
 
 
 def _concatenate_steps(steps, batch):
