@@ -51,6 +51,11 @@ SCRIPT = textwrap.dedent(
     trainer = Trainer(inputs, output, loss, duration=40.0, batch_size=16, seed=0, progress=False)
     before = {"initial " + p.label: p.get("weight", format="array") for p in projections}
     history = trainer.fit(train, epochs=2, checkpoint=out + ".ckpt")
+    # files: rank 0 alone writes (each rank names its own file; only rank 0's may exist)
+    trainer.save_checkpoint(f"{out}.rank{sim.rank()}.ckpt")
+    output.record("spikes")
+    sim.run(10.0)
+    output.write_data(f"{out}.rank{sim.rank()}.pkl")
     report = {
         "num_processes": sim.num_processes(),
         "ranks": trainer.communicator.allgather(sim.rank()),
@@ -90,7 +95,7 @@ def runs(tmp_path_factory):
     (tmp_path / "train.py").write_text(SCRIPT)
     _run([sys.executable, "train.py", "one.npz"], tmp_path)
     _run([mpiexec, "-n", "2", sys.executable, "train.py", "two.npz"], tmp_path)
-    loaded = {}
+    loaded = {"dir": tmp_path}
     for name in ("one", "two"):
         report = json.loads((tmp_path / f"{name}.npz.json").read_text())
         loaded[name] = dict(np.load(tmp_path / f"{name}.npz")), report
@@ -119,6 +124,11 @@ def test_two_ranks_report_the_global_batches(runs):
     assert two["test"]["accuracy"] == one["test"]["accuracy"]
     assert two["test"]["n"] == one["test"]["n"] == 40
     assert two["predictions"] == one["predictions"]
+
+
+def test_only_rank_0_writes_checkpoints_and_neo_files(runs):
+    written = sorted(p.name for p in runs["dir"].glob("two.npz.rank*"))
+    assert written == ["two.npz.rank0.ckpt", "two.npz.rank0.pkl"]
 
 
 class FakeComm:

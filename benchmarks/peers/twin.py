@@ -159,15 +159,6 @@ def grid_spikes(times, steps, dt, torch):
     return torch.from_numpy(grid)
 
 
-def summary(rates: list) -> dict:
-    return {
-        "samples_per_s": rates,
-        "median": statistics.median(rates),
-        "min": min(rates),
-        "max": max(rates),
-    }
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--twin-path", required=True, help="checkout of pytorch-eventprop")
@@ -200,7 +191,10 @@ def main(argv=None):
         "cores": os.cpu_count(),
         "torch": torch.__version__,
         "python": platform.python_version(),
-        **{side: summary(r) for side, r in rates.items()},
+        **{
+            side: dict(samples_per_s=r, median=statistics.median(r), min=min(r), max=max(r))
+            for side, r in rates.items()
+        },
         "training_accuracy_per_epoch": accuracy,
     }
     figures["ratio_ours_over_twin"] = figures["ours"]["median"] / figures["twin"]["median"]
