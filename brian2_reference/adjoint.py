@@ -8,10 +8,10 @@ backward from ``lambda = 0`` at ``t = T``:
       dlambda_V/ds = -lambda_V/tau_m + (dL/dS)/T        (lambda_V = 0 while refractory)
       dlambda_x/ds = -lambda_x/tau_x + lambda_V/cm
 
-* an arrival of weight ``w`` on ``x`` at ``t_a`` (``I_x += w``)::
+* an arrival of weight ``w`` on ``x`` at ``t_a = t_s + d`` (``I_x += w``)::
 
       dL/dw   += lambda_x(t_a+)
-      dL/dt_a  = w (lambda_x/tau_x - lambda_V/cm)(t_a+)
+      dL/dt_a  = w (lambda_x/tau_x - lambda_V/cm)(t_a+)     (also added to dL/dd)
 
 * a spike at ``t*`` (``Vdot-``/``Vdot+``: ``dV/dt`` before the crossing / after the reset)::
 
@@ -34,8 +34,8 @@ refractory clamp.  The recorded forward spikes (input and neurons) become a grou
 ``Synapses`` objects with whole-step delays, so that Brian2's spike queue applies, at the grid
 points where the forward run had them:
 
-* ``arrivals`` (one synapse per spike and outgoing connection): accumulates ``dL/dw`` in the
-  synapse and the spike's ``sum dL/dt_a`` in its event;
+* ``arrivals`` (one synapse per spike and outgoing connection): keeps ``dL/dw`` and
+  ``dL/dt_a`` (the delay gradient) in the synapse and adds ``dL/dt_a`` to its event;
 * ``refractory_ends``: stores ``dL/dt_end``, sets ``lambda_V = 0`` and starts the clamp;
 * ``jumps``: the spike's jump of ``lambda_V`` and the end of the clamp.
 
@@ -89,7 +89,8 @@ FIRE = "timestep(t, dt) == fire_step"
 ARRIVAL = """
 lx = exc * lam_E_post + (1 - exc) * lam_I_post
 g = lx
-acc_pre += w * (lx / (exc * tau_E_ms_post + (1 - exc) * tau_I_ms_post) - lam_V_post / c_m_post)
+gd = w * (lx / (exc * tau_E_ms_post + (1 - exc) * tau_I_ms_post) - lam_V_post / c_m_post)
+acc_pre += gd
 """
 JUMP = """
 tbar = dldt_pre + acc_pre + tend_post - lam_V_post * vdot_plus_pre + eterm_post
@@ -108,11 +109,12 @@ RECORDED = ("lam_V", "lam_E", "lam_I")
 
 @dataclass(frozen=True)
 class AdjointResult:
-    """``dL/dW`` per projection (``(n_pre, n_post)``, summed over the batch, 0 where not
-    connected) and the adjoint traces ``lam_V``, ``lam_E``, ``lam_I`` ``(n_steps + 1, group)``
-    at the forward grid points ``t_m = m dt``."""
+    """``dL/dW`` and ``dL/d(delay)`` per projection (``(n_pre, n_post)``, per nA and per ms,
+    summed over the batch, 0 where not connected) and the adjoint traces ``lam_V``, ``lam_E``,
+    ``lam_I`` ``(n_steps + 1, group)`` at the forward grid points ``t_m = m dt``."""
 
     gradients: tuple
+    delay_gradients: tuple
     lam_V: np.ndarray
     lam_E: np.ndarray
     lam_I: np.ndarray
@@ -284,7 +286,7 @@ def backward(fwd: ForwardResult, readout_grads: dict) -> AdjointResult:
             clamped = neuron[ref[events.index[neuron]] >= 2]
             arrivals = _pathway(
                 group, adjoint, ARRIVAL, ev, post, d_off - d, "arrivals*",
-                model="w : 1 (constant)\nexc : 1 (constant)\ng : 1", order=-1,
+                model="w : 1 (constant)\nexc : 1 (constant)\ng : 1\ngd : 1", order=-1,
             )  # fmt: skip
             if arrivals is not None:
                 arrivals.w, arrivals.exc = w, exc
@@ -299,14 +301,18 @@ def backward(fwd: ForwardResult, readout_grads: dict) -> AdjointResult:
         net.run(total * dt * ms, namespace={})
         rows = fwd.n_steps + padding - 1 - np.arange(fwd.n_steps + 1)
         traces = {var: np.asarray(getattr(monitor, var)).T[rows] for var in RECORDED}
-        per_synapse = np.zeros(ev.size) if arrivals is None else np.asarray(arrivals.g[:])
-    gradients = []
+        per_synapse = {
+            name: np.zeros(ev.size) if arrivals is None else np.asarray(getattr(arrivals, name)[:])
+            for name in ("g", "gd")
+        }
+    sums = {name: [] for name in per_synapse}
     for k, spec in enumerate(fwd.spec.projections):
-        grad = np.zeros(spec.weights.shape)
         sel = proj == k
-        np.add.at(grad, (pre_n[sel], post_n[sel]), per_synapse[sel])
-        gradients.append(grad)
-    return AdjointResult(tuple(gradients), forward=fwd, **traces)
+        for name, values in per_synapse.items():
+            total = np.zeros(spec.weights.shape)
+            np.add.at(total, (pre_n[sel], post_n[sel]), values[sel])
+            sums[name].append(total)
+    return AdjointResult(tuple(sums["g"]), tuple(sums["gd"]), forward=fwd, **traces)
 
 
 def _impulses(fwd: ForwardResult, terms, padding: int, adjoint) -> list:

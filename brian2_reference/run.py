@@ -25,6 +25,11 @@ class ReferenceRun:
         """``dL/dW`` per projection."""
         return self.adjoint.gradients
 
+    @property
+    def delay_gradients(self) -> tuple:
+        """``dL/d(delay)`` per projection (per ms)."""
+        return self.adjoint.delay_gradients
+
 
 def run_reference(
     spec: NetworkSpec, inputs: SpikeInput, dt: float, loss: LossSpec, fwd: ForwardResult = None

@@ -3,9 +3,10 @@
 The suite runs one family (inhibition: mixed delays, inhibitory and excitatory projections,
 multi-spike neurons) with two losses at the Brian2 steps 0.1 and 0.01 ms (the full study with
 0.001 ms is the command itself, and the ``slow`` test below).  At a finest step of 0.01 ms the
-checks are: spike times within 2 Brian2 steps, gradients within 10 % (1 % at 0.001 ms, scaled
-at first order).  Then the engine's results are corrupted through the Engine interface (one
-weight-gradient entry, one spike time) and the study must fail on exactly that check.
+checks are: spike times within 2 Brian2 steps, weight and delay gradients within 10 % (1 % at
+0.001 ms, scaled at first order).  Then the engine's results are corrupted through the Engine
+interface (one weight-gradient entry, one delay-gradient entry, one spike time) and the study
+must fail on exactly that check.
 """
 
 from __future__ import annotations
@@ -43,27 +44,30 @@ def test_study_passes_and_errors_shrink_at_first_order(case, brian2_runs):
     studies = _study(case, brian2_runs)
     for s in studies:
         assert s.passed, (s.loss, s.checks)
-        for q in ("spike_times", "gradients", "lambda_v"):
+        for q in ("spike_times", "gradients", "delay_gradients", "lambda_v"):
             (order,) = s.orders[q]
             assert order is not None and order > 0.5, (s.loss, q, s.errors[q])
 
 
-def test_a_corrupted_weight_gradient_fails_exactly_the_gradient_check(
-    case, brian2_runs, monkeypatch
+def _failed(studies):
+    return {q for s in studies for q, (_, _, ok) in s.checks.items() if not ok}
+
+
+@pytest.mark.parametrize("field, check", [("weights", "gradients"), ("delays", "delay_gradients")])
+def test_a_corrupted_gradient_entry_fails_exactly_its_check(
+    case, brian2_runs, monkeypatch, field, check
 ):
     original = ExactSimulation.backward
 
     def corrupted(self, *args, **kwargs):
         grads = original(self, *args, **kwargs)
-        g = grads.weights[0]
+        g = getattr(grads, field)[0]
         k = np.unravel_index(np.abs(g).argmax(), g.shape)
         g[k] += 0.3 * np.abs(g).max()  # one entry, by 30 % of the projection's scale
         return grads
 
     monkeypatch.setattr(ExactSimulation, "backward", corrupted)
-    for s in _study(case, brian2_runs):
-        assert not s.checks["gradients"][2]
-        assert s.checks["spike_times"][2]
+    assert _failed(_study(case, brian2_runs)) == {check}
 
 
 def test_a_corrupted_spike_time_fails_exactly_the_spike_check(case, brian2_runs, monkeypatch):
@@ -80,21 +84,21 @@ def test_a_corrupted_spike_time_fails_exactly_the_spike_check(case, brian2_runs,
         return result
 
     monkeypatch.setattr(ExactSimulation, "run", corrupted)
-    for s in _study(case, brian2_runs):
-        assert not s.checks["spike_times"][2]
-        assert s.checks["gradients"][2]
+    assert _failed(_study(case, brian2_runs)) == {"spike_times"}
 
 
-def test_command_writes_json_and_png_and_exit_status(tmp_path, capsys, monkeypatch):
-    args = ["--families", "inhibition", "--losses", "ttfs", "--dts", "0.1", "0.05", "--quiet"]
+def test_command_writes_json_and_png_and_exit_status(brian2_runs, tmp_path, capsys, monkeypatch):
+    # the command's own Brian2 runs are the fixture's (same case, steps and losses)
+    monkeypatch.setattr(validate, "brian2_runs", lambda *args: brian2_runs)
+    args = ["--families", "inhibition", "--losses", *LOSSES, "--dts", *map(str, DTS), "--quiet"]
     json_path, png_path = tmp_path / "report.json", tmp_path / "report.png"
     assert validate.main([*args, "--json", str(json_path), "--png", str(png_path)]) == 0
     out = capsys.readouterr().out
     assert "spike_times" in out and "PASSED" in out
     report = json.loads(json_path.read_text())
     assert report["meta"]["passed"] and report["meta"]["predicted_order"] == 1.0
-    (study,) = report["studies"]
-    assert study["family"] == "inhibition" and study["dts"] == [0.1, 0.05]
+    study = report["studies"][0]
+    assert study["family"] == "inhibition" and study["dts"] == list(DTS)
     assert set(study["errors"]) == set(convergence.QUANTITIES)
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -46,10 +46,12 @@ def plot_convergence(report, path) -> Path:
     if not report.studies:
         raise ValueError("the report has no studies to plot")
     families = sorted({s.family for s in report.studies})
-    fig = Figure(figsize=(14, 8), layout="constrained")
-    axes = fig.subplots(2, 3).ravel()
-    for ax, quantity in zip(axes, QUANTITIES, strict=True):
+    fig = Figure(figsize=(17, 8), layout="constrained")
+    axes = fig.subplots(2, 4).ravel()
+    for ax, quantity in zip(axes, QUANTITIES, strict=False):
         _panel(ax, report, quantity, families)
+    for ax in axes[len(QUANTITIES) :]:
+        ax.set_axis_off()
     handles = [axes[0].plot([], [], color=f"C{k}", label=f)[0] for k, f in enumerate(families)] + [
         axes[0].plot([], [], "k" + m, ls="", label=loss)[0] for loss, m in MARKERS.items()
     ]

@@ -62,7 +62,8 @@ class EngineRun:
     """The exact engine's results, per layer name: ``spikes`` (list over samples of lists over
     neurons of spike times, ms), ``V`` ``(n, batch, size)`` at ``t = dt .. T`` (mV relative to
     ``v_rest``), ``lam_V``, ``lam_E`` ``(n + 1, batch, size)`` at ``t = 0 .. T``; the loss value,
-    ``readout_grad`` (``dL/dreadout`` of the output) and ``gradients`` per projection."""
+    ``readout_grad`` (``dL/dreadout`` of the output), ``gradients`` and ``delay_gradients``
+    per projection."""
 
     spikes: dict
     V: dict
@@ -71,6 +72,7 @@ class EngineRun:
     loss: float
     readout_grad: np.ndarray
     gradients: list
+    delay_gradients: list
     dt: float
 
 
@@ -107,6 +109,7 @@ def run_engine(spec: NetworkSpec, inputs: SpikeInput, loss: str, labels, dt: flo
         loss=value.loss,
         readout_grad=value.readout_grads[loss_fn.requires[0]],
         gradients=[np.asarray(g, float) for g in grads.weights],
+        delay_gradients=[np.asarray(g, float) for g in grads.delays],
         dt=dt,
     )
 

@@ -65,8 +65,8 @@ class ConvergenceReport:
         verdict = "PASSED" if self.passed else f"FAILED: {self.failures()}"
         lines.append(
             f"predicted order {PREDICTED_ORDER:g} (spikes detected on Brian2's grid); checks at "
-            f"the finest step: spike times within {SPIKE_STEPS:g} steps, gradients within 1 % "
-            f"at 0.001 ms.  {verdict}"
+            f"the finest step: spike times within {SPIKE_STEPS:g} steps, weight and delay "
+            f"gradients within 1 % at 0.001 ms.  {verdict}"
         )
         return "\n".join(lines)
 
