@@ -422,7 +422,9 @@ class Report:
                   label=f"{p.label}: {_count(len(m.slices[k]), 'PEs')} per replica")
             for k, p in enumerate(m.network.populations)
         ]  # fmt: skip
-        handles.append(Patch(facecolor="white", edgecolor="0.6", label="QPE (4 PEs)"))
+        handles.append(
+            Patch(facecolor="white", edgecolor="0.6", label=f"QPE ({hw.pes_per_qpe} PEs)")
+        )
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7,
                   title="outline: population", title_fontsize=7, frameon=False)  # fmt: skip
         bar = fig.colorbar(ScalarMappable(norm, cmap), ax=ax, fraction=0.03, pad=0.01, shrink=0.7,
