@@ -31,9 +31,10 @@ PLATFORMS = ("reference", "spinnaker2_64")
 
 
 def exact_payload_model(network, discretisation, batch_size=1, dtype=np.float32, **options):
-    """The SpiNNaker2 model with 64-bit payloads."""
+    """The SpiNNaker2 model with 64-bit payloads and two replicas (batch-parallel: gradients
+    reduced and weights broadcast by packets)."""
     return Spinnaker2Engine(network, discretisation, batch_size, dtype, payload_bits=64,
-                            **options)  # fmt: skip
+                            replicas=2, **options)  # fmt: skip
 
 
 def two_replica_model(network, discretisation, batch_size=1, dtype=np.float32, **options):
@@ -218,10 +219,14 @@ def assert_weights_agree(result):
 
 def test_weights_after_one_epoch_of_yin_yang_agree_with_the_reference_engine(sim, data):
     """One full epoch of the whole 5000-sample training split with the example's quick preset
-    (5-60-3, 40 steps, batch 32); the twin network over ten epochs is the slow test below."""
+    (5-60-3, 40 steps, batch 32) on two batch replicas; the twin network over ten epochs is the
+    slow test below."""
     train = data[0]
     result = train_both(sim, train, 1)
     model = assert_weights_agree(result)
+    assert model.engine.mapping.replicas == 2
+    for kind in ("gradient", "weight"):  # the replicas' gradients and weights travelled
+        assert model.engine.training_traffic.kinds[kind].packets > 0, kind
     batches = train.n_batches(model.batch_size)
     # every batch of the epoch was trained on the model and counted (the last one padded)
     assert model.engine.training_traffic.batches == batches
