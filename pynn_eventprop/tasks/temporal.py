@@ -53,6 +53,7 @@ class Settings:
     input_delay: tuple = (0.5, 50.0)  # uniform initial delays, ms
     hidden_weight: float = 1.0  # std of normal weights hidden -> output
     recurrent_weight: float = 0.2  # std of normal recurrent weights
+    recurrent_lr: float | None = None  # Adam rate of the recurrent weights (default: lr)
     hidden_delay: tuple = (0.5, 2.0)
     delay_bounds: tuple = (0.5, 60.0)
     loss: str = "max"
@@ -93,14 +94,17 @@ def build_network(settings: Settings, n_inputs: int, n_classes: int):
         population.initialize(v=0.0)
     dt = settings.dt  # delays are at least one step
     bounds = (max(settings.delay_bounds[0], dt), settings.delay_bounds[1])
-    rule = EventPropRule(Adam(lr=settings.lr), learn_delays=settings.learn_delays,
-                         delay_bounds=bounds if settings.learn_delays else None,
-                         delay_lr=settings.delay_lr)  # fmt: skip
+
+    def rule(lr):
+        return EventPropRule(Adam(lr=lr), learn_delays=settings.learn_delays,
+                             delay_bounds=bounds if settings.learn_delays else None,
+                             delay_lr=settings.delay_lr)  # fmt: skip
+
     unit, h = threshold_weight(settings), settings.hidden
 
-    def project(pre, post, weight, delay_range, label):
+    def project(pre, post, weight, delay_range, label, lr=settings.lr):
         delay = rng.uniform(max(delay_range[0], dt), max(delay_range[1], dt), weight.shape)
-        synapse = EventPropSynapse(weight=weight, delay=delay, rule=rule)
+        synapse = EventPropSynapse(weight=weight, delay=delay, rule=rule(lr))
         connector = sim.AllToAllConnector(allow_self_connections=True)
         return sim.Projection(pre, post, connector, synapse, label=label)
 
@@ -113,7 +117,8 @@ def build_network(settings: Settings, n_inputs: int, n_classes: int):
     if settings.recurrent:
         projections.append(
             project(hidden, hidden, unit * rng.normal(0.0, settings.recurrent_weight, (h, h)),
-                    settings.hidden_delay, "hidden-hidden")
+                    settings.hidden_delay, "hidden-hidden",
+                    settings.recurrent_lr or settings.lr)
         )  # fmt: skip
     return inputs, hidden, output, projections
 
