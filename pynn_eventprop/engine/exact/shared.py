@@ -26,7 +26,7 @@ import numba
 import numpy as np
 
 from .adjoint import adjoint_apply
-from .arrivals import INSERTION_SORT_MAX, empty_pending
+from .arrivals import empty_pending
 from .closed_form import (
     INV_CM,
     IT_E,
@@ -130,11 +130,26 @@ def _order(sample, t, batch, t1):
 
 @numba.njit(cache=True)
 def _sort_segment(order, t, lo, hi):
-    """Stable sort of ``order[lo:hi]`` by ``t``: insertion sort on short segments."""
-    if hi - lo > INSERTION_SORT_MAX:
-        seg = order[lo:hi]
-        order[lo:hi] = seg[np.argsort(t[seg], kind="mergesort")]
-        return
+    """Stable sort of ``order[lo:hi]`` by ``t``: a stable counting sort into as many buckets
+    of equal width as there are events, then an insertion sort, which only has to reorder
+    events within a bucket (linear time for spread-out times; exact: it compares the times)."""
+    n = hi - lo
+    if n > 8:
+        seg = order[lo:hi].copy()
+        t_lo, t_hi = t[seg[0]], t[seg[0]]
+        for x in seg:
+            t_lo, t_hi = min(t_lo, t[x]), max(t_hi, t[x])
+        if t_hi > t_lo:
+            scale = n / (t_hi - t_lo)
+            start = np.zeros(n + 1, np.int64)
+            for x in seg:
+                start[min(int((t[x] - t_lo) * scale), n - 1) + 1] += 1
+            for k in range(n):
+                start[k + 1] += start[k]
+            for x in seg:
+                k = min(int((t[x] - t_lo) * scale), n - 1)
+                order[lo + start[k]] = x
+                start[k] += 1
     for m in range(lo + 1, hi):
         x, q = order[m], m - 1
         while q >= lo and t[order[q]] > t[x]:
@@ -409,6 +424,18 @@ def _by_neuron(b, size, ns, nt, sub_spk, sub_spk_who, sub, sub_who, spk, tape, n
 
 
 @numba.njit(cache=True)
+def first_spike_times(times, offsets, t0, shape):
+    """``(batch, size)`` time of each neuron's first spike after ``t0`` (ms; inf if silent)
+    from spikes grouped per neuron (``offsets`` per ``(b, j)`` at ``b * size + j``)."""
+    first = np.full(shape, np.inf)
+    flat = first.ravel()
+    for row in range(flat.size):
+        if offsets[row + 1] > offsets[row]:
+            flat[row] = times[offsets[row]] - t0
+    return first
+
+
+@numba.njit(cache=True)
 def backward_shared(par, wcat, ev_off, ev, widx_row, tape, spk_off, dldt, src0, g_first,
                     g_vmax, vm, ref_end, t0, t1, grads):  # fmt: skip
     """Reverse sweep of a shared-event layer (see :func:`forward_shared`).
@@ -527,6 +554,27 @@ def _shared_arrival(p, wcat, ev, m, widx_row, lv, le, li, refractory, dldt, grad
         grads[1][k] += d_t
         total += d_t
     dldt[ev[3][m]] += total
+
+
+class InFlightLater:
+    """Events due after a shared-event run, turned into per-neuron arrivals in flight
+    (:func:`in_flight`) only if a later run or ``get_state`` asks for them (a training step
+    resets the engine before the next batch and never does)."""
+
+    def __init__(self, late, wcat, widx_row, dtype):
+        self.late, self.wcat, self.widx_row, self.dtype = late, wcat, widx_row, dtype
+        self.constant = False  # set when the run they came from is over: no gradient
+
+    def __len__(self) -> int:
+        return self.late[0].size
+
+    def build(self):
+        """The arrivals in flight ``(b, j, t, w, c, widx, src)``."""
+        out = in_flight(self.late, self.wcat, self.widx_row, self.dtype)
+        if self.constant:
+            out[5][:] = -1
+            out[6][:] = -1
+        return out
 
 
 def in_flight(late, wcat, widx_row, dtype):

@@ -43,7 +43,13 @@ from .arrivals import empty_pending, gather
 from .conductance import H_MAX, conductance_rows, forward_cond_layer
 from .forward import OPT_GRID, OPT_RECORD, OPT_TAPE, OPT_VMAX, OPT_VMEAN, forward_layer
 from .parameters import CHANNELS, components, delays_ms, is_recurrent, parameter_rows
-from .shared import backward_shared, forward_shared, in_flight, shared_events
+from .shared import (
+    InFlightLater,
+    backward_shared,
+    first_spike_times,
+    forward_shared,
+    shared_events,
+)
 
 #: Spike times are located to this tolerance (ms).
 TOLERANCE = 1e-13
@@ -119,7 +125,8 @@ class ExactSimulation:
             self._w_offset.append(self._w_offset[-1] + proj.mask.size)
         self.readout_names = _readout_names(readout_populations, network, self.params)
         self._capacity = {}  # spike buffer size per population, grown when too small
-        self._plans, self._version = {}, 0  # shared-event plans; version bumped on set_*
+        self._plans = {}  # shared-event plans, rebuilt when these versions change:
+        self._weights_version, self._delays_version = 0, 0
         self._initial_states = None  # state at reset, built on first use
         #: Vectorise layers whose neurons share every arrival time (:mod:`.shared`).
         self.shared_layers = True
@@ -143,7 +150,7 @@ class ExactSimulation:
     def set_weights(self, k, weights):
         mask = self.network.projections[k].mask
         self._weights[k] = np.where(mask, np.asarray(weights, float), 0).astype(self.dtype)
-        self._version += 1
+        self._weights_version += 1
 
     def get_delays(self, k):
         return self._delays[k].copy()
@@ -152,7 +159,7 @@ class ExactSimulation:
         d = np.broadcast_to(np.asarray(delays, float), self._delays[k].shape)
         self._check_delays(k, d)
         self._delays[k] = np.where(self.network.projections[k].mask, d, 0.0)
-        self._version += 1
+        self._delays_version += 1
 
     def check_trainable(self):
         """Raise ``ValueError`` if :meth:`backward` cannot differentiate this network."""
@@ -209,9 +216,16 @@ class ExactSimulation:
                 receptor=receptors[p[4]],
                 weight=p[3].copy(),
             )  # fmt: skip
-            for i, p in self._pending.items()
+            for i, p in ((i, self._in_flight(i)) for i in self._pending)
         }
         return EngineState(step=self.n, t=t, populations=pops, in_flight=flight)
+
+    def _in_flight(self, i):
+        """Arrivals in flight into population ``i``, ``(b, j, t, w, c, widx, src)``."""
+        p = self._pending[i]
+        if isinstance(p, InFlightLater):
+            p = self._pending[i] = p.build()
+        return p
 
     def set_state(self, state: EngineState):
         self.n = int(state.step)
@@ -282,8 +296,11 @@ class ExactSimulation:
                     signals[i] = out["signals"]
         self.n += n_steps
         for p in self._pending.values():  # in flight into a later run: no gradient there
-            p[5][:] = -1
-            p[6][:] = -1
+            if isinstance(p, InFlightLater):
+                p.constant = True
+            else:
+                p[5][:] = -1
+                p[6][:] = -1
         tape["start"], tape["total"] = start, total
         size = {i: p.size for i, p in enumerate(self.network.populations)}
         trains = {i: SpikeTrains(t, n, off, size[i]) for i, (t, n, off) in spikes.items()}
@@ -318,7 +335,7 @@ class ExactSimulation:
         size, batch = self.network.populations[i].size, self.batch
         t1 = t0 + n_steps * self.dt
         incoming = self._incoming(i, spikes, start)
-        off, arr, late = gather(batch, size, t1, incoming, self._pending[i], self.dtype)
+        off, arr, late = gather(batch, size, t1, incoming, self._in_flight(i), self.dtype)
         ext, varying = self._external(i, currents, n_steps)
         names = self._signal_names(i, record.get(i, ()))
         rec = tuple(np.zeros((n_steps if names else 0, batch, size)) for _ in range(3))
@@ -370,7 +387,7 @@ class ExactSimulation:
         if not (self.shared_layers and plain and not self._signal_names(i, record.get(i, ()))):
             return None
         wanted = self.readout_names.get(i, frozenset())
-        if not wanted <= _SHARED_READOUTS or self._pending[i][0].size:
+        if not wanted <= _SHARED_READOUTS or len(self._in_flight(i)[0]):
             return None
         plan = self._shared_plan(i)
         if plan is None:
@@ -379,15 +396,13 @@ class ExactSimulation:
         incoming = [(spikes[pre], start[pre], *rest) for pre, *rest in projections]
         t1 = t0 + n_steps * self.dt
         ev_off, ev, late = shared_events(incoming, self.batch, t1)
-        flight = in_flight(late, wcat, widx_row, self.dtype)
         vm = tuple(np.zeros((self.batch, size) if wanted else (0, 0)) for _ in range(5))
         integrate = partial(self._integrate_shared, i, wcat, ev_off, ev, t0, t1, self._state[i],
                             vm)  # fmt: skip
         n, spk, tp = self._grow(i, integrate)
-        self._pending[i] = flight
-        counts = np.diff(spk[2])
-        first = np.where(counts > 0, spk[0][np.minimum(spk[2][:-1], max(n - 1, 0))] - t0, np.inf)
-        readouts = {"first_spike_time": first.reshape(self.batch, size)}
+        self._pending[i] = InFlightLater(late, wcat, widx_row, self.dtype)
+        first = first_spike_times(spk[0], spk[2], t0, (self.batch, size))
+        readouts = {"first_spike_time": first}
         if wanted:
             readouts.update(v_max=vm[0], v_max_time=vm[1] - t0)
         return {
@@ -410,31 +425,42 @@ class ExactSimulation:
     def _shared_plan(self, i):
         """``(projections, wcat, widx_row)`` of population ``i`` on the shared-event path, or
         None when its projections do not qualify (not all-to-all, or delays that depend on the
-        postsynaptic neuron); cached until weights or delays change.
+        postsynaptic neuron).  The structure is cached until delays change, ``wcat`` until
+        weights change.
 
         ``projections``: ``(pre, delay per presynaptic neuron, first row in wcat, channel)``;
         ``wcat`` the incoming weights stacked by rows; ``widx_row`` the flat gradient index of
         each row's first column.
         """
         cached = self._plans.get(i)
-        if cached is not None and cached[0] == self._version:
-            return cached[1]
-        size, plan = self.network.populations[i].size, None
-        projections, rows, weights = [], [], []
+        if cached is None or cached[0] != self._delays_version:
+            cached = (self._delays_version, self._shared_structure(i), -1, None)
+        version, structure, w_version, wcat = cached
+        if structure is None:
+            self._plans[i] = cached
+            return None
+        projections, widx_row, sources = structure
+        if w_version != self._weights_version:
+            weights = [self._weights[k] for k in sources]
+            wcat = np.ascontiguousarray(np.vstack(weights), np.float64)
+        self._plans[i] = (version, structure, self._weights_version, wcat)
+        return projections, wcat, widx_row
+
+    def _shared_structure(self, i):
+        """``(projections, widx_row, projection indices)`` of :meth:`_shared_plan`, or None."""
+        size, row0 = self.network.populations[i].size, 0
+        projections, rows, sources = [], [], []
         for k in self.network.incoming(i):
             proj, d = self.network.projections[k], self._delays[k]
             if not proj.mask.all() or np.any(d != d[:, :1]):
-                break
-            row0 = sum(w.shape[0] for w in weights)
+                return None
             projections.append((proj.pre, d[:, 0].copy(), row0, CHANNELS[proj.receptor]))
             rows.append(self._w_offset[k] + np.arange(d.shape[0]) * size)
-            weights.append(self._weights[k])
-        else:
-            if projections:
-                wcat = np.ascontiguousarray(np.vstack(weights), np.float64)
-                plan = (projections, wcat, np.concatenate(rows))
-        self._plans[i] = (self._version, plan)
-        return plan
+            sources.append(k)
+            row0 += d.shape[0]
+        if not projections:
+            return None
+        return projections, np.concatenate(rows), sources
 
     def _integrate_shared(self, i, wcat, ev_off, ev, t0, t1, state, vm, cap):
         size = self.network.populations[i].size
@@ -477,7 +503,7 @@ class ExactSimulation:
             for i in comp:
                 incoming = self._incoming(i, outside | dict.fromkeys(comp, empty),
                                           start | dict.fromkeys(comp, 0))  # fmt: skip
-                off, arr, late = gather(batch, sizes[i], t_k + dt, incoming, self._pending[i],
+                off, arr, late = gather(batch, sizes[i], t_k + dt, incoming, self._in_flight(i),
                                         self.dtype)  # fmt: skip
                 self._pending[i] = late
                 args = (i, ext[i][k : k + 1], off, arr, t_k, 1, tuple(r[k : k + 1] for r in rec[i]))
@@ -500,7 +526,7 @@ class ExactSimulation:
             inside = dict.fromkeys(spikes, empty) | sent
             for i in comp:  # every arrival of this step's spikes is at least one step later
                 incoming = self._incoming(i, inside, start | sent_start)
-                self._pending[i] = gather(batch, sizes[i], t_k + dt, incoming, self._pending[i],
+                self._pending[i] = gather(batch, sizes[i], t_k + dt, incoming, self._in_flight(i),
                                           self.dtype)[2]  # fmt: skip
         outputs = {}
         for i in comp:
