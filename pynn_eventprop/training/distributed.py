@@ -16,7 +16,11 @@ global batch.  With one process nothing of this runs: :func:`make_step` returns 
 
 Against one process with the same global batch the gradient differs only by rounding: the
 engine sums per-sample terms in a different grouping (``n_0 g_0 + n_1 g_1`` instead of one
-sum), about one unit in the last place of float64 per step.
+sum), about one unit in the last place of float64 per step.  Training amplifies such
+differences over many steps, as it amplifies any rounding-level change (docs/training.md).
+
+Every rank must make the same calls: ``forward`` and ``gradients`` exchange data between
+ranks.
 
 MPI is used when the script was started by an MPI launcher (``mpiexec``/``mpirun``: the
 environment has ``PMI_SIZE``, ``OMPI_COMM_WORLD_SIZE``, ``PMIX_RANK`` or ``MPI_LOCALNRANKS``)
