@@ -1,4 +1,4 @@
-"""Plain description of a feed-forward network of PyNN ``IF_curr_exp`` layers.
+"""Plain description of a network of PyNN ``IF_curr_exp`` layers.
 
 Nothing here depends on PyNN or on ``pynn_eventprop``: a network is a few frozen dataclasses of
 numbers and arrays in PyNN's units (mV, ms, nF, nA).
@@ -9,7 +9,8 @@ numbers and arrays in PyNN's units (mV, ms, nF, nA).
   inhibitory synaptic current, a real-valued delay (ms) per connection, a mask of the
   connections that exist.
 * :class:`NetworkSpec` -- the spike source ``"input"`` (``n_inputs`` neurons), the layers in
-  feed-forward order (the last one is the output), the projections and the duration (ms).
+  order (the last one is the output; a layer may also project onto itself), the projections
+  and the duration (ms).
 * :class:`SpikeInput` -- the input spike times of a batch.
 """
 
@@ -150,10 +151,10 @@ class ProjectionSpec:
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """A feed-forward network ``input -> layers[0] -> ... -> layers[-1]`` run for ``duration`` ms.
+    """A network ``input -> layers[0] -> ... -> layers[-1]`` run for ``duration`` ms.
 
-    Projections may skip layers but must go forward (``pre`` before ``post`` in
-    ``("input", *layer names)``).
+    Projections may skip layers and may connect a layer to itself (recurrent), but must not go
+    back (``pre`` not after ``post`` in ``("input", *layer names)``).
     """
 
     n_inputs: int
@@ -178,8 +179,10 @@ class NetworkSpec:
             label = f"projection {proj.pre}->{proj.post}"
             if proj.pre not in order or proj.post not in order or proj.post == INPUT:
                 raise ValueError(f"{label}: pre must be one of {names} and post one of {names[1:]}")
-            if order[proj.pre] >= order[proj.post]:
-                raise ValueError(f"{label}: only feed-forward projections are supported")
+            if order[proj.pre] > order[proj.post]:
+                raise ValueError(
+                    f"{label}: projections go forward or within a layer (recurrent), not back"
+                )
             shape = (self.size(proj.pre), self.size(proj.post))
             if proj.weights.shape != shape:
                 raise ValueError(f"{label}: weights must have shape {shape}")

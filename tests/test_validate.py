@@ -135,12 +135,14 @@ def test_families_draw_the_features_they_name(family):
     delays = [p.delays[p.mask] for p in case.spec.projections]
     assert all(np.unique(d).size > 1 for d in delays)  # mixed delays within each projection
     receptors = {p.receptor for p in case.spec.projections}
-    assert ("inhibitory" in receptors) == (family in ("inhibition", "per_neuron"))
+    assert ("inhibitory" in receptors) == (family in ("inhibition", "per_neuron", "recurrent"))
     hidden = case.spec.layers[0]
     if family == "refractory":
         assert np.all(hidden.param("tau_refrac") >= 1.0)
     if family == "per_neuron":
         assert np.unique(hidden.param("tau_m")).size == hidden.size
+    loops = {p.receptor for p in case.spec.projections if p.pre == p.post == hidden.name}
+    assert loops == ({"excitatory", "inhibitory"} if family == "recurrent" else set())
     assert np.all(case.readout_spec.output.param("v_thresh") > 900)
 
 

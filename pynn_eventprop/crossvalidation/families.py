@@ -12,7 +12,9 @@ each, on top of that:
                   hidden and the output layer, ``tau_syn_I != tau_syn_E``;
 ``per_neuron``    two hidden layers, every parameter drawn per neuron (``tau_m``, ``cm``, both
                   ``tau_syn``, thresholds, resets, refractory periods, ``i_offset``,
-                  initial ``v``), a skip projection input -> output.
+                  initial ``v``), a skip projection input -> output;
+``recurrent``     the hidden layer also projects onto itself, excitatory and inhibitory
+                  (delays 0.5-2.5 ms), so errors travel around a loop in both passes.
 
 Each case comes in two variants of its output layer: spiking (for the time-to-first-spike and
 the mean-voltage losses) and non-spiking (``v_thresh`` out of reach, no inhibitory input, for
@@ -41,7 +43,7 @@ from brian2_reference import INPUT, LayerSpec, NetworkSpec, ProjectionSpec, Spik
 
 from .network_bridge import compiled_network, engine_spikes
 
-FAMILIES = ("mixed_delays", "multi_spike", "refractory", "inhibition", "per_neuron")
+FAMILIES = ("mixed_delays", "multi_spike", "refractory", "inhibition", "per_neuron", "recurrent")
 DURATION = 30.0  # ms, a whole multiple of every Brian2 step of the study
 N_INPUTS, N_HIDDEN, N_OUTPUTS, BATCH = 5, 6, 3, 2
 JITTER = 0.1  # ms: the largest Brian2 step of the study
@@ -133,6 +135,12 @@ def _network(rng, family) -> NetworkSpec:
         projections.append(
             _projection(rng, INPUT, "output", N_INPUTS, layers[-1], "excitatory", 0.5, delays)
         )
+    if family == "recurrent":
+        hidden = layers[0]
+        for receptor in ("excitatory", "inhibitory"):
+            projections.append(
+                _projection(rng, hidden.name, hidden.name, N_HIDDEN, hidden, receptor, 0.3, delays)
+            )
     return NetworkSpec(N_INPUTS, layers, projections, DURATION)
 
 

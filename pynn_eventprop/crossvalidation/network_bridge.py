@@ -61,7 +61,8 @@ def compiled_network(spec: NetworkSpec) -> CompiledNetwork:
 class EngineRun:
     """The exact engine's results, per layer name: ``spikes`` (list over samples of lists over
     neurons of spike times, ms), ``V`` ``(n, batch, size)`` at ``t = dt .. T`` (mV relative to
-    ``v_rest``), ``lam_V``, ``lam_E`` ``(n + 1, batch, size)`` at ``t = 0 .. T``; the loss value,
+    ``v_rest``), ``lam_V``, ``lam_E`` ``(n + 1, batch, size)`` at ``t = 0 .. T`` (layers outside
+    recurrent loops: the engine samples no adjoints inside them); the loss value,
     ``readout_grad`` (``dL/dreadout`` of the output), ``gradients`` and ``delay_gradients``
     per projection."""
 
@@ -101,11 +102,13 @@ def run_engine(spec: NetworkSpec, inputs: SpikeInput, loss: str, labels, dt: flo
     grads = engine.backward(result, {out: value.readout_grads}, adjoints=True)
     names = [layer.name for layer in spec.layers]
     rest = {name: spec.layer(name).param("v_rest") for name in names}
+    # the engine samples no adjoints in recurrent populations (they advance step by step)
+    sampled = [(k, n) for k, n in enumerate(names) if k + 1 in grads.adjoints]
     return EngineRun(
         spikes=_spikes(spec, result, batch),
         V={n: result.signals[k + 1]["v"] - rest[n] for k, n in enumerate(names)},
-        lam_V={n: grads.adjoints[k + 1]["lambda_v"] for k, n in enumerate(names)},
-        lam_E={n: grads.adjoints[k + 1]["lambda_i"] for k, n in enumerate(names)},
+        lam_V={n: grads.adjoints[k + 1]["lambda_v"] for k, n in sampled},
+        lam_E={n: grads.adjoints[k + 1]["lambda_i"] for k, n in sampled},
         loss=value.loss,
         readout_grad=value.readout_grads[loss_fn.requires[0]],
         gradients=[np.asarray(g, float) for g in grads.weights],
