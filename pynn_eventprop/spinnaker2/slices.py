@@ -22,12 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..engine.exact import ExactSimulation
-from ..engine.exact.adjoint import backward_layer
 from ..network import CompiledNetwork, CompiledPopulation, CompiledProjection
 
 #: Empty buffers of the exact backward kernel: no grid sampling, no adjoint carried in.
-_NO_SAMPLES = (np.zeros((0, 0, 0)), np.zeros((0, 0, 0)))
-_NO_CARRY = tuple(np.zeros((0, 0)) for _ in range(4))
 
 
 @dataclass(frozen=True)
@@ -111,23 +108,11 @@ def slice_backward(sim: ExactSimulation, result, local: int, readout_grads, spik
     weights, delays : lists over local projections of ``(n_pre, slice size)`` arrays
     source_grads : ``{local source: dL/dt of every spike it received, in SpikeTrains order}``
     """
-    tape = result.tape
-    if tape is None:
-        raise ValueError("backward needs a run made with keep_for_backward=True")
-    dldt = np.zeros(tape["total"])
-    start = tape["start"][local]
-    dldt[start : start + spike_grads.size] = spike_grads
-    grads = (np.zeros(sim._w_offset[-1]), np.zeros(sim._w_offset[-1]))
-    g = sim._readout_grads(local, *readout_grads)
-    t = tape["pops"][local]
-    if t.get("shared"):
-        sim._backward_shared(local, tape, g, dldt, grads, False)
-    else:
-        backward_layer(sim.params[local], t["tape"], t["arr"], dldt, start, t["spk_off"], g,
-                       t["vmax"], tape["t0"], tape["t1"], t["ref_end"], grads, sim._cache(local),
-                       _NO_SAMPLES, sim.dt, _NO_CARRY)  # fmt: skip
-    weights, delays = sim._per_projection(grads)
-    sources = {
-        i: dldt[s : s + result.spikes[i].times.size] for i, s in tape["start"].items() if i != local
-    }
+    summed = {}  # the readout gradients of every source, non-finite entries (silent) as 0
+    for grads in readout_grads:
+        for name, value in (grads or {}).get(local, {}).items():
+            summed[name] = summed.get(name, 0.0) + np.where(np.isfinite(value), value, 0.0)
+    out = sim.backward(result, {local: summed}, spike_grads={local: spike_grads})
+    weights, delays = out.weights, out.delays
+    sources = {i: out.spike_times[i] for i in result.spikes if i != local}
     return weights, delays, sources

@@ -639,7 +639,7 @@ class ExactSimulation:
 
     # --- gradients --------------------------------------------------------------------------
     def backward(
-        self, result: RunResult, readout_grads, extra_grads=None, adjoints=False
+        self, result: RunResult, readout_grads, extra_grads=None, adjoints=False, spike_grads=None
     ) -> Gradients:
         """Exact ``dL/dw`` and ``dL/d(delay)`` of every projection (see :mod:`.adjoint`).
 
@@ -650,11 +650,22 @@ class ExactSimulation:
         populations at the grid points ``t0 .. t0 + n_steps dt`` (values just after the events
         at those times).  The returned object also carries ``spike_times``: ``dL/dt`` (1/ms)
         of every spike of the run, per population, in the order of ``result.spikes``.
+        ``spike_grads`` ``{pop: dL/dt}`` (1/ms, in the order of ``result.spikes[pop]``) adds
+        terms of the loss that depend on a population's spike times from outside this engine
+        (the downstream part of a network split over several engines, as on SpiNNaker2).
         """
         tape = result.tape
         if tape is None:
             raise ValueError("backward needs a run made with keep_for_backward=True")
         dldt, sampled = np.zeros(tape["total"]), {}
+        for i, values in (spike_grads or {}).items():
+            values = np.asarray(values, float)
+            if values.shape != result.spikes[i].times.shape:
+                raise ValueError(
+                    f"spike_grads[{i}] has shape {values.shape}, but population {i} fired "
+                    f"{result.spikes[i].times.size} spikes in this run"
+                )
+            dldt[tape["start"][i] : tape["start"][i] + values.size] += values
         grads = (np.zeros(self._w_offset[-1]), np.zeros(self._w_offset[-1]))
         for comp in reversed(self.components):
             g = {i: self._readout_grads(i, readout_grads, extra_grads) for i in comp}
