@@ -121,9 +121,9 @@ def test_bad_arguments_are_rejected_early():
     with pytest.raises(ValueError, match="coarsest to the finest"):
         validate.validate(["inhibition"], dts=(0.01, 0.1))
     with pytest.raises(ValueError, match="family must be among"):
-        validate.validate(["recurrent"])
+        validate.validate(["ring"])
     with pytest.raises(ValueError, match="family must be one of"):
-        draw_case("recurrent", 0)
+        draw_case("ring", 0)
     with pytest.raises(SystemExit) as exit_info:
         validate.main(["--json", "/no/such/dir/report.json"])
     assert exit_info.value.code == 2
