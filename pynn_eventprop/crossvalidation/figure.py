@@ -2,7 +2,7 @@
 
 Log-log axes; one line per (family, loss) (colour: family, marker: loss); a dotted line of
 slope 1 (the predicted first order) through the median error at the coarsest step; the checks'
-tolerances in red.  Uses matplotlib's object API without pyplot, so no global state changes.
+tolerances dashed.  Uses matplotlib's object API without pyplot, so no global state changes.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ def _panel(ax, report, quantity, families):
     if first:
         ax.plot(dts, np.median(first) * dts / dts[0], "k:", lw=1, label="slope 1")
     if quantity == "spike_times":
-        ax.plot(dts, SPIKE_STEPS * dts, color="C3", lw=1.5, label=f"{SPIKE_STEPS:g} steps")
-    if quantity == "gradients":
-        ax.plot(dts, GRADIENT_RTOL * np.maximum(dts / GRADIENT_DT, 1), color="C3", lw=1.5,
-                label="tolerance")  # fmt: skip
+        ax.plot(dts, SPIKE_STEPS * dts, "k--", lw=1.5, label=f"{SPIKE_STEPS:g} steps")
+    if quantity in ("gradients", "delay_gradients"):
+        tolerance = GRADIENT_RTOL * np.maximum(dts / GRADIENT_DT, 1)
+        ax.plot(dts, tolerance, "k--", lw=1.5, label="tolerance")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.invert_xaxis()

@@ -91,8 +91,8 @@ def _parser() -> argparse.ArgumentParser:
             "Convergence study: Brian2 (brian2_reference, a second numerical method for the "
             "same LIF equations and adjoint) at several time steps against pynn_eventprop's "
             "exact engine, per network family and loss: errors of spike times, v, adjoints, "
-            "loss and weight gradients, observed orders (predicted: 1) and checks (spike "
-            "times within 2 Brian2 steps, gradients within 1 %% at 0.001 ms)."
+            "loss, weight and delay gradients, observed orders (predicted: 1) and checks "
+            "(spike times within 2 Brian2 steps, gradients within 1 percent at 0.001 ms)."
         ),
     )
     parser.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES))
