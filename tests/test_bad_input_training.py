@@ -391,7 +391,7 @@ def test_bad_training_input_fails_early_with_a_clear_message(sim, tmp_path, caps
         ((), ("train", "validate", "COMMAND --help")),
         (("train",), ("yin-yang", "TASK --help")),
         (("train", "yin-yang"), ("--batch-size", "--preset", "default: 0.005", "twin: hidden=120")),
-        (("validate",), ("--networks", "default: 20", "Brian2")),
+        (("validate",), ("--families", "default: [0.1, 0.01, 0.001]", "Brian2")),
     ],
     ids=["top", "train", "train-yin-yang", "validate"],
 )
