@@ -95,8 +95,10 @@ def _parser() -> argparse.ArgumentParser:
             "(spike times within 2 Brian2 steps, gradients within 1 percent at 0.001 ms)."
         ),
     )
-    parser.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES))
-    parser.add_argument("--losses", nargs="+", choices=LOSSES, default=list(LOSSES))
+    parser.add_argument(
+        "--families", nargs="+", choices=FAMILIES, default=list(FAMILIES), help="network families"
+    )
+    parser.add_argument("--losses", nargs="+", choices=LOSSES, default=list(LOSSES), help="losses")
     parser.add_argument("--dts", nargs="+", type=float, default=list(DTS), help="Brian2 steps (ms)")
     parser.add_argument("--seed", type=int, default=0, help="which network of each family")
     parser.add_argument("--json", metavar="PATH", help="write the report as JSON")
