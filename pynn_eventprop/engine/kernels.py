@@ -185,3 +185,28 @@ def adjoint_layer(trajectory, phibar, dl_dv, params, out):
                     lu = lv
                 lam_u[k, bb, i] = lu
                 next_u[bb, i] = lu
+
+
+@_jit
+def raster_trains(spikes, phase, first, dt):
+    """Spike trains ``(times, neurons, offsets)`` of a raster ``(steps, batch, size)``, grouped
+    by sample, in time-step then neuron order within a sample: the spike at index ``k`` with
+    phase ``phi`` happened at ``(k + first - phi) dt``."""
+    n_steps, batch, size = spikes.shape
+    offsets = np.zeros(batch + 1, np.int64)
+    for k in range(n_steps):
+        for b in range(batch):
+            for j in range(size):
+                if spikes[k, b, j]:
+                    offsets[b + 1] += 1
+    for b in range(batch):
+        offsets[b + 1] += offsets[b]
+    times, neurons, fill = np.empty(offsets[batch]), np.empty(offsets[batch], np.int64), 0
+    for b in range(batch):
+        for k in range(n_steps):
+            for j in range(size):
+                if spikes[k, b, j]:
+                    times[fill] = (k + first - phase[k, b, j]) * dt
+                    neurons[fill] = j
+                    fill += 1
+    return times, neurons, offsets

@@ -90,11 +90,9 @@ class _Spikes(Mapping):
     def __getitem__(self, pop):
         if pop not in self._cache:
             raster = self._rasters[pop]
-            k, b, j = np.nonzero(raster.spikes)
             first = self._first if pop in self._sources else self._first + 1
-            times = (k + first - raster.phase[k, b, j]) * self._dt
-            batch, size = raster.spikes.shape[1:]
-            self._cache[pop] = SpikeTrains.from_arrays(b, j, times, batch, size)
+            trains = kernels.raster_trains(raster.spikes, raster.phase, first, self._dt)
+            self._cache[pop] = SpikeTrains(*trains, raster.spikes.shape[2])
         return self._cache[pop]
 
     def __iter__(self):
