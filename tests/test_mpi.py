@@ -160,3 +160,26 @@ def test_mpi_is_used_only_when_a_launcher_started_the_process():
     assert launched_by_mpi({"OMPI_COMM_WORLD_SIZE": "2"})
     assert not launched_by_mpi({"PMI_SIZE": "2", "PYNN_EVENTPROP_MPI": "0"})
     assert launched_by_mpi({"PYNN_EVENTPROP_MPI": "1"})
+
+
+def test_yin_yang_example_under_two_ranks_prints_and_writes_on_rank_0(tmp_path):
+    """``mpiexec -n 2 python examples/yin_yang.py`` finishes: rank 0 alone prints the results
+    and writes the figures; the collective steps (training, evaluation, the decision map's
+    predictions) run on both ranks, or the run would hang until the timeout."""
+    pytest.importorskip("mpi4py", reason="mpi4py not installed (pip install pynn_eventprop[mpi])")
+    mpiexec = _mpiexec()
+    if mpiexec is None:
+        pytest.skip("no mpiexec (pip install mpich)")
+    example = Path(__file__).resolve().parents[1] / "examples" / "yin_yang.py"
+    args = ["--preset", "quick", "--epochs", "1", "--train-samples", "96", "--no-progress",
+            "--out", str(tmp_path / "out"), "--json", str(tmp_path / "figures.json")]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "PYNN_EVENTPROP_MPI"}
+    done = subprocess.run([mpiexec, "-n", "2", sys.executable, str(example), *args], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("test accuracy") == 1
+    assert "SpiNNaker2 model report skipped under MPI" in done.stdout
+    figures = json.loads((tmp_path / "figures.json").read_text())
+    assert figures["mpi_processes"] == 2
+    assert (tmp_path / "out" / "yin_yang.png").is_file()
+    assert (tmp_path / "out" / "history.csv").is_file()

@@ -201,8 +201,9 @@ def plot_results(history, block, trainer, code, path, test=None, test_features=N
         Predicts the recorded samples and the decision map.
     code : LatencyCode
         Turns the map's grid points into input spike times.
-    path : path
-        Where the PNG goes.
+    path : path or None
+        Where the PNG goes (None: draw without saving, as the ranks other than 0 do under MPI,
+        since the decision map's predictions involve every rank).
     test : SpikeDataset, optional
         The split the recorded samples come from (their predictions are shown).
     test_features : array ``(n, >= 2)``, optional
@@ -288,7 +289,8 @@ def plot_results(history, block, trainer, code, path, test=None, test_features=N
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     ax.set(xlabel="x", ylabel="y", title="Decision map (disc: the data's domain)", aspect="equal")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    if path is not None:  # None: compute only (ranks other than 0)
+        fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
@@ -308,6 +310,10 @@ def spinnaker2_report(trainer, data, out):
     report.to_json(out / "spinnaker2_report.json")
     report.plot_pe_map(out / "spinnaker2_pe_map.png")
     return report
+
+
+def _silent(*args, **kwargs):
+    """``print`` on ranks other than 0."""
 
 
 def main(argv=None, prog=None):
@@ -342,25 +348,31 @@ def main(argv=None, prog=None):
     train_seconds = time.perf_counter() - start
     metrics = trainer.evaluate(test)
     samples_per_s = args.epochs * len(train) / train_seconds
-    print(
+    root = sim.rank() == 0  # under MPI every rank computes; rank 0 alone prints and writes
+    show = print if root else _silent
+    show(
         f"test accuracy {metrics['accuracy']:.4f} (canonical test split, {metrics['n']} samples; "
         f"weights of epoch {trainer.best_epoch}, best on the validation split)"
     )
-    print(f"training: {args.epochs} epochs in {train_seconds:.1f} s, {samples_per_s:.0f} samples/s")
-    history.to_csv(out / "history.csv")
-    history.to_json(out / "history.json")
+    show(f"training: {args.epochs} epochs in {train_seconds:.1f} s, {samples_per_s:.0f} samples/s")
+    if root:
+        history.to_csv(out / "history.csv")
+        history.to_json(out / "history.json")
 
     block = record_test_samples(trainer, hidden, output, test, out / "test_samples.pkl")
     segment = block.segments[0]
-    print(
+    show(
         f"Neo: {out / 'test_samples.pkl'}: {len(block.segments)} segments; sample 0 output "
         f"spikes {[len(st) for st in segment.spiketrains]}, signals "
         f"{[f'{sig.name} {sig.shape}' for sig in segment.analogsignals]}"
     )
-    test_features = load_yin_yang("test")[0]
-    plot_results(history, block, trainer, code, out / "yin_yang.png", test, test_features)
-    report = spinnaker2_report(trainer, train, out)
-    print(report.text())
+    test_features = load_yin_yang("test")[0]  # every rank: the decision map predicts (MPI)
+    figure = out / "yin_yang.png" if root else None
+    plot_results(history, block, trainer, code, figure, test, test_features)
+    if sim.num_processes() == 1:
+        print(spinnaker2_report(trainer, train, out).text())
+    else:
+        show("SpiNNaker2 model report skipped under MPI (run the example in one process)")
     figures = {
         "test_accuracy": metrics["accuracy"],
         "train_seconds": train_seconds,
@@ -372,10 +384,11 @@ def main(argv=None, prog=None):
         "seed": args.seed,
         "best_epoch": trainer.best_epoch,
         "platform": args.platform,
+        "mpi_processes": sim.num_processes(),
     }
-    if args.json:
+    if args.json and root:
         Path(args.json).write_text(json.dumps(figures, indent=1))
-    print(f"outputs in {out}/")
+    show(f"outputs in {out}/")
     sim.end()
     return figures
 
