@@ -565,9 +565,6 @@ class InFlightLater:
         self.late, self.wcat, self.widx_row, self.dtype = late, wcat, widx_row, dtype
         self.constant = False  # set when the run they came from is over: no gradient
 
-    def __len__(self) -> int:
-        return self.late[0].size
-
     def build(self):
         """The arrivals in flight ``(b, j, t, w, c, widx, src)``."""
         out = in_flight(self.late, self.wcat, self.widx_row, self.dtype)

@@ -387,7 +387,7 @@ class ExactSimulation:
         if not (self.shared_layers and plain and not self._signal_names(i, record.get(i, ()))):
             return None
         wanted = self.readout_names.get(i, frozenset())
-        if not wanted <= _SHARED_READOUTS or len(self._in_flight(i)[0]):
+        if not wanted <= _SHARED_READOUTS or self._in_flight(i)[0].size:
             return None
         plan = self._shared_plan(i)
         if plan is None:
