@@ -6,7 +6,8 @@ per-neuron values, both receptors, real-valued delays) are integrated exactly: e
 happens at its exact time (:mod:`.forward`); the time grid only batches the work into runs,
 holds the external current (constant over each step) and is where recorded variables are
 sampled.  Gradients are the exact derivatives of the continuous-time loss (:mod:`.adjoint`).
-``IF_cond_exp`` neurons are forward-only (:mod:`.conductance`).
+``IF_cond_exp`` (:mod:`.conductance`) and ``IF_curr_alpha`` (:mod:`.alpha`, exact) neurons are
+forward-only.
 
 Populations are integrated one strongly connected component at a time, in an order in which
 projections go forward: a population outside any cycle is integrated over the whole run,
@@ -39,6 +40,7 @@ from ..interface import (
     check_readouts,
 )
 from .adjoint import backward_layer
+from .alpha import alpha_rows, forward_alpha_layer
 from .arrivals import empty_pending, gather
 from .conductance import H_MAX, conductance_rows, forward_cond_layer
 from .forward import OPT_GRID, OPT_RECORD, OPT_TAPE, OPT_VMAX, OPT_VMEAN, forward_layer
@@ -51,6 +53,8 @@ from .shared import (
     shared_events,
 )
 
+#: Neuron models the engine integrates (only ``IF_curr_exp`` is differentiated).
+FORWARD_MODELS = ("IF_curr_exp", "IF_cond_exp", "IF_curr_alpha")
 #: Spike times are located to this tolerance (ms).
 TOLERANCE = 1e-13
 #: Intervals per neuron whose propagators are shared between identical neurons.
@@ -96,7 +100,7 @@ class ExactSimulation:
         self.dtype = np.dtype(dtype).type
         pops = network.populations
         for pop in pops:
-            if not pop.is_source and pop.model not in ("IF_curr_exp", "IF_cond_exp"):
+            if not pop.is_source and pop.model not in FORWARD_MODELS:
                 raise NotImplementedError(f"the exact engine does not integrate {pop.model!r}")
         self.components = components(network)
         self.order = [i for comp in self.components for i in comp]
@@ -105,6 +109,8 @@ class ExactSimulation:
         }
         self.params = {i: parameter_rows(p) for i, p in enumerate(pops) if p.model == "IF_curr_exp"}
         self.cond = {i: conductance_rows(p) for i, p in enumerate(pops) if p.model == "IF_cond_exp"}
+        self.alpha = {i: alpha_rows(p) for i, p in enumerate(pops) if p.model == "IF_curr_alpha"}
+        self.forward_only = {**self.cond, **self.alpha}  # integrated without a tape
         self._uniform = {i: bool(np.all(r == r[:1])) for i, r in self.params.items()}
         neurons = [i for i, p in enumerate(pops) if not p.is_source]
         self.v_rest = {i: np.asarray(pops[i].params["v_rest"], float) for i in neurons}
@@ -163,9 +169,13 @@ class ExactSimulation:
 
     def check_trainable(self):
         """Raise ``ValueError`` if :meth:`backward` cannot differentiate this network."""
-        if self.cond:
-            labels = [self.network.populations[i].label for i in self.cond]
-            raise ValueError(f"IF_cond_exp populations {labels} are forward-only in this engine")
+        if self.forward_only:
+            pops = [self.network.populations[i] for i in sorted(self.forward_only)]
+            names = [f"'{p.label}' ({p.model})" for p in pops]
+            raise ValueError(
+                f"populations {', '.join(names)} are forward-only in this engine: EventProp "
+                "training needs IF_curr_exp neurons"
+            )
 
     def reset(self):
         """Back to ``t = 0`` with the initial values."""
@@ -182,11 +192,13 @@ class ExactSimulation:
         def value(name, offset=0.0):
             return np.broadcast_to(np.asarray(init.get(name, 0.0), float) - offset, shape)
 
+        extra = [np.zeros(shape, self.dtype) for _ in self._synaptic(i)[2:]]
         return [
             np.array(value("v", self.v_rest[i]), self.dtype, order="C"),
             np.array(value(self._synaptic(i)[0]), self.dtype, order="C"),
             np.array(value(self._synaptic(i)[1]), self.dtype, order="C"),
             np.full(shape, -np.inf),
+            *extra,
         ]
 
     def set_initial(self, pop, name, values):
@@ -202,7 +214,9 @@ class ExactSimulation:
         pops = {
             i: PopulationState(
                 v=st[0] + self.v_rest[i],
-                synaptic=dict(zip(self._synaptic(i), (st[1].copy(), st[2].copy()), strict=True)),
+                synaptic={
+                    n: x.copy() for n, x in zip(self._synaptic(i), st[1:3] + st[4:], strict=True)
+                },
                 refractory=np.maximum(st[3] - t, 0.0),
             )
             for i, st in self._state.items()
@@ -239,7 +253,8 @@ class ExactSimulation:
                 np.asarray(ps.synaptic[self._synaptic(i)[0]], self.dtype).copy(),
                 np.asarray(ps.synaptic[self._synaptic(i)[1]], self.dtype).copy(),
                 np.where(ref > 0, t + ref, -np.inf),
-            ]
+            ] + [np.asarray(ps.synaptic.get(name, 0.0) + np.zeros(ref.shape), self.dtype)
+                 for name in self._synaptic(i)[2:]]  # fmt: skip
         for i, f in state.in_flight.items():
             channel = np.array([CHANNELS[r] for r in f.receptor], np.int8)
             none = np.full(channel.size, -1, np.int64)
@@ -341,9 +356,9 @@ class ExactSimulation:
         rec = tuple(np.zeros((n_steps if names else 0, batch, size)) for _ in range(3))
         state = [np.array(x, np.float64, order="C") for x in self._state[i]]
         args = (i, ext, off, arr, t0, n_steps, rec, names)
-        if i in self.cond:
+        if i in self.forward_only:
             if keep:
-                raise NotImplementedError("IF_cond_exp populations are forward-only")
+                raise NotImplementedError(f"population {i} is forward-only")
             n, spk, ro, tp = self._grow(i, lambda cap: self._integrate_cond(*args, state, cap))
         else:
             opts = np.zeros(5, np.int64)
@@ -360,7 +375,7 @@ class ExactSimulation:
         v_rest = self.v_rest[i]
         result = {
             "spikes": (spk[0][:n], spk[1][:n], np.ascontiguousarray(spk[2][::size])),
-            "readouts": self._readouts(ro, t0, () if i in self.cond else opts),
+            "readouts": self._readouts(ro, t0, () if i in self.forward_only else opts),
             "signals": {
                 name: (rec[k] + (v_rest if k == 0 else 0.0)).astype(self.dtype)
                 for name, k in names.items()
@@ -508,9 +523,9 @@ class ExactSimulation:
                 self._pending[i] = late
                 args = (i, ext[i][k : k + 1], off, arr, t_k, 1, tuple(r[k : k + 1] for r in rec[i]))
                 state = [np.array(x, np.float64, order="C") for x in self._state[i]]
-                if i in self.cond:
+                if i in self.forward_only:
                     if keep:
-                        raise NotImplementedError("IF_cond_exp populations are forward-only")
+                        raise NotImplementedError(f"population {i} is forward-only")
                     n, spk, ro, tp = self._grow(i, partial(self._integrate_cond, *args, {}, state))
                 else:
                     n, spk, ro, tp = self._grow(i, partial(self._integrate, *args, {}, opts, state))
@@ -567,6 +582,8 @@ class ExactSimulation:
         return {n: allowed[n] for n in names if n in allowed}
 
     def _synaptic(self, i):
+        if i in self.alpha:  # J_x = dI_x/dt + I_x/tau_x (nA/ms), see :mod:`.alpha`
+            return ("isyn_exc", "isyn_inh", "jsyn_exc", "jsyn_inh")
         return ("gsyn_exc", "gsyn_inh") if i in self.cond else ("isyn_exc", "isyn_inh")
 
     def _grow(self, i, integrate):
@@ -603,14 +620,19 @@ class ExactSimulation:
         state = [x.copy() for x in state]
         spk = self._spike_buffers(size, cap)
         first = np.zeros((self.batch, size))
-        n = forward_cond_layer(self.cond[i], ext, tuple(state), off, arr[:3], t0, self.dt,
-                               n_steps, bool(names), rec, spk, first, H_MAX)  # fmt: skip
+        if i in self.alpha:
+            n = forward_alpha_layer(self.alpha[i], ext, tuple(state), off, arr[:3], t0, self.dt,
+                                    n_steps, bool(names), rec, spk, first, TOLERANCE)  # fmt: skip
+        else:
+            n = forward_cond_layer(self.cond[i], ext, tuple(state), off, arr[:3], t0, self.dt,
+                                   n_steps, bool(names), rec, spk, first, H_MAX)  # fmt: skip
         if n >= 0:
             self._commit(i, state)
         return n, spk, (first,), None
 
     def _commit(self, i, state):
         self._state[i] = [x.astype(self.dtype, copy=False) for x in state[:3]] + [state[3]]
+        self._state[i] += [x.astype(self.dtype, copy=False) for x in state[4:]]
 
     def _cache(self, i):
         """A fresh propagator cache for population ``i`` (empty when its neurons differ)."""
@@ -715,8 +737,8 @@ class ExactSimulation:
     def _backward_component(self, comp, tape, g, dldt, grads):
         """Reverse sweep of a recurrent component, one grid step at a time."""
         for i in comp:
-            if i in self.cond:
-                raise NotImplementedError("IF_cond_exp populations are forward-only")
+            if i in self.forward_only:
+                raise NotImplementedError(f"population {i} is forward-only")
             if any(np.any(x) for x in g[i][1:]):
                 raise ValueError(f"population {i} is in a cycle: only first_spike_time is read out")
             t = tape["pops"][i]
