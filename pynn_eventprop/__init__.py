@@ -67,6 +67,7 @@ from .projections import Projection  # noqa: F401
 from .standardmodels import unavailable_models
 from .standardmodels.cells import (  # noqa: F401
     IF_cond_exp,
+    IF_curr_alpha,
     IF_curr_exp,
     SpikeSourceArray,
     SpikeSourcePoisson,

@@ -125,6 +125,20 @@ class IF_cond_exp(cells.IF_cond_exp):
     rules = LIF_RULES
 
 
+class IF_curr_alpha(cells.IF_curr_alpha):
+    __doc__ = (cells.IF_curr_alpha.__doc__ or "") + (
+        "\n    A spike of weight w (nA) adds the current w (t/tau_syn) exp(1 - t/tau_syn) after "
+        "its arrival (peak w at t = tau_syn), as in NEST's iaf_psc_alpha.  Integrated exactly "
+        "(closed-form propagator, threshold crossings located to 1e-13 ms); forward simulation "
+        "only: EventProp training accepts IF_curr_exp cells only.\n"
+    )
+    translations = _identity_translations(cells.IF_curr_alpha)
+    recordable = ["spikes", "v", "isyn_exc", "isyn_inh"]
+    compiled_model = "IF_curr_alpha"
+    is_spike_source = False
+    rules = LIF_RULES
+
+
 # ---------------------------------------------------------------------------------------------
 # spike sources
 # ---------------------------------------------------------------------------------------------
@@ -247,4 +261,10 @@ class SpikeSourcePoisson(cells.SpikeSourcePoisson):
         return PoissonGenerator(params, discretisation)
 
 
-SUPPORTED_CELL_TYPES = (IF_curr_exp, IF_cond_exp, SpikeSourceArray, SpikeSourcePoisson)
+SUPPORTED_CELL_TYPES = (
+    IF_curr_exp,
+    IF_cond_exp,
+    IF_curr_alpha,
+    SpikeSourceArray,
+    SpikeSourcePoisson,
+)
