@@ -126,9 +126,13 @@ class TrainingStep:
             sources={self.inputs: SpikeTrains.from_matrix(padded)},
             keep_for_backward=True,
         )
-        readouts = self.engine.readouts(result, self.outputs, self.loss.requires)
-        real = {name: value[:n] for name, value in readouts.items()}
-        loss = self.loss.evaluate(real, labels, self.duration)
+        on_engine = getattr(self.engine, "evaluate_loss", None)  # e.g. the SpiNNaker2 model's PEs
+        if on_engine is not None:
+            loss = on_engine(result, self.outputs, self.loss, labels, self.duration)
+        else:
+            readouts = self.engine.readouts(result, self.outputs, self.loss.requires)
+            real = {name: value[:n] for name, value in readouts.items()}
+            loss = self.loss.evaluate(real, labels, self.duration)
         check_finite("loss", np.asarray(loss.loss), context)
         for monitor in self.monitors:
             monitor(result, n, context)
@@ -160,24 +164,38 @@ class TrainingStep:
 
         Every projection's new weights are computed and checked (:func:`check_update`) before
         any is written to the engine, so a failed check leaves the engine's weights as they
-        were before this update.
+        were before this update.  An engine with ``optimiser_step`` (the SpiNNaker2 model) runs
+        the clip and the optimiser step itself, where its weights are, staging the new weights
+        until ``commit_weights``; it returns None when it cannot, and the step runs here.
         """
+        on_engine = getattr(self.engine, "optimiser_step", None)
         used, updated = {}, {}
         for c, learner in learners.items():
             gradient = gradients.weights[c]
             check_finite(f"gradient of projection '{learner.label}'", gradient, context)
-            if learner.clip is not None:
-                gradient = learner.clip(gradient)
             weights = self.engine.get_weights(c)
             if learner.reference_norm is None:
                 floor = 1e-3 * np.sqrt(weights.size)
                 learner.reference_norm = max(float(np.linalg.norm(weights)), floor)
-            learner.optimiser.step({"weights": weights}, {"weights": np.asarray(gradient, float)})
+            staged = None
+            if on_engine is not None:
+                staged = on_engine(c, learner.optimiser, learner.clip, gradients)
+            if staged is None:
+                if learner.clip is not None:
+                    gradient = learner.clip(gradient)
+                learner.optimiser.step(
+                    {"weights": weights}, {"weights": np.asarray(gradient, float)}
+                )
+            else:
+                weights, gradient = staged
             check_update(learner, weights, context)
-            updated[c] = weights
+            updated[c] = None if staged is not None else weights
             used[c] = gradient
         for c, weights in updated.items():
-            self.engine.set_weights(c, weights)
+            if weights is None:
+                self.engine.commit_weights(c)
+            else:
+                self.engine.set_weights(c, weights)
         return used
 
     def train(self, times, labels, learners: dict, context: str = ""):
