@@ -9,11 +9,6 @@ revision's script can be measured unchanged); the ratio of the medians is printe
 
     git archive REV | tar -x -C /tmp/rev
     python benchmarks/compare_revisions.py --other /tmp/rev [--config twin] [--rounds 5]
-                                           [--platform grid]
-
-``--platform`` is passed to this checkout's side only (the other runs its script's default):
-``grid`` compares this checkout's training path on the earlier grid engine with the other
-revision, separating the cost of the training code from that of the engine.
 """
 
 from __future__ import annotations
@@ -35,19 +30,17 @@ spec = importlib.util.spec_from_file_location("ty", sys.argv[1])
 ty = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ty)
 ty.time.perf_counter = time.process_time
-extra = {"platform": sys.argv[4]} if len(sys.argv) > 4 else {}
-result = ty.measure(sys.argv[2], repeats=int(sys.argv[3]), **ty.CONFIGS[sys.argv[2]], **extra)
+result = ty.measure(sys.argv[2], repeats=int(sys.argv[3]), **ty.CONFIGS[sys.argv[2]])
 print("RESULT " + json.dumps(result))
 """
 
 
-def run_tree(tree: Path, config: str, repeats: int, platform=None) -> float:
+def run_tree(tree: Path, config: str, repeats: int) -> float:
     """Median samples per CPU second of one process on ``tree``."""
     env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
     script = tree / "benchmarks" / "train_yinyang.py"
     out = subprocess.run(
-        [sys.executable, "-c", DRIVER, str(script), config, str(repeats)]
-        + ([platform] if platform else []),
+        [sys.executable, "-c", DRIVER, str(script), config, str(repeats)],
         env=env,
         cwd="/",
         capture_output=True,
@@ -64,24 +57,19 @@ def main(argv=None):
     parser.add_argument("--config", default="twin", help="train_yinyang.py configuration")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3, help="epochs per process")
-    parser.add_argument("--platform", help="platform of this checkout's side (e.g. grid)")
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args(argv)
     if not (args.other / "benchmarks" / "train_yinyang.py").is_file():
         parser.error(f"--other {args.other} has no benchmarks/train_yinyang.py")
     figures = {"this": [], "other": []}
     for r in range(args.rounds):
-        for side, tree, platform in (
-            ("this", HERE, args.platform),
-            ("other", args.other.resolve(), None),
-        ):
-            figures[side].append(run_tree(tree, args.config, args.repeats, platform))
+        for side, tree in (("this", HERE), ("other", args.other.resolve())):
+            figures[side].append(run_tree(tree, args.config, args.repeats))
         print(f"round {r + 1}: this {figures['this'][-1]:.0f}, other {figures['other'][-1]:.0f} "
               f"samples per CPU second")  # fmt: skip
     ratios = [a / b for a, b in zip(figures["this"], figures["other"], strict=True)]
     summary = {
         "config": args.config,
-        "platform": args.platform,
         "this_median": statistics.median(figures["this"]),
         "other_median": statistics.median(figures["other"]),
         "ratio_of_medians": statistics.median(figures["this"])

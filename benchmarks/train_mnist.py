@@ -6,9 +6,10 @@ by ``pynn_eventprop/tasks/images.py`` through the PyNN API); training runs throu
 
 Per batch size and dtype: one warm-up epoch (numba compilation), then ``--repeats`` epochs of
 ``--samples`` samples, each timed by the trainer (forward, loss, backward and Adam update of
-every batch); an inference pass; a profiled epoch that splits the time into engine kernels and
-the rest (the profiled time includes the network compilation every ``Trainer.fit`` call starts
-with; the timed repeats do not); and an epoch under ``tracemalloc`` for the peak of
+every batch); an inference pass; a profiled epoch that splits the time into the engine's
+forward and backward passes (the exact engine, ``pynn_eventprop/engine/exact/``) and the rest
+(the profiled time includes the network compilation every ``Trainer.fit`` call starts with;
+the timed repeats do not); and an epoch under ``tracemalloc`` for the peak of
 Python/numpy allocations.  The process's peak resident set size (``resource.getrusage``, which
 includes numba's compiler and the data set) is reported last.
 
@@ -35,14 +36,13 @@ from pynn_eventprop.datasets import mnist_5k_dataset
 from pynn_eventprop.tasks.images import Settings, build_network, make_trainer
 
 PROFILED = {
-    "forward: spike delivery (kernels.deliver)": ("kernels.py", "deliver"),
-    "forward: LIF layers (kernels.forward_layer)": ("kernels.py", "forward_layer"),
-    "backward: adjoint layers (kernels.adjoint_layer)": ("kernels.py", "adjoint_layer"),
-    "backward: gradients at spikes (kernels.collect)": ("kernels.py", "collect"),
+    "forward: engine.run (ExactSimulation.run)": ("exact/simulation.py", "run"),
+    "readouts (ExactSimulation.readouts)": ("exact/simulation.py", "readouts"),
+    "backward: engine.backward (ExactSimulation.backward)": ("exact/simulation.py", "backward"),
     "loss (evaluate)": ("losses.py", "evaluate"),
     "optimiser steps (Adam)": ("optimisers.py", "step"),
-    "weights into the engine (set_weights)": ("simulation.py", "set_weights"),
-    "input rasters (times_to_raster)": ("encoding.py", "times_to_raster"),
+    "weights into the engine (set_weights)": ("exact/simulation.py", "set_weights"),
+    "input spike trains (SpikeTrains.from_matrix)": ("interface.py", "from_matrix"),
     "network compilation at the start of fit (compile_network)": ("compile.py", "compile_network"),
 }
 """Parts of a profiled epoch: (file name suffix, function name) summed by cumulative time."""

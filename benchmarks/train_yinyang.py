@@ -13,12 +13,6 @@ second of the process (steadier when other jobs share the machine), median and r
 the epochs.  Peak memory is the process's maximum resident set size.
 
     python benchmarks/train_yinyang.py [--json PATH] [--repeats N] [--config twin|default]
-                                       [--platform reference|grid]
-
-``--platform grid`` trains on the package's earlier tick-based grid engine
-(``pynn_eventprop.engine.simulation.ReferenceEngine``, registered here for the comparison):
-the same engine maths as before the exact engine, so that an A/B against an older revision
-(``benchmarks/compare_revisions.py``) measures everything else.
 """
 
 from __future__ import annotations
@@ -34,7 +28,6 @@ from pyNN.random import NumpyRNG, RandomDistribution
 
 import pynn_eventprop as sim
 from pynn_eventprop.datasets import LatencyCode, yin_yang_dataset
-from pynn_eventprop.engine.platforms import register_engine
 from pynn_eventprop.eventprop import Adam, TTFSCrossEntropy
 from pynn_eventprop.eventprop.synapses import EventPropRule, EventPropSynapse
 from pynn_eventprop.eventprop.training import Trainer
@@ -47,8 +40,6 @@ CONFIGS = {
 
 
 def measure(name, hidden, dt, steps, batch, t_late, repeats, platform="reference"):
-    if platform == "grid":
-        register_engine("grid", "pynn_eventprop.engine.simulation:ReferenceEngine")
     sim.setup(timestep=dt, min_delay=dt, platform=platform)
     rng = NumpyRNG(seed=1)
     inputs = sim.Population(5, sim.SpikeSourceArray())
@@ -99,7 +90,6 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", help="write the figures to this JSON file")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--platform", choices=("reference", "grid"), default="reference")
     parser.add_argument("--config", choices=sorted(CONFIGS), action="append",
                         help="configuration to measure (repeatable; default: all)")  # fmt: skip
     args = parser.parse_args(argv)
@@ -107,10 +97,7 @@ def main(argv=None):
 
     print(f"cores: {os.cpu_count()}")
     names = args.config or list(CONFIGS)
-    figures = {
-        name: measure(name, repeats=args.repeats, platform=args.platform, **CONFIGS[name])
-        for name in names
-    }
+    figures = {name: measure(name, repeats=args.repeats, **CONFIGS[name]) for name in names}
     figures["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory: {figures['peak_rss_mib']:.0f} MiB")
     if args.json:

@@ -18,7 +18,6 @@ from pyNN import errors
 from pyNN.standardmodels import cells as pynn_cells
 
 from pynn_eventprop import datasets
-from pynn_eventprop.discretisation import LIFDiscretisation
 from pynn_eventprop.validation import NoDataError, StaleObjectError
 
 nan, inf = math.nan, math.inf
@@ -869,18 +868,6 @@ DATASETS = [
         lambda sim: datasets.image_latency_encode(np.full((1, 2), 300.0)),
         ValueError,
         ("pixel", "300.0", "max_value=255.0"),
-    ),
-    Case(
-        "raster-outside-mode",
-        lambda sim: datasets.times_to_raster([[1.0]], LIFDiscretisation(0.1), 10, outside="x"),
-        ValueError,
-        ("outside", "'x'"),
-    ),
-    Case(
-        "raster-no-steps",
-        lambda sim: datasets.times_to_raster([[1.0]], LIFDiscretisation(0.1), 0),
-        ValueError,
-        ("n_steps", "0"),
     ),
     Case(
         "dataset-no-classes", lambda sim: spike_dataset(n_classes=0), ValueError, ("n_classes", "0")

@@ -1,4 +1,4 @@
-"""Spike encodings, the raster conversion and the SpikeDataset container."""
+"""Spike encodings and the SpikeDataset container."""
 
 import numpy as np
 import pytest
@@ -9,9 +9,7 @@ from pynn_eventprop.datasets import (
     SpikeDataset,
     image_latency_encode,
     latency_encode,
-    times_to_raster,
 )
-from pynn_eventprop.discretisation import LIFDiscretisation
 
 # --- latency codes ----------------------------------------------------------------------------
 
@@ -82,43 +80,6 @@ def test_image_code_flattens_row_major_and_checks_range():
         image_latency_encode(img * 2, max_value=255.0)
     with pytest.raises(ValueError, match="threshold"):
         image_latency_encode(img, threshold=1.0)
-
-
-# --- raster ----------------------------------------------------------------------------------
-
-
-def test_times_to_raster_places_spikes_with_phase():
-    disc = LIFDiscretisation(0.5)
-    times = np.array([[0.0, 0.2, 1.0, np.nan], [2.49, 0.75, np.nan, 1.0]])
-    spikes, phase = times_to_raster(times, disc, n_steps=6)
-    assert spikes.shape == phase.shape == (6, 2, 4) and spikes.dtype == bool
-    assert spikes.sum() == 6
-    k, b, i = np.nonzero(spikes)
-    # Each spike is recovered from its step and phase, t = (k - phase) dt, to rounding (1e-12).
-    np.testing.assert_allclose((k - phase[k, b, i]) * 0.5, times[b, i], atol=1e-12)
-    assert np.all((phase >= 0) & (phase < 1)) and np.all(phase[~spikes] == 0)
-    # t = 0 is step 0; a time on the grid has phase 0; t = 0.2 is 0.6 of a step before step 1.
-    assert spikes[0, 0, 0] and spikes[2, 0, 2] and phase[2, 0, 2] == 0.0
-    assert spikes[1, 0, 1] and phase[1, 0, 1] == pytest.approx(0.6, abs=1e-12)
-    assert not spikes[:, 0, 3].any() and not spikes[:, 1, 2].any()
-
-
-def test_times_to_raster_late_spikes_raise_or_drop():
-    disc = LIFDiscretisation(1.0)
-    times = np.array([[0.5, 4.5]])  # steps 1 and 5
-    with pytest.raises(ValueError, match="beyond the raster's last step 4"):
-        times_to_raster(times, disc, 5)
-    spikes, _ = times_to_raster(times, disc, 5, outside="drop")
-    assert spikes.sum() == 1 and spikes[1, 0, 0]
-    with pytest.raises(ValueError, match=">= 0"):
-        times_to_raster(np.array([[-0.1]]), disc, 5)
-    with pytest.raises(ValueError, match="outside"):
-        times_to_raster(times, disc, 5, outside="clip")
-
-
-def test_times_to_raster_dtype():
-    _, phase = times_to_raster(np.array([[0.3]]), LIFDiscretisation(1.0), 2, dtype=np.float32)
-    assert phase.dtype == np.float32 and phase[1, 0, 0] == pytest.approx(0.7, abs=1e-6)
 
 
 # --- SpikeDataset ----------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from .encoding import (
     LatencyCode,
     image_latency_encode,
     latency_encode,
-    times_to_raster,
 )
 from .fashion_mnist import fashion_mnist_available, fashion_mnist_dataset, load_fashion_mnist
 from .idx import read_idx
@@ -40,7 +39,6 @@ __all__ = [
     "load_yin_yang",
     "mnist_5k_dataset",
     "read_idx",
-    "times_to_raster",
     "yin_yang_class",
     "yin_yang_dataset",
     "yin_yang_features_to_times",

@@ -2,8 +2,7 @@
 
 All encoders return spike times in ms as a float64 array of shape ``(n_samples, n_inputs)``;
 ``NaN`` means "this input neuron does not spike".  Times are continuous (not on a grid): the
-engines place each spike on the grid with a phase (``docs/equations.md`` section 2), and
-:func:`times_to_raster` does that conversion for a batch.
+engines take each spike at its exact time.
 
 Codes
 -----
@@ -157,64 +156,6 @@ def image_latency_encode(
             p > threshold, t_early + (t_late - t_early) * (1.0 - p) / (1.0 - threshold), np.nan
         )
     return _append_bias(times, bias_time)
-
-
-def times_to_raster(
-    times, discretisation, n_steps: int, *, dtype=np.float64, outside: str = "raise"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Dense raster ``(spikes, phase)``, shape ``(n_steps, batch, n_inputs)``, of input times.
-
-    Each time ``t`` goes to grid step ``k = ceil(t / dt)`` with phase ``phi = k - t / dt`` in
-    ``[0, 1)``, so that ``t = (k - phi) dt`` (``LIFDiscretisation.step_and_phase``); index ``k``
-    of the raster is grid step ``k`` (a spike at ``t = 0`` is at index 0).  This is the layout of
-    the engine's ``Raster`` for a source population whose chunk starts at step 0.
-
-    Parameters
-    ----------
-    times : array_like, shape ``(batch, n_inputs)``
-        Spike times in ms, ``NaN`` for "no spike" (as returned by the encoders).
-    discretisation : LIFDiscretisation
-        Supplies ``dt`` and ``step_and_phase``.
-    n_steps : int
-        Number of raster rows (grid steps ``0 .. n_steps - 1``).
-    dtype : numpy dtype
-        Float dtype of ``phase``.
-    outside : {"raise", "drop"}
-        What to do with spikes at steps ``>= n_steps``: raise ``ValueError`` (default, so that no
-        input is lost silently) or drop them.
-
-    Returns
-    -------
-    spikes : numpy.ndarray of bool, shape ``(n_steps, batch, n_inputs)``
-    phase : numpy.ndarray of ``dtype``, same shape; 0 where there is no spike.
-    """
-    if outside not in ("raise", "drop"):
-        raise ValueError(f"outside must be 'raise' or 'drop', got {outside!r}")
-    if int(n_steps) != n_steps or n_steps < 1:
-        raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
-    t = np.asarray(times, dtype=np.float64)
-    if t.ndim != 2:
-        raise ValueError(f"times must have shape (batch, n_inputs), got {t.shape}")
-    has_spike = ~np.isnan(t)
-    if np.any(np.isinf(t)) or np.any(t[has_spike] < 0.0):
-        raise ValueError("spike times must be finite and >= 0 ms (NaN for no spike)")
-    b, i = np.nonzero(has_spike)
-    k, phi = discretisation.step_and_phase(t[b, i])
-    late = k >= n_steps
-    if np.any(late):
-        if outside == "raise":
-            raise ValueError(
-                f"spike at {t[b, i][late].max()!r} ms falls on step {k[late].max()}, beyond the "
-                f"raster's last step {int(n_steps) - 1} (dt={discretisation.dt} ms); increase "
-                f"n_steps or pass outside='drop'"
-            )
-        b, i, k, phi = b[~late], i[~late], k[~late], phi[~late]
-    shape = (int(n_steps),) + t.shape
-    spikes = np.zeros(shape, dtype=bool)
-    phase = np.zeros(shape, dtype=dtype)
-    spikes[k, b, i] = True
-    phase[k, b, i] = phi
-    return spikes, phase
 
 
 @dataclass(frozen=True)

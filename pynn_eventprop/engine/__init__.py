@@ -2,9 +2,7 @@
 
 :mod:`.interface` is the contract every engine implements; :mod:`.platforms` builds the engine
 of a platform by name.  :mod:`.exact` is the reference engine (exact, event-driven, the
-default platform).  :mod:`.simulation` (the tick-based grid engine the SpiNNaker2 model
-composes), :mod:`.adjoint`, :mod:`.kernels`, :mod:`.dynamics`, :mod:`.readouts` and
-:mod:`.raster` are the parts of the grid engine.  See ``docs/architecture.md``.
+default platform).  See ``docs/architecture.md``.
 """
 
 from .interface import (

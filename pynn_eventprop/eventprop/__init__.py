@@ -6,7 +6,6 @@ the PyNN-free training core :mod:`pynn_eventprop.training`, re-exported here.  S
 ``docs/losses.md`` and ``docs/training.md``.
 """
 
-from ..engine.readouts import time_to_phase_gradient
 from ..training import (
     SGD,
     Adam,
@@ -57,5 +56,4 @@ __all__ = [
     "check_finite",
     "schedule_from_dict",
     "softmax_cross_entropy",
-    "time_to_phase_gradient",
 ]
