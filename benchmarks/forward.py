@@ -1,6 +1,6 @@
 """Forward-simulation throughput of the reference engine (exact, event-driven; samples per second).
 
-Configurations (issue 3):
+Configurations:
 
 * ``5-120-3``: 5 inputs, 120 hidden, 3 output IF_curr_exp neurons, dt 1 ms, 27 steps (the
   Yin-Yang network of the SpiNNaker2 twin), batch 22 and batch 1000;
