@@ -381,10 +381,9 @@ class AverageVoltageCrossEntropy(_VoltageCrossEntropy):
       [NTK22]_).
 
     Every moment of every output neuron receives gradient, so no output is ever without one.
-    On the time grid the engine evaluates the integral as ``sum_n w_n V[n]`` with
-    ``w_n = 1/N`` or ``exp(-n/N)/N`` over the ``N`` steps (mlGeNN weights the voltage after
-    step ``n`` with the time at the step's start, so its exponential logits are ours times
-    ``exp(1/N)``).
+    The engine evaluates the integral in closed form (mlGeNN sums over its ``N`` time steps,
+    ``(1/N) sum_n w(t_{n-1}) V[n]``: the voltage after step ``n`` weighted by the time at the
+    step's start).
 
     Parameters
     ----------
