@@ -12,11 +12,15 @@ from .optimisers import Adam, Optimiser
 from .schedules import as_schedule
 
 
-def _clip_norm(gradient: np.ndarray, max_norm: float | None) -> np.ndarray:
-    """``g * min(1, max_norm / ||g||_F)`` (``g`` itself when ``max_norm`` is None)."""
+def _clip_norm(gradient: np.ndarray, max_norm: float | None, norm=None) -> np.ndarray:
+    """``g * min(1, max_norm / ||g||_F)`` (``g`` itself when ``max_norm`` is None).
+
+    ``norm``: ``||g||_F`` when given (e.g. the norm of a whole gradient of which ``gradient``
+    is a block, as on the SpiNNaker2 model's update PEs); by default computed from ``g``.
+    """
     if max_norm is None:
         return gradient
-    norm = float(np.linalg.norm(gradient))
+    norm = float(np.linalg.norm(gradient)) if norm is None else float(norm)
     return gradient * (max_norm / norm) if norm > max_norm else gradient
 
 
@@ -102,8 +106,10 @@ class EventPropRule:
         optimiser._state = {}
         return optimiser
 
-    def clip(self, gradient: np.ndarray) -> np.ndarray:
-        return _clip_norm(gradient, self.max_grad_norm)
+    def clip(self, gradient: np.ndarray, norm=None) -> np.ndarray:
+        """``gradient`` clipped to ``max_grad_norm``; ``norm``: its norm, or that of the whole
+        gradient when ``gradient`` is a block of it (default: computed from ``gradient``)."""
+        return _clip_norm(gradient, self.max_grad_norm, norm)
 
     def clip_delays(self, gradient: np.ndarray) -> np.ndarray:
         return _clip_norm(gradient, self.delay_max_grad_norm)
