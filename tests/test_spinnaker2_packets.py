@@ -53,7 +53,9 @@ def test_hand_count_tiny_network():
     # update, 2 replicas: 2x3 + 3x2 trainable weights reduced once and multicast once
     assert k["gradient"].packets == 12 and k["weight"].packets == 12
     assert k["weight"].deliveries == 12
-    assert k["label"].packets == 2 and k["loss"].packets == 0  # one output slice: no gather
+    # labels: one per sample and one count per replica, from the host; one output slice: no
+    # readouts exchanged
+    assert k["label"].packets == 4 and k["loss"].packets == 0
     # everything on one chip: one router per packet
     for kind in ("spike", "error", "gradient", "weight"):
         assert k[kind].hops == k[kind].packets

@@ -15,10 +15,17 @@ Protocol checks (the model's own, independent of any comparison with the referen
   without a tally, a sequence number missing or received twice, a count that disagrees with the
   tally, or a packet from a sender it does not expect is a *problem*, recorded with the PE, the
   kind, the sender and the sequence number (and raised as :class:`PacketError` when the fabric
-  was built with ``on_fault="raise"``).
+  was built with ``on_fault="raise"``);
+* every packet carries a parity bit over its key and payload words, set by the sender; a
+  receiver that finds a packet whose parity does not match reports it as corrupted (one
+  flipped bit, or any odd number of them, is caught; an even number is not).
 
-Fault injection (for tests): :meth:`Fabric.inject` drops or duplicates the ``n``-th packet of a
-kind; :meth:`Fabric.corrupt_entry` changes one routing-table entry.
+The host is a sender too (:data:`~.routing.HOST`): its label packets enter the machine at the
+chip the host is attached to and are routed by the same tables.
+
+Fault injection (for tests): :meth:`Fabric.inject` drops, duplicates or corrupts (flips one
+bit of the payload word) the ``n``-th packet of a kind; :meth:`Fabric.corrupt_entry` changes one
+routing-table entry.
 
 Payloads are 32-bit words by default: values are rounded to float32 on the wire
 (``payload_bits=64`` sends float64, two words, so that spike times arrive exactly).
@@ -31,46 +38,57 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .routing import RoutingError, RoutingTables
+from .routing import HOST, RoutingError, RoutingTables
 
 #: Packet kinds the fabric carries (tallies are counted separately per kind).
-KINDS = ("spike", "error", "gradient", "weight")
+KINDS = ("spike", "error", "gradient", "weight", "loss", "label", "norm")
 
 
 class PacketError(RuntimeError):
     """The protocol checks found lost, duplicated, misrouted or unexpected packets."""
 
 
+ACTIONS = ("drop", "duplicate", "corrupt")
+
+
+def sender(source: int) -> str:
+    """How problems name a sender."""
+    return "the host" if source == HOST else f"PE {source}"
+
+
 @dataclass(frozen=True)
 class Fault:
-    """An injected fault: ``action`` (``"drop"`` or ``"duplicate"``) on the ``index``-th packet
-    (0-based, counted from the injection) of ``kind``."""
+    """An injected fault: ``action`` (``"drop"``, ``"duplicate"`` or ``"corrupt"``: the most
+    significant exponent bit of the payload word flipped after the sender set the parity) on
+    the ``index``-th packet (0-based, counted from the injection) of ``kind``."""
 
     action: str
     kind: str
     index: int
 
     def __post_init__(self):
-        if self.action not in ("drop", "duplicate"):
-            raise ValueError(f"action must be 'drop' or 'duplicate', got {self.action!r}")
+        if self.action not in ACTIONS:
+            raise ValueError(f"action must be one of {ACTIONS}, got {self.action!r}")
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
 
 
 @dataclass
 class Packets:
-    """Packets as arrays of equal length (``source``: the sending PE of each)."""
+    """Packets as arrays of equal length (``source``: the sending PE of each, ``parity``: the
+    parity bit its sender set)."""
 
     source: np.ndarray
     keys: np.ndarray
     payload: np.ndarray
     tick: np.ndarray
     seq: np.ndarray
+    parity: np.ndarray
 
     @classmethod
     def empty(cls) -> Packets:
         i = np.zeros(0, np.int64)
-        return cls(i, i, np.zeros(0), i, i)
+        return cls(i, i, np.zeros(0), i, i, i)
 
     @classmethod
     def concat(cls, parts) -> Packets:
@@ -85,7 +103,7 @@ class Packets:
         return self.keys.size
 
 
-_FIELDS = ("source", "keys", "payload", "tick", "seq")
+_FIELDS = ("source", "keys", "payload", "tick", "seq", "parity")
 
 
 @dataclass
@@ -138,19 +156,42 @@ class Fabric:
         self._routes.clear()
 
     def _apply_faults(self, kind, order):
-        """Indices of the packets to send after the armed faults (``order`` = 0..n-1)."""
-        n = order.size
+        """Indices of the packets to send after the armed faults (``order`` = 0..n-1), and the
+        positions among them whose payload is corrupted."""
+        n, corrupt = order.size, []
         for armed in self._faults:
             fault, seen = armed
             if fault.kind == kind and seen <= fault.index < seen + n:
                 pos = int(np.flatnonzero(order == fault.index - seen)[0])
                 if fault.action == "drop":
                     order = np.delete(order, pos)
-                else:
+                elif fault.action == "duplicate":
                     order = np.insert(order, pos, order[pos])
+                else:
+                    corrupt.append(pos)
             if fault.kind == kind:
                 armed[1] = seen + n
-        return order
+        return order, corrupt
+
+    def _bits(self, payload) -> np.ndarray:
+        """The payload words' bit patterns (float32 or float64) as unsigned integers."""
+        if self.payload_bits == 32:
+            return payload.astype(np.float32).view(np.uint32)
+        return payload.view(np.uint64)
+
+    def parity(self, keys, payload) -> np.ndarray:
+        """Parity bit of packets: the number of set bits of key and payload word, modulo 2."""
+        ones = np.bitwise_count(keys.view(np.uint64)) + np.bitwise_count(self._bits(payload))
+        return (ones & 1).astype(np.int64)
+
+    def _corrupt(self, payload, positions):
+        """Flip the most significant exponent bit of the payload words at ``positions``."""
+        payload = payload.copy()
+        bits = self._bits(payload[positions])
+        flipped = bits ^ bits.dtype.type(1 << (self.payload_bits - 2))
+        float_type = np.float32 if self.payload_bits == 32 else np.float64
+        payload[positions] = flipped.view(float_type)
+        return payload
 
     # --- phases -------------------------------------------------------------------------------
     def clear(self):
@@ -195,10 +236,15 @@ class Fabric:
             n0 = self._sent[(source, kind, int(block))]
             self._sent[(source, kind, int(block))] = n0 + sel.size
             seq = np.arange(n0, n0 + sel.size)
+            values, keys_b = payload[sel], keys[sel]
+            parity = self.parity(keys_b, values)
             if self._faults:
-                order = self._apply_faults(kind, np.arange(sel.size))
+                order, corrupt = self._apply_faults(kind, np.arange(sel.size))
+                keys_b, values, parity = keys_b[order], values[order], parity[order]
                 sel, seq = sel[order], seq[order]
-            packets = Packets(np.full(sel.size, source), keys[sel], payload[sel], tick[sel], seq)
+                if corrupt:
+                    values = self._corrupt(values, corrupt)
+            packets = Packets(np.full(sel.size, source), keys_b, values, tick[sel], seq, parity)
             self._deliver(kind, int(block), source, packets)
 
     def _deliver(self, kind, block, source, packets):
@@ -239,16 +285,16 @@ class Fabric:
         for source, _, n in tallies:
             announced[source] += n
         for source in sorted(expected - set(announced)):
-            self._problem(f"PE {pe}: no {kind} tally from PE {source}: its packets were lost or "
-                          "misrouted")  # fmt: skip
+            self._problem(f"PE {pe}: no {kind} tally from {sender(source)}: its packets were lost "
+                          "or misrouted")  # fmt: skip
         by_source = defaultdict(list)  # every part comes from one send: one sender
         for part in parts:
             if len(part):
                 by_source[int(part.source[0])].append(part)
         for source in sorted(set(by_source) - expected):
             keys = np.concatenate([p.keys for p in by_source.pop(source)])
-            self._problem(f"PE {pe}: {keys.size} unexpected {kind} packet(s) from PE {source} "
-                          f"(first key {int(keys[0]):#x}): misrouted")  # fmt: skip
+            self._problem(f"PE {pe}: {keys.size} unexpected {kind} packet(s) from "
+                          f"{sender(source)} (first key {int(keys[0]):#x}): misrouted")  # fmt: skip
         ordered = []
         for source in sorted(by_source):
             ordered += by_source[source]
@@ -258,19 +304,24 @@ class Fabric:
             n = announced[source]
             if seq.size != n or not np.array_equal(seq, np.arange(n)):
                 self._check_sequence(pe, kind, source, seq, n)
-        return Packets.concat(ordered)
+        packets = Packets.concat(ordered)
+        for m in np.flatnonzero(self.parity(packets.keys, packets.payload) != packets.parity):
+            self._problem(f"PE {pe}: {kind} packet #{packets.seq[m]} from "
+                          f"{sender(int(packets.source[m]))} failed its parity check: "
+                          "corrupted")  # fmt: skip
+        return packets
 
     def _check_sequence(self, pe, kind, source, seq, announced):
         counts = np.bincount(seq, minlength=announced)
         for s in np.flatnonzero(counts[:announced] == 0):
-            self._problem(f"PE {pe}: {kind} packet #{s} from PE {source} missing "
+            self._problem(f"PE {pe}: {kind} packet #{s} from {sender(source)} missing "
                           f"({announced} announced)")  # fmt: skip
         for s in np.flatnonzero(counts > 1):
-            self._problem(f"PE {pe}: {kind} packet #{s} from PE {source} received "
+            self._problem(f"PE {pe}: {kind} packet #{s} from {sender(source)} received "
                           f"{counts[s]} times")  # fmt: skip
         for s in np.flatnonzero(counts[announced:]):
-            self._problem(f"PE {pe}: {kind} packet #{announced + s} from PE {source} beyond the "
-                          f"{announced} announced")  # fmt: skip
+            self._problem(f"PE {pe}: {kind} packet #{announced + s} from {sender(source)} "
+                          f"beyond the {announced} announced")  # fmt: skip
 
     def _problem(self, text: str):
         self.problems.append(text)

@@ -5,13 +5,16 @@ A key has three fields, most significant first::
     | kind (3 bits) | PE id (pe_bits) | index (index_bits) |
 
 ``kind`` is the packet kind (:data:`KINDS`); ``PE id`` names the PE that *owns* the key block:
-the sender of spike, loss and weight packets, the receiver of error and gradient packets;
-``index`` is ``local sample * slice size + neuron`` within the owner's slice (spike, error,
-loss: a PE runs ``local_batch`` samples at once) or the word's position in a stream modulo
-``2**index_bits - 1`` (gradient, weight; packets on one route arrive in order, so the receiver
-counts words).  The last index of every block, ``2**index_bits - 1``, is reserved for the
-block's end-of-phase tally packet (see :mod:`.fabric`).  One block per (kind, PE) is matched
-by the mask that keeps the kind and PE fields: ``mask = ~(2**index_bits - 1)`` within ``key_bits``.
+the sender of spike, loss, weight and norm packets, the receiver of error, gradient and label
+packets (label packets come from the host; their owner is the first output PE of their
+replica); ``index`` is ``local sample * slice size + neuron`` within the owner's slice (spike,
+error, loss: a PE runs ``local_batch`` samples at once), the local sample (label; index
+``local_batch`` carries the number of labelled samples in the whole batch), the word's position
+in a stream modulo ``2**index_bits - 1`` (gradient, weight; packets on one route arrive in
+order, so the receiver counts words) or the projection (norm).  The last index of every block,
+``2**index_bits - 1``, is reserved for the block's end-of-phase tally packet (see
+:mod:`.fabric`).  One block per (kind, PE) is matched by the mask that keeps the kind and PE
+fields: ``mask = ~(2**index_bits - 1)`` within ``key_bits``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 
 from .mapping import Mapping, MappingError
 
-KINDS = ("spike", "error", "loss", "gradient", "weight")
+KINDS = ("spike", "error", "loss", "gradient", "weight", "label", "norm")
 KIND_BITS = 3
 
 
@@ -77,7 +80,8 @@ class KeySpace:
 
 def allocate_keys(mapping: Mapping) -> KeySpace:
     """Field widths for ``mapping``: enough PE bits for every PE, index bits for the local batch
-    times the largest slice plus the tally index.
+    times the largest slice (at least the local batch plus one, for the label blocks) plus the
+    tally index.
 
     Raises
     ------
@@ -85,7 +89,8 @@ def allocate_keys(mapping: Mapping) -> KeySpace:
         If kind + PE + index bits exceed the hardware's key width.
     """
     largest = max(sl.size for per_pop in mapping.slices for sl in per_pop)
-    index = _bits(mapping.local_batch * largest + 1)
+    B = mapping.local_batch  # label blocks: indices 0..B (the labels and the batch's count)
+    index = _bits(max(B * largest, B + 1) + 1)
     space = KeySpace(_bits(mapping.n_pes), index, int(mapping.hardware.key_bits))
     if space.used_bits > space.key_bits:
         raise MappingError(

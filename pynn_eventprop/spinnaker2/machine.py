@@ -11,6 +11,13 @@ forward (:meth:`Machine.forward`)
     payload = the time since the tick started), rebuilds the presynaptic spike times
     ``tick dt + payload``, integrates its slice over the run and sends one spike packet per
     spike of its own when its population has targets.
+loss (:meth:`Machine.send_labels`, :meth:`Machine.exchange_readouts`, :meth:`Machine.loss_pe`)
+    The host sends one label packet per labelled sample (payload = the class) and one with the
+    batch's number of labelled samples, routed from the host's chip to the output PEs of the
+    sample's replica.  Output slices of one replica exchange the readouts the loss reads (one
+    loss packet per neuron, sample and readout), so that each holds whole rows of the output
+    layer (softmax normalises over all output neurons); each then calls the training core's
+    loss (passed in as an object) on its rows and keeps ``dL/dreadout`` of its own neurons.
 backward (:meth:`Machine.backward`)
     Populations in reverse order.  A PE sums the error packets it received into ``dL/dt`` of its
     own spikes, sweeps its slice backwards, keeps ``dL/dw`` in its gradient buffer and sends one
@@ -18,12 +25,16 @@ backward (:meth:`Machine.backward`)
     summed ``dL/dt_a`` of that spike's arrivals on its slice) back to the spike's owner.
 reduction (:meth:`Machine.reduce`)
     Gradient buffers summed over replicas along a binomial tree, one gradient packet per word.
-update (:meth:`Machine.broadcast`)
-    Replica 0's PE of a slice holds the new weights (written by the host after the optimiser
-    step) and multicasts them, one weight packet per word, to its copies in the other replicas.
+update (:meth:`Machine.update_pe`, :meth:`Machine.commit`)
+    Replica 0's PE of a slice (the update PE) applies the training core's optimiser (passed in
+    as an object; its moment buffers are the PE's, placed in its SRAM by the mapping) to its
+    own weights with its own reduced gradient, loads the new weights and multicasts them, one
+    weight packet per word, to its copies in the other replicas.  Weights the host writes
+    (:meth:`Machine.broadcast`) reach the update PEs and are multicast the same way.
 
-The host loads inputs into the source PEs' schedules, reads readouts, spikes and recordings out
-of the PEs' memories and writes weights; it never moves data between PEs.
+The host loads inputs into the source PEs' schedules, sends labels, reads readouts, losses,
+spikes and recordings out of the PEs' memories for reporting and may write weights; it never
+moves data between PEs.
 """
 
 from __future__ import annotations
@@ -35,7 +46,7 @@ import numpy as np
 from ..engine.interface import SpikeTrains
 from .fabric import Fabric
 from .mapping import Mapping
-from .routing import RoutingTables
+from .routing import HOST, RoutingTables
 from .slices import SliceNetwork, slice_backward, slice_network, slice_simulation
 
 
@@ -67,6 +78,11 @@ class ProcessingElement:
     own: tuple = ()  # (index, tick) of the spikes it sent in the last run, in its spike order
     received: dict = field(default_factory=dict)  # local source -> Packets in SpikeTrains order
     grads: dict = field(default_factory=dict)  # global projection -> (n_pre, size) dL/dw
+    labels: tuple = ()  # (labelled local samples, classes, labelled samples in the batch)
+    loss: object = None  # (labelled local samples, the loss's result on them) after the loss
+    loss_grads: dict | None = None  # readout -> (local batch, size) float32 dL/dreadout
+    optimisers: dict = field(default_factory=dict)  # global projection -> its optimiser copy
+    staged: dict = field(default_factory=dict)  # global projection -> new weights (update PE)
 
     @property
     def size(self) -> int:
@@ -195,6 +211,121 @@ class Machine:
         pe.result = result if keep else None
         return result
 
+    # --- loss -------------------------------------------------------------------------------
+    def send_labels(self, k, labels):
+        """The host's label packets for the output PEs of population ``k``: per replica one per
+        labelled sample (index: its local sample, payload: its class) and one with the number
+        of labelled samples in the batch (index ``local_batch``).  Samples ``0..len(labels)-1``
+        are labelled; the rest of the batch is padding."""
+        labels = np.asarray(labels)
+        n, lb = labels.size, self.mapping.local_batch
+        pes = self.mapping.population_pes(k)
+        for r in range(pes.shape[0]):
+            owner = int(pes[r, 0])
+            self.fabric.open("label", HOST, owner)
+            samples = self.pes[owner].samples
+            real = samples[samples < n]
+            keys = self.keys.base("label", owner) + np.r_[real - r * lb, lb]
+            self.fabric.send("label", HOST, keys, np.r_[labels[real], n].astype(np.float64), 0)
+        self.fabric.end_phase("label")
+
+    def receive_labels(self, pe, n_classes):
+        """``(labelled local samples (sorted), their classes, labelled samples in the batch)``
+        from the label packets in PE ``pe``'s queue; a payload that is not a class is
+        reported and its sample left unlabelled."""
+        packets = self.fabric.collect(pe.pe, "label", [HOST])
+        lb = self.mapping.local_batch
+        index = packets.keys & ((1 << self.keys.index_bits) - 1)
+        count = packets.payload[index == lb]
+        data = np.flatnonzero(index < lb)
+        values = packets.payload[data]
+        ok = (values == np.rint(values)) & (values >= 0) & (values < n_classes)
+        for m in data[~ok]:
+            self.fabric._problem(f"PE {pe.pe}: label packet #{packets.seq[m]} from the host "
+                                 f"carries {packets.payload[m]!r}, not a class in "
+                                 f"0..{n_classes - 1}")  # fmt: skip
+        rows, first = np.unique(index[data[ok]], return_index=True)
+        n = int(count[0]) if count.size == 1 else rows.size
+        if count.size != 1:
+            self.fabric._problem(f"PE {pe.pe}: {count.size} label-count packets from the host, "
+                                 "expected 1")  # fmt: skip
+        return rows, values[ok][first].astype(np.intp), max(n, 1)
+
+    def exchange_readouts(self, pes, names):
+        """Output slices of one replica (``pes``, more than one) send each other the readouts
+        ``names`` of their labelled samples (index: local sample and neuron, tick: which
+        readout)."""
+        for pe in pes:
+            self.fabric.open("loss", pe.pe, pe.pe)
+            rows = pe.labels[0]
+            index = (rows[:, None] * pe.size + np.arange(pe.size)).ravel()
+            readouts = pe.result.readouts[pe.sn.local]
+            for j, name in enumerate(names):
+                values = np.asarray(readouts[name][rows], np.float64).ravel()
+                self.fabric.send("loss", pe.pe, self.keys.base("loss", pe.pe) + index, values, j)
+
+    def _rows(self, pe, names, others):
+        """Whole output rows of PE ``pe``'s labelled samples: its own columns from its memory,
+        the others' from their loss packets (NaN where a packet is missing)."""
+        rows = pe.labels[0]
+        own = pe.result.readouts[pe.sn.local]
+        size = self.mapping.network.populations[pe.pop].size
+        out = {n: np.full((rows.size, size), np.nan, own[n].dtype) for n in names}
+        for name in names:
+            out[name][:, pe.start : pe.stop] = own[name][rows]
+        if others:
+            packets = self.fabric.collect(pe.pe, "loss", [o.pe for o in others])
+            start, width = self._pe_start[packets.source], self._pe_size[packets.source]
+            index = packets.keys & ((1 << self.keys.index_bits) - 1)
+            sample = index // width
+            row = np.searchsorted(rows, sample)
+            hit = row < rows.size
+            hit[hit] = rows[row[hit]] == sample[hit]
+            col = start + index % width
+            for j, name in enumerate(names):
+                sel = hit & (packets.tick == j)
+                out[name][row[sel], col[sel]] = packets.payload[sel]
+        return out
+
+    def loss_pe(self, pe, loss, names, duration, others):
+        """Loss program of output PE ``pe``: ``loss`` (the training core's object) on whole rows
+        of its labelled samples; keeps the result and ``dL/dreadout`` of its own neurons as
+        float32 (the gradient of the batch mean: the loss's ``1/n_local`` times
+        ``n_local / n``)."""
+        rows, classes, n = pe.labels
+        pe.loss, pe.loss_grads = None, {}
+        zeros = np.zeros((pe.samples.size, pe.size), np.float32)
+        if not rows.size:
+            pe.loss_grads = {name: zeros.copy() for name in names}
+            return
+        result = loss.evaluate(self._rows(pe, names, others), classes, duration)
+        scale = rows.size / n
+        for name in names:
+            full = zeros.copy()
+            g = result.readout_grads.get(name)
+            if g is not None:
+                g = g[:, pe.start : pe.stop]
+                full[rows] = g * scale if scale != 1 else g
+            pe.loss_grads[name] = full
+        pe.loss = (rows, result)
+
+    def loss(self, k, loss, labels, duration):
+        """The loss program on population ``k``'s PEs (see the module docstring)."""
+        names = tuple(loss.requires)
+        self.send_labels(k, labels)
+        pes = self.mapping.population_pes(k)
+        size = self.mapping.network.populations[k].size
+        for pe in self.population(k):
+            pe.labels = self.receive_labels(pe, size)
+        split = pes.shape[1] > 1
+        if split:
+            for r in range(pes.shape[0]):
+                self.exchange_readouts([self.pes[int(p)] for p in pes[r]], names)
+            self.fabric.end_phase("loss")
+        for pe in self.population(k):
+            others = [self.pes[int(p)] for p in pes[pe.replica] if int(p) != pe.pe] if split else []
+            self.loss_pe(pe, loss, names, duration, others)
+
     # --- backward -----------------------------------------------------------------------------
     def own_spike_grads(self, pe) -> np.ndarray:
         """``dL/dt`` of PE ``pe``'s own spikes: its error packets summed, sender by sender."""
@@ -225,18 +356,19 @@ class Machine:
         np.add.at(grads, sorter[pos[hit]], packets.payload[hit])
         return grads
 
-    def backward_pe(self, pe, readout_grads, error_to):
+    def backward_pe(self, pe, readout_grads, error_to, own_loss=False):
         """Backward program of PE ``pe``: reverse sweep, gradient buffer, error packets to the
-        presynaptic PEs of the local sources in ``error_to``."""
+        presynaptic PEs of the local sources in ``error_to``.  ``own_loss``: the PE starts from
+        the ``dL/dreadout`` its loss program computed instead of ``readout_grads[0]``."""
         own = self.own_spike_grads(pe)
         local = pe.sn.local
         per_pe = []
-        for grads in readout_grads:
+        for j, grads in enumerate(readout_grads):
             cut = {
                 name: np.asarray(g)[pe.samples, pe.start : pe.stop]
                 for name, g in (grads or {}).get(pe.pop, {}).items()
             }
-            per_pe.append({local: cut})
+            per_pe.append({local: pe.loss_grads if own_loss and j == 0 else cut})
         weights, _, sources = slice_backward(pe.sim, pe.result, local, per_pe, own)
         pe.grads = dict(zip(pe.sn.projections, weights, strict=True))
         for owner in sorted(self._error_targets.get(pe.pe, ())):
@@ -311,6 +443,57 @@ class Machine:
             pe.grads[k] = g
             pos += n
 
+    def gradient_norm(self, k, pes) -> float:
+        """Norm of projection ``k``'s whole reduced gradient as every update PE in ``pes`` (its
+        target's slices) computes it: each sends the sum of squares of its block (one norm
+        packet) to the others and adds the partials it holds in slice order."""
+        partial = {}
+        for pe in pes:
+            g = pe.grads.get(k)
+            partial[pe.pe] = float(np.vdot(g, g)) if g is not None else 0.0
+            self.fabric.open("norm", pe.pe, pe.pe)
+            key = np.array([self.keys.base("norm", pe.pe) + k])
+            self.fabric.send("norm", pe.pe, key, np.array([partial[pe.pe]]), 0)
+        self.fabric.end_phase("norm")
+        norms = []
+        for pe in pes:
+            packets = self.fabric.collect(pe.pe, "norm", [o.pe for o in pes if o is not pe])
+            held = dict(zip(packets.source.tolist(), packets.payload.tolist(), strict=True))
+            held[pe.pe] = float(self.fabric.wire(partial[pe.pe]))
+            norms.append(float(np.sqrt(sum(held.get(o.pe, 0.0) for o in pes))))
+        if len(set(norms)) > 1:
+            self.fabric._problem(f"update PEs of projection {k} disagree on the gradient norm: "
+                                 f"{norms}")  # fmt: skip
+        return norms
+
+    def update_pe(self, pe, k, clip=None, norm=None):
+        """Update program of update PE ``pe`` for projection ``k``: ``clip`` (optional; given
+        ``norm``, the norm of the whole gradient, when the PE holds a block of it) and its
+        optimiser (``pe.optimisers[k]``, the training core's, with the PE's moment buffers) on
+        its own weights and reduced gradient; the new weights are staged until
+        :meth:`commit`.  Returns ``(new weights, gradient used)``."""
+        local = pe.sn.projections.index(k)
+        weights = pe.sim.get_weights(local)
+        gradient = pe.grads.get(k)
+        if gradient is None:  # a trainable projection the loss does not reach: no gradient
+            gradient = np.zeros(weights.shape)
+        if clip is not None:
+            gradient = clip(gradient) if norm is None else clip(gradient, norm=norm)
+        pe.optimisers[k].step({"weights": weights}, {"weights": np.asarray(gradient, float)})
+        pe.staged[k] = weights
+        return weights, gradient
+
+    def update_pes(self, k) -> list:
+        """The update PEs of projection ``k``: replica 0's PEs of its target, slice by slice."""
+        post = self.mapping.network.projections[k].post
+        return [pe for pe in self.population(post) if pe.replica == 0]
+
+    def commit(self, k: int):
+        """The update PEs of projection ``k`` load their staged weights and multicast them."""
+        for pe in self.update_pes(k):
+            pe.sim.set_weights(pe.sn.projections.index(k), pe.staged.pop(k))
+        self._multicast(k)
+
     def broadcast(self, k: int, weights: np.ndarray):
         """Replica 0's PEs of projection ``k``'s target take ``weights`` from the host and
         multicast them to the other replicas, which load what they receive."""
@@ -323,15 +506,23 @@ class Machine:
             return
         for s in range(pes.shape[1]):
             owner = self.pes[int(pes[0, s])]
-            cols = slice(owner.start, owner.stop)
             local = owner.sn.projections.index(k)
-            owner.sim.set_weights(local, weights[:, cols])
-            if self.mapping.replicas > 1:
-                words = owner.sim.get_weights(local)[proj.mask[:, cols]]
-                keys = self._word_keys("weight", owner.pe, words.size)
-                self.fabric.send("weight", owner.pe, keys, words.astype(np.float64), 0)
+            owner.sim.set_weights(local, weights[:, owner.start : owner.stop])
+        self._multicast(k)
+
+    def _multicast(self, k: int):
+        """Replica 0's PEs of projection ``k``'s target send their weights to the other
+        replicas, which load what they receive."""
+        proj = self.mapping.network.projections[k]
+        pes = self.mapping.population_pes(proj.post)
         if self.mapping.replicas == 1:
             return
+        for s in range(pes.shape[1]):
+            owner = self.pes[int(pes[0, s])]
+            local = owner.sn.projections.index(k)
+            words = owner.sim.get_weights(local)[proj.mask[:, owner.start : owner.stop]]
+            keys = self._word_keys("weight", owner.pe, words.size)
+            self.fabric.send("weight", owner.pe, keys, words.astype(np.float64), 0)
         self.fabric.end_phase("weight")
         for s in range(pes.shape[1]):
             for r in range(1, self.mapping.replicas):

@@ -12,10 +12,11 @@ forward program
     of its slice (the key block's routing tree).  Populations without outgoing projections send
     nothing.
 loss program (one tick)
-    Output PEs compute the loss gradient locally from the first-spike times / voltages they
-    hold; the label arrives from the host (one ``label`` packet per sample and output slice, not
-    routed through the modelled tables).  An output population split over ``S > 1`` slices
-    exchanges its first-spike times: one ``loss`` packet per output neuron and sample,
+    Output PEs compute the loss and its gradient from the readouts they hold; the labels
+    arrive from the host (one ``label`` packet per sample, multicast to the ``S`` output slices
+    of its replica, plus one per replica with the batch's number of labelled samples), routed
+    from the host's chip through the tables.  An output population split over ``S > 1`` slices
+    exchanges its readouts: one ``loss`` packet per output neuron, sample and readout,
     multicast to the ``S - 1`` other slices.
 backward program (ticks ``T .. 1``)
     For each presynaptic spike of neuron ``j`` at step ``m`` on an error-carrying projection of
@@ -43,7 +44,7 @@ import numpy as np
 
 from .hardware import OperationCycles
 from .mapping import Mapping
-from .routing import RoutingTables, reduction_children
+from .routing import HOST, RoutingTables, reduction_children
 
 PROGRAM_OF = {
     "spike": "forward",
@@ -52,6 +53,7 @@ PROGRAM_OF = {
     "error": "backward",
     "gradient": "update",
     "weight": "update",
+    "norm": "update",
     "tally": "all",  # end-of-phase packet counts (the model's protocol check)
 }
 
@@ -239,6 +241,7 @@ class TrafficPlan:
     loss_hops: dict  # pop -> (R, S) hops of loss packets
     reduction_hops: dict  # pop -> (R, S) hops from each replica's PE to its reduction parent
     weight_hops: dict  # pop -> (S,) hops of the weight multicast
+    label_hops: dict = field(default_factory=dict)  # pop -> (R,) hops host -> output PEs
     tables: dict = field(default_factory=dict, repr=False)
     static: dict = field(default_factory=dict, repr=False)
 
@@ -255,7 +258,7 @@ def plan_traffic(
     net, flow, R = mapping.network, mapping.flow, mapping.replicas
     cycles = cycles if cycles is not None else OperationCycles()
     spike_hops, spike_dests, error_hops, loss_hops = {}, {}, {}, {}
-    reduction_hops, weight_hops = {}, {}
+    reduction_hops, weight_hops, label_hops = {}, {}, {}
     by_owner = {(f.kind, f.owner): f for f in routing.flows}
     for k in range(len(net.populations)):
         pes = mapping.population_pes(k)
@@ -267,6 +270,8 @@ def plan_traffic(
                     d, h[r, s] = routing.route(routing.keyspace.key("spike", f.owner, 0), f.owner)
                     n[r, s] = len(d)
             spike_hops[k], spike_dests[k] = h, n
+        if ("label", int(pes[0, 0])) in by_owner:
+            label_hops[k] = np.array([_hops(routing, "label", int(pe), HOST) for pe in pes[:, 0]])
         if ("loss", int(pes[0, 0])) in by_owner:
             loss_hops[k] = np.vectorize(lambda pe: _hops(routing, "loss", int(pe), int(pe)))(pes)
         if R > 1 and any(flow.gradient[i] for i in net.incoming(k)):
@@ -306,6 +311,7 @@ def plan_traffic(
         loss_hops,
         reduction_hops,
         weight_hops,
+        label_hops,
     )
     plan.tables = _tables(plan)
     return plan
@@ -449,8 +455,11 @@ def _static(plan: TrafficPlan, batch: int) -> dict:
         S = work.shape[1]
         st["ops"]["loss_neurons"] += work.sum()
         st["loss"][t["pes"][k]] += (work * cyc.loss_neuron).ravel()
-        kinds["label"].packets += batch * S
-        kinds["label"].deliveries += batch * S
+        labels = samples_r + 1  # per replica: its samples' labels and the batch's count
+        kinds["label"].packets += labels.sum()
+        kinds["label"].deliveries += labels.sum() * S
+        kinds["label"].hops += (labels * plan.label_hops.get(k, 0)).sum()
+        st["loss"][t["pes"][k]] += np.repeat(labels * cyc.error_receive, S)
         if k in plan.loss_hops:
             kinds["loss"].packets += work.sum()
             kinds["loss"].deliveries += work.sum() * (S - 1)

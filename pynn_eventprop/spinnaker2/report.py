@@ -157,7 +157,8 @@ def _figure_line(fig) -> str:
 
 #: Why a packet kind can have no packets (the report says so instead of printing a zero row).
 UNUSED = {
-    "loss": "each output population is one slice per replica: no first-spike exchange",
+    "loss": "each output population is one slice per replica: no readout exchange",
+    "norm": "no gradient-norm clip over several update PEs",
     "gradient": "one replica: no gradient reduction",
     "weight": "one replica: no weight broadcast",
     "error": "no population upstream of the loss needs its adjoint",
@@ -271,8 +272,8 @@ class Report:
         if unused:
             lines.append("    no packets: " + "; ".join(unused))
         if t["packets_per_sample"].get("label", {}).get("packets"):
-            lines.append("    label packets come from the host, outside the modelled routing "
-                         "tables (no hops); tally packets close every phase of every sender "
+            lines.append("    label packets come from the host, routed from the chip it is "
+                         "attached to (chip 0); tally packets close every phase of every sender "
                          "(the model's packet-count check)")  # fmt: skip
         e = t["event_vs_dense_errors"]
         event, dense = e["event_packets_per_sample"], e["dense_packets_per_sample"]

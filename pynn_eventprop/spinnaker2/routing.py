@@ -13,13 +13,18 @@ Flows (who sends which key block to whom; ``R`` replicas, ``pe`` = key owner):
   replica that holds a postsynaptic slice of one of its neurons.
 * ``error``: every PE of a postsynaptic slice on an error-carrying projection sends to the PE
   holding the presynaptic neuron (key owner = that receiver).
-* ``loss``: output populations split over several PEs exchange first-spike times among the
-  slices of one replica.
+* ``loss``: output populations split over several PEs exchange the readouts the loss reads
+  among the slices of one replica.
+* ``label``: the host (:data:`HOST`, attached to chip 0, as a board's Ethernet chip) multicasts
+  the labels of a replica's samples to every PE of that replica's output slices (key owner =
+  the replica's first output PE).
 * ``gradient``: binomial-tree reduction across replicas: in round ``k`` replica ``r`` with
   ``r % 2**(k+1) == 2**k`` sends its slice's gradients to replica ``r - 2**k`` (key owner = the
   receiver); after ``ceil(log2 R)`` rounds replica 0 holds the sum.
 * ``weight``: replica 0's PE (the update PE) multicasts the updated weights to the same slice
   in every other replica.
+* ``norm``: the update PEs of a population split over several slices send each other the
+  sums of squares of their gradient blocks (for clipping by the norm of the whole gradient).
 
 Merging: per chip, entries with the same route (links and cores) are combined pairwise into
 entries ``(key & m, m)`` with ``m = m1 & m2 & ~(k1 ^ k2)`` as long as the merged entry covers no
@@ -38,6 +43,10 @@ from .keys import KeySpace, allocate_keys
 from .mapping import Mapping, MappingError
 
 DIRECTIONS = ((1, 0), (1, 1), (0, 1), (-1, 0), (-1, -1), (0, -1))  # E NE N W SW S
+#: The sender id of the host; its packets enter the machine at :data:`HOST_CHIP`.
+HOST = -1
+#: The chip the host is attached to (assumed: chip 0 of the board, its Ethernet chip).
+HOST_CHIP = 0
 
 
 class RoutingError(RuntimeError):
@@ -78,6 +87,11 @@ def chip_path(hw, src_chip: int, dst_chip: int) -> list[tuple[int, int | None]]:
         xy = (xy[0] + DIRECTIONS[link][0], xy[1] + DIRECTIONS[link][1])
 
 
+def source_chip(mapping: Mapping, source: int) -> int:
+    """The chip whose router a packet from ``source`` (a PE id or :data:`HOST`) enters first."""
+    return HOST_CHIP if source == HOST else mapping.placements[source].chip
+
+
 def build_flows(mapping: Mapping) -> list[Flow]:
     """Every key block of the mapping with its senders and receivers (see the module doc)."""
     net, flow = mapping.network, mapping.flow
@@ -112,11 +126,14 @@ def build_flows(mapping: Mapping) -> list[Flow]:
     if mapping.training:
         for k in flow.loss_populations:
             pes = mapping.population_pes(k)
-            if pes.shape[1] > 1:
-                for r in range(mapping.replicas):
-                    for s, owner in enumerate(pes[r]):
-                        others = frozenset(int(x) for x in np.delete(pes[r], s))
-                        flows.append(Flow("loss", int(owner), (int(owner),), others))
+            for r in range(mapping.replicas):
+                flows.append(Flow("label", int(pes[r, 0]), (HOST,), frozenset(map(int, pes[r]))))
+                if pes.shape[1] == 1:
+                    continue
+                for s, owner in enumerate(pes[r]):
+                    others = frozenset(int(x) for x in np.delete(pes[r], s))
+                    flows.append(Flow("loss", int(owner), (int(owner),), others))
+        flows += _norm_flows(mapping)
         flows += _replica_flows(mapping)
     return flows
 
@@ -129,6 +146,18 @@ def reduction_children(replica: int, replicas: int) -> list[int]:
             children.append(replica + step)
         step *= 2
     return children
+
+
+def _norm_flows(mapping: Mapping) -> list[Flow]:
+    """Between the update PEs (replica 0) of every split population with trained inputs."""
+    net, flow, flows = mapping.network, mapping.flow, []
+    for k in range(len(net.populations)):
+        pes = mapping.population_pes(k)[0]
+        if pes.size > 1 and any(flow.gradient[i] for i in net.incoming(k)):
+            for s, owner in enumerate(pes):
+                others = frozenset(int(x) for x in np.delete(pes, s))
+                flows.append(Flow("norm", int(owner), (int(owner),), others))
+    return flows
 
 
 def _replica_flows(mapping: Mapping) -> list[Flow]:
@@ -227,7 +256,7 @@ class RoutingTables:
             When a chip has no matching entry (the packet would be dropped) or a loop.
         """
         hw, pe_at = self.mapping.hardware, self.pe_at
-        start = self.mapping.placements[source_pe].chip
+        start = source_chip(self.mapping, source_pe)
         queue, seen, dests = [start], set(), set()
         while queue:
             chip = queue.pop()
@@ -260,7 +289,7 @@ def build_routing(mapping: Mapping, merge: bool = True) -> RoutingTables:
     for f in flows:
         block = space.block(f.kind, f.owner)
         for src in f.sources:
-            src_chip = mapping.placements[src].chip
+            src_chip = source_chip(mapping, src)
             for d in f.destinations:
                 dst = mapping.placements[d]
                 for chip, link in chip_path(hw, src_chip, dst.chip):

@@ -20,6 +20,10 @@ only.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import inspect
+
 import numpy as np
 
 from ..engine.exact.parameters import components, is_recurrent
@@ -149,6 +153,8 @@ class Spinnaker2Engine:
         self._training_traffic: Traffic | None = None
         self._last_batch = None  # spike rasters of the last trained batch (sensitivity)
         self.n = 0
+        self._last_gradients = None  # what the last backward pass returned
+        self._optimiser_of = {}  # projection -> (the host's optimiser, its step count) loaded
         if n_steps is not None:
             self._build(int(n_steps))
 
@@ -250,9 +256,7 @@ class Spinnaker2Engine:
         if self.machine is not None:
             before = self.machine.fabric.stats["weight"].packets
             self.machine.broadcast(k, w)
-            sent = self.machine.fabric.stats["weight"].packets - before
-            if sent:
-                self._account_weights(sent)
+            self._account("weight", self.machine.fabric.stats["weight"].packets - before)
 
     def get_delays(self, k):
         return self._delays[k].copy()
@@ -483,6 +487,146 @@ class Spinnaker2Engine:
         result.readouts.setdefault(pop, {}).update({n: have[n] for n in names})
         return {n: have[n] for n in names}
 
+    # --- loss ---------------------------------------------------------------------------------
+    def evaluate_loss(self, result, pop, loss, labels, duration):
+        """Loss program: ``loss`` (the training core's :class:`Loss` object) evaluated by the
+        PEs of population ``pop`` on their readouts and the labels the host sends them as
+        packets (samples ``0..len(labels)-1`` are labelled, the rest is padding).
+
+        The PEs keep ``dL/dreadout`` of their neurons, from which :meth:`backward` of this run
+        starts (the ``readout_grads`` given there for ``pop`` are then not used).  Returns the
+        loss's result assembled from the PEs' memories for the host: the batch mean, the
+        per-sample values, predictions and ``dL/dreadout`` of the labelled samples.
+        """
+        if result.tape is None or "results" not in result.tape or result.t_start != 0:
+            raise ValueError("the loss program needs a run of this engine from step 0 made with "
+                             "keep_for_backward=True")  # fmt: skip
+        flow = self.mapping.flow
+        if pop not in flow.loss_populations or not self.mapping.training:
+            raise ValueError(f"population {pop} is not a loss population of this mapping "
+                             f"(loss_populations={flow.loss_populations}, training="
+                             f"{self.mapping.training})")  # fmt: skip
+        labels = np.asarray(labels)
+        if labels.ndim != 1 or not 1 <= labels.size <= self.batch:
+            raise ValueError(f"labels must be 1-D with 1..{self.batch} entries, got shape "
+                             f"{labels.shape}")  # fmt: skip
+        before = self._snapshot()
+        self.machine.loss(pop, loss, labels, duration)
+        result.tape["loss"] = pop
+        result.tape["loss_delta"] = self._delta(before, ("label", "loss"))
+        return self._assemble_loss(pop, tuple(loss.requires))
+
+    def _assemble_loss(self, pop, names):
+        """The loss result the host reads: per sample from each replica's first output PE,
+        ``dL/dreadout`` from every output PE's own neurons."""
+        parts, grads = [], {}
+        size = self.network.populations[pop].size
+        for pe in self.machine.population(pop):
+            if pe.loss is None:
+                continue
+            rows, res = pe.loss
+            samples = pe.samples[rows]
+            if pe.start == 0:
+                parts.append((samples, res))
+            for name in names:
+                g = grads.setdefault(name, np.zeros((self.batch, size)))
+                g[samples, pe.start : pe.stop] = pe.loss_grads[name][rows]
+        if not parts:
+            raise ValueError("no output PE received a label")
+        samples = np.concatenate([p[0] for p in parts])
+        per_sample = np.concatenate([p[1].per_sample for p in parts])
+        n = samples.size
+        fields = {f: np.concatenate([getattr(p[1], f) for p in parts])
+                  for f in ("predictions", "correct", "readout")}  # fmt: skip
+        return dataclasses.replace(
+            parts[0][1],
+            loss=float(np.add.reduce(per_sample)) / n,
+            per_sample=per_sample,
+            readout_grads={name: g[samples] for name, g in grads.items()},
+            **fields,
+        )
+
+    # --- update ----------------------------------------------------------------------------------
+    def optimiser_step(self, k, optimiser, clip, gradients):
+        """Update program for projection ``k``: each update PE applies ``clip`` and
+        ``optimiser`` (the training core's objects) to its own weights with its own reduced
+        gradient and PE-local moment buffers; the new weights are staged until
+        :meth:`commit_weights`.
+
+        The PEs' optimiser copies are loaded from ``optimiser`` (sliced to their columns) when
+        it is a different object or has stepped elsewhere since they last ran; after the step
+        its state (step count, moments) is written back from the PEs for the host (checks,
+        checkpoints).  Returns ``(new weights, gradient used)`` assembled for the host's checks,
+        or None when the update cannot run on the PEs and the caller must update on the host:
+        ``gradients`` are not this engine's last backward pass's (e.g. reduced over ranks
+        elsewhere), the loss does not reach the projection, or a gradient-norm clip would need
+        the norm over several PEs and ``clip`` takes no ``norm``.
+        """
+        if gradients is not self._last_gradients or not self.mapping.flow.gradient[k]:
+            return None
+        pes = self.machine.update_pes(k)
+        norms = [None] * len(pes)
+        if getattr(getattr(clip, "__self__", None), "max_grad_norm", True) is None:
+            clip = None  # the rule's clip without a limit: the identity
+        if clip is not None and len(pes) > 1:
+            if "norm" not in inspect.signature(clip).parameters:
+                return None
+            before = self.machine.fabric.stats["norm"].packets
+            norms = self.machine.gradient_norm(k, pes)
+            self._account("norm", self.machine.fabric.stats["norm"].packets - before)
+        self._load_optimisers(k, optimiser, pes)
+        weights = np.zeros(self.network.projections[k].mask.shape, np.float32)
+        used = np.zeros(weights.shape)
+        for pe, norm in zip(pes, norms, strict=True):
+            w, g = self.machine.update_pe(pe, k, clip, norm)
+            weights[:, pe.start : pe.stop], used[:, pe.start : pe.stop] = w, g
+        self._store_optimiser(k, optimiser, pes)
+        return weights, used
+
+    def _load_optimisers(self, k, optimiser, pes):
+        slots = len(getattr(optimiser, "slots", ()))
+        if slots > self.mapping.optimizer_words:
+            raise ValueError(f"optimiser {type(optimiser).__name__} keeps {slots} words per "
+                             f"weight; the mapping reserved optimizer_words="
+                             f"{self.mapping.optimizer_words} in the update PEs' SRAM")  # fmt: skip
+        loaded = self._optimiser_of.get(k)
+        if loaded is not None and loaded[0] is optimiser and loaded[1] == optimiser.step_count:
+            return
+        state = optimiser.state_dict()
+        for pe in pes:
+            own = copy.copy(optimiser)
+            cols = slice(pe.start, pe.stop)
+            own.load_state_dict(
+                {
+                    **state,
+                    "state": {
+                        key: {n: a[:, cols] for n, a in v.items()}
+                        for key, v in state["state"].items()
+                    },
+                }
+            )
+            pe.optimisers[k] = own
+
+    def _store_optimiser(self, k, optimiser, pes):
+        """The host's copy of the optimiser state, read back from the update PEs."""
+        states = [pe.optimisers[k].state_dict() for pe in pes]
+        merged = {}
+        for key in states[0]["state"]:
+            merged[key] = {n: np.concatenate([st["state"][key][n] for st in states], axis=1)
+                           for n in states[0]["state"][key]}  # fmt: skip
+        optimiser.load_state_dict({**states[0], "state": merged})
+        self._optimiser_of[k] = (optimiser, optimiser.step_count)
+
+    def commit_weights(self, k):
+        """The update PEs of projection ``k`` load the weights :meth:`optimiser_step` staged and
+        multicast them to the other replicas."""
+        pes = self.machine.update_pes(k)
+        for pe in pes:
+            self._weights[k][:, pe.start : pe.stop] = pe.staged[k]
+        before = self.machine.fabric.stats["weight"].packets
+        self.machine.commit(k)
+        self._account("weight", self.machine.fabric.stats["weight"].packets - before)
+
     # --- gradients -------------------------------------------------------------------------------
     def backward(self, result, readout_grads, extra_grads=None, adjoints=False) -> Gradients:
         """Backward program, gradient reduction over the replicas; ``dL/dw`` read out of
@@ -498,6 +642,7 @@ class Spinnaker2Engine:
         fabric = m.fabric
         before = self._snapshot()
         grads = [readout_grads, extra_grads]
+        loss_pop = result.tape.get("loss")
         for comp in reversed(self._components):
             k = comp[0]
             if net.populations[k].is_source or not flow.backward[k]:
@@ -508,7 +653,7 @@ class Spinnaker2Engine:
                     if any(flow.error[i] for i in net.incoming(k) if net.projections[i].pre == q)
                 ]  # fmt: skip
                 pe.result = result.tape["results"][pe.pe]
-                m.backward_pe(pe, grads, error_to)
+                m.backward_pe(pe, grads, error_to, own_loss=k == loss_pop)
             fabric.end_phase("error")
         trained = {}
         for k in range(len(net.populations)):
@@ -523,7 +668,8 @@ class Spinnaker2Engine:
                     for i in ps:
                         weights[i][:, pe.start : pe.stop] = pe.grads[i]
         self._count_backward(result, before)
-        return Gradients(weights, None, None)
+        self._last_gradients = Gradients(weights, None, None)
+        return self._last_gradients
 
     # --- accounting ------------------------------------------------------------------------------
     def _rasters(self, spikes, t_start, T):
@@ -578,14 +724,18 @@ class Spinnaker2Engine:
 
     def _count_backward(self, result, before):
         delta = self._delta(before, ("error", "gradient"))
+        delta.update(result.tape.get("loss_delta", {}))
         self._log.append(["backward", result.tape["entry"], result.n_steps, delta])
         if len(self._log) > LOG_LIMIT:  # bounded memory over long trainings
             self._flush()
 
-    def _account_weights(self, packets):
-        stats = self.machine.fabric.stats["weight"]
+    def _account(self, kind, packets):
+        """Log ``packets`` of ``kind`` sent by an update (weights, norms) for the tallies."""
+        if not packets:
+            return
+        stats = self.machine.fabric.stats[kind]
         per = stats.hops / max(stats.packets, 1), stats.deliveries / max(stats.packets, 1)
-        self._log.append(["weights", packets, per])
+        self._log.append(["update", kind, packets, per])
 
     def _flush(self):
         log, self._log = self._log, []
@@ -623,11 +773,12 @@ class Spinnaker2Engine:
         self._training_traffic = training if tally is None else tally + training
         self._last_batch = (rasters, n_steps)
 
-    def _flush_weights(self, packets, per):
-        """Weight packets of a broadcast, added to the tallies of the last trained batch."""
+    def _flush_update(self, kind, packets, per):
+        """Weight or norm packets of an update, added to the tallies of the last trained
+        batch."""
         for traffic in (self._traffic, self._training_traffic):
             if traffic is not None and packets:
-                c = traffic.kinds["weight"]
+                c = traffic.kinds[kind]
                 c.packets += packets
                 c.hops += packets * per[0]
                 c.deliveries += packets * per[1]
