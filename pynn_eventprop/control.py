@@ -16,6 +16,7 @@ from pyNN.recording import get_io
 from . import simulator
 from .connectors import FixedProbabilityConnector
 from .engine.platforms import SPINNAKER2_OPTIONS, check_platform
+from .engine.threads import set_threads
 from .populations import Population
 from .projections import Projection
 from .standardmodels.synapses import StaticSynapse
@@ -46,6 +47,9 @@ def setup(timestep=DEFAULT_TIMESTEP, min_delay=DEFAULT_MIN_DELAY, **extra_params
         SpiNNaker2 packet-level model (float32, mapping, packet and cost accounting); options
         of the model (``hardware``, ``cycles``, ``coefficients``, ``replicas``,
         ``spike_payload``) are passed through.
+    threads : int, optional
+        Threads the engine's kernels use (the samples of a batch run in parallel; results do
+        not depend on the count).  Default: every core (numba's ``NUMBA_NUM_THREADS``).
     **extra_params
         Other keyword arguments (options of other simulators) are accepted and ignored.
 
@@ -58,8 +62,8 @@ def setup(timestep=DEFAULT_TIMESTEP, min_delay=DEFAULT_MIN_DELAY, **extra_params
     ------
     ValueError or TypeError
         For a timestep that is not a finite number > 0, a min_delay below the timestep, a
-        max_delay below min_delay, a negative or non-integer rng_seed, an unknown platform, or
-        a misnamed argument such as ``dt``.
+        max_delay below min_delay, a negative or non-integer rng_seed, an unknown platform, a
+        thread count outside 1 to the number of cores, or a misnamed argument such as ``dt``.
     """
     try:
         dt = float(timestep)
@@ -68,6 +72,7 @@ def setup(timestep=DEFAULT_TIMESTEP, min_delay=DEFAULT_MIN_DELAY, **extra_params
     if not (math.isfinite(dt) and dt > 0):
         raise ValueError(f"timestep must be a finite number of ms > 0, got {timestep!r}")
     _check_setup_arguments(dt, min_delay, extra_params)
+    set_threads(extra_params.get("threads"))
     common.setup(timestep, min_delay, **extra_params)
     state = simulator.state
     state.dt = dt

@@ -30,6 +30,7 @@ def _drop_stale_kernel_cache():
 
 _drop_stale_kernel_cache()
 
+from .. import threads  # noqa: E402,F401  (the threading policy, before any kernel runs)
 from .simulation import ExactSimulation  # noqa: E402
 
 __all__ = ["ExactSimulation"]

@@ -166,7 +166,7 @@ def _quiet(p, v, ie, ii, e, d, v1, ie1, ii1, tol):
     return first_crossing(p, v, ie, ii, e, d, v1, vdot(p, v1, ie1, ii1, e), tol, False) < 0.0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, parallel=True)
 def forward_shared(par, wcat, ev_off, ev, e, state, t0, t1, spk, tape, vm, tol):
     """Integrate a shared-event layer over ``(t0, t1]`` (no grid events).
 
@@ -177,75 +177,102 @@ def forward_shared(par, wcat, ev_off, ev, e, state, t0, t1, spk, tape, vm, tol):
     ``vm = (v_max, time, kind, slope, arrival)`` arrays ``(batch, size)`` filled as the general
     path's readouts (``arrival``: index of the event the maximum sits at, -1 if none), or
     arrays of size 0 for no ``v_max``.
+
+    The samples are integrated in parallel (:func:`_forward_sample`, each into its own rows of
+    scratch buffers, a share of the capacity of ``spk`` and ``tape``), then regrouped per
+    neuron in sample order: the result does not depend on the number of threads.
     Returns the number of spikes, -1 / -2 when a buffer is too small.
     """
     batch, size = state[0].shape
     p = param_tuple(par, 0)
-    want_vm = vm[0].size > 0
-    acc = np.empty(5)
-    nxt, hard = (np.empty(size), np.empty(size), np.empty(size)), np.empty(size, np.bool_)
-    sub_t, sub_spk = np.empty(tape[1].size), np.empty(spk[0].size)  # one sample, time order
-    sub_who, sub_spk_who = np.empty(tape[1].size, np.int64), np.empty(spk[0].size, np.int64)
-    sub = (np.empty(tape[1].size, np.int8), sub_t, np.empty(tape[1].size), np.empty(tape[1].size),
-           np.empty(tape[1].size, np.int64))  # fmt: skip
+    cap_s, cap_t = spk[0].size // batch + size, tape[1].size // batch + size
+    sub_spk, sub_spk_who = np.empty((batch, cap_s)), np.empty((batch, cap_s), np.int64)
+    sub = (np.empty((batch, cap_t), np.int8), np.empty((batch, cap_t)), np.empty((batch, cap_t)),
+           np.empty((batch, cap_t)), np.empty((batch, cap_t), np.int64))  # fmt: skip
+    sub_who = np.empty((batch, cap_t), np.int64)
+    counts = np.empty((batch, 2), np.int64)
+    for b in numba.prange(batch):
+        sub_b = (sub[0][b], sub[1][b], sub[2][b], sub[3][b], sub[4][b])
+        ns, nt = _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, b, sub_spk[b],
+                                 sub_spk_who[b], sub_b, sub_who[b], tol)  # fmt: skip
+        counts[b, 0], counts[b, 1] = ns, nt
     ns_all, nt_all = 0, 0
     for b in range(batch):
-        v, ie, ii, ref = state[0][b], state[1][b], state[2][b], state[3][b]
-        ns, nt, t = 0, 0, t0
-        if want_vm:
-            _vm_start(p, vm, b, v, ref, t0)
-        for m in range(ev_off[b], ev_off[b + 1] + 1):
-            tn = ev[0][m] if m < ev_off[b + 1] else t1
-            at = float(m) if m < ev_off[b + 1] else -1.0
-            d = tn - t
-            em, ae, ai, qe, qi = flow(p, d)
-            _screen(p, v, ie, ii, ref, e, t, (em, ae, ai, qe, qi), nxt, hard)
-            for j in range(size):
-                searching = want_vm and vm[0][b, j] < p[THETA] and d > 0.0
-                if not hard[j]:  # no crossing, not refractory, no interior maximum
-                    if searching and nxt[0][j] > vm[0][b, j]:
-                        _vm_end(p, vm, b, j, e, t + d, nxt[0][j], nxt[1][j], nxt[2][j], at)
-                    v[j], ie[j], ii[j] = nxt[0][j], nxt[1][j], nxt[2][j]
-                    continue
-                if ref[j] <= t:
-                    v1, ie1, ii1 = nxt[0][j], nxt[1][j], nxt[2][j]
-                    if d == 0.0 or _quiet(p, v[j], ie[j], ii[j], e, d, v1, ie1, ii1, tol):
-                        if searching:
-                            _vm_free(p, vm, b, j, v[j], ie[j], ii[j], e, t, d, v1, ie1, ii1, at,
-                                     tol)  # fmt: skip
-                        v[j], ie[j], ii[j] = v1, ie1, ii1
-                        continue
-                if searching:
-                    for q in range(5):
-                        acc[q] = vm[q][b, j]
-                else:
-                    acc[0] = math.nan  # no search
-                n0, k0 = ns, nt
-                ns, nt, st = _private(p, e, (v[j], ie[j], ii[j], ref[j]), t, d,
-                                      (em, ae, ai, qe, qi), sub_spk, ns, sub, nt, acc, at,
-                                      tol)  # fmt: skip
-                if searching:
-                    for q in range(5):
-                        vm[q][b, j] = acc[q]
-                if ns < 0:
-                    return -1
-                if nt < 0:
-                    return -2
-                v[j], ie[j], ii[j], ref[j] = st
-                for q in range(n0, ns):
-                    sub_spk_who[q] = j
-                for q in range(k0, nt):
-                    sub_who[q] = j
-            if m < ev_off[b + 1]:
-                _receive(wcat[ev[1][m]], ie if ev[2][m] == 0 else ii)
-            t = tn
-        ns_all, nt_all = _by_neuron(b, size, ns, nt, sub_spk, sub_spk_who, sub, sub_who,
-                                    spk, tape, ns_all, nt_all)  # fmt: skip
+        if counts[b, 0] < 0:
+            return -1
+        if counts[b, 1] < 0:
+            return -2
+        sub_b = (sub[0][b], sub[1][b], sub[2][b], sub[3][b], sub[4][b])
+        ns_all, nt_all = _by_neuron(b, size, counts[b, 0], counts[b, 1], sub_spk[b],
+                                    sub_spk_who[b], sub_b, sub_who[b], spk, tape, ns_all,
+                                    nt_all)  # fmt: skip
         if ns_all < 0:
             return ns_all
     spk[2][batch * size] = ns_all
     tape[5][batch * size] = nt_all
     return ns_all
+
+
+@numba.njit(cache=True)
+def _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, b, sub_spk, sub_spk_who, sub,
+                    sub_who, tol):  # fmt: skip
+    """Sample ``b`` of :func:`forward_shared`: spikes into ``sub_spk`` and private events into
+    ``sub`` in time order, the neuron of each in ``sub_spk_who`` / ``sub_who``.
+
+    Returns ``(ns, nt)``, the numbers of spikes and private events (-1 when a buffer is full).
+    """
+    size = state[0].shape[1]
+    want_vm = vm[0].size > 0
+    acc = np.empty(5)
+    nxt, hard = (np.empty(size), np.empty(size), np.empty(size)), np.empty(size, np.bool_)
+    v, ie, ii, ref = state[0][b], state[1][b], state[2][b], state[3][b]
+    ns, nt, t = 0, 0, t0
+    if want_vm:
+        _vm_start(p, vm, b, v, ref, t0)
+    for m in range(ev_off[b], ev_off[b + 1] + 1):
+        tn = ev[0][m] if m < ev_off[b + 1] else t1
+        at = float(m) if m < ev_off[b + 1] else -1.0
+        d = tn - t
+        em, ae, ai, qe, qi = flow(p, d)
+        _screen(p, v, ie, ii, ref, e, t, (em, ae, ai, qe, qi), nxt, hard)
+        for j in range(size):
+            searching = want_vm and vm[0][b, j] < p[THETA] and d > 0.0
+            if not hard[j]:  # no crossing, not refractory, no interior maximum
+                if searching and nxt[0][j] > vm[0][b, j]:
+                    _vm_end(p, vm, b, j, e, t + d, nxt[0][j], nxt[1][j], nxt[2][j], at)
+                v[j], ie[j], ii[j] = nxt[0][j], nxt[1][j], nxt[2][j]
+                continue
+            if ref[j] <= t:
+                v1, ie1, ii1 = nxt[0][j], nxt[1][j], nxt[2][j]
+                if d == 0.0 or _quiet(p, v[j], ie[j], ii[j], e, d, v1, ie1, ii1, tol):
+                    if searching:
+                        _vm_free(p, vm, b, j, v[j], ie[j], ii[j], e, t, d, v1, ie1, ii1, at,
+                                 tol)  # fmt: skip
+                    v[j], ie[j], ii[j] = v1, ie1, ii1
+                    continue
+            if searching:
+                for q in range(5):
+                    acc[q] = vm[q][b, j]
+            else:
+                acc[0] = math.nan  # no search
+            n0, k0 = ns, nt
+            ns, nt, st = _private(p, e, (v[j], ie[j], ii[j], ref[j]), t, d,
+                                  (em, ae, ai, qe, qi), sub_spk, ns, sub, nt, acc, at,
+                                  tol)  # fmt: skip
+            if searching:
+                for q in range(5):
+                    vm[q][b, j] = acc[q]
+            if ns < 0 or nt < 0:
+                return ns, nt
+            v[j], ie[j], ii[j], ref[j] = st
+            for q in range(n0, ns):
+                sub_spk_who[q] = j
+            for q in range(k0, nt):
+                sub_who[q] = j
+        if m < ev_off[b + 1]:
+            _receive(wcat[ev[1][m]], ie if ev[2][m] == 0 else ii)
+        t = tn
+    return ns, nt
 
 
 @numba.njit(cache=True)
@@ -435,7 +462,7 @@ def first_spike_times(times, offsets, t0, shape):
     return first
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, parallel=True)
 def backward_shared(par, wcat, ev_off, ev, widx_row, tape, spk_off, dldt, src0, g_first,
                     g_vmax, vm, ref_end, t0, t1, grads):  # fmt: skip
     """Reverse sweep of a shared-event layer (see :func:`forward_shared`).
@@ -443,57 +470,92 @@ def backward_shared(par, wcat, ev_off, ev, widx_row, tape, spk_off, dldt, src0, 
     ``ev = (t, row, channel, src)``; ``widx_row`` the flat gradient index of each weight row's
     first column; ``tape`` the private events; ``g_first`` ``dL/d(first spike time)``;
     ``g_vmax`` ``dL/dv_max`` with ``vm = (time, kind, slope, arrival)`` of each ``v_max``
-    (arrays of size 0 when none).  Between arrivals the adjoint of all neurons is carried back
-    with one propagator; a neuron with private events (or its ``v_max``) in an interval is
-    swept by :func:`_private_backward`.
+    (arrays of size 0 when none).  ``dL/dw`` and ``dL/dt_a`` summed per weight are added to
+    ``grads``, ``dL/dt`` of each presynaptic spike to ``dldt``.
+
+    The samples are swept in parallel by blocks of consecutive samples
+    (:func:`reduction_blocks`, a number fixed by the batch and layer sizes); each block sums
+    its samples' gradients in order, and the blocks are then added in order: the result does
+    not depend on the number of threads.
     """
     batch, size = ref_end.shape
+    rows = wcat.shape[0]
     p = param_tuple(par, 0)
-    carried = (np.zeros((batch, size)), np.zeros((batch, size)), np.zeros((batch, size)))
-    carry = np.zeros((batch, size))  # dL/dt_end pending from an end of refractoriness
+    n_blocks = reduction_blocks(batch, rows * size)
+    part = np.zeros((n_blocks, 2, rows, size))
+    for blk in numba.prange(n_blocks):
+        for b in range(blk * batch // n_blocks, (blk + 1) * batch // n_blocks):
+            _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_vmax, vm,
+                             ref_end, t0, t1, b, part[blk])  # fmt: skip
+    for r in numba.prange(rows):
+        for j in range(size):
+            k = widx_row[r] + j
+            for blk in range(n_blocks):
+                grads[0][k] += part[blk, 0, r, j]
+                grads[1][k] += part[blk, 1, r, j]
+
+
+#: Gradient elements (per block, both gradients) above which fewer reduction blocks are used.
+REDUCTION_ELEMENTS = 1 << 21
+
+
+@numba.njit(cache=True)
+def reduction_blocks(batch, weights):
+    """Number of blocks of consecutive samples whose gradients are summed separately (and in
+    parallel) before they are added in order: one per sample while ``2 weights`` per block
+    stays small, fewer for large layers (at least one).  It depends only on the sizes, never
+    on the number of threads."""
+    return max(1, min(batch, REDUCTION_ELEMENTS // (2 * weights)))
+
+
+@numba.njit(cache=True)
+def _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_vmax, vm,
+                     ref_end, t0, t1, b, acc):  # fmt: skip
+    """Sample ``b`` of :func:`backward_shared`, gradients added to ``acc = (dL/dw, dL/dt_a)``
+    ``(2, rows, size)``.  Between arrivals the adjoint of all neurons is carried back with one
+    propagator; a neuron with private events (or its ``v_max``) in an interval is swept by
+    :func:`_private_backward`."""
+    size = ref_end.shape[1]
+    lv, le, li, carry = np.zeros(size), np.zeros(size), np.zeros(size), np.zeros(size)
     refractory, last = np.empty(size, np.bool_), np.empty(size, np.int64)
     vm_g = np.zeros(size)  # dL/dv_max still to be added at an interior time (0: none)
     kink = np.zeros(size)  # ... at an arrival (a kink of V)
-    for b in range(batch):
-        lv, le, li = carried[0][b], carried[1][b], carried[2][b]
+    for j in range(size):
+        refractory[j] = ref_end[b, j] > t1
+        last[j] = tape[5][b * size + j + 1] - 1
+        if g_vmax.size and g_vmax[b, j] != 0.0 and vm[1][b, j] == VMAX_STATE:
+            if vm[3][b, j] >= 0.0:
+                kink[j] = g_vmax[b, j]
+            else:
+                vm_g[j] = g_vmax[b, j]
+    cur = t1
+    for m in range(ev_off[b + 1] - 1, ev_off[b] - 2, -1):
+        te = ev[0][m] if m >= ev_off[b] else t0
+        em, ae, ai, qe, qi = flow(p, cur - te)
         for j in range(size):
-            refractory[j] = ref_end[b, j] > t1
-            last[j] = tape[5][b * size + j + 1] - 1
-            vm_g[j], kink[j] = 0.0, 0.0
-            if g_vmax.size and g_vmax[b, j] != 0.0 and vm[1][b, j] == VMAX_STATE:
-                if vm[3][b, j] >= 0.0:
-                    kink[j] = g_vmax[b, j]
-                else:
-                    vm_g[j] = g_vmax[b, j]
-        cur = t1
-        for m in range(ev_off[b + 1] - 1, ev_off[b] - 2, -1):
-            te = ev[0][m] if m >= ev_off[b] else t0
-            em, ae, ai, qe, qi = flow(p, cur - te)
-            for j in range(size):
-                row = b * size + j
-                lo = last[j] + 1
-                while lo > tape[5][row] and tape[1][lo - 1] > te:
-                    lo -= 1
-                vm_here = vm_g[j] != 0.0 and te < vm[0][b, j] <= cur
-                if lo <= last[j] or vm_here:  # private events (or v_max) in (te, cur]
-                    first = spk_off[row] if spk_off[row + 1] > spk_off[row] else -1
-                    lam = (lv[j], le[j], li[j], carry[b, j])
-                    vm_t = vm[0][b, j] if vm_here else math.nan
-                    lv[j], le[j], li[j], carry[b, j] = _private_backward(
-                        p, tape, lo, last[j] + 1, dldt, src0, first, g_first[b, j], te, cur,
-                        refractory[j], lam, vm_t, vm_g[j],
-                    )  # fmt: skip
-                    if lo <= last[j]:
-                        refractory[j] = tape[0][lo] != EV_SPIKE
-                    last[j] = lo - 1
-                else:
-                    lv[j], le[j], li[j] = adjoint_apply(p, lv[j], le[j], li[j], cur - te,
-                                                        refractory[j], 0.0, 0.0, 0.0, em, ae,
-                                                        ai, qe, qi)  # fmt: skip
-            if m >= ev_off[b]:
-                _shared_arrival(p, wcat, ev, m, widx_row, lv, le, li, refractory, dldt, grads,
-                                kink, vm, b)  # fmt: skip
-            cur = te
+            row = b * size + j
+            lo = last[j] + 1
+            while lo > tape[5][row] and tape[1][lo - 1] > te:
+                lo -= 1
+            vm_here = vm_g[j] != 0.0 and te < vm[0][b, j] <= cur
+            if lo <= last[j] or vm_here:  # private events (or v_max) in (te, cur]
+                first = spk_off[row] if spk_off[row + 1] > spk_off[row] else -1
+                lam = (lv[j], le[j], li[j], carry[j])
+                vm_t = vm[0][b, j] if vm_here else math.nan
+                lv[j], le[j], li[j], carry[j] = _private_backward(
+                    p, tape, lo, last[j] + 1, dldt, src0, first, g_first[b, j], te, cur,
+                    refractory[j], lam, vm_t, vm_g[j],
+                )  # fmt: skip
+                if lo <= last[j]:
+                    refractory[j] = tape[0][lo] != EV_SPIKE
+                last[j] = lo - 1
+            else:
+                lv[j], le[j], li[j] = adjoint_apply(p, lv[j], le[j], li[j], cur - te,
+                                                    refractory[j], 0.0, 0.0, 0.0, em, ae, ai,
+                                                    qe, qi)  # fmt: skip
+        if m >= ev_off[b]:
+            _shared_arrival(p, wcat, ev, m, lv, le, li, refractory, dldt, acc, kink, vm, b)
+        cur = te
 
 
 @numba.njit(cache=True)
@@ -533,10 +595,10 @@ def _private_backward(p, tape, lo, hi, dldt, src0, first, g_first, te, cur, refr
 
 
 @numba.njit(cache=True)
-def _shared_arrival(p, wcat, ev, m, widx_row, lv, le, li, refractory, dldt, grads, kink, vm, b):
-    """Arrival ``m`` at every neuron: ``dL/dw = lambda_x``, ``dL/dt_a`` summed to the spike; a
-    ``v_max`` at this arrival (``kink``) adds ``dL/dv_max`` to ``lambda_V`` and
-    ``dL/dv_max dV/dt(t_a-)`` to ``dL/dt_a``."""
+def _shared_arrival(p, wcat, ev, m, lv, le, li, refractory, dldt, acc, kink, vm, b):
+    """Arrival ``m`` at every neuron: ``dL/dw = lambda_x`` and ``dL/dt_a`` into ``acc`` at the
+    arrival's weight row, ``dL/dt_a`` summed to the spike; a ``v_max`` at this arrival
+    (``kink``) adds ``dL/dv_max`` to ``lambda_V`` and ``dL/dv_max dV/dt(t_a-)`` to ``dL/dt_a``."""
     r, c = ev[1][m], ev[2][m]
     inv_tau = p[IT_E] if c == 0 else p[IT_I]
     total = 0.0
@@ -549,9 +611,8 @@ def _shared_arrival(p, wcat, ev, m, widx_row, lv, le, li, refractory, dldt, grad
         if kink[j] != 0.0 and vm[3][b, j] == m:
             d_t += kink[j] * vm[2][b, j]
             lv[j] += kink[j]
-        k = widx_row[r] + j
-        grads[0][k] += lam_x
-        grads[1][k] += d_t
+        acc[0, r, j] += lam_x
+        acc[1, r, j] += d_t
         total += d_t
     dldt[ev[3][m]] += total
 

@@ -1,0 +1,63 @@
+"""Results do not depend on the number of threads: the samples of a batch run in parallel,
+each into its own buffers, and their gradients are summed in blocks fixed by the sizes
+alone, so one thread and two give the same bits (no tolerance: any dependence on the
+scheduling would show as a rounding difference)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_exact_networks import random_input
+from test_exact_shared import shared_network
+
+from pynn_eventprop.engine.exact import ExactSimulation
+from pynn_eventprop.engine.exact.shared import reduction_blocks
+from pynn_eventprop.engine.threads import get_threads, max_threads, set_threads
+
+needs_two = pytest.mark.skipif(max_threads() < 2, reason="numba sees a single core")
+
+
+@pytest.fixture(autouse=True)
+def all_threads_afterwards():
+    yield
+    set_threads(None)
+
+
+def run_and_backward(threads, net, inp, coef, readouts):
+    set_threads(threads)
+    assert get_threads() == threads
+    sim = ExactSimulation(net, 0.5, batch_size=inp.batch, readout_populations=readouts)
+    res = sim.run(80, sources={0: inp}, keep_for_backward=True)
+    grads = sim.backward(res, {2: {name: coef for name in readouts.get(2, ())} | {
+        "first_spike_time": coef}})  # fmt: skip
+    return res, grads
+
+
+@needs_two
+@pytest.mark.parametrize("readouts", [{}, {1: ("v_max",), 2: ("v_max",)}])
+def test_one_and_two_threads_give_the_same_bits(readouts):
+    rng = np.random.default_rng(3)
+    net = shared_network(rng)
+    inp = random_input(rng, 9, 5, 20.0, per_neuron=3)
+    coef = rng.normal(size=(9, 3))
+    (res1, g1), (res2, g2) = (run_and_backward(n, net, inp, coef, readouts) for n in (1, 2))
+    assert all(tape.get("shared") for tape in res1.tape["pops"].values() if tape)
+    for p in (1, 2):
+        assert res1.spikes[p].times.size > 20
+        np.testing.assert_array_equal(res1.spikes[p].times, res2.spikes[p].times)
+        np.testing.assert_array_equal(res1.spikes[p].neurons, res2.spikes[p].neurons)
+    for x, y in zip(g1.weights + g1.delays, g2.weights + g2.delays, strict=True):
+        assert np.any(x != 0)
+        np.testing.assert_array_equal(x, y)
+
+
+def test_reduction_blocks_depend_on_sizes_only():
+    assert reduction_blocks(22, 600) == 22  # small layers: one block per sample
+    assert reduction_blocks(32, 784 * 350) == 3  # large ones: fewer, each summed in order
+    assert reduction_blocks(4, 1 << 30) == 1
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2", max_threads() + 1])
+def test_bad_thread_counts_are_refused(bad):
+    with pytest.raises(ValueError, match="threads must be an integer from 1"):
+        set_threads(bad)
