@@ -15,6 +15,9 @@ Model kinds
 ``"IF_cond_exp"``
     conductance-based LIF (forward simulation only), adds ``e_rev_E, e_rev_I``; state
     ``v, gsyn_exc, gsyn_inh`` (uS).
+``"IF_curr_alpha"``
+    current-based LIF with alpha-shaped synaptic currents (forward simulation only), the
+    parameters and state of ``IF_curr_exp``.
 ``"spike_source"``
     a population whose spikes come from outside (SpikeSourceArray, SpikeSourcePoisson, a
     training data set); no parameters.
@@ -38,7 +41,7 @@ class CompiledPopulation:
     ----------
     label : str
     size : int
-    model : ``"IF_curr_exp"``, ``"IF_cond_exp"`` or ``SOURCE_MODEL``.
+    model : ``"IF_curr_exp"``, ``"IF_cond_exp"``, ``"IF_curr_alpha"`` or ``SOURCE_MODEL``.
     params : dict of name -> float array of shape ``(size,)`` in PyNN units.
     initial : dict of state name -> float array ``(size,)``: initial values (PyNN units).
     """
@@ -76,6 +79,10 @@ class CompiledProjection:
         True where a connection exists.
     trainable : bool
         Whether training updates ``weights``.
+    short_term : dict or None
+        Tsodyks-Markram short-term plasticity (``TsodyksMarkramSynapse``): ``U``, ``tau_rec``,
+        ``tau_facil`` as float arrays ``(n_pre, n_post)`` (0 where unconnected); None for
+        static and trainable synapses.
     """
 
     label: str
@@ -86,6 +93,7 @@ class CompiledProjection:
     delays: np.ndarray
     mask: np.ndarray
     trainable: bool = False
+    short_term: dict | None = None
 
 
 @dataclass
