@@ -52,6 +52,7 @@ from .shared import (
     forward_shared,
     shared_events,
 )
+from .short_term import ShortTermPlasticity, merge_pending
 
 #: Neuron models the engine integrates (only ``IF_curr_exp`` is differentiated).
 FORWARD_MODELS = ("IF_curr_exp", "IF_cond_exp", "IF_curr_alpha")
@@ -129,6 +130,12 @@ class ExactSimulation:
             self._check_delays(k, d)
             self._delays.append(np.where(proj.mask, d, 0.0))
             self._w_offset.append(self._w_offset[-1] + proj.mask.size)
+        #: Tsodyks-Markram projections (:mod:`.short_term`), sent through the spikes in flight
+        self.short_term = {
+            k: ShortTermPlasticity(network, k, self.batch)
+            for k, proj in enumerate(network.projections)
+            if proj.short_term is not None
+        }
         self.readout_names = _readout_names(readout_populations, network, self.params)
         self._capacity = {}  # spike buffer size per population, grown when too small
         self._plans = {}  # shared-event plans, rebuilt when these versions change:
@@ -176,6 +183,15 @@ class ExactSimulation:
                 f"populations {', '.join(names)} are forward-only in this engine: EventProp "
                 "training needs IF_curr_exp neurons"
             )
+        trained = _downstream(self.network, [p.post for p in self.network.projections
+                                             if p.trainable])  # fmt: skip
+        for k in self.short_term:
+            proj = self.network.projections[k]
+            if proj.trainable or proj.pre in trained:
+                raise ValueError(
+                    f"projection '{proj.label}' (TsodyksMarkramSynapse) is forward-only: its "
+                    "presynaptic spikes must not depend on trained weights"
+                )
 
     def reset(self):
         """Back to ``t = 0`` with the initial values."""
@@ -184,6 +200,8 @@ class ExactSimulation:
             self._initial_states = {i: self._initial_state(i) for i in self.v_rest}
         self._state = {i: [x.copy() for x in st] for i, st in self._initial_states.items()}
         self._pending = {i: empty_pending(self.dtype) for i in self.v_rest}
+        for stp in self.short_term.values():
+            stp.reset()
 
     def _initial_state(self, i):
         size, init = self.network.populations[i].size, self._initial[i]
@@ -232,7 +250,9 @@ class ExactSimulation:
             )  # fmt: skip
             for i, p in ((i, self._in_flight(i)) for i in self._pending)
         }
-        return EngineState(step=self.n, t=t, populations=pops, in_flight=flight)
+        state = EngineState(step=self.n, t=t, populations=pops, in_flight=flight)
+        state.short_term = {k: s.state.copy() for k, s in self.short_term.items()}
+        return state
 
     def _in_flight(self, i):
         """Arrivals in flight into population ``i``, ``(b, j, t, w, c, widx, src)``."""
@@ -255,6 +275,9 @@ class ExactSimulation:
                 np.where(ref > 0, t + ref, -np.inf),
             ] + [np.asarray(ps.synaptic.get(name, 0.0) + np.zeros(ref.shape), self.dtype)
                  for name in self._synaptic(i)[2:]]  # fmt: skip
+        for k, values in getattr(state, "short_term", {}).items():
+            if k in self.short_term and values.shape == self.short_term[k].state.shape:
+                self.short_term[k].state = values.copy()
         for i, f in state.in_flight.items():
             channel = np.array([CHANNELS[r] for r in f.receptor], np.int8)
             none = np.full(channel.size, -1, np.int64)
@@ -336,9 +359,16 @@ class ExactSimulation:
         }, total
 
     def _incoming(self, i, spikes, start):
+        """Arguments of :func:`.arrivals.gather` for the projections into ``i``; the arrivals of
+        short-term plastic projections are added to the spikes in flight instead."""
         incoming = []
         for k in self.network.incoming(i):
             proj = self.network.projections[k]
+            if k in self.short_term:
+                new = self.short_term[k].arrivals(spikes[proj.pre], self._weights[k],
+                                                  self._delays[k], self.dtype)  # fmt: skip
+                self._pending[i] = merge_pending(self._in_flight(i), new)
+                continue
             incoming.append((spikes[proj.pre], start[proj.pre], self._weights[k], self._delays[k],
                              proj.mask, CHANNELS[proj.receptor], self._w_offset[k]))  # fmt: skip
         return incoming
@@ -467,7 +497,7 @@ class ExactSimulation:
         projections, rows, sources = [], [], []
         for k in self.network.incoming(i):
             proj, d = self.network.projections[k], self._delays[k]
-            if not proj.mask.all() or np.any(d != d[:, :1]):
+            if not proj.mask.all() or np.any(d != d[:, :1]) or k in self.short_term:
                 return None
             projections.append((proj.pre, d[:, 0].copy(), row0, CHANNELS[proj.receptor]))
             rows.append(self._w_offset[k] + np.arange(d.shape[0]) * size)
@@ -797,6 +827,18 @@ def _readout_names(readout_populations, network, params) -> dict:
     if not isinstance(readout_populations, dict):
         readout_populations = dict.fromkeys(readout_populations, READOUTS)
     return {int(i): frozenset(check_readouts(n)) for i, n in readout_populations.items()}
+
+
+def _downstream(network, start) -> set:
+    """Populations reachable from ``start`` (included) along projections."""
+    seen, todo = set(start), list(start)
+    while todo:
+        for k in network.outgoing(todo.pop()):
+            post = network.projections[k].post
+            if post not in seen:
+                seen.add(post)
+                todo.append(post)
+    return seen
 
 
 def _concatenate_steps(steps, batch):
