@@ -78,7 +78,7 @@ from .standardmodels.electrodes import (  # noqa: F401
     NoisyCurrentSource,
     StepCurrentSource,
 )
-from .standardmodels.synapses import StaticSynapse  # noqa: F401
+from .standardmodels.synapses import StaticSynapse, TsodyksMarkramSynapse  # noqa: F401
 
 globals().update(unavailable_models())
 AlphaPSR = globals()["CondAlphaPostSynapticResponse"]

@@ -10,6 +10,8 @@ PyNN units.  Every PyNN Projection becomes one or more :class:`CompiledProjectio
   connections between the same pair (multapses, e.g. from ``with_replacement=True``) are merged:
   equal delays by summing their weights (the engine adds ``w a**phi`` per connection, so this is
   exact), different delays by putting each further delay into an extra compiled projection.
+  Short-term plastic synapses (``TsodyksMarkramSynapse``) merge only when ``U``, ``tau_rec``
+  and ``tau_facil`` are equal too (their efficacies then follow the same spikes identically).
 
 Delays stay in ms; an engine on a time grid converts them to steps (and rejects delays that are
 not whole multiples of its step).
@@ -95,14 +97,17 @@ def compile_projection(projection, number: int) -> list[CompiledProjection]:
     weights = np.asarray(projection._weights, dtype=float)
     label = projection.label or f"projection{number}"
     trainable = bool(getattr(projection.synapse_type, "trainable", False))
+    extra = {name: projection._attribute(name) for name in _short_term_names(projection)}
     compiled = []
     pairs = sorted(set(zip(pre_pop.tolist(), post_pop.tolist(), strict=True)))
     for a, b in pairs:
         sel = (pre_pop == a) & (post_pop == b)
         n_pre = projection_population_size(projection.pre, a)
         n_post = projection_population_size(projection.post, b)
-        layers = _dense_layers(pre[sel], post[sel], weights[sel], delays[sel], n_pre, n_post)
-        for k, (w, d, mask) in enumerate(layers):
+        selected = {name: values[sel] for name, values in extra.items()}
+        layers = _dense_layers(pre[sel], post[sel], weights[sel], delays[sel], n_pre, n_post,
+                               selected)  # fmt: skip
+        for k, (w, d, mask, stp) in enumerate(layers):
             suffix = "" if len(pairs) == 1 else f"[{a}->{b}]"
             suffix += "" if k == 0 else f"#delay{k}"
             compiled.append(
@@ -115,6 +120,7 @@ def compile_projection(projection, number: int) -> list[CompiledProjection]:
                     delays=d,
                     mask=mask,
                     trainable=trainable,
+                    short_term=stp or None,
                 )
             )
     return compiled
@@ -132,12 +138,24 @@ def projection_population_size(neurons, index: int) -> int:
     return neurons.size
 
 
-def _dense_layers(i, j, w, d, n_pre, n_post):
-    """Merge connections into dense ``(weights, delays, mask)`` layers (see module docstring)."""
+#: Per-connection parameters of short-term plastic synapse types, compiled densely.
+SHORT_TERM_PARAMETERS = ("U", "tau_rec", "tau_facil")
+
+
+def _short_term_names(projection) -> tuple:
+    names = getattr(projection, "_extra", ())
+    return SHORT_TERM_PARAMETERS if set(SHORT_TERM_PARAMETERS) <= set(names) else ()
+
+
+def _dense_layers(i, j, w, d, n_pre, n_post, extra=None):
+    """Merge connections into dense ``(weights, delays, mask, extra)`` layers (see module
+    docstring); ``extra``: further per-connection parameters, which must match to merge."""
     if i.size == 0:
         return []
-    # sum the weights of connections sharing (i, j, delay); indices are exact as floats
-    key = np.stack([i.astype(float), j.astype(float), np.asarray(d, float)])
+    extra = extra or {}
+    # sum the weights of connections sharing (i, j, delay, extra); indices are exact as floats
+    columns = [i.astype(float), j.astype(float), np.asarray(d, float)]
+    key = np.stack(columns + [np.asarray(v, float) for v in extra.values()])
     unique, inverse = np.unique(key, axis=1, return_inverse=True)
     w_sum = np.bincount(inverse.ravel(), weights=w, minlength=unique.shape[1])
     ui, uj, ud = unique[0].astype(np.int64), unique[1].astype(np.int64), unique[2]
@@ -155,5 +173,9 @@ def _dense_layers(i, j, w, d, n_pre, n_post):
         weights[ui[sel], uj[sel]] = w_sum[sel]
         delays[ui[sel], uj[sel]] = ud[sel]
         mask[ui[sel], uj[sel]] = True
-        layers.append((weights, delays, mask))
+        dense = {}
+        for m, name in enumerate(extra, start=3):
+            dense[name] = np.zeros((n_pre, n_post))
+            dense[name][ui[sel], uj[sel]] = unique[m][sel]
+        layers.append((weights, delays, mask, dense))
     return layers

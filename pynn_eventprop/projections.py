@@ -4,9 +4,11 @@ PyNN's connectors (AllToAll, OneToOne, FixedProbability, FixedNumberPre/Post, Fr
 FromFile, Array, ...) drive the connection machinery of ``pyNN.common.Projection``; this class
 stores the resulting connections as flat arrays in creation order: presynaptic and postsynaptic
 index (in the index space of ``pre`` and ``post``, which may be views or assemblies), weight
-(nA or uS) and delay (ms).  Delays are checked on creation and on ``set``: real numbers of ms,
-at least ``min_delay`` (see :mod:`pynn_eventprop.standardmodels.delays`).  ``compile.py`` turns
-the arrays into dense engine matrices.
+(nA or uS), delay (ms) and any further parameter of the synapse type (e.g. ``U``,
+``tau_rec``, ``tau_facil`` of ``TsodyksMarkramSynapse``, checked by the synapse type's
+``parameter_checks``).  Delays are checked on creation and on ``set``: real numbers of ms, at
+least ``min_delay`` (see :mod:`pynn_eventprop.standardmodels.delays`).  ``compile.py`` turns the
+arrays into dense engine matrices.
 """
 
 from __future__ import annotations
@@ -99,6 +101,12 @@ class Projection(common.Projection):
         )
         self._chunks = []
         self._arrays = None
+        #: synapse parameters stored per connection besides weight and delay
+        self._extra = [
+            name
+            for name in getattr(self.synapse_type, "default_parameters", {})
+            if name not in _ATTRIBUTES
+        ]
         #: dense ``(n_pre, n_post)`` gradient of the last EventProp training step, or None
         self.gradient_matrix = None
         #: dense ``(n_pre, n_post)`` delay gradient ``dL/d(delay)`` (1/ms), or None
@@ -112,14 +120,13 @@ class Projection(common.Projection):
     # --- storage ---------------------------------------------------------------------------------
     def _connection_arrays(self):
         if self._arrays is None:
-            if self._chunks:
-                pre, post, weight, delay = (
-                    np.concatenate(c) for c in zip(*self._chunks, strict=True)
-                )
-            else:
-                pre = post = np.zeros(0, np.int64)
-                weight = delay = np.zeros(0)
-            self._arrays = {"pre": pre, "post": post, "weight": weight, "delay": delay}
+            names = ["pre", "post", *_ATTRIBUTES, *self._extra]
+            self._arrays = {
+                name: np.concatenate([c[name] for c in self._chunks])
+                if self._chunks
+                else np.zeros(0, np.int64 if name in ("pre", "post") else float)
+                for name in names
+            }
             self._chunks = []
         return self._arrays
 
@@ -154,7 +161,7 @@ class Projection(common.Projection):
         """Raise ``NonExistentParameterError`` unless ``name`` is an attribute of connections."""
         trainable = getattr(self.synapse_type, "trainable", False)
         gradients = ["gradient", "delay_gradient"] if trainable else []
-        allowed = [*_ATTRIBUTES, *gradients, *extra]
+        allowed = [*_ATTRIBUTES, *self._extra, *gradients, *extra]
         if not isinstance(name, str) or name not in allowed:
             raise errors.NonExistentParameterError(name, type(self.synapse_type).__name__, allowed)
 
@@ -201,11 +208,14 @@ class Projection(common.Projection):
         check_weights_finite(weight, self)
         check_delays(delay, self)
         post = np.full(pre.shape, int(postsynaptic_index), dtype=np.int64)
+        chunk = {"pre": pre, "post": post, "weight": weight, "delay": delay}
+        for name in self._extra:
+            chunk[name] = np.broadcast_to(np.asarray(parameters[name], float), pre.shape).copy()
+            check_synapse_parameter(name, chunk[name], self)
         if self._arrays is not None:
-            a = self._arrays
-            self._chunks = [(a["pre"], a["post"], a["weight"], a["delay"])]
+            self._chunks = [self._arrays]
             self._arrays = None
-        self._chunks.append((pre, post, weight, delay))
+        self._chunks.append(chunk)
         simulator.state.changed()
 
     # --- setting and getting attributes ----------------------------------------------------------
@@ -215,8 +225,10 @@ class Projection(common.Projection):
         values = np.broadcast_to(np.asarray(value, float), which.shape)
         if name == "delay":
             check_delays(values, self)
-        else:
+        elif name == "weight":
             check_weights_finite(values, self)
+        else:
+            check_synapse_parameter(name, values, self)
         target[which] = values
         simulator.state.changed()
 
@@ -281,6 +293,13 @@ def check_synapse_type(synapse_type):
             f"{type(synapse_type).__name__} is not available in pynn_eventprop; supported "
             f"synapse types: {supported}"
         )
+
+
+def check_synapse_parameter(name, values, projection):
+    """A synapse parameter other than weight and delay: the synapse type's own check."""
+    check = getattr(projection.synapse_type, "parameter_checks", {}).get(name)
+    if check is not None:
+        check(values, projection)
 
 
 def check_weights_finite(weights, projection):

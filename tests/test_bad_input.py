@@ -189,10 +189,10 @@ def test_from_list_negative_index(sim):
 
 def test_unsupported_cell_type_names_supported_ones(sim):
     with pytest.raises(
-        errors.NoModelAvailableError, match=_match("IF_curr_alpha", "IF_curr_exp", "IF_cond_exp")
+        errors.NoModelAvailableError, match=_match("IF_cond_alpha", "IF_curr_exp", "IF_cond_exp")
     ):
-        sim.IF_curr_alpha()
-    assert "IF_curr_alpha" not in sim.list_standard_models()
+        sim.IF_cond_alpha()
+    assert "IF_cond_alpha" not in sim.list_standard_models()
 
 
 def test_foreign_cell_type_instance_is_rejected(sim):
@@ -202,9 +202,9 @@ def test_foreign_cell_type_instance_is_rejected(sim):
 
 def test_unsupported_synapse_type_names_supported_ones(sim):
     with pytest.raises(
-        errors.NoModelAvailableError, match=_match("TsodyksMarkramSynapse", "StaticSynapse")
+        errors.NoModelAvailableError, match=_match("SimpleStochasticSynapse", "StaticSynapse")
     ):
-        sim.TsodyksMarkramSynapse()
+        sim.SimpleStochasticSynapse()
 
 
 def test_sampling_interval_must_be_multiple_of_dt(sim):

@@ -220,9 +220,9 @@ NEURONS = [
     Case("initialize-unknown", lambda sim: cells(sim).initialize(foo=1.0), P, ("'foo'", "'v'")),
     Case(
         "unsupported-cell-type",
-        lambda sim: sim.IF_curr_alpha(),
+        lambda sim: sim.IF_cond_alpha(),
         errors.NoModelAvailableError,
-        ("IF_curr_alpha", "IF_curr_exp"),
+        ("IF_cond_alpha", "IF_curr_exp"),
     ),
     Case(
         "foreign-cell-type",
@@ -622,9 +622,9 @@ PROJECTIONS = [
     ),
     Case(
         "unsupported-synapse-type",
-        lambda sim: project(sim, synapse=sim.TsodyksMarkramSynapse()),
+        lambda sim: project(sim, synapse=sim.SimpleStochasticSynapse()),
         errors.NoModelAvailableError,
-        ("TsodyksMarkramSynapse", "StaticSynapse"),
+        ("SimpleStochasticSynapse", "StaticSynapse"),
     ),
     Case(
         "set-weight-nan",

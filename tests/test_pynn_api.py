@@ -43,6 +43,7 @@ def test_run_run_until_run_for_and_reset(sim):
 def test_list_standard_models_reports_only_supported_ones(sim):
     assert sorted(sim.list_standard_models()) == [
         "IF_cond_exp",
+        "IF_curr_alpha",
         "IF_curr_exp",
         "SpikeSourceArray",
         "SpikeSourcePoisson",

@@ -1,7 +1,8 @@
 """Standard models of the backend, and placeholders for the PyNN models it does not provide.
 
-Supported: cells ``IF_curr_exp``, ``IF_cond_exp`` (forward only), ``SpikeSourceArray``,
-``SpikeSourcePoisson``; synapse ``StaticSynapse``; current sources ``DCSource``,
+Supported: cells ``IF_curr_exp``, ``IF_cond_exp`` and ``IF_curr_alpha`` (both forward only),
+``SpikeSourceArray``, ``SpikeSourcePoisson``; synapses ``StaticSynapse``,
+``TsodyksMarkramSynapse`` (forward only) and ``EventPropSynapse``; current sources ``DCSource``,
 ``StepCurrentSource``, ``ACSource``, ``NoisyCurrentSource``.  Every other PyNN standard model
 exists under its PyNN name so that scripts import cleanly, but instantiating it raises
 ``pyNN.errors.NoModelAvailableError`` naming the supported models of that kind.
