@@ -178,10 +178,11 @@ class ExactSimulation:
         """Raise ``ValueError`` if :meth:`backward` cannot differentiate this network."""
         if self.forward_only:
             pops = [self.network.populations[i] for i in sorted(self.forward_only)]
-            names = [f"'{p.label}' ({p.model})" for p in pops]
+            models = sorted({p.model for p in pops})
+            names = [f"{m} populations {[p.label for p in pops if p.model == m]}" for m in models]
             raise ValueError(
-                f"populations {', '.join(names)} are forward-only in this engine: EventProp "
-                "training needs IF_curr_exp neurons"
+                f"{', '.join(names)} are forward-only in this engine (EventProp training needs "
+                "IF_curr_exp neurons)"
             )
         trained = _downstream(self.network, [p.post for p in self.network.projections
                                              if p.trainable])  # fmt: skip
@@ -441,15 +442,20 @@ class ExactSimulation:
         incoming = [(spikes[pre], start[pre], *rest) for pre, *rest in projections]
         t1 = t0 + n_steps * self.dt
         ev_off, ev, late = shared_events(incoming, self.batch, t1)
-        vm = tuple(np.zeros((self.batch, size) if wanted else (0, 0)) for _ in range(5))
+        vmax_shape = (self.batch, size) if wanted & {"v_max", "v_max_time"} else (0, 0)
+        vm = tuple(np.zeros(vmax_shape) for _ in range(5))
+        means = wanted & {"v_mean_uniform", "v_mean_exponential"}
+        vs = tuple(np.zeros((self.batch, size) if means else (0, 0)) for _ in range(2))
         integrate = partial(self._integrate_shared, i, wcat, ev_off, ev, t0, t1, self._state[i],
-                            vm)  # fmt: skip
+                            vm, vs)  # fmt: skip
         n, spk, tp = self._grow(i, integrate)
         self._pending[i] = InFlightLater(late, wcat, widx_row, self.dtype)
         first = first_spike_times(spk[0], spk[2], t0, (self.batch, size))
         readouts = {"first_spike_time": first}
-        if wanted:
+        if vm[0].size:
             readouts.update(v_max=vm[0], v_max_time=vm[1] - t0)
+        if means:
+            readouts.update(v_mean_uniform=vs[0] / (t1 - t0), v_mean_exponential=vs[1] / (t1 - t0))
         return {
             "spikes": (spk[0][:n], spk[1][:n], np.ascontiguousarray(spk[2][::size])),
             "readouts": readouts,
@@ -507,7 +513,7 @@ class ExactSimulation:
             return None
         return projections, np.concatenate(rows), sources
 
-    def _integrate_shared(self, i, wcat, ev_off, ev, t0, t1, state, vm, cap):
+    def _integrate_shared(self, i, wcat, ev_off, ev, t0, t1, state, vm, vs, cap):
         size = self.network.populations[i].size
         state = [np.array(x, np.float64, order="C") for x in state]  # untouched if cap too small
         cap_t = 2 * cap + self.batch * size + 16
@@ -515,8 +521,10 @@ class ExactSimulation:
         tp = (np.empty(cap_t, np.int8), np.empty(cap_t), np.empty(cap_t), np.empty(cap_t),
               np.empty(cap_t, np.int64), np.zeros(self.batch * size + 1, np.int64))  # fmt: skip
         e = float(self.i_offset[i].flat[0])
+        for x in vs:
+            x[:] = 0.0  # accumulators: a retry with larger buffers starts again
         n = forward_shared(self.params[i], wcat, ev_off, tuple(ev[:3]), e, tuple(state), t0, t1,
-                           spk, tp, vm, TOLERANCE)  # fmt: skip
+                           spk, tp, vm, vs, TOLERANCE)  # fmt: skip
         if n >= 0:
             self._commit(i, state)
         return n, spk, tp
@@ -744,15 +752,17 @@ class ExactSimulation:
         return out
 
     def _backward_shared(self, i, tape, g, dldt, grads, adjoints):
-        if adjoints or any(np.any(x) for x in g[2:]):
+        if adjoints:
             raise ValueError(
-                f"population {i} ran on the shared-event path: no grid adjoints or voltage "
-                "means (set ExactSimulation.shared_layers = False before running)"
+                f"population {i} ran on the shared-event path: no grid adjoints (set "
+                "ExactSimulation.shared_layers = False before running)"
             )
         t = tape["pops"][i]
         g_vmax = g[1] if t["vmax"][0].size else np.zeros((0, 0))
+        none = np.zeros((0, 0))
+        g_mean = (g[2], g[3]) if np.any(g[2]) or np.any(g[3]) else (none, none)
         backward_shared(self.params[i], t["wcat"], t["ev_off"], t["ev"], t["widx_row"], t["tape"],
-                        t["spk_off"], dldt, tape["start"][i], g[0], g_vmax, t["vmax"],
+                        t["spk_off"], dldt, tape["start"][i], g[0], g_vmax, t["vmax"], g_mean,
                         t["ref_end"], tape["t0"], tape["t1"], grads)  # fmt: skip
 
     def _per_projection(self, grads):
@@ -816,7 +826,9 @@ class ExactSimulation:
 
 
 #: Readouts the shared-event path computes.
-_SHARED_READOUTS = frozenset(("first_spike_time", "v_max", "v_max_time"))
+_SHARED_READOUTS = frozenset(
+    ("first_spike_time", "v_max", "v_max_time", "v_mean_uniform", "v_mean_exponential")
+)
 
 
 def _readout_names(readout_populations, network, params) -> dict:
