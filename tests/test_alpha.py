@@ -22,8 +22,12 @@ import pytest
 from scipy.integrate import solve_ivp
 from test_exact_networks import projection, source
 
+import pynn_eventprop as sim
 from pynn_eventprop.engine.exact import ExactSimulation
 from pynn_eventprop.engine.interface import SpikeTrains
+from pynn_eventprop.eventprop import TTFSCrossEntropy
+from pynn_eventprop.eventprop.synapses import EventPropSynapse
+from pynn_eventprop.eventprop.training import Trainer
 from pynn_eventprop.network import CompiledNetwork, CompiledPopulation
 
 ALPHA = dict(v_rest=-65.0, cm=1.0, tau_m=10.0, tau_refrac=2.0, tau_syn_E=0.5, tau_syn_I=2.0,
@@ -173,7 +177,7 @@ def test_brief_crossing_inside_a_long_step_is_found():
 
 def test_alpha_populations_are_forward_only():
     sim = ExactSimulation(CompiledNetwork([alpha_population(1)], []), 0.1)
-    with pytest.raises(ValueError, match=r"'alpha' \(IF_curr_alpha\) are forward-only"):
+    with pytest.raises(ValueError, match=r"IF_curr_alpha populations \['alpha'\] are forward-only"):
         sim.check_trainable()
 
 
@@ -181,3 +185,21 @@ def test_alpha_populations_are_forward_only():
 def test_bad_alpha_parameters_are_named(name, value):
     with pytest.raises(ValueError, match=f"{name} must be finite and > 0.*got"):
         ExactSimulation(CompiledNetwork([alpha_population(1, **{name: value})], []), 0.1)
+
+
+def test_pynn_alpha_population_records_and_refuses_training():
+    """Through PyNN: initial ``isyn_exc`` decays as ``I(0) exp(-t/tau)`` (no ``J`` yet), and
+    the Trainer names the forward-only population before any work."""
+    sim.setup(timestep=0.1)
+    cells = sim.Population(1, sim.IF_curr_alpha(tau_syn_E=2.0, v_thresh=0.0), label="alpha")
+    cells.initialize(isyn_exc=0.5)
+    cells.record(["v", "isyn_exc"])
+    sim.run(10.0)
+    i_e = cells.get_data().segments[0].filter(name="isyn_exc")[0].magnitude[:, 0]
+    t = 0.1 * np.arange(i_e.size)
+    np.testing.assert_allclose(i_e, 0.5 * np.exp(-t / 2.0), atol=1e-13)
+    inputs = sim.Population(2, sim.SpikeSourceArray())
+    sim.Projection(inputs, cells, sim.AllToAllConnector(), EventPropSynapse(weight=0.1))
+    with pytest.raises(ValueError, match=r"IF_curr_alpha populations \['alpha'\] are forward"):
+        Trainer(inputs, cells, TTFSCrossEntropy(), duration=20.0, batch_size=2, progress=False)
+    sim.end()
