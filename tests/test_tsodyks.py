@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from pyNN import errors
 from scipy.integrate import solve_ivp
-from test_exact_networks import projection, source
+from test_exact_networks import projection, random_input, random_network, source
 
 import pynn_eventprop as sim
 from pynn_eventprop.engine.exact import ExactSimulation
@@ -179,3 +179,51 @@ def test_short_term_projection_after_a_trained_one_is_not_trainable():
     trained.trainable = False  # nothing trained upstream: fine
     network = CompiledNetwork([source("s", 1), hidden, out], [trained, plastic])
     ExactSimulation(network, 0.1).check_trainable()
+
+
+def test_gradients_downstream_of_a_short_term_projection_match_finite_differences():
+    """Input -> (Tsodyks-Markram, static) hidden -> (trained) output: the short-term plastic
+    arrivals are constants of the backward pass, so the trained weights' gradients must still
+    match central differences (h = 1e-6 nA; tolerance as in tests/test_exact_gradients.py:
+    1e-6 relative with a floor of 1e-2 of the largest gradient, plus 2e-8)."""
+    rng = np.random.default_rng(5)
+    net = random_network(rng, hidden=(6,), gain=2.0)
+    stp = net.projections[0]  # input -> hidden, excitatory
+    stp.trainable = False
+    stp.short_term = {"U": np.full(stp.mask.shape, 0.6), "tau_rec": np.full(stp.mask.shape, 40.0),
+                      "tau_facil": np.full(stp.mask.shape, 20.0)}  # fmt: skip
+    inp = random_input(rng, 2, 5, 20.0)
+    sim = ExactSimulation(net, 0.1, batch_size=2)
+    sim.check_trainable()
+    coef = rng.normal(size=(2, 3))
+
+    def loss():
+        sim.reset()
+        result = sim.run(400, sources={0: inp}, keep_for_backward=True)
+        first = sim.readouts(result, 2, ["first_spike_time"])["first_spike_time"]
+        return float((coef * np.where(np.isfinite(first), first, 0.0)).sum()), result
+
+    value, result = loss()
+    assert result.spikes[1].times.size > 5 and result.spikes[2].times.size > 2
+    grads = sim.backward(result, {2: {"first_spike_time": coef}}).weights
+    assert not np.any(grads[0])  # the short-term plastic projection is not differentiated
+    structure = ExactSimulation.event_structure(result)
+    scale = max(np.abs(g).max() for g in grads)
+    checked = 0
+    for k in (2, 3):  # hidden -> output, excitatory and inhibitory
+        w0 = sim.get_weights(k)
+        for i, j in zip(*np.nonzero(net.projections[k].mask), strict=True):
+            values = []
+            for sign in (1, -1):
+                w = w0.copy()
+                w[i, j] += sign * 1e-6
+                sim.set_weights(k, w)
+                v, res = loss()
+                values.append(v if ExactSimulation.event_structure(res) == structure else None)
+            sim.set_weights(k, w0)
+            if None in values:
+                continue
+            fd = (values[0] - values[1]) / 2e-6
+            assert abs(fd - grads[k][i, j]) <= 1e-6 * max(abs(grads[k][i, j]), 1e-2 * scale) + 2e-8
+            checked += 1
+    assert checked >= 30
