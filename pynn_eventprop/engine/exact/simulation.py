@@ -564,7 +564,10 @@ class ExactSimulation:
                 if i in self.forward_only:
                     if keep:
                         raise NotImplementedError(f"population {i} is forward-only")
-                    n, spk, ro, tp = self._grow(i, partial(self._integrate_cond, *args, {}, state))
+                    # sampled at every step, as for IF_curr_exp (opts[OPT_RECORD] above)
+                    n, spk, ro, tp = self._grow(
+                        i, partial(self._integrate_cond, *args, True, state)
+                    )
                 else:
                     n, spk, ro, tp = self._grow(i, partial(self._integrate, *args, {}, opts, state))
                 new = np.isinf(first[i]) & np.isfinite(ro[0])
