@@ -203,3 +203,21 @@ def test_pynn_alpha_population_records_and_refuses_training():
     with pytest.raises(ValueError, match=r"IF_curr_alpha populations \['alpha'\] are forward"):
         Trainer(inputs, cells, TTFSCrossEntropy(), duration=20.0, batch_size=2, progress=False)
     sim.end()
+
+
+@pytest.mark.parametrize("model", ["IF_curr_alpha", "IF_cond_exp"])
+def test_forward_only_population_in_a_cycle_records_its_voltage(model):
+    """A recurrent component is integrated step by step; its forward-only populations are
+    sampled at every step too.  Silent self-connections: ``v`` is the analytic DC response
+    ``v_rest + R I (1 - exp(-t/tau_m))`` (1e-6 mV: RK4 for IF_cond_exp, exact for alpha)."""
+    sim.setup(timestep=0.1)
+    cells = sim.Population(2, getattr(sim, model)(i_offset=0.5))
+    sim.Projection(cells, cells, sim.AllToAllConnector(allow_self_connections=False),
+                   sim.StaticSynapse(weight=0.0, delay=0.5))  # fmt: skip
+    cells.record("v")
+    sim.run(20.0)
+    v = cells.get_data().segments[0].filter(name="v")[0].magnitude
+    sim.end()
+    t = 0.1 * np.arange(v.shape[0])[:, None]
+    expected = np.broadcast_to(-65.0 + 10.0 * (1 - np.exp(-t / 20.0)), v.shape)
+    np.testing.assert_allclose(v, expected, atol=1e-6)

@@ -268,7 +268,7 @@ def first_crossing(p, v, ie, je, ii, ji, e, d, v_end, tol):
 
 @numba.njit(cache=True)
 def _free_or_spike(p, st, e, d, tol):
-    """Advance the state ``st = [V, I_E, J_E, I_I, J_I]`` by ``d`` ms or to its first
+    """Advance the state ``st = [V, I_E, J_E, I_I, J_I, ...]`` by ``d`` ms or to its first
     crossing; returns the crossing offset or -1."""
     nxt = propagate(p, st[0], st[1], st[2], st[3], st[4], e, d)
     s = -1.0
@@ -282,6 +282,56 @@ def _free_or_spike(p, st, e, d, tol):
 
 
 @numba.njit(cache=True)
+def _emit(spk, ns, t, j):
+    """Write spike ``ns`` (time ``t``, neuron ``j``); the next free slot, or -1 when full."""
+    if ns >= spk[0].size:
+        return -1
+    spk[0][ns], spk[1][ns] = t, j
+    return ns + 1
+
+
+@numba.njit(cache=True)
+def _neuron(p, ext_j, st, lo, hi, arr, t0, dt, n_steps, rec_j, spk, ns, j, tol):
+    """Integrate one neuron over ``(t0, t0 + n_steps dt]`` from ``st = [V, I_E, J_E, I_I, J_I,
+    refractory end]`` (updated in place) with its arrivals ``lo:hi``.
+
+    ``ext_j``: external current per step; ``rec_j``: ``(V, I_E, I_I)`` sample buffers
+    (``(n_steps,)`` each, or empty).  Returns ``(ns, first spike time - t0)``; ``ns = -1``
+    when the spike buffer is full.
+    """
+    arr_t, arr_w, arr_c = arr
+    first, t, k, a = math.inf, t0, 0, lo
+    while True:
+        tg = t0 + (k + 1) * dt
+        tn = min(tg, arr_t[a]) if a < hi else tg
+        if st[5] > t:  # refractory: V clamped, the currents evolve
+            tn = min(tn, st[5])
+            nxt = propagate(p, p[A_VR], st[1], st[2], st[3], st[4], 0.0, tn - t)
+            st[1], st[2], st[3], st[4] = nxt[1], nxt[2], nxt[3], nxt[4]
+            st[0], t = p[A_VR], tn
+        else:
+            s = _free_or_spike(p, st, ext_j[k], tn - t, tol)
+            if s >= 0.0:  # spike: reset, refractory until t + tau_refrac
+                t += s
+                ns = _emit(spk, ns, t, j)
+                if ns < 0:
+                    return -1, first
+                first = min(first, t - t0)
+                st[0], st[5] = p[A_VR], t + p[A_TREF]
+                continue
+            t = tn
+        while a < hi and arr_t[a] <= t:
+            st[2 + 2 * arr_c[a]] += arr_w[a] * (p[A_JE] if arr_c[a] == 0 else p[A_JI])
+            a += 1
+        if t >= tg:
+            if rec_j[0].size:
+                rec_j[0][k], rec_j[1][k], rec_j[2][k] = st[0], st[1], st[3]
+            k += 1
+            if k >= n_steps:
+                return ns, first
+
+
+@numba.njit(cache=True)
 def forward_alpha_layer(par, ext, state, arr_off, arr, t0, dt, n_steps, record, rec, spk, first,
                         tol):  # fmt: skip
     """Integrate every ``IF_curr_alpha`` neuron over ``(t0, t0 + n_steps dt]``.
@@ -291,55 +341,22 @@ def forward_alpha_layer(par, ext, state, arr_off, arr, t0, dt, n_steps, record, 
     ``I_E``, ``I_I``).  Returns the number of spikes, or -1 when ``spk`` is too small.
     """
     batch, size = state[0].shape
-    spk_t, spk_n, spk_off = spk
-    arr_t, arr_w, arr_c = arr
-    st = np.zeros(5)
+    order = (0, 1, 4, 2, 5, 3)  # state arrays in the order of the neuron's vector
+    st = np.zeros(6)
     ns = 0
-    for b in range(batch):
-        eb = b if ext.shape[1] > 1 else 0
-        for j in range(size):
-            row = b * size + j
-            spk_off[row] = ns
-            p = par[j]
-            st[0], st[1], st[2] = state[0][b, j], state[1][b, j], state[4][b, j]
-            st[3], st[4], ref = state[2][b, j], state[5][b, j], state[3][b, j]
-            first[b, j] = math.inf
-            t, k, a, hi = t0, 0, arr_off[row], arr_off[row + 1]
-            while True:
-                tg = t0 + (k + 1) * dt
-                tn = min(tg, arr_t[a]) if a < hi else tg
-                e = ext[k, eb, j]
-                if ref > t:  # refractory: V clamped, the currents evolve
-                    tn = min(tn, ref)
-                    nxt = propagate(p, p[A_VR], st[1], st[2], st[3], st[4], 0.0, tn - t)
-                    st[1], st[2], st[3], st[4] = nxt[1], nxt[2], nxt[3], nxt[4]
-                    st[0], t = p[A_VR], tn
-                else:
-                    s = _free_or_spike(p, st, e, tn - t, tol)
-                    if s >= 0.0:
-                        t += s
-                        if ns >= spk_t.size:
-                            return -1
-                        spk_t[ns], spk_n[ns] = t, j
-                        ns += 1
-                        if first[b, j] == math.inf:
-                            first[b, j] = t - t0
-                        st[0], ref = p[A_VR], t + p[A_TREF]
-                        continue
-                    t = tn
-                while a < hi and arr_t[a] <= t:
-                    if arr_c[a] == 0:
-                        st[2] += arr_w[a] * p[A_JE]
-                    else:
-                        st[4] += arr_w[a] * p[A_JI]
-                    a += 1
-                if t >= tg:
-                    if record:
-                        rec[0][k, b, j], rec[1][k, b, j], rec[2][k, b, j] = st[0], st[1], st[3]
-                    k += 1
-                    if k >= n_steps:
-                        break
-            state[0][b, j], state[1][b, j], state[4][b, j] = st[0], st[1], st[2]
-            state[2][b, j], state[5][b, j], state[3][b, j] = st[3], st[4], ref
-    spk_off[batch * size] = ns
+    for row in range(batch * size):
+        b, j = row // size, row % size
+        spk[2][row] = ns
+        for q in range(6):
+            st[q] = state[order[q]][b, j]
+        rec_j = (rec[0][:, b, j], rec[1][:, b, j], rec[2][:, b, j]) if record else (
+            rec[0][:0, 0, 0], rec[0][:0, 0, 0], rec[0][:0, 0, 0])  # fmt: skip
+        ext_j = ext[:, b if ext.shape[1] > 1 else 0, j]
+        ns, first[b, j] = _neuron(par[j], ext_j, st, arr_off[row], arr_off[row + 1], arr, t0, dt,
+                                  n_steps, rec_j, spk, ns, j, tol)  # fmt: skip
+        if ns < 0:
+            return -1
+        for q in range(6):
+            state[order[q]][b, j] = st[q]
+    spk[2][batch * size] = ns
     return ns
