@@ -221,3 +221,16 @@ def test_forward_only_population_in_a_cycle_records_its_voltage(model):
     t = 0.1 * np.arange(v.shape[0])[:, None]
     expected = np.broadcast_to(-65.0 + 10.0 * (1 - np.exp(-t / 20.0)), v.shape)
     np.testing.assert_allclose(v, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [({"tau_syn_I": 0.0}, "tau_syn_I must be > 0"),
+     ({"tau_refrac": -1.0}, "tau_refrac must be >= 0"),
+     ({"v_reset": -40.0}, "v_reset must be below v_thresh")],
+)  # fmt: skip
+def test_bad_pynn_alpha_parameters_fail_at_creation(params, message):
+    sim.setup(timestep=0.1)
+    with pytest.raises(sim.errors.InvalidParameterValueError, match=f"{message}.*IF_curr_alpha"):
+        sim.Population(2, sim.IF_curr_alpha(**params))
+    sim.end()
