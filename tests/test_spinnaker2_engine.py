@@ -154,6 +154,7 @@ def _changed(clean, faulty):
         (("drop", "gradient", 7), "gradient packet #7 from PE"),
         (("drop", "weight", 2), "weight packet #2 from PE"),
         (("duplicate", "spike", 5), "received 2 times"),
+        (("drop", "label", 1), "label packet #1 from the host missing"),
     ],
 )
 def test_a_lost_or_duplicated_packet_changes_the_result_and_is_reported(clean, fault, message):
@@ -164,6 +165,30 @@ def test_a_lost_or_duplicated_packet_changes_the_result_and_is_reported(clean, f
     assert any(message in p for p in problems), problems
     action = "missing" if fault[0] == "drop" else "times"
     assert any(action in p for p in problems), problems
+
+
+def test_a_duplicated_label_packet_is_reported_and_harmless(clean):
+    """A PE keeps one label per sample: a duplicate changes nothing but is reported."""
+    faulty = _faulty_run(("duplicate", "label", 4))
+    assert not _changed(clean, faulty)
+    assert faulty[3] == ["PE 5: label packet #1 from the host received 2 times"]
+
+
+@pytest.mark.parametrize(
+    "fault, message",
+    [
+        (("corrupt", "label", 0), "label packet #0 from the host failed its parity check"),
+        (("corrupt", "spike", 5), "spike packet #5 from PE 0 failed its parity check"),
+    ],
+)
+def test_a_corrupted_packet_changes_the_result_and_fails_its_parity_check(clean, fault, message):
+    """One payload bit flipped in flight (the exponent's most significant bit): the receiver's
+    parity check names the packet; a label that becomes another class or none changes the
+    loss."""
+    faulty = _faulty_run(fault)
+    assert _changed(clean, faulty)
+    problems = faulty[3]
+    assert any(message in p and "parity" in p for p in problems), problems
 
 
 def _misroute_spikes(model):

@@ -251,7 +251,12 @@ class Spinnaker2Engine:
 
     def set_weights(self, k, weights):
         mask = self.network.projections[k].mask
-        w = np.where(mask, np.asarray(weights, float), 0).astype(np.float32)
+        with np.errstate(over="ignore"):
+            w = np.where(mask, np.asarray(weights, float), 0).astype(np.float32)
+        if not np.isfinite(w).all():
+            largest = np.abs(np.asarray(weights, float)).max()
+            raise ValueError(f"weights of projection {k} must be finite in float32 (|w| < "
+                             f"3.4e38 nA), got one of {largest!r}")  # fmt: skip
         self._weights[k] = w
         if self.machine is not None:
             before = self.machine.fabric.stats["weight"].packets
@@ -514,37 +519,40 @@ class Spinnaker2Engine:
         self.machine.loss(pop, loss, labels, duration)
         result.tape["loss"] = pop
         result.tape["loss_delta"] = self._delta(before, ("label", "loss"))
-        return self._assemble_loss(pop, tuple(loss.requires))
+        return self._assemble_loss(pop, tuple(loss.requires), labels.size)
 
-    def _assemble_loss(self, pop, names):
-        """The loss result the host reads: per sample from each replica's first output PE,
-        ``dL/dreadout`` from every output PE's own neurons."""
-        parts, grads = [], {}
-        size = self.network.populations[pop].size
+    def _assemble_loss(self, pop, names, n):
+        """The loss result the host reads for its ``n`` labelled samples: per sample from each
+        replica's first output PE, ``dL/dreadout`` from every output PE's own neurons.  A
+        sample no PE evaluated (its label was lost) has loss 0, prediction -1 and no
+        gradient."""
+        parts, grads = [], {name: np.zeros((n, self.network.populations[pop].size))
+                            for name in names}  # fmt: skip
         for pe in self.machine.population(pop):
             if pe.loss is None:
                 continue
             rows, res = pe.loss
             samples = pe.samples[rows]
+            keep = samples < n
             if pe.start == 0:
-                parts.append((samples, res))
+                parts.append((samples[keep], res, keep))
             for name in names:
-                g = grads.setdefault(name, np.zeros((self.batch, size)))
-                g[samples, pe.start : pe.stop] = pe.loss_grads[name][rows]
+                grads[name][samples[keep], pe.start : pe.stop] = pe.loss_grads[name][rows[keep]]
         if not parts:
             raise ValueError("no output PE received a label")
-        samples = np.concatenate([p[0] for p in parts])
-        per_sample = np.concatenate([p[1].per_sample for p in parts])
-        n = samples.size
-        fields = {f: np.concatenate([getattr(p[1], f) for p in parts])
-                  for f in ("predictions", "correct", "readout")}  # fmt: skip
-        return dataclasses.replace(
-            parts[0][1],
-            loss=float(np.add.reduce(per_sample)) / n,
-            per_sample=per_sample,
-            readout_grads={name: g[samples] for name, g in grads.items()},
-            **fields,
-        )
+        first = parts[0][1]
+        per_sample, predictions = np.zeros(n), np.full(n, -1, first.predictions.dtype)
+        readout = np.full((n, first.readout.shape[1]), np.nan, first.readout.dtype)
+        correct = np.zeros(n, bool)
+        for samples, res, keep in parts:
+            per_sample[samples] = res.per_sample[keep]
+            predictions[samples] = res.predictions[keep]
+            readout[samples] = res.readout[keep]
+            correct[samples] = res.correct[keep]
+        return dataclasses.replace(first, loss=float(np.add.reduce(per_sample)) / n,
+                                   per_sample=per_sample, readout_grads=grads,
+                                   predictions=predictions, correct=correct,
+                                   readout=readout)  # fmt: skip
 
     # --- update ----------------------------------------------------------------------------------
     def optimiser_step(self, k, optimiser, clip, gradients):
