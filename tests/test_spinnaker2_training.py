@@ -17,13 +17,14 @@ from pyNN.parameters import Sequence
 from pyNN.random import NumpyRNG, RandomDistribution
 
 from pynn_eventprop.compile import compile_network
-from pynn_eventprop.datasets import LatencyCode, yin_yang_dataset
+from pynn_eventprop.datasets import LatencyCode, SpikeDataset, yin_yang_dataset
 from pynn_eventprop.engine.interface import SpikeTrains
 from pynn_eventprop.engine.platforms import make_engine, register_engine
 from pynn_eventprop.eventprop import TTFSCrossEntropy
 from pynn_eventprop.eventprop.training import Trainer
 from pynn_eventprop.spinnaker2 import Spinnaker2Engine
 from pynn_eventprop.tasks import yin_yang
+from pynn_eventprop.training import Adam
 from pynn_eventprop.training.checkpoint import load_checkpoint
 
 CODE = LatencyCode(t_early=0.0, t_late=30.0, bias_time=0.0)
@@ -37,6 +38,12 @@ def exact_payload_model(network, discretisation, batch_size=1, dtype=np.float32,
                             replicas=2, **options)  # fmt: skip
 
 
+def one_replica_model(network, discretisation, batch_size=1, dtype=np.float32, **options):
+    """The SpiNNaker2 model with 64-bit payloads on one replica: bitwise the reference."""
+    return Spinnaker2Engine(network, discretisation, batch_size, dtype, payload_bits=64,
+                            replicas=1, **options)  # fmt: skip
+
+
 def two_replica_model(network, discretisation, batch_size=1, dtype=np.float32, **options):
     """The SpiNNaker2 model with two replicas (gradient reduction and weight broadcast)."""
     return Spinnaker2Engine(network, discretisation, batch_size, dtype, replicas=2, **options)
@@ -44,6 +51,7 @@ def two_replica_model(network, discretisation, batch_size=1, dtype=np.float32, *
 
 register_engine("spinnaker2_64", "test_spinnaker2_training:exact_payload_model", np.float32)
 register_engine("spinnaker2_2", "test_spinnaker2_training:two_replica_model", np.float32)
+register_engine("spinnaker2_1x64", "test_spinnaker2_training:one_replica_model", np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -193,19 +201,25 @@ def test_pynn_recording_on_the_model_matches_the_batched_float32_reference(sim, 
 # --- (b) weights after one epoch ------------------------------------------------------------------
 def train_both(sim, train, epochs, *options):
     """Train the example network on both platforms (float32): per platform the initial and
-    trained weights, the history and the trainer."""
+    trained weights, the history, the trainer, then the spikes and gradients of the first
+    batch of ``train`` after training."""
     result = {}
     for platform in PLATFORMS:
         trainer = example_trainer(platform, *options)
         initial = trained_weights(trainer)
         history = trainer.fit(train, epochs)
-        result[platform] = (initial, trained_weights(trainer), history, trainer)
+        batch = slice(0, trainer.batch_size)
+        forward = trainer.step.forward(train.times[batch], train.labels[batch])
+        spikes = {k: s.times for k, s in forward.result.spikes.items()}
+        gradient = trainer.gradient(train.times[batch], train.labels[batch])
+        result[platform] = (initial, trained_weights(trainer), history, trainer, spikes, gradient)
         sim.end()
     return result
 
 
 def assert_weights_agree(result):
-    (w0, ref, ref_history, _), (_, got, history, model) = result["reference"], result[PLATFORMS[1]]
+    (w0, ref, ref_history, _, ref_spikes, ref_grad) = result["reference"]
+    (_, got, history, model, spikes, grad) = result[PLATFORMS[1]]
     for label, w in ref.items():
         scale = np.abs(w).max()
         # within 1e-5 relative: the replicas' gradients are summed along a tree, not sample
@@ -214,6 +228,14 @@ def assert_weights_agree(result):
         np.testing.assert_allclose(got[label], w, rtol=1e-5, atol=1e-5 * scale, err_msg=label)
         assert np.abs(w - w0[label]).max() > 1e-2 * scale, label  # training changed the weights
     assert history["loss"] == pytest.approx(ref_history["loss"], rel=1e-6)
+    # after training, on a batch: spike times and gradients (the same 1e-5 weights: a spike
+    # time moves by about as much, a gradient relatively more where a spike grazes threshold)
+    for k, t in ref_spikes.items():
+        np.testing.assert_allclose(spikes[k], t, rtol=1e-5, atol=1e-5, err_msg=k)
+    for label, g in ref_grad.items():
+        scale = np.abs(g).max()
+        assert scale > 0, label
+        np.testing.assert_allclose(grad[label], g, rtol=1e-3, atol=1e-4 * scale, err_msg=label)
     return model
 
 
@@ -227,8 +249,9 @@ def test_weights_after_one_epoch_of_yin_yang_agree_with_the_reference_engine(sim
     assert model.engine.mapping.replicas == 2
     for kind in ("gradient", "weight"):  # the replicas' gradients and weights travelled
         assert model.engine.training_traffic.kinds[kind].packets > 0, kind
-    batches = train.n_batches(model.batch_size)
-    # every batch of the epoch was trained on the model and counted (the last one padded)
+    # every batch of the epoch was trained on the model and counted (the last one padded), and
+    # the gradient of one batch after training
+    batches = train.n_batches(model.batch_size) + 1
     assert model.engine.training_traffic.batches == batches
     assert model.engine.training_traffic.samples == batches * model.batch_size
 
@@ -238,6 +261,63 @@ def test_weights_after_training_the_twin_network_agree_with_the_reference_engine
     """The SpiNNaker2 twin's configuration (5-120-3, 27 steps, batch 22), ten full epochs."""
     result = train_both(sim, data[0], 10, "--preset", "twin", "--train-samples", "5000")
     assert_weights_agree(result)
+
+
+def mixed_delay_trainer(sim, platform):
+    """6 -> 10 -> 8 -> 3, every projection trainable, every connection its own delay of 1-4 ms
+    (2-8 steps of 0.5 ms); Adam with a gradient-norm clip."""
+    sim.setup(timestep=0.5, min_delay=0.5, platform=platform)
+    rng = NumpyRNG(seed=3)
+    layers = [sim.Population(6, sim.SpikeSourceArray(), label="input")]
+    rule = sim.EventPropRule(Adam(lr=0.01), max_grad_norm=1.0)
+    for n, mean in ((10, 2.5), (8, 2.0), (3, 2.0)):
+        post = sim.Population(n, sim.IF_curr_exp(**yin_yang.NEURON), label=f"layer{n}")
+        post.initialize(v=yin_yang.NEURON["v_rest"])
+        synapse = sim.EventPropSynapse(
+            weight=RandomDistribution("normal", (mean, 1.0), rng=rng),
+            delay=RandomDistribution("uniform_int", (1, 4), rng=rng),
+            rule=rule,
+        )
+        label = f"{layers[-1].label}-{post.label}"
+        sim.Projection(layers[-1], post, sim.AllToAllConnector(), synapse, label=label)
+        layers.append(post)
+    loss = TTFSCrossEntropy(xi=0.5, silent_push=1.0, theta=1.0)
+    return Trainer(layers[0], layers[-1], loss, duration=20.0, batch_size=3, seed=1,
+                   dtype=np.float32, progress=False)  # fmt: skip
+
+
+@pytest.mark.parametrize("platform, rtol", [("spinnaker2_1x64", 0.0), ("spinnaker2_64", 1e-6)])
+def test_trainer_on_mixed_delays_and_three_layers_equals_the_reference_engine(sim, platform, rtol):
+    """Two epochs of four batches through the Trainer (the model's loss and Adam programs on
+    its PEs): losses, then spikes, gradients and weights on a batch after training."""
+    rng = np.random.default_rng(3)
+    times = rng.uniform(0.0, 8.0, (12, 6))
+    times[rng.random(times.shape) < 0.2] = np.nan
+    data = SpikeDataset(times, rng.integers(0, 3, 12), n_classes=3, duration=20.0)
+    out = {}
+    for name in ("reference", platform):
+        trainer = mixed_delay_trainer(sim, name)
+        history = trainer.fit(data, 2)
+        forward = trainer.step.forward(times[:3], data.labels[:3])
+        spikes = {k: s.times for k, s in forward.result.spikes.items()}
+        gradient = trainer.gradient(times[:3], data.labels[:3])
+        out[name] = (history["loss"], spikes, gradient, trained_weights(trainer), trainer)
+        sim.end()
+    (ref_loss, ref_spikes, ref_grad, ref_w, _), (loss, spikes, grad, w, model) = out.values()
+    assert loss == pytest.approx(ref_loss, rel=rtol, abs=0)
+    for k, t in ref_spikes.items():
+        assert t.size > 0, k
+        np.testing.assert_allclose(spikes[k], t, rtol=rtol, atol=rtol)
+    for label, g in ref_grad.items():
+        assert np.abs(g).max() > 0, label
+        np.testing.assert_allclose(grad[label], g, rtol=rtol, atol=rtol * np.abs(g).max())
+        np.testing.assert_allclose(w[label], ref_w[label], rtol=rtol, atol=rtol)
+    engine = model.engine
+    assert engine.problems == []
+    for kind in ("label", "error"):
+        assert engine.training_traffic.kinds[kind].packets > 0, kind
+    for c in model.trainable.values():  # Adam ran on the update PEs, 8 steps
+        assert all(pe.optimisers[c].step_count == 8 for pe in engine.machine.update_pes(c))
 
 
 # --- (c) hybrid training --------------------------------------------------------------------------
