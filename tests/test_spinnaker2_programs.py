@@ -189,3 +189,15 @@ def test_an_optimiser_with_more_state_than_the_mapping_reserved_is_refused():
     learners = {0: Learner(ThreeMoments(), None, "input-hidden")}
     with pytest.raises(ValueError, match="keeps 3 words per weight.*optimizer_words=2"):
         step.train(times[:batch], labels[:batch], learners)
+
+
+def test_an_inference_mapping_has_no_loss_program_and_the_host_evaluates():
+    """``training=False``: no label flow, so the host evaluates the loss on the readouts it
+    reads (as before the loss program existed); no label packet is sent."""
+    batch = 4
+    net, disc, times, labels = yin_yang(batch)
+    model = Spinnaker2Engine(net, disc, batch, replicas=1, payload_bits=64, training=False)
+    (_, ref), (_, got) = forward_both(model, net, disc, times[:batch], labels[:batch], batch)
+    assert got.loss.loss == ref.loss.loss
+    assert model.fabric.stats["label"].packets == 0
+    assert "label" not in {f.kind for f in model.routing.flows}

@@ -499,27 +499,30 @@ class Spinnaker2Engine:
         packets (samples ``0..len(labels)-1`` are labelled, the rest is padding).
 
         The PEs keep ``dL/dreadout`` of their neurons, from which :meth:`backward` of this run
-        starts (the ``readout_grads`` given there for ``pop`` are then not used).  Returns the
+        starts (the ``readout_grads`` given there for ``pop`` are then not used).  A mapping
+        without a label flow to ``pop`` (not a loss population, or not for training) has no
+        loss program: the host evaluates ``loss`` on the readouts it reads.  Returns the
         loss's result assembled from the PEs' memories for the host: the batch mean, the
         per-sample values, predictions and ``dL/dreadout`` of the labelled samples.
         """
         if result.tape is None or "results" not in result.tape or result.t_start != 0:
             raise ValueError("the loss program needs a run of this engine from step 0 made with "
                              "keep_for_backward=True")  # fmt: skip
-        flow = self.mapping.flow
-        if pop not in flow.loss_populations or not self.mapping.training:
-            raise ValueError(f"population {pop} is not a loss population of this mapping "
-                             f"(loss_populations={flow.loss_populations}, training="
-                             f"{self.mapping.training})")  # fmt: skip
         labels = np.asarray(labels)
         if labels.ndim != 1 or not 1 <= labels.size <= self.batch:
             raise ValueError(f"labels must be 1-D with 1..{self.batch} entries, got shape "
                              f"{labels.shape}")  # fmt: skip
+        names = tuple(loss.requires)
+        if pop not in self.mapping.flow.loss_populations or not self.mapping.training:
+            # no label flow to this population (an inference mapping): the host evaluates
+            real = {k: v[: labels.size] for k, v in self.readouts(result, pop, names).items()}
+            return loss.evaluate(real, labels, duration)
+        self.readouts(result, pop, names)  # every name computed, or a clear error
         before = self._snapshot()
         self.machine.loss(pop, loss, labels, duration)
         result.tape["loss"] = pop
         result.tape["loss_delta"] = self._delta(before, ("label", "loss"))
-        return self._assemble_loss(pop, tuple(loss.requires), labels.size)
+        return self._assemble_loss(pop, names, labels.size)
 
     def _assemble_loss(self, pop, names, n):
         """The loss result the host reads for its ``n`` labelled samples: per sample from each
