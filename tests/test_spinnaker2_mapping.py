@@ -91,6 +91,9 @@ def test_sram_budget_items_follow_the_stated_formula():
     assert hidden["spike_tape"] == 6 * 8 * 12 * B  # 8 records (time, slopes) per neuron
     assert hidden["adjoint_state"] == 6 * 4 * 4 * B
     assert hidden["spike_log"] == 4 * 8 * 8 * B  # 4 input neurons, 8 records of 8 bytes
+    output = m.placements[m.pe(0, 2, 0)].sram
+    assert output["loss_scratch_neurons"] == 2 * 4 * B and output["loss_scratch_samples"] == 4 * B
+    assert output["loss_rows"] == 2 * 4 * B * 2  # two readouts of the whole (2-neuron) layer
     inference = map_network(net, T, B, replicas=1, training=False)
     items = inference.placements[inference.pe(0, 1, 0)].sram
     assert "spike_tape" not in items and items["gradients"] == 0 and items["optimizer"] == 0

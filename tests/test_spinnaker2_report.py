@@ -42,7 +42,7 @@ def test_report_contains_the_required_fields(pieces, tmp_path):
     assert all(p["sram_used"] == sum(p["sram"].values()) for p in mp["pes"])
     assert d["routing"]["max_entries"] >= 1 and d["routing"]["limit_per_chip"] == 16384
     kinds = d["traffic"]["packets_per_sample"]
-    assert set(kinds) == {"spike", "label", "loss", "error", "gradient", "weight", "tally"}
+    assert set(kinds) == {"spike", "label", "loss", "error", "gradient", "weight", "norm", "tally"}
     assert kinds["spike"]["packets"] == pytest.approx(tr.kinds["spike"].packets / BATCH)
     ev = d["traffic"]["event_vs_dense_errors"]
     assert ev["saving_ratio"] == pytest.approx(

@@ -26,7 +26,10 @@ SRAM budget of one PE holding ``n`` neurons of a population (bytes; ``B`` = loca
     error_ring        (max outgoing delay + 1) words per neuron and sample (partial errors)
     spike_log         K records of 8 bytes per presynaptic neuron and sample, per distinct
                       presynaptic population whose spikes the backward pass needs
-    loss_scratch      output populations: 1 word per neuron and sample + 1 word per sample
+    loss_scratch      output populations: 1 word per neuron and sample (dL/dreadout of the
+                      slice) + 1 word per sample (the label)
+    loss_rows         output populations: LOSS_READOUTS words per neuron of the whole layer
+                      and sample (the loss program holds whole rows of the readouts it reads)
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ STATE_WORDS = 4
 ADJOINT_WORDS = 4
 RECORD_BYTES = 8
 TAPE_BYTES = 12
+LOSS_READOUTS = 2  # readouts a loss reads at most (first spike time and v_max)
 
 
 class MappingError(ValueError):
@@ -222,6 +226,7 @@ def _budget_items(network, steps, k, flow, n_steps, local_batch, max_spikes, tra
     if training and k in flow.loss_populations:
         items["loss_scratch_neurons"] = ("per_neuron", WORD * B)
         items["loss_scratch_samples"] = ("fixed", WORD * B)
+        items["loss_rows"] = ("fixed", LOSS_READOUTS * WORD * B * pop.size)
     return items
 
 

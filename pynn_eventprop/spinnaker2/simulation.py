@@ -2,11 +2,14 @@
 
 :class:`Spinnaker2Engine` implements :class:`pynn_eventprop.engine.interface.Engine`.  It maps
 the network onto PEs (:func:`~.mapping.map_network`), builds the routing tables
-(:func:`~.routing.build_routing`) and runs the forward, backward, reduction and weight-update
-programs on the PEs of a :class:`~.machine.Machine`, each on its own data and on the packets
-the routing tables deliver to it.  Its spikes, readouts, gradients and weights are read out of
-the PEs' memories, so a wrong key, a lost packet or a misrouted entry changes them.  Each PE
-integrates its slice with the exact engine (one definition of the maths).
+(:func:`~.routing.build_routing`) and runs the forward, loss, backward, reduction and
+weight-update programs on the PEs of a :class:`~.machine.Machine`, each on its own data and on
+the packets the routing tables deliver to it.  Its spikes, readouts, losses, gradients and
+weights are read out of the PEs' memories, so a wrong key, a lost packet or a misrouted entry
+changes them.  Each PE integrates its slice with the exact engine, evaluates the training
+core's loss object and steps its optimiser object (one definition of the maths); the
+:class:`~pynn_eventprop.training.step.TrainingStep` hands those objects over through
+:meth:`Spinnaker2Engine.evaluate_loss` and :meth:`Spinnaker2Engine.optimiser_step`.
 
 Packets and work are tallied per run as before (:func:`~.packets.count_traffic` on the run's
 spikes binned into ticks) for the time and energy estimate; the packet, delivery and hop
