@@ -179,3 +179,57 @@ def test_shared_path_vmax_gradients_match_finite_differences(inhibition):
     assert ((kind == 0) & (kink if inhibition else slope == 0)).sum() >= 3
     g = sim.backward(res, {2: {"v_max": coef}}).weights
     assert _compare_with_central_differences(sim, loss, res, g, (0, 2, 3), 3) > 20
+
+
+MEANS = ("v_mean_uniform", "v_mean_exponential")
+
+
+@pytest.mark.parametrize("refractory", [0.0, 1.5])
+def test_shared_path_voltage_means_equal_the_general_path(refractory):
+    """Both voltage means (closed-form integrals over free, spiking and refractory stretches)
+    and their gradients through the adjoint sources and the spike jumps: the same (rounding
+    only: 1e-9 relative) on both paths, in a spiking hidden layer and the output layer."""
+    rng = np.random.default_rng(13)
+    net = shared_network(rng, refractory)
+    inp = random_input(rng, 4, 5, 20.0, per_neuron=3)
+    coef = {p: {n: rng.normal(size=(4, net.populations[p].size)) for n in MEANS} for p in (1, 2)}
+    out = {}
+    for shared in (True, False):
+        sim = ExactSimulation(net, 0.5, batch_size=4, readout_populations={1: MEANS, 2: MEANS})
+        sim.shared_layers = shared
+        res = sim.run(60, sources={0: inp}, keep_for_backward=True)
+        assert all(res.tape["pops"][p].get("shared", False) == shared for p in (1, 2))
+        ro = {p: sim.readouts(res, p, MEANS) for p in (1, 2)}
+        out[shared] = (ro, sim.backward(res, coef))
+    (ro_s, g_s), (ro_g, g_g) = out[True], out[False]
+    assert res.spikes[1].times.size > 20  # the hidden layer spikes: private stretches
+    for p in (1, 2):
+        for name in MEANS:
+            np.testing.assert_allclose(ro_s[p][name], ro_g[p][name], rtol=1e-12, atol=1e-12)
+    for x, y in zip(g_s.weights + g_s.delays, g_g.weights + g_g.delays, strict=True):
+        assert np.any(x != 0)
+        np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12 * np.abs(y).max())
+
+
+def test_shared_path_voltage_mean_gradients_match_finite_differences():
+    """Central differences (h = 1e-6) of a loss of both voltage means of a spiking hidden
+    layer (refractory, so integrals over clamped stretches too) and of the output layer, on
+    the shared path itself; tolerance as in the first-spike test above."""
+    rng = np.random.default_rng(14)
+    net = shared_network(rng, 1.5)
+    inp = random_input(rng, 2, 5, 20.0, per_neuron=3)
+    coef = {p: {n: rng.normal(size=(2, net.populations[p].size)) for n in MEANS} for p in (1, 2)}
+    sim = ExactSimulation(net, 0.5, batch_size=2, readout_populations={1: MEANS, 2: MEANS})
+
+    def loss():
+        sim.reset()
+        res = sim.run(60, sources={0: inp}, keep_for_backward=True)
+        value = sum((c * sim.readouts(res, p, MEANS)[n]).sum()
+                    for p, named in coef.items() for n, c in named.items())  # fmt: skip
+        return value, res
+
+    _, res = loss()
+    assert res.tape["pops"][1]["shared"] and res.tape["pops"][2]["shared"]
+    assert res.spikes[1].times.size > 5
+    g = sim.backward(res, coef).weights
+    assert _compare_with_central_differences(sim, loss, res, g, range(len(net.projections)), 4) > 40

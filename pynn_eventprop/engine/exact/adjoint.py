@@ -58,19 +58,32 @@ from .forward import EV_ARRIVAL, EV_SPIKE, VMAX_STATE, param_tuple
 @numba.njit(cache=True)
 def adjoint_apply(p, lv, le, li, d, refractory, sig_u, sig_e, gamma, em, ae, ai, qe, qi):
     """Carry ``(lambda_V, lambda_E, lambda_I)`` back over an interval of length ``d`` whose
-    propagator entries are ``em, ae, ai, qe, qi`` (:func:`.closed_form.flow`)."""
+    propagator entries are ``em, ae, ai, qe, qi`` (:func:`.closed_form.flow`), with the
+    voltage-mean sources ``sig_u`` (uniform) and ``sig_e`` (weight ``exp(-gamma s)`` from the
+    interval's start) of :func:`source_coefs`."""
     if refractory:
         return 0.0, ae * le, ai * li
     lv, le, li = em * lv, ae * le + qe * lv, ai * li + qi * lv
     if sig_u != 0.0:
-        lv += sig_u * e1(p[IT_M], d)
-        le += sig_u * psc_weighted_integral(p, p[IT_E], p[K_E], d, 0.0)
-        li += sig_u * psc_weighted_integral(p, p[IT_I], p[K_I], d, 0.0)
+        lv, le, li = add_source(lv, le, li, sig_u, source_coefs(p, d, 0.0))
     if sig_e != 0.0:
-        lv += sig_e * e1(p[IT_M] + gamma, d)
-        le += sig_e * psc_weighted_integral(p, p[IT_E], p[K_E], d, gamma)
-        li += sig_e * psc_weighted_integral(p, p[IT_I], p[K_I], d, gamma)
+        lv, le, li = add_source(lv, le, li, sig_e, source_coefs(p, d, gamma))
     return lv, le, li
+
+
+@numba.njit(cache=True)
+def source_coefs(p, d, gamma):
+    """What a voltage-mean source of density 1 (weight ``exp(-gamma s)``) adds to
+    ``(lambda_V, lambda_E, lambda_I)`` over an interval of length ``d``: ``int_0^d
+    exp(-gamma s) (exp(-s/tau_m), q_E(s), q_I(s)) ds``."""
+    return (e1(p[IT_M] + gamma, d), psc_weighted_integral(p, p[IT_E], p[K_E], d, gamma),
+            psc_weighted_integral(p, p[IT_I], p[K_I], d, gamma))  # fmt: skip
+
+
+@numba.njit(cache=True)
+def add_source(lv, le, li, sig, c):
+    """``lambda += sig c`` for the :func:`source_coefs` ``c``."""
+    return lv + sig * c[0], le + sig * c[1], li + sig * c[2]
 
 
 @numba.njit(cache=True)

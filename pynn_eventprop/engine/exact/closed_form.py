@@ -369,9 +369,22 @@ def weighted_integral(p, v, ie, ii, e, d, v_end, gamma):
     ``(1/tau_m + gamma) K = V(0) - V(d) exp(-gamma d) + (1/cm) (sum_x I_x(0) E(1/tau_x +
     gamma) + e E(gamma))`` with ``E(alpha) = int_0^d exp(-alpha s) ds``.
     """
-    inputs = ie * e1(p[IT_E] + gamma, d) + ii * e1(p[IT_I] + gamma, d) + e * e1(gamma, d)
-    num = v - v_end * math.exp(-gamma * d) + p[INV_CM] * inputs
-    return num / (p[IT_M] + gamma)
+    return integral_from(p, v, ie, ii, v_end, integral_coefs(p, e, d, gamma))
+
+
+@numba.njit(cache=True)
+def integral_coefs(p, e, d, gamma):
+    """What :func:`weighted_integral` needs of an interval of length ``d`` but not of the
+    state: ``(E(1/tau_E + gamma), E(1/tau_I + gamma), e E(gamma), exp(-gamma d),
+    1/(1/tau_m + gamma))``, shared by all neurons with these parameters."""
+    return (e1(p[IT_E] + gamma, d), e1(p[IT_I] + gamma, d), e * e1(gamma, d),
+            math.exp(-gamma * d), 1.0 / (p[IT_M] + gamma))  # fmt: skip
+
+
+@numba.njit(cache=True)
+def integral_from(p, v, ie, ii, v_end, c):
+    """:func:`weighted_integral` from the interval's :func:`integral_coefs` ``c``."""
+    return (v - v_end * c[3] + p[INV_CM] * (ie * c[0] + ii * c[1] + c[2])) * c[4]
 
 
 @numba.njit(cache=True)

@@ -30,6 +30,7 @@ from .closed_form import (
     V_RESET,
     advance,
     cached_flow,
+    e1,
     first_crossing,
     interval_max,
     propagate,
@@ -75,9 +76,9 @@ def _free_readouts(p, v, ie, ii, e, t, d, v_end, acc, t0, big_t, tol, opts):
         val, z = interval_max(p, v, ie, ii, e, d, tol)
         _vmax_update(acc, val, t + z, VMAX_STATE, 0.0, -1.0)
     if opts[OPT_VMEAN]:
-        acc[5] += weighted_integral(p, v, ie, ii, e, d, v_end, 0.0)
-        w0 = math.exp(-(t - t0) / big_t)
-        acc[6] += w0 * weighted_integral(p, v, ie, ii, e, d, v_end, 1.0 / big_t)
+        s_u, s_e = free_integrals(p, v, ie, ii, e, t, d, v_end, t0, 1.0 / big_t)
+        acc[5] += s_u
+        acc[6] += s_e
 
 
 @numba.njit(cache=True)
@@ -86,8 +87,24 @@ def _clamped_readouts(p, t, d, acc, t0, big_t, opts):
     if opts[OPT_VMAX]:
         _vmax_update(acc, p[V_RESET], t, VMAX_CONSTANT, 0.0, -1.0)
     if opts[OPT_VMEAN]:
-        acc[5] += p[V_RESET] * d
-        acc[6] += p[V_RESET] * math.exp(-(t - t0) / big_t) * big_t * -math.expm1(-d / big_t)
+        s_u, s_e = clamped_integrals(p, t, d, t0, 1.0 / big_t)
+        acc[5] += s_u
+        acc[6] += s_e
+
+
+@numba.njit(cache=True)
+def free_integrals(p, v, ie, ii, e, t, d, v_end, t0, gamma):
+    """``(int V, int exp(-(s - t0) gamma) V)`` over a free interval ``[t, t + d]`` from
+    ``(v, ie, ii)`` to ``V = v_end`` (mV ms)."""
+    weight = math.exp(-(t - t0) * gamma)
+    return (weighted_integral(p, v, ie, ii, e, d, v_end, 0.0),
+            weight * weighted_integral(p, v, ie, ii, e, d, v_end, gamma))  # fmt: skip
+
+
+@numba.njit(cache=True)
+def clamped_integrals(p, t, d, t0, gamma):
+    """:func:`free_integrals` over a refractory interval (``V = v_reset``)."""
+    return p[V_RESET] * d, p[V_RESET] * math.exp(-(t - t0) * gamma) * e1(gamma, d)
 
 
 @numba.njit(cache=True)

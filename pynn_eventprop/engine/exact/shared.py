@@ -25,7 +25,7 @@ import math
 import numba
 import numpy as np
 
-from .adjoint import adjoint_apply
+from .adjoint import add_source, adjoint_apply, source_coefs
 from .arrivals import empty_pending
 from .closed_form import (
     INV_CM,
@@ -41,12 +41,22 @@ from .closed_form import (
     advance,
     first_crossing,
     flow,
+    integral_coefs,
+    integral_from,
     interval_max,
     propagate,
     slopes,
     vdot,
 )
-from .forward import EV_REF_END, EV_SPIKE, VMAX_CONSTANT, VMAX_STATE, param_tuple
+from .forward import (
+    EV_REF_END,
+    EV_SPIKE,
+    VMAX_CONSTANT,
+    VMAX_STATE,
+    clamped_integrals,
+    free_integrals,
+    param_tuple,
+)
 
 
 def shared_events(incoming, batch, t1):
@@ -167,7 +177,7 @@ def _quiet(p, v, ie, ii, e, d, v1, ie1, ii1, tol):
 
 
 @numba.njit(cache=True, parallel=True)
-def forward_shared(par, wcat, ev_off, ev, e, state, t0, t1, spk, tape, vm, tol):
+def forward_shared(par, wcat, ev_off, ev, e, state, t0, t1, spk, tape, vm, vs, tol):
     """Integrate a shared-event layer over ``(t0, t1]`` (no grid events).
 
     ``wcat`` ``(rows, size)`` weights; ``ev = (t, row, channel)`` sorted per sample;
@@ -176,7 +186,9 @@ def forward_shared(par, wcat, ev_off, ev, e, state, t0, t1, spk, tape, vm, tol):
     offsets)`` as in :func:`.forward.forward_layer`, the tape holding only private events.
     ``vm = (v_max, time, kind, slope, arrival)`` arrays ``(batch, size)`` filled as the general
     path's readouts (``arrival``: index of the event the maximum sits at, -1 if none), or
-    arrays of size 0 for no ``v_max``.
+    arrays of size 0 for no ``v_max``.  ``vs = (int V dt, int exp(-(t - t0)/T) V dt)``
+    arrays ``(batch, size)`` (mV ms, ``T = t1 - t0``) accumulate the voltage integrals, or are
+    of size 0 for none.
 
     The samples are integrated in parallel (:func:`_forward_sample`, each into its own rows of
     scratch buffers, a share of the capacity of ``spk`` and ``tape``), then regrouped per
@@ -193,7 +205,7 @@ def forward_shared(par, wcat, ev_off, ev, e, state, t0, t1, spk, tape, vm, tol):
     counts = np.empty((batch, 2), np.int64)
     for b in numba.prange(batch):
         sub_b = (sub[0][b], sub[1][b], sub[2][b], sub[3][b], sub[4][b])
-        ns, nt = _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, b, sub_spk[b],
+        ns, nt = _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, vs, b, sub_spk[b],
                                  sub_spk_who[b], sub_b, sub_who[b], tol)  # fmt: skip
         counts[b, 0], counts[b, 1] = ns, nt
     ns_all, nt_all = 0, 0
@@ -214,16 +226,16 @@ def forward_shared(par, wcat, ev_off, ev, e, state, t0, t1, spk, tape, vm, tol):
 
 
 @numba.njit(cache=True)
-def _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, b, sub_spk, sub_spk_who, sub,
-                    sub_who, tol):  # fmt: skip
+def _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, vs, b, sub_spk, sub_spk_who,
+                    sub, sub_who, tol):  # fmt: skip
     """Sample ``b`` of :func:`forward_shared`: spikes into ``sub_spk`` and private events into
     ``sub`` in time order, the neuron of each in ``sub_spk_who`` / ``sub_who``.
 
     Returns ``(ns, nt)``, the numbers of spikes and private events (-1 when a buffer is full).
     """
     size = state[0].shape[1]
-    want_vm = vm[0].size > 0
-    acc = np.empty(5)
+    want_vm, want_mean, gamma = vm[0].size > 0, vs[0].size > 0, 1.0 / (t1 - t0)
+    acc, sums = np.empty(5), np.zeros(2)
     nxt, hard = (np.empty(size), np.empty(size), np.empty(size)), np.empty(size, np.bool_)
     v, ie, ii, ref = state[0][b], state[1][b], state[2][b], state[3][b]
     ns, nt, t = 0, 0, t0
@@ -235,16 +247,23 @@ def _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, b, sub_spk, sub_s
         d = tn - t
         em, ae, ai, qe, qi = flow(p, d)
         _screen(p, v, ie, ii, ref, e, t, (em, ae, ai, qe, qi), nxt, hard)
+        if want_mean:
+            means = (integral_coefs(p, e, d, 0.0), integral_coefs(p, e, d, gamma),
+                     math.exp(-(t - t0) * gamma))  # fmt: skip
         for j in range(size):
             searching = want_vm and vm[0][b, j] < p[THETA] and d > 0.0
             if not hard[j]:  # no crossing, not refractory, no interior maximum
                 if searching and nxt[0][j] > vm[0][b, j]:
                     _vm_end(p, vm, b, j, e, t + d, nxt[0][j], nxt[1][j], nxt[2][j], at)
+                if want_mean:
+                    _mean_free(p, vs, b, j, v[j], ie[j], ii[j], nxt[0][j], means)
                 v[j], ie[j], ii[j] = nxt[0][j], nxt[1][j], nxt[2][j]
                 continue
             if ref[j] <= t:
                 v1, ie1, ii1 = nxt[0][j], nxt[1][j], nxt[2][j]
                 if d == 0.0 or _quiet(p, v[j], ie[j], ii[j], e, d, v1, ie1, ii1, tol):
+                    if want_mean:
+                        _mean_free(p, vs, b, j, v[j], ie[j], ii[j], v1, means)
                     if searching:
                         _vm_free(p, vm, b, j, v[j], ie[j], ii[j], e, t, d, v1, ie1, ii1, at,
                                  tol)  # fmt: skip
@@ -255,13 +274,18 @@ def _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, b, sub_spk, sub_s
                     acc[q] = vm[q][b, j]
             else:
                 acc[0] = math.nan  # no search
+            sums[0] = sums[1] = math.nan  # no integrals
+            if want_mean:
+                sums[0], sums[1] = vs[0][b, j], vs[1][b, j]
             n0, k0 = ns, nt
             ns, nt, st = _private(p, e, (v[j], ie[j], ii[j], ref[j]), t, d,
-                                  (em, ae, ai, qe, qi), sub_spk, ns, sub, nt, acc, at,
-                                  tol)  # fmt: skip
+                                  (em, ae, ai, qe, qi), sub_spk, ns, sub, nt, acc, at, sums,
+                                  t0, gamma, tol)  # fmt: skip
             if searching:
                 for q in range(5):
                     vm[q][b, j] = acc[q]
+            if want_mean:
+                vs[0][b, j], vs[1][b, j] = sums[0], sums[1]
             if ns < 0 or nt < 0:
                 return ns, nt
             v[j], ie[j], ii[j], ref[j] = st
@@ -354,6 +378,20 @@ def _vm_end(p, vm, b, j, e, t, v, ie, ii, at):
 
 
 @numba.njit(cache=True)
+def _mean_free(p, vs, b, j, v, ie, ii, v_end, means):
+    """Add a free interval's voltage integrals to ``vs[:][b, j]`` from the interval's
+    ``means = (coefficients, coefficients weighted, exp(-(t - t0) gamma))``."""
+    vs[0][b, j] += integral_from(p, v, ie, ii, v_end, means[0])
+    vs[1][b, j] += means[2] * integral_from(p, v, ie, ii, v_end, means[1])
+
+
+@numba.njit(cache=True)
+def _mean_add(sums, integrals):
+    sums[0] += integrals[0]
+    sums[1] += integrals[1]
+
+
+@numba.njit(cache=True)
 def _push(tape, n, kind, t, a, b, idx):
     """Append an event to ``tape = (kind, t, a, b, idx)`` at ``n``; the new fill, -1 if full."""
     if n < 0 or n >= tape[1].size:
@@ -363,11 +401,12 @@ def _push(tape, n, kind, t, a, b, idx):
 
 
 @numba.njit(cache=True)
-def _private(p, e, st, t, d, coefs, spk, ns, tape, nt, acc, at, tol):
+def _private(p, e, st, t, d, coefs, spk, ns, tape, nt, acc, at, sums, t0, gamma, tol):
     """One neuron over an arrival-free interval ``(t, t + d]`` whose propagator is ``coefs``:
     :func:`.forward.run_neuron` without arrivals or grid (same operations, so the same
     results), spikes into ``spk`` and private events into ``tape``; ``v_max`` candidates into
-    ``acc`` (see :func:`_candidate`; ``at`` the event ending the interval).
+    ``acc`` (see :func:`_candidate`; ``at`` the event ending the interval); the voltage
+    integrals (weights 1 and ``exp(-(s - t0) gamma)``) added to ``sums`` unless it is NaN.
 
     Returns ``(ns, nt, state)``, ``ns = -1`` / ``nt = -1`` when a buffer is full.
     """
@@ -378,6 +417,8 @@ def _private(p, e, st, t, d, coefs, spk, ns, tape, nt, acc, at, tol):
             tn = min(t_end, ref)
             if tn > t:
                 _candidate(acc, p[V_RESET], t, VMAX_CONSTANT, 0.0, -1.0)
+                if not math.isnan(sums[0]):
+                    _mean_add(sums, clamped_integrals(p, t, tn - t, t0, gamma))
             ie *= math.exp(-(tn - t) * p[IT_E])
             ii *= math.exp(-(tn - t) * p[IT_I])
             t = tn
@@ -392,6 +433,9 @@ def _private(p, e, st, t, d, coefs, spk, ns, tape, nt, acc, at, tol):
             s = -1.0
             if span > 0.0:
                 s = first_crossing(p, v, ie, ii, e, span, v1, vdot(p, v1, ie1, ii1, e), tol)
+            if not math.isnan(sums[0]):
+                _mean_add(sums, free_integrals(p, v, ie, ii, e, t, span if s < 0.0 else s,
+                                               v1 if s < 0.0 else p[THETA], t0, gamma))  # fmt: skip
             if s < 0.0:
                 if span > 0.0 and acc[0] < p[THETA]:
                     val, z = interval_max(p, v, ie, ii, e, span, tol)
@@ -464,13 +508,15 @@ def first_spike_times(times, offsets, t0, shape):
 
 @numba.njit(cache=True, parallel=True)
 def backward_shared(par, wcat, ev_off, ev, widx_row, tape, spk_off, dldt, src0, g_first,
-                    g_vmax, vm, ref_end, t0, t1, grads):  # fmt: skip
+                    g_vmax, vm, g_mean, ref_end, t0, t1, grads):  # fmt: skip
     """Reverse sweep of a shared-event layer (see :func:`forward_shared`).
 
     ``ev = (t, row, channel, src)``; ``widx_row`` the flat gradient index of each weight row's
     first column; ``tape`` the private events; ``g_first`` ``dL/d(first spike time)``;
     ``g_vmax`` ``dL/dv_max`` with ``vm = (time, kind, slope, arrival)`` of each ``v_max``
-    (arrays of size 0 when none).  ``dL/dw`` and ``dL/dt_a`` summed per weight are added to
+    (arrays of size 0 when none); ``g_mean`` ``dL/dS_u``, ``dL/dS_e`` of the voltage means
+    (``S = (1/T) int ...`` of :func:`forward_shared`'s integrals; arrays of size 0 when none).
+    ``dL/dw`` and ``dL/dt_a`` summed per weight are added to
     ``grads``, ``dL/dt`` of each presynaptic spike to ``dldt``.
 
     The samples are swept in parallel by blocks of consecutive samples
@@ -486,7 +532,7 @@ def backward_shared(par, wcat, ev_off, ev, widx_row, tape, spk_off, dldt, src0, 
     for blk in numba.prange(n_blocks):
         for b in range(blk * batch // n_blocks, (blk + 1) * batch // n_blocks):
             _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_vmax, vm,
-                             ref_end, t0, t1, b, part[blk])  # fmt: skip
+                             g_mean, ref_end, t0, t1, b, part[blk])  # fmt: skip
     for r in numba.prange(rows):
         for j in range(size):
             k = widx_row[r] + j
@@ -510,12 +556,14 @@ def reduction_blocks(batch, weights):
 
 @numba.njit(cache=True)
 def _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_vmax, vm,
-                     ref_end, t0, t1, b, acc):  # fmt: skip
+                     g_mean, ref_end, t0, t1, b, acc):  # fmt: skip
     """Sample ``b`` of :func:`backward_shared`, gradients added to ``acc = (dL/dw, dL/dt_a)``
     ``(2, rows, size)``.  Between arrivals the adjoint of all neurons is carried back with one
     propagator; a neuron with private events (or its ``v_max``) in an interval is swept by
-    :func:`_private_backward`."""
+    :func:`_private_backward`.  The voltage means are sources of density ``sigma_u =
+    (dL/dS_u)/T`` and ``sigma_e = (dL/dS_e)/T exp(-(t - t0)/T)`` in ``lambda_V``'s equation."""
     size = ref_end.shape[1]
+    want_mean, gamma = g_mean[0].size > 0, 1.0 / (t1 - t0)
     lv, le, li, carry = np.zeros(size), np.zeros(size), np.zeros(size), np.zeros(size)
     refractory, last = np.empty(size, np.bool_), np.empty(size, np.int64)
     vm_g = np.zeros(size)  # dL/dv_max still to be added at an interior time (0: none)
@@ -532,8 +580,13 @@ def _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_
     for m in range(ev_off[b + 1] - 1, ev_off[b] - 2, -1):
         te = ev[0][m] if m >= ev_off[b] else t0
         em, ae, ai, qe, qi = flow(p, cur - te)
+        if want_mean:
+            src_u, src_e = source_coefs(p, cur - te, 0.0), source_coefs(p, cur - te, gamma)
+            weight_e = gamma * math.exp(-(te - t0) * gamma)
         for j in range(size):
             row = b * size + j
+            g_u = g_mean[0][b, j] if want_mean else 0.0
+            g_e = g_mean[1][b, j] if want_mean else 0.0
             lo = last[j] + 1
             while lo > tape[5][row] and tape[1][lo - 1] > te:
                 lo -= 1
@@ -544,15 +597,18 @@ def _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_
                 vm_t = vm[0][b, j] if vm_here else math.nan
                 lv[j], le[j], li[j], carry[j] = _private_backward(
                     p, tape, lo, last[j] + 1, dldt, src0, first, g_first[b, j], te, cur,
-                    refractory[j], lam, vm_t, vm_g[j],
+                    refractory[j], lam, vm_t, vm_g[j], (g_u, g_e, t0, gamma),
                 )  # fmt: skip
                 if lo <= last[j]:
                     refractory[j] = tape[0][lo] != EV_SPIKE
                 last[j] = lo - 1
             else:
-                lv[j], le[j], li[j] = adjoint_apply(p, lv[j], le[j], li[j], cur - te,
-                                                    refractory[j], 0.0, 0.0, 0.0, em, ae, ai,
-                                                    qe, qi)  # fmt: skip
+                lam3 = adjoint_apply(p, lv[j], le[j], li[j], cur - te, refractory[j], 0.0, 0.0,
+                                     0.0, em, ae, ai, qe, qi)  # fmt: skip
+                if (g_u != 0.0 or g_e != 0.0) and not refractory[j]:
+                    lam3 = add_source(*lam3, g_u * gamma, src_u)
+                    lam3 = add_source(*lam3, g_e * weight_e, src_e)
+                lv[j], le[j], li[j] = lam3
         if m >= ev_off[b]:
             _shared_arrival(p, wcat, ev, m, lv, le, li, refractory, dldt, acc, kink, vm, b)
         cur = te
@@ -560,38 +616,50 @@ def _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_
 
 @numba.njit(cache=True)
 def _private_backward(p, tape, lo, hi, dldt, src0, first, g_first, te, cur, refractory, lam,
-                      vm_t, vm_g):  # fmt: skip
+                      vm_t, vm_g, means):  # fmt: skip
     """Carry one neuron's adjoint from ``cur`` back to ``te`` through its private events
     ``lo:hi`` (spikes and ends of refractoriness) and, when ``vm_t`` is not NaN, the jump
     ``lambda_V += vm_g`` at the time ``vm_t`` of its ``v_max``: :func:`.adjoint.backward_neuron`
-    without arrivals, voltage means or sampling.  ``lam = (lambda_V, lambda_E, lambda_I,
-    dL/dt_end)`` at ``cur``; returns it at ``te``.
+    without arrivals or sampling.  ``lam = (lambda_V, lambda_E, lambda_I, dL/dt_end)`` at
+    ``cur``; returns it at ``te``.  ``means = (dL/dS_u, dL/dS_e, t0, 1/T)`` of the voltage
+    means (see :func:`_backward_sample`).
     """
     lv, le, li, carry = lam
+    g_u, g_e, t0, gamma = means
     t = cur
     for m in range(hi - 1, lo - 2, -1):
         tm = tape[1][m] if m >= lo else te
         if tm < vm_t <= t:
-            em, ae, ai, qe, qi = flow(p, t - vm_t)
-            lv, le, li = adjoint_apply(p, lv, le, li, t - vm_t, refractory, 0.0, 0.0, 0.0, em,
-                                       ae, ai, qe, qi)  # fmt: skip
+            lv, le, li = _flow_back(p, (lv, le, li), t, vm_t, refractory, means)
             lv += vm_g
             t = vm_t
-        em, ae, ai, qe, qi = flow(p, t - tm)
-        lv, le, li = adjoint_apply(p, lv, le, li, t - tm, refractory, 0.0, 0.0, 0.0, em, ae, ai,
-                                   qe, qi)  # fmt: skip
+        lv, le, li = _flow_back(p, (lv, le, li), t, tm, refractory, means)
         t = tm
         if m < lo:
             break
         if tape[0][m] == EV_SPIKE:
             s = tape[4][m]
             total = dldt[src0 + s] + carry - lv * tape[3][m]
+            if g_u != 0.0 or g_e != 0.0:  # V jumps from theta to v_reset in the integrands
+                sig = gamma * (g_u + g_e * math.exp(-(tm - t0) * gamma))
+                total += sig * (p[THETA] - p[V_RESET])
             if s == first:
                 total += g_first
             lv, carry, refractory = -total / tape[2][m], 0.0, False
         else:  # end of the refractory period
             lv, carry, refractory = 0.0, -lv * tape[2][m], True
     return lv, le, li, carry
+
+
+@numba.njit(cache=True)
+def _flow_back(p, lam, t, te, refractory, means):
+    """Carry ``lam = (lambda_V, lambda_E, lambda_I)`` from ``t`` back to ``te`` with the
+    voltage-mean sources of ``means`` (see :func:`_private_backward`)."""
+    g_u, g_e, t0, gamma = means
+    em, ae, ai, qe, qi = flow(p, t - te)
+    sig_e = g_e * gamma * math.exp(-(te - t0) * gamma)
+    return adjoint_apply(p, lam[0], lam[1], lam[2], t - te, refractory, g_u * gamma, sig_e,
+                         gamma, em, ae, ai, qe, qi)  # fmt: skip
 
 
 @numba.njit(cache=True)
