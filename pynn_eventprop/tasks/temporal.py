@@ -53,6 +53,7 @@ class Settings:
     input_delay: tuple = (0.5, 50.0)  # uniform initial delays, ms
     hidden_weight: float = 1.0  # std of normal weights hidden -> output
     recurrent_weight: float = 0.2  # std of normal recurrent weights
+    recurrent_mean: float = 0.0  # mean of the recurrent weights (< 0: lateral inhibition)
     recurrent_lr: float | None = None  # Adam rate of the recurrent weights (default: lr)
     hidden_delay: tuple = (0.5, 2.0)
     delay_bounds: tuple = (0.5, 60.0)
@@ -115,9 +116,9 @@ def build_network(settings: Settings, n_inputs: int, n_classes: int):
                 settings.hidden_delay, "hidden-output"),
     ]  # fmt: skip
     if settings.recurrent:
+        recurrent = rng.normal(settings.recurrent_mean, settings.recurrent_weight, (h, h))
         projections.append(
-            project(hidden, hidden, unit * rng.normal(0.0, settings.recurrent_weight, (h, h)),
-                    settings.hidden_delay, "hidden-hidden",
+            project(hidden, hidden, unit * recurrent, settings.hidden_delay, "hidden-hidden",
                     settings.recurrent_lr or settings.lr)
         )  # fmt: skip
     return inputs, hidden, output, projections
@@ -153,6 +154,24 @@ def add_arguments(parser: argparse.ArgumentParser, defaults: Settings):
         default=defaults.delay_lr,
         help="Adam rate of the delays, ms per update (default %(default)s)",
     )
+    add(
+        "--recurrent-lr",
+        type=float,
+        default=defaults.recurrent_lr,
+        help="Adam rate of the recurrent weights (default %(default)s; None: --lr)",
+    )
+    add(
+        "--recurrent-weight",
+        type=float,
+        default=defaults.recurrent_weight,
+        help="std of the initial recurrent weights, threshold units (default %(default)s)",
+    )
+    add(
+        "--recurrent-mean",
+        type=float,
+        default=defaults.recurrent_mean,
+        help="mean of the initial recurrent weights, threshold units (default %(default)s)",
+    )
     add("--dt", type=float, default=defaults.dt, help="time step, ms (default %(default)s)")
     add("--seed", type=int, default=defaults.seed, help="seed (default %(default)s)")
     add("--loss", choices=LOSSES, default=defaults.loss, help="voltage loss (default %(default)s)")
@@ -163,7 +182,8 @@ def add_arguments(parser: argparse.ArgumentParser, defaults: Settings):
 
 def settings_from(args, defaults: Settings) -> Settings:
     names = ("hidden", "recurrent", "learn_delays", "epochs", "batch_size", "lr", "delay_lr",
-             "dt", "seed", "loss")  # fmt: skip
+             "recurrent_lr", "recurrent_weight", "recurrent_mean", "dt", "seed",
+             "loss")  # fmt: skip
     return Settings(**{**asdict(defaults), **{n: getattr(args, n) for n in names}})
 
 
