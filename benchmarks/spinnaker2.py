@@ -28,7 +28,7 @@ from pynn_eventprop.discretisation import LIFDiscretisation
 from pynn_eventprop.engine.platforms import make_engine
 from pynn_eventprop.spinnaker2 import build_routing, map_network, plan_traffic
 from pynn_eventprop.spinnaker2.testing import feedforward
-from pynn_eventprop.training import TrainingStep, TTFSCrossEntropy
+from pynn_eventprop.training import SGD, Learner, TrainingStep, TTFSCrossEntropy
 
 #: the training runs' platforms: (name, platform, Trainer dtype)
 TRAINING_RUNS = (
@@ -52,12 +52,11 @@ def batches(dataset, batch, n_batches):
 
 
 def train_step(engine, times, labels, loss, n_steps, lr=1e-3):
-    """Forward, loss, exact backward and an SGD update of one batch; returns the loss."""
+    """Forward, loss, exact backward and an SGD update of one batch (``TrainingStep.train``:
+    on the model the loss and update programs run on its PEs); returns the loss."""
     step = TrainingStep(engine, 0, len(engine.network.populations) - 1, loss, n_steps)
-    forward = step.forward(times, labels)
-    grads = step.gradients(forward).weights
-    for k, g in enumerate(grads):
-        engine.set_weights(k, engine.get_weights(k) - lr * g)
+    learners = {k: Learner(SGD(lr)) for k in range(len(engine.network.projections))}
+    forward, _ = step.train(times, labels, learners)
     return forward.loss.loss
 
 

@@ -94,6 +94,8 @@ class Packets:
     def concat(cls, parts) -> Packets:
         if not parts:
             return cls.empty()
+        if len(parts) == 1:  # read only, as every Packets
+            return parts[0]
         return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS))
 
     def take(self, sel) -> Packets:

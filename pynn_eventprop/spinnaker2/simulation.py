@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import inspect
 
 import numpy as np
@@ -583,7 +584,7 @@ class Spinnaker2Engine:
         if getattr(getattr(clip, "__self__", None), "max_grad_norm", True) is None:
             clip = None  # the rule's clip without a limit: the identity
         if clip is not None and len(pes) > 1:
-            if "norm" not in inspect.signature(clip).parameters:
+            if not _takes_norm(getattr(clip, "__func__", clip)):
                 return None
             before = self.machine.fabric.stats["norm"].packets
             norms = self.machine.gradient_norm(k, pes)
@@ -622,13 +623,14 @@ class Spinnaker2Engine:
             pe.optimisers[k] = own
 
     def _store_optimiser(self, k, optimiser, pes):
-        """The host's copy of the optimiser state, read back from the update PEs."""
-        states = [pe.optimisers[k].state_dict() for pe in pes]
-        merged = {}
-        for key in states[0]["state"]:
-            merged[key] = {n: np.concatenate([st["state"][key][n] for st in states], axis=1)
-                           for n in states[0]["state"][key]}  # fmt: skip
-        optimiser.load_state_dict({**states[0], "state": merged})
+        """The host's copy of the optimiser state, read back from the update PEs' memories
+        (their copies' moment arrays, concatenated over the columns)."""
+        states = [pe.optimisers[k]._state for pe in pes]  # the PE's memory
+        merged = {key: {n: np.concatenate([st[key][n] for st in states], axis=1)
+                        for n in slots} for key, slots in states[0].items()}  # fmt: skip
+        state = {"optimiser": type(optimiser).__name__, "state": merged,
+                 "step_count": pes[0].optimisers[k].step_count}  # fmt: skip
+        optimiser.load_state_dict(state, strict=False)  # same settings: the PEs' are copies
         self._optimiser_of[k] = (optimiser, optimiser.step_count)
 
     def commit_weights(self, k):
@@ -692,12 +694,15 @@ class Spinnaker2Engine:
         n0 = int(round(t_start / self.dt))
         for i, pop in enumerate(self.network.populations):
             tr = spikes[i]
-            r = np.zeros((T + 1, self.batch, pop.size), np.int64)
+            shape = (T + 1, self.batch, pop.size)
             if tr.times.size:
                 x = tr.times / self.dt - n0
                 idx = np.floor(x) if pop.is_source else np.ceil(x) - 1
                 idx = np.clip(idx.astype(np.int64), 0, T)
-                np.add.at(r, (idx, tr.sample_index, tr.neurons), 1)
+                flat = (idx * self.batch + tr.sample_index) * pop.size + tr.neurons
+                r = np.bincount(flat, minlength=np.prod(shape)).reshape(shape)
+            else:
+                r = np.zeros(shape, np.int64)
             out[i] = r[:T] if not pop.is_source else r[: T + 1]
         return out
 
@@ -738,7 +743,9 @@ class Spinnaker2Engine:
 
     def _count_backward(self, result, before):
         delta = self._delta(before, ("error", "gradient"))
-        delta.update(result.tape.get("loss_delta", {}))
+        for kind, counts in result.tape.get("loss_delta", {}).items():  # the loss program's
+            old = delta.get(kind, (0, 0, 0))
+            delta[kind] = tuple(a + b for a, b in zip(old, counts, strict=True))
         self._log.append(["backward", result.tape["entry"], result.n_steps, delta])
         if len(self._log) > LOG_LIMIT:  # bounded memory over long trainings
             self._flush()
@@ -865,6 +872,15 @@ class Spinnaker2Engine:
             scope="training" if counted and traffic is self.training_traffic else "all",
             sensitivity=table,
         )
+
+
+@functools.lru_cache(maxsize=32)
+def _takes_norm(function) -> bool:
+    """Whether a clip function accepts ``norm`` (the norm of the whole gradient)."""
+    try:
+        return "norm" in inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 #: The name this model had before it became an engine (kept for existing scripts).
