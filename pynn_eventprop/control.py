@@ -63,7 +63,8 @@ def setup(timestep=DEFAULT_TIMESTEP, min_delay=DEFAULT_MIN_DELAY, **extra_params
     ValueError or TypeError
         For a timestep that is not a finite number > 0, a min_delay below the timestep, a
         max_delay below min_delay, a negative or non-integer rng_seed, an unknown platform, a
-        thread count outside 1 to the number of cores, or a misnamed argument such as ``dt``.
+        thread count that is not an integer >= 1 (more than the cores: reduced, with a
+        warning), or a misnamed argument such as ``dt``.
     """
     try:
         dt = float(timestep)

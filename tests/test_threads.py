@@ -11,7 +11,7 @@ from test_exact_networks import random_input
 from test_exact_shared import shared_network
 
 from pynn_eventprop.engine.exact import ExactSimulation
-from pynn_eventprop.engine.exact.shared import reduction_blocks
+from pynn_eventprop.engine.exact.adjoint import reduction_blocks
 from pynn_eventprop.engine.threads import get_threads, max_threads, set_threads
 
 needs_two = pytest.mark.skipif(max_threads() < 2, reason="numba sees a single core")
@@ -23,10 +23,11 @@ def all_threads_afterwards():
     set_threads(None)
 
 
-def run_and_backward(threads, net, inp, coef, readouts):
+def run_and_backward(threads, net, inp, coef, readouts, general):
     set_threads(threads)
     assert get_threads() == threads
-    sim = ExactSimulation(net, 0.5, batch_size=inp.batch, readout_populations=readouts)
+    sim = ExactSimulation(net, 0.5, batch_size=inp.batch, readout_populations=readouts,
+                          sample_adjoints=general)  # fmt: skip
     res = sim.run(80, sources={0: inp}, keep_for_backward=True)
     grads = sim.backward(res, {2: {name: coef for name in readouts.get(2, ())} | {
         "first_spike_time": coef}})  # fmt: skip
@@ -34,14 +35,16 @@ def run_and_backward(threads, net, inp, coef, readouts):
 
 
 @needs_two
-@pytest.mark.parametrize("readouts", [{}, {1: ("v_max",), 2: ("v_max",)}])
-def test_one_and_two_threads_give_the_same_bits(readouts):
+@pytest.mark.parametrize("general", [False, True], ids=["shared path", "general path"])
+@pytest.mark.parametrize("readouts", [{}, {1: ("v_max",), 2: ("v_max", "v_mean_uniform")}])
+def test_one_and_two_threads_give_the_same_bits(readouts, general):
     rng = np.random.default_rng(3)
     net = shared_network(rng)
     inp = random_input(rng, 9, 5, 20.0, per_neuron=3)
     coef = rng.normal(size=(9, 3))
-    (res1, g1), (res2, g2) = (run_and_backward(n, net, inp, coef, readouts) for n in (1, 2))
-    assert all(tape.get("shared") for tape in res1.tape["pops"].values() if tape)
+    runs = [run_and_backward(n, net, inp, coef, readouts, general) for n in (1, 2)]
+    (res1, g1), (res2, g2) = runs
+    assert all(bool(tape.get("shared")) != general for tape in res1.tape["pops"].values() if tape)
     for p in (1, 2):
         assert res1.spikes[p].times.size > 20
         np.testing.assert_array_equal(res1.spikes[p].times, res2.spikes[p].times)
@@ -57,7 +60,13 @@ def test_reduction_blocks_depend_on_sizes_only():
     assert reduction_blocks(4, 1 << 30) == 1
 
 
-@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2", max_threads() + 1])
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
 def test_bad_thread_counts_are_refused(bad):
-    with pytest.raises(ValueError, match="threads must be an integer from 1"):
+    with pytest.raises(ValueError, match="threads must be an integer >= 1"):
         set_threads(bad)
+
+
+def test_more_threads_than_cores_are_reduced_with_a_warning():
+    with pytest.warns(UserWarning, match=f"at most {max_threads()} threads"):
+        assert set_threads(max_threads() + 6) == max_threads()
+    assert get_threads() == max_threads()

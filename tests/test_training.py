@@ -234,11 +234,11 @@ def test_adjoints_are_recorded_into_neo_like_any_state_variable(sim, data):
     n_steps = trainer.n_steps
 
     # a reference engine's own batched forward and backward for the same two samples (every
-    # population with voltage readouts, so that every adjoint is sampled on the grid)
+    # population on the path that samples adjoints on the grid)
     index = out._index
     network = trainer.engine.network
     engine = make_engine("reference", network, trainer.state.discretisation, 2,
-                         readout_populations=[1, 2])  # fmt: skip
+                         readout_populations=[1, 2], sample_adjoints=True)  # fmt: skip
     for c in range(len(network.projections)):
         engine.set_weights(c, trainer.engine.get_weights(c))
     step = TrainingStep(engine, inputs._index, index, trainer.loss, n_steps)

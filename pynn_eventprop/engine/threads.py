@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import operator
 import os
+import warnings
 
 import numba
 
@@ -31,10 +32,13 @@ def max_threads() -> int:
 def set_threads(threads=None) -> int:
     """Use ``threads`` threads in the calling thread's kernel calls (None: all of them).
 
+    More threads than :func:`max_threads` (as a script written for NEST's ``setup(threads=8)``
+    may ask for) are reduced to it, with a warning.  Returns the count in use.
+
     Raises
     ------
     ValueError
-        ``threads`` is not an integer between 1 and :func:`max_threads`.
+        ``threads`` is not an integer >= 1.
     """
     top = max_threads()
     if threads is None:
@@ -43,11 +47,15 @@ def set_threads(threads=None) -> int:
         count = None if isinstance(threads, bool) else operator.index(threads)
     except TypeError:
         count = None
-    if count is None or not 1 <= count <= top:
-        raise ValueError(
-            f"threads must be an integer from 1 to {top} (the cores numba may use; set "
-            f"NUMBA_NUM_THREADS before starting Python for more), got {threads!r}"
+    if count is None or count < 1:
+        raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+    if count > top:
+        warnings.warn(
+            f"threads={count}: the kernels can use at most {top} threads here (numba's "
+            f"NUMBA_NUM_THREADS, set before starting Python for more); using {top}",
+            stacklevel=2,
         )
+        count = top
     numba.set_num_threads(count)
     return count
 

@@ -323,6 +323,7 @@ class Trainer:
             readout_populations=[
                 i for i, p in enumerate(trained.network.populations) if not p.is_source
             ],
+            sample_adjoints=True,
         )
         for c in range(len(trained.network.projections)):
             diagnostic.set_weights(c, trained.get_weights(c))

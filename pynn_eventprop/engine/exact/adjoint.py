@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 
 import numba
+import numpy as np
 
 from .closed_form import (
     INV_CM,
@@ -237,7 +238,7 @@ def backward_neuron(
         _flow_sampled(p, lam, t, t0, refractory, g, t0, big_t, cache, -1, adj, b, j, dt)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, parallel=True)
 def backward_layer(
     par,
     tape,
@@ -261,16 +262,54 @@ def backward_layer(
     ``tape = (kind, t, a, b, idx, offsets)``; ``spk_off`` the per-neuron spike offsets;
     ``grads_in = (dL/dfirst, dL/dv_max, dL/dS_u, dL/dS_e)`` and ``vmax = (time, kind, slope,
     arrival)`` arrays ``(batch, size)``; ``ref_end`` ``(batch, size)``.
+
+    Blocks of consecutive samples (:func:`reduction_blocks`) are swept in parallel, each adding
+    its gradients into its own buffer; the blocks are then added to ``grads`` in order, so the
+    result does not depend on the number of threads.  (``dldt`` is written per sample: every
+    spike belongs to one.)
     """
     batch, size = ref_end.shape
-    for b in range(batch):
-        for j in range(size):
-            row = b * size + j
-            first = spk_off[row] if spk_off[row + 1] > spk_off[row] else -1
-            g = (grads_in[0][b, j], grads_in[1][b, j], grads_in[2][b, j], grads_in[3][b, j])
-            vm = (vmax[0][b, j], vmax[1][b, j], vmax[2][b, j], vmax[3][b, j])
-            backward_neuron(
-                param_tuple(par, j), tape, tape[5][row], tape[5][row + 1], arr, dldt, src0,
-                first, g, vm,
-                t0, t1, ref_end[b, j], grads, cache, adj, b, j, dt, carried,
-            )  # fmt: skip
+    lo, hi = _index_range(arr[2])
+    n_blocks = reduction_blocks(batch, max(hi - lo, 1))
+    part = np.empty((n_blocks, 2, grads[0].size))  # only [lo, hi) is touched
+    for blk in numba.prange(n_blocks):
+        part[blk, :, lo:hi] = 0.0
+        block_cache = cache.copy()
+        for b in range(blk * batch // n_blocks, (blk + 1) * batch // n_blocks):
+            for j in range(size):
+                row = b * size + j
+                first = spk_off[row] if spk_off[row + 1] > spk_off[row] else -1
+                g = (grads_in[0][b, j], grads_in[1][b, j], grads_in[2][b, j], grads_in[3][b, j])
+                vm = (vmax[0][b, j], vmax[1][b, j], vmax[2][b, j], vmax[3][b, j])
+                backward_neuron(
+                    param_tuple(par, j), tape, tape[5][row], tape[5][row + 1], arr, dldt, src0,
+                    first, g, vm, t0, t1, ref_end[b, j], (part[blk, 0], part[blk, 1]),
+                    block_cache, adj, b, j, dt, carried,
+                )  # fmt: skip
+    for k in numba.prange(lo, hi):
+        for blk in range(n_blocks):
+            grads[0][k] += part[blk, 0, k]
+            grads[1][k] += part[blk, 1, k]
+
+
+@numba.njit(cache=True)
+def _index_range(widx):
+    """``[lo, hi)`` of the gradient indices ``widx`` (-1 entries ignored; empty: ``(0, 0)``)."""
+    lo, hi = 1 << 62, 0
+    for k in widx:
+        if k >= 0:
+            lo, hi = min(lo, k), max(hi, k + 1)
+    return (lo, hi) if hi > 0 else (0, 0)
+
+
+#: Gradient elements (per block, both gradients) above which fewer reduction blocks are used.
+REDUCTION_ELEMENTS = 1 << 21
+
+
+@numba.njit(cache=True)
+def reduction_blocks(batch, weights):
+    """Number of blocks of consecutive samples whose gradients are summed separately (and in
+    parallel) before they are added in order: one per sample while ``2 weights`` per block
+    stays small, fewer for large layers (at least one).  It depends only on the sizes, never
+    on the number of threads."""
+    return max(1, min(batch, REDUCTION_ELEMENTS // (2 * weights)))

@@ -245,7 +245,12 @@ def run_neuron(
     return ns, nt, (v, ie, ii, ref)
 
 
-@numba.njit(cache=True)
+#: Contiguous chunks of neurons of :func:`forward_layer` (a few per thread; the result does not
+#: depend on it).
+CHUNKS = 64
+
+
+@numba.njit(cache=True, parallel=True)
 def forward_layer(
     par, ext, state, arr_off, arr, t0, dt, n_steps, opts, rec, spk, tape, ro, tol, cache
 ):
@@ -263,49 +268,122 @@ def forward_layer(
     tape : ``(kind, t, a, b, idx, offsets)``; offsets ``(batch * size + 1,)``.
     ro : ``(first, v_max, v_max_time, v_max_kind, v_max_slope, v_max_arrival, s_u, s_e)``
         arrays ``(batch, size)``.
+    cache : a propagator cache (copied for each thread's share of the neurons).
+
+    The neurons (rows ``b * size + j``) are integrated in parallel, in contiguous chunks each
+    writing into its own share of scratch buffers, then concatenated in row order: the result
+    does not depend on the number of threads.
 
     Returns the number of spikes, or -1 / -2 when the spike / tape buffer is too small (state
     is then left half-updated: callers pass copies and retry with larger buffers).
     """
     batch, size = state[0].shape
+    rows = batch * size
+    n_chunks = max(1, min(rows, CHUNKS))
+    bounds = np.empty(n_chunks + 1, np.int64)
+    cap_s, cap_t = np.empty(n_chunks + 1, np.int64), np.empty(n_chunks + 1, np.int64)
+    bounds[0], cap_s[0], cap_t[0] = 0, 0, 0
+    spare_t = max(tape[1].size - arr_off[rows], 0)  # tape room beyond the arrivals
+    for c in range(n_chunks):
+        r0, r1 = c * rows // n_chunks, (c + 1) * rows // n_chunks
+        bounds[c + 1] = r1
+        cap_s[c + 1] = cap_s[c] + spk[0].size * (r1 - r0) // rows + (r1 - r0) + 8
+        extra = spare_t * (r1 - r0) // rows + (r1 - r0) + 16
+        cap_t[c + 1] = cap_t[c] + (arr_off[r1] - arr_off[r0] if spare_t > 0 else 0) + extra
+    s_t, s_n = np.empty(cap_s[-1]), np.empty(cap_s[-1], np.int64)
+    t_buf = (np.empty(cap_t[-1], np.int8), np.empty(cap_t[-1]), np.empty(cap_t[-1]),
+             np.empty(cap_t[-1]), np.empty(cap_t[-1], np.int64))  # fmt: skip
+    counts = np.empty((n_chunks, 2), np.int64)
+    for c in numba.prange(n_chunks):
+        a, z = cap_t[c], cap_t[c + 1]
+        ns, nt = _forward_rows(
+            par, ext, state, arr_off, arr, t0, dt, n_steps, opts, rec, bounds[c], bounds[c + 1],
+            (s_t[cap_s[c] : cap_s[c + 1]], s_n[cap_s[c] : cap_s[c + 1]], spk[2]),
+            (t_buf[0][a:z], t_buf[1][a:z], t_buf[2][a:z], t_buf[3][a:z], t_buf[4][a:z], tape[5]),
+            ro, tol, cache.copy(),
+        )  # fmt: skip
+        counts[c, 0], counts[c, 1] = ns, nt
+    return _concatenate_chunks(counts, bounds, cap_s, cap_t, s_t, s_n, t_buf, spk, tape)
+
+
+@numba.njit(cache=True)
+def _concatenate_chunks(counts, bounds, cap_s, cap_t, s_t, s_n, t_buf, spk, tape):
+    """Move each chunk's spikes and tape from the scratch buffers into ``spk`` and ``tape`` in
+    row order, shifting offsets and spike indices; the number of spikes, -1 / -2 if a chunk's
+    or the final buffer is too small."""
+    n_chunks, rows = counts.shape[0], spk[2].size - 1
+    base_s, base_t = 0, 0
+    for c in range(n_chunks):
+        if counts[c, 0] < 0:
+            return -1
+        if counts[c, 1] < 0:
+            return -2
+        base_s, base_t = base_s + counts[c, 0], base_t + counts[c, 1]
+    if base_s > spk[0].size:
+        return -1
+    if base_t > tape[1].size:
+        return -2
+    base_s, base_t = 0, 0
+    for c in range(n_chunks):
+        ns, nt = counts[c, 0], counts[c, 1]
+        for q in range(ns):
+            spk[0][base_s + q], spk[1][base_s + q] = s_t[cap_s[c] + q], s_n[cap_s[c] + q]
+        for q in range(nt):
+            src, dst = cap_t[c] + q, base_t + q
+            kind = t_buf[0][src]
+            tape[0][dst], tape[1][dst], tape[2][dst], tape[3][dst] = (
+                kind, t_buf[1][src], t_buf[2][src], t_buf[3][src]
+            )  # fmt: skip
+            tape[4][dst] = t_buf[4][src] + base_s if kind == EV_SPIKE else t_buf[4][src]
+        for row in range(bounds[c], bounds[c + 1]):
+            spk[2][row] += base_s
+            tape[5][row] += base_t
+        base_s, base_t = base_s + ns, base_t + nt
+    spk[2][rows] = base_s
+    tape[5][rows] = base_t
+    return base_s
+
+
+@numba.njit(cache=True)
+def _forward_rows(par, ext, state, arr_off, arr, t0, dt, n_steps, opts, rec, r0, r1, spk, tape,
+                  ro, tol, cache):  # fmt: skip
+    """Rows ``r0:r1`` of :func:`forward_layer` into ``spk = (times, neurons, offsets)`` and
+    ``tape`` from their starts (offsets relative to them, at the rows' global positions);
+    returns ``(ns, nt)``, one of them -1 when a buffer is full."""
+    size = state[0].shape[1]
     spk_t, spk_n, spk_off = spk
     tape_off = tape[5]
     ns, nt = 0, 0
     acc = np.empty(7)
     big_t = n_steps * dt
     use_ro = opts[OPT_VMAX] or opts[OPT_VMEAN]
-    for b in range(batch):
+    for row in range(r0, r1):
+        b, j = row // size, row % size
         eb = b if ext.shape[1] > 1 else 0
-        for j in range(size):
-            row = b * size + j
-            spk_off[row] = ns
-            tape_off[row] = nt
-            st = (state[0][b, j], state[1][b, j], state[2][b, j], state[3][b, j])
-            if use_ro:
-                for m in range(7):
-                    acc[m] = 0.0
-                acc[0] = -math.inf
-                if st[3] <= t0:  # the start of the run is a v_max candidate
-                    _vmax_update(acc, st[0], t0, VMAX_STATE, 0.0, -1.0)
-            n0 = ns
-            ns, nt, st = run_neuron(
-                param_tuple(par, j), ext, eb, b, j, st, arr, arr_off[row], arr_off[row + 1],
-                t0, dt, n_steps, opts, rec, spk_t, ns, tape, nt, acc, tol, cache,
-            )  # fmt: skip
-            if ns < 0:
-                return -1
-            if nt < 0:
-                return -2
-            for m in range(n0, ns):
-                spk_n[m] = j
-            for m in range(4):
-                state[m][b, j] = st[m]
-            ro[0][b, j] = spk_t[n0] - t0 if ns > n0 else math.inf
-            if use_ro:
-                for m in range(5):
-                    ro[1 + m][b, j] = acc[m]
-                ro[6][b, j] = acc[5] / big_t
-                ro[7][b, j] = acc[6] / big_t
-    spk_off[batch * size] = ns
-    tape_off[batch * size] = nt
-    return ns
+        spk_off[row] = ns
+        tape_off[row] = nt
+        st = (state[0][b, j], state[1][b, j], state[2][b, j], state[3][b, j])
+        if use_ro:
+            for m in range(7):
+                acc[m] = 0.0
+            acc[0] = -math.inf
+            if st[3] <= t0:  # the start of the run is a v_max candidate
+                _vmax_update(acc, st[0], t0, VMAX_STATE, 0.0, -1.0)
+        n0 = ns
+        ns, nt, st = run_neuron(
+            param_tuple(par, j), ext, eb, b, j, st, arr, arr_off[row], arr_off[row + 1],
+            t0, dt, n_steps, opts, rec, spk_t, ns, tape, nt, acc, tol, cache,
+        )  # fmt: skip
+        if ns < 0 or nt < 0:
+            return ns, nt
+        for m in range(n0, ns):
+            spk_n[m] = j
+        for m in range(4):
+            state[m][b, j] = st[m]
+        ro[0][b, j] = spk_t[n0] - t0 if ns > n0 else math.inf
+        if use_ro:
+            for m in range(5):
+                ro[1 + m][b, j] = acc[m]
+            ro[6][b, j] = acc[5] / big_t
+            ro[7][b, j] = acc[6] / big_t
+    return ns, nt

@@ -25,7 +25,7 @@ import math
 import numba
 import numpy as np
 
-from .adjoint import add_source, adjoint_apply, source_coefs
+from .adjoint import add_source, adjoint_apply, reduction_blocks, source_coefs
 from .arrivals import empty_pending
 from .closed_form import (
     INV_CM,
@@ -539,19 +539,6 @@ def backward_shared(par, wcat, ev_off, ev, widx_row, tape, spk_off, dldt, src0, 
             for blk in range(n_blocks):
                 grads[0][k] += part[blk, 0, r, j]
                 grads[1][k] += part[blk, 1, r, j]
-
-
-#: Gradient elements (per block, both gradients) above which fewer reduction blocks are used.
-REDUCTION_ELEMENTS = 1 << 21
-
-
-@numba.njit(cache=True)
-def reduction_blocks(batch, weights):
-    """Number of blocks of consecutive samples whose gradients are summed separately (and in
-    parallel) before they are added in order: one per sample while ``2 weights`` per block
-    stays small, fewer for large layers (at least one).  It depends only on the sizes, never
-    on the number of threads."""
-    return max(1, min(batch, REDUCTION_ELEMENTS // (2 * weights)))
 
 
 @numba.njit(cache=True)

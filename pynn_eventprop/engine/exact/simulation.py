@@ -85,12 +85,14 @@ class ExactSimulation:
         from :data:`~pynn_eventprop.engine.interface.READOUTS`), or population indices for all
         of them; default: every readout of the populations without outgoing projections.
         Each costs work on every interval between events, so only what is read should be
-        asked for; ``v_max`` keeps a layer on the vectorised path (:mod:`.shared`), the voltage
-        means do not.
+        asked for; all of them keep a layer on the vectorised path (:mod:`.shared`).
+    sample_adjoints : bool
+        Keep every layer on the general path, the one that can sample the adjoint variables on
+        the grid (``backward(..., adjoints=True)``; slower).
     """
 
     def __init__(self, network: CompiledNetwork, dt, batch_size=1, dtype=np.float64,
-                 readout_populations=None):  # fmt: skip
+                 readout_populations=None, sample_adjoints=False):  # fmt: skip
         self.network = network
         self.dt = float(getattr(dt, "dt", dt))
         if not self.dt > 0:
@@ -142,7 +144,7 @@ class ExactSimulation:
         self._weights_version, self._delays_version = 0, 0
         self._initial_states = None  # state at reset, built on first use
         #: Vectorise layers whose neurons share every arrival time (:mod:`.shared`).
-        self.shared_layers = True
+        self.shared_layers = not sample_adjoints
         self.reset()
 
     # --- weights, delays, state -------------------------------------------------------------
@@ -757,8 +759,8 @@ class ExactSimulation:
     def _backward_shared(self, i, tape, g, dldt, grads, adjoints):
         if adjoints:
             raise ValueError(
-                f"population {i} ran on the shared-event path: no grid adjoints (set "
-                "ExactSimulation.shared_layers = False before running)"
+                f"population {i} ran on the shared-event path, which does not sample adjoints "
+                "on the grid: construct the engine with sample_adjoints=True"
             )
         t = tape["pops"][i]
         g_vmax = g[1] if t["vmax"][0].size else np.zeros((0, 0))
