@@ -134,3 +134,23 @@ def test_registry_builds_registered_engines_and_names_the_platforms():
         make_engine("loihi", net, disc)
     with pytest.raises(ValueError, match="computes in float32"):
         make_engine("spinnaker2", net, disc, 1, np.float64)
+
+
+def test_exact_engine_refuses_bad_weights_and_readout_gradients():
+    """Non-finite or misshapen weights and loss gradients of the wrong shape: clear errors
+    naming the projection or population (a NaN weight would otherwise spin the integrator)."""
+    from test_exact_networks import random_input
+    from test_exact_shared import shared_network
+
+    from pynn_eventprop.engine.exact import ExactSimulation
+
+    net = shared_network(np.random.default_rng(0))
+    sim = ExactSimulation(net, 0.5, batch_size=2)
+    w = sim.get_weights(0)
+    for bad, message in ((np.full_like(w, np.nan), "must be finite"), (w[:1], "must have shape")):
+        with pytest.raises(ValueError, match=message):
+            sim.set_weights(0, bad)
+    res = sim.run(10, sources={0: random_input(np.random.default_rng(1), 2, 5, 5.0)},
+                  keep_for_backward=True)  # fmt: skip
+    with pytest.raises(ValueError, match=r"first_spike_time of population 2 must have shape"):
+        sim.backward(res, {2: {"first_spike_time": np.ones((2, 1))}})

@@ -163,8 +163,17 @@ class ExactSimulation:
         return self._weights[k].copy()
 
     def set_weights(self, k, weights):
-        mask = self.network.projections[k].mask
-        self._weights[k] = np.where(mask, np.asarray(weights, float), 0).astype(self.dtype)
+        proj = self.network.projections[k]
+        w = np.asarray(weights, float)
+        if w.shape != proj.mask.shape:
+            raise ValueError(f"weights of projection '{proj.label}' must have shape "
+                             f"{proj.mask.shape}, got {w.shape}")  # fmt: skip
+        bad = ~np.isfinite(w[proj.mask])
+        if bad.any():
+            first = w[proj.mask][bad][0]
+            raise ValueError(f"weights of projection '{proj.label}' must be finite; "
+                             f"{int(bad.sum())} are not (first: {first!r})")  # fmt: skip
+        self._weights[k] = np.where(proj.mask, w, 0).astype(self.dtype)
         self._weights_version += 1
 
     def get_delays(self, k):
@@ -826,6 +835,9 @@ class ExactSimulation:
             for name, value in (grads or {}).get(i, {}).items():
                 if name not in slots:
                     raise ValueError(f"no gradient through readout {name!r}")
+                if np.shape(value) != shape:
+                    raise ValueError(f"dL/d{name} of population {i} must have shape {shape} "
+                                     f"(batch, size), got {np.shape(value)}")  # fmt: skip
                 g[slots[name]] = g[slots[name]] + np.where(np.isfinite(value), value, 0.0)
         return tuple(g)
 
