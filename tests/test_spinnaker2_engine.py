@@ -272,3 +272,20 @@ def test_traffic_is_counted_when_read_and_the_log_stays_bounded(monkeypatch):
         assert len(model._log) <= 4
     assert model.traffic.samples == 30 and model.traffic.batches == 10
     assert model.traffic.kinds["spike"].packets == model.fabric.stats["spike"].packets
+
+
+def test_models_the_pe_programs_lack_are_refused_by_name():
+    """IF_curr_alpha neurons and Tsodyks-Markram synapses would otherwise run as IF_curr_exp
+    and static synapses on the PEs, silently."""
+    import dataclasses
+
+    net = feedforward([2, 3, 2])
+    alpha = dataclasses.replace(net.populations[1], model="IF_curr_alpha")
+    with pytest.raises(ValueError, match="population .* is IF_curr_alpha"):
+        Spinnaker2Engine(dataclasses.replace(net, populations=[net.populations[0], alpha,
+                                                               net.populations[2]]),
+                         LIFDiscretisation(1.0))  # fmt: skip
+    plastic = dataclasses.replace(net.projections[0], short_term={"U": np.full((2, 3), 0.5)})
+    with pytest.raises(ValueError, match="Tsodyks-Markram"):
+        Spinnaker2Engine(dataclasses.replace(net, projections=[plastic, net.projections[1]]),
+                         LIFDiscretisation(1.0))  # fmt: skip

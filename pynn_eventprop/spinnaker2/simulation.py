@@ -173,7 +173,14 @@ class Spinnaker2Engine:
                     f"the SpiNNaker2 model runs feed-forward networks only; populations {labels} "
                     "form a recurrent loop"
                 )
+        for pop in pops:
+            if not pop.is_source and pop.model not in ("IF_curr_exp", "IF_cond_exp"):
+                raise ValueError(f"the SpiNNaker2 model runs IF_curr_exp and IF_cond_exp "
+                                 f"neurons; population '{pop.label}' is {pop.model}")  # fmt: skip
         for p in self.network.projections:
+            if getattr(p, "short_term", None) is not None:
+                raise ValueError(f"the SpiNNaker2 model has no short-term plasticity; projection "
+                                 f"'{p.label}' is a Tsodyks-Markram synapse")  # fmt: skip
             self._delay_ticks(np.asarray(p.delays, float)[p.mask])
 
     def _delay_ticks(self, delays):
