@@ -307,3 +307,12 @@ def test_unit_spike_scaling_and_client_helpers():
     assert raster[0, 0, 0] == 1 and raster[2, 0, 1] == 1  # 9.9 ms is past the window
     first = np.array([[3.0, 1.0, 1.0], [np.inf, np.inf, np.inf], [2.0, np.inf, 5.0]])
     np.testing.assert_array_equal(ttfs_predictions(first), [1, -1, 0])
+
+
+def test_short_term_plasticity_is_not_exported_as_static_weights(sim):
+    inputs = sim.Population(2, sim.SpikeSourceArray(spike_times=[[1.0], [2.0]]), label="in")
+    cells = sim.Population(2, sim.IF_curr_exp(), label="cells")
+    sim.Projection(inputs, cells, sim.AllToAllConnector(),
+                   sim.TsodyksMarkramSynapse(weight=0.5, U=0.5), label="tm")  # fmt: skip
+    with pytest.raises(NIRConversionError, match=r"'tm' is a TsodyksMarkramSynapse"):
+        export_nir()

@@ -211,6 +211,12 @@ def _add_projection(nir, nodes, edges, names, k, projection, uniform_delays) -> 
     """``[Delay ->] Linear`` nodes of Projection ``k`` for each (pre, post) population pair."""
     if len(projection) == 0:
         return
+    kind = type(projection.synapse_type).__name__
+    if kind == "TsodyksMarkramSynapse":  # NIR has no short-term plasticity node
+        raise NIRConversionError(
+            f"projection '{projection.label}' is a {kind}: NIR has no node for short-term "
+            "plasticity (export static or EventProp synapses only)"
+        )
     rows = np.asarray(projection.get(["weight", "delay"], format="list"), dtype=float)
     pre_pop, pre = network_indices(projection.pre, rows[:, 0].astype(np.int64))
     post_pop, post = network_indices(projection.post, rows[:, 1].astype(np.int64))
