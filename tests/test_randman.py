@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -79,9 +81,27 @@ def test_example_runs_and_writes_its_outputs(tmp_path):
     from pynn_eventprop.tasks.randman import main
 
     small = ["--epochs", "1", "--hidden", "8", "--classes", "3", "--train-samples", "64",
-             "--validation-samples", "32", "--test-samples", "32", "--no-progress"]  # fmt: skip
+             "--validation-samples", "32", "--test-samples", "32", "--no-progress",
+             "--recurrent-lr", "0.001", "--recurrent-mean", "-0.05"]  # fmt: skip
     figures = main([*small, "--out", str(tmp_path), "--json", str(tmp_path / "f.json")])
     assert 0.0 <= figures["test_accuracy"] <= 1.0 and figures["samples_per_s"] > 0
-    assert figures["settings"]["recurrent"] and figures["settings"]["learn_delays"]
+    settings = figures["settings"]
+    assert settings["recurrent"] and settings["learn_delays"]
+    assert settings["recurrent_lr"] == 0.001 and settings["recurrent_mean"] == -0.05
     for name in ("history.csv", "history.json", "test_samples.pkl", "training.png", "f.json"):
         assert (tmp_path / name).is_file(), name
+
+
+def test_recurrent_weights_start_at_the_given_mean_and_spread():
+    """``recurrent_mean`` and ``recurrent_weight`` (threshold units) set the initial recurrent
+    weights: with spread 0 every one equals ``mean * threshold_weight`` (exact)."""
+    import pynn_eventprop as sim
+    from pynn_eventprop.tasks.randman import DEFAULTS
+    from pynn_eventprop.tasks.temporal import build_network, threshold_weight
+
+    settings = replace(DEFAULTS, hidden=6, recurrent_mean=-0.3, recurrent_weight=0.0)
+    *_, projections = build_network(settings, n_inputs=4, n_classes=3)
+    weights = projections[2].get("weight", format="array")
+    sim.end()
+    assert projections[2].label == "hidden-hidden" and weights.shape == (6, 6)
+    np.testing.assert_array_equal(weights, np.full((6, 6), -0.3 * threshold_weight(settings)))
