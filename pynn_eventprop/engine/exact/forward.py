@@ -307,18 +307,27 @@ def forward_layer(
 
 
 @numba.njit(cache=True)
+def overflow(counts):
+    """-1 if a part's spike buffer overflowed (``counts[:, 0] < 0``), -2 if its tape did
+    (``counts[:, 1] < 0``), checked part by part in order; 0 if none did."""
+    for c in range(counts.shape[0]):
+        if counts[c, 0] < 0:
+            return -1
+        if counts[c, 1] < 0:
+            return -2
+    return 0
+
+
+@numba.njit(cache=True)
 def _concatenate_chunks(counts, bounds, cap_s, cap_t, s_t, s_n, t_buf, spk, tape):
     """Move each chunk's spikes and tape from the scratch buffers into ``spk`` and ``tape`` in
     row order, shifting offsets and spike indices; the number of spikes, -1 / -2 if a chunk's
     or the final buffer is too small."""
     n_chunks, rows = counts.shape[0], spk[2].size - 1
-    base_s, base_t = 0, 0
-    for c in range(n_chunks):
-        if counts[c, 0] < 0:
-            return -1
-        if counts[c, 1] < 0:
-            return -2
-        base_s, base_t = base_s + counts[c, 0], base_t + counts[c, 1]
+    full = overflow(counts)
+    if full < 0:
+        return full
+    base_s, base_t = counts[:, 0].sum(), counts[:, 1].sum()
     if base_s > spk[0].size:
         return -1
     if base_t > tape[1].size:

@@ -55,6 +55,7 @@ from .forward import (
     VMAX_STATE,
     clamped_integrals,
     free_integrals,
+    overflow,
     param_tuple,
 )
 
@@ -208,12 +209,11 @@ def forward_shared(par, wcat, ev_off, ev, e, state, t0, t1, spk, tape, vm, vs, t
         ns, nt = _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, vs, b, sub_spk[b],
                                  sub_spk_who[b], sub_b, sub_who[b], tol)  # fmt: skip
         counts[b, 0], counts[b, 1] = ns, nt
+    full = overflow(counts)
+    if full < 0:
+        return full
     ns_all, nt_all = 0, 0
     for b in range(batch):
-        if counts[b, 0] < 0:
-            return -1
-        if counts[b, 1] < 0:
-            return -2
         sub_b = (sub[0][b], sub[1][b], sub[2][b], sub[3][b], sub[4][b])
         ns_all, nt_all = _by_neuron(b, size, counts[b, 0], counts[b, 1], sub_spk[b],
                                     sub_spk_who[b], sub_b, sub_who[b], spk, tape, ns_all,
