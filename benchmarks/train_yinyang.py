@@ -13,6 +13,10 @@ second of the process (steadier when other jobs share the machine), median and r
 the epochs.  Peak memory is the process's maximum resident set size.
 
     python benchmarks/train_yinyang.py [--json PATH] [--repeats N] [--config twin|default]
+                                       [--threads N ...]
+
+``--threads`` measures each configuration with that many threads (repeatable; default: every
+core); the figures are then keyed ``<config>_threads_<N>``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pyNN.random import NumpyRNG, RandomDistribution
 
 import pynn_eventprop as sim
 from pynn_eventprop.datasets import LatencyCode, yin_yang_dataset
+from pynn_eventprop.engine.threads import get_threads
 from pynn_eventprop.eventprop import Adam, TTFSCrossEntropy
 from pynn_eventprop.eventprop.synapses import EventPropRule, EventPropSynapse
 from pynn_eventprop.eventprop.training import Trainer
@@ -39,8 +44,8 @@ CONFIGS = {
 }
 
 
-def measure(name, hidden, dt, steps, batch, t_late, repeats, platform="reference"):
-    sim.setup(timestep=dt, min_delay=dt, platform=platform)
+def measure(name, hidden, dt, steps, batch, t_late, repeats, platform="reference", threads=None):
+    sim.setup(timestep=dt, min_delay=dt, platform=platform, threads=threads)
     rng = NumpyRNG(seed=1)
     inputs = sim.Population(5, sim.SpikeSourceArray())
     layers = [sim.Population(n, sim.IF_curr_exp(**NEURON)) for n in (hidden, 3)]
@@ -76,9 +81,11 @@ def measure(name, hidden, dt, steps, batch, t_late, repeats, platform="reference
         "samples_per_cpu_s_min": min(cpu_rates),
         "samples_per_cpu_s_max": max(cpu_rates),
         "repeats": repeats,
+        "threads": get_threads(),
     }
     print(
-        f"{name:8s} {result['network']:8s} dt {dt} ms, {steps} steps, batch {batch}: "
+        f"{name:8s} {result['network']:8s} dt {dt} ms, {steps} steps, batch {batch}, "
+        f"{result['threads']} thread(s): "
         f"{result['samples_per_s_median']:8.0f} samples/s (median of {repeats}; "
         f"{min(rates):.0f}-{max(rates):.0f}); per CPU second "
         f"{result['samples_per_cpu_s_median']:.0f} ({min(cpu_rates):.0f}-{max(cpu_rates):.0f})"
@@ -92,12 +99,20 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--config", choices=sorted(CONFIGS), action="append",
                         help="configuration to measure (repeatable; default: all)")  # fmt: skip
+    parser.add_argument("--threads", type=int, action="append",
+                        help="thread counts (repeatable; default: all cores)")  # fmt: skip
     args = parser.parse_args(argv)
     import os
 
     print(f"cores: {os.cpu_count()}")
     names = args.config or list(CONFIGS)
-    figures = {name: measure(name, repeats=args.repeats, **CONFIGS[name]) for name in names}
+    figures = {
+        f"{name}_threads_{n}" if n else name: measure(
+            name, repeats=args.repeats, threads=n, **CONFIGS[name]
+        )
+        for name in names
+        for n in (args.threads or [None])
+    }
     figures["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory: {figures['peak_rss_mib']:.0f} MiB")
     if args.json:
