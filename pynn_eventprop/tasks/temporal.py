@@ -124,6 +124,18 @@ def build_network(settings: Settings, n_inputs: int, n_classes: int):
     return inputs, hidden, output, projections
 
 
+#: Float options of :func:`add_arguments`: Settings field -> help text.
+_RATES_AND_RECURRENCE = {
+    "lr": "Adam rate of the weights (default %(default)s)",
+    "delay_lr": "Adam rate of the delays, ms per update (default %(default)s)",
+    "recurrent_lr": "Adam rate of the recurrent weights (default %(default)s; None: --lr)",
+    "recurrent_weight": "std of the initial recurrent weights, threshold units "
+    "(default %(default)s)",
+    "recurrent_mean": "mean of the initial recurrent weights, threshold units "
+    "(default %(default)s)",
+}
+
+
 def add_arguments(parser: argparse.ArgumentParser, defaults: Settings):
     """Command-line options for every field of :class:`Settings` that a user tunes."""
     add = parser.add_argument
@@ -142,36 +154,9 @@ def add_arguments(parser: argparse.ArgumentParser, defaults: Settings):
     )
     add("--epochs", type=int, default=defaults.epochs, help="epochs (default %(default)s)")
     add("--batch-size", type=int, default=defaults.batch_size, help="default %(default)s")
-    add(
-        "--lr",
-        type=float,
-        default=defaults.lr,
-        help="Adam rate of the weights (default %(default)s)",
-    )
-    add(
-        "--delay-lr",
-        type=float,
-        default=defaults.delay_lr,
-        help="Adam rate of the delays, ms per update (default %(default)s)",
-    )
-    add(
-        "--recurrent-lr",
-        type=float,
-        default=defaults.recurrent_lr,
-        help="Adam rate of the recurrent weights (default %(default)s; None: --lr)",
-    )
-    add(
-        "--recurrent-weight",
-        type=float,
-        default=defaults.recurrent_weight,
-        help="std of the initial recurrent weights, threshold units (default %(default)s)",
-    )
-    add(
-        "--recurrent-mean",
-        type=float,
-        default=defaults.recurrent_mean,
-        help="mean of the initial recurrent weights, threshold units (default %(default)s)",
-    )
+    for name, text in _RATES_AND_RECURRENCE.items():
+        option = "--" + name.replace("_", "-")
+        add(option, type=float, default=getattr(defaults, name), help=text)
     add("--dt", type=float, default=defaults.dt, help="time step, ms (default %(default)s)")
     add("--seed", type=int, default=defaults.seed, help="seed (default %(default)s)")
     add("--loss", choices=LOSSES, default=defaults.loss, help="voltage loss (default %(default)s)")
