@@ -259,7 +259,11 @@ def test_weights_after_one_epoch_of_yin_yang_agree_with_the_reference_engine(sim
 @pytest.mark.slow
 def test_weights_after_training_the_twin_network_agree_with_the_reference_engine(sim, data):
     """The SpiNNaker2 twin's configuration (5-120-3, 27 steps, batch 22), ten full epochs."""
-    result = train_both(sim, data[0], 10, "--preset", "twin", "--train-samples", "5000")
+    twin = yin_yang.PRESETS["twin"]
+    train = yin_yang_dataset(
+        "train", LatencyCode(t_early=0.0, t_late=twin["t_late"], bias_time=0.0)
+    )
+    result = train_both(sim, train, 10, "--preset", "twin", "--train-samples", "5000")
     assert_weights_agree(result)
 
 
