@@ -1,9 +1,9 @@
 """The compiled network: what the PyNN layer hands to an engine.
 
-A :class:`CompiledNetwork` is plain arrays, free of PyNN objects, so that every engine (the numpy
+A :class:`CompiledNetwork` is plain arrays, free of PyNN objects, so that every engine (the exact
 reference engine, the SpiNNaker2 packet model) and every tool (mapping, validation) reads the
-same description.  Parameters keep PyNN's names and units (mV, ms, nF, nA); the engines convert
-them to the EventProp frame with :class:`pynn_eventprop.discretisation.LIFDiscretisation`.
+same description.  Parameters keep PyNN's names and units (mV, ms, nF, nA); each engine converts
+them to its own frame (the exact engine: :mod:`pynn_eventprop.engine.exact.parameters`).
 Engines treat a CompiledNetwork as read-only: an engine copies the weights and delays it may
 change (see :mod:`pynn_eventprop.engine.interface`).
 

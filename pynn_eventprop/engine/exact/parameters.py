@@ -60,7 +60,7 @@ def _syn_power(tau_m, tau_e, tau_i):
 def delays_ms(network: CompiledNetwork, k: int, dt: float) -> np.ndarray:
     """Delays of projection ``k`` in ms (float64): compiled delays are ms, or whole steps.
 
-    Integer arrays are read as steps of ``dt`` (the grid engine's representation).
+    Integer arrays are read as whole steps of ``dt``.
     """
     d = np.asarray(network.projections[k].delays)
     return d * dt if np.issubdtype(d.dtype, np.integer) else d.astype(np.float64)
