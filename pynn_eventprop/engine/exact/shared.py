@@ -193,7 +193,8 @@ def forward_shared(par, wcat, ev_off, ev, e, state, t0, t1, spk, tape, vm, vs, t
 
     The samples are integrated in parallel (:func:`_forward_sample`, each into its own rows of
     scratch buffers, a share of the capacity of ``spk`` and ``tape``), then regrouped per
-    neuron in sample order: the result does not depend on the number of threads.
+    neuron, in parallel too, each sample at the place the samples before it end: the result
+    does not depend on the number of threads.
     Returns the number of spikes, -1 / -2 when a buffer is too small.
     """
     batch, size = state[0].shape
@@ -212,14 +213,18 @@ def forward_shared(par, wcat, ev_off, ev, e, state, t0, t1, spk, tape, vm, vs, t
     full = overflow(counts)
     if full < 0:
         return full
-    ns_all, nt_all = 0, 0
+    start = np.zeros((batch + 1, 2), np.int64)  # where each sample's spikes and events go
     for b in range(batch):
+        start[b + 1, 0], start[b + 1, 1] = start[b, 0] + counts[b, 0], start[b, 1] + counts[b, 1]
+    ns_all, nt_all = start[batch, 0], start[batch, 1]
+    if ns_all > spk[0].size:
+        return -1
+    if nt_all > tape[1].size:
+        return -2
+    for b in numba.prange(batch):
         sub_b = (sub[0][b], sub[1][b], sub[2][b], sub[3][b], sub[4][b])
-        ns_all, nt_all = _by_neuron(b, size, counts[b, 0], counts[b, 1], sub_spk[b],
-                                    sub_spk_who[b], sub_b, sub_who[b], spk, tape, ns_all,
-                                    nt_all)  # fmt: skip
-        if ns_all < 0:
-            return ns_all
+        _by_neuron(b, size, counts[b, 0], counts[b, 1], sub_spk[b], sub_spk_who[b], sub_b,
+                   sub_who[b], spk, tape, start[b, 0], start[b, 1])  # fmt: skip
     spk[2][batch * size] = ns_all
     tape[5][batch * size] = nt_all
     return ns_all
@@ -464,12 +469,9 @@ def _private(p, e, st, t, d, coefs, spk, ns, tape, nt, acc, at, sums, t0, gamma,
 
 @numba.njit(cache=True)
 def _by_neuron(b, size, ns, nt, sub_spk, sub_spk_who, sub, sub_who, spk, tape, ns_all, nt_all):
-    """Append one sample's spikes and private events regrouped per neuron (counting sort,
-    stable, so each neuron's events stay in time order); return the new fills."""
-    if ns_all + ns > spk[0].size:
-        return -1, nt_all
-    if nt_all + nt > tape[1].size:
-        return -2, nt_all
+    """Write one sample's spikes and private events into ``spk`` and ``tape`` from ``ns_all``
+    and ``nt_all`` on (the caller checked the room), regrouped per neuron (counting sort,
+    stable, so each neuron's events stay in time order)."""
     spk_pos, tape_pos = np.zeros(size + 1, np.int64), np.zeros(size + 1, np.int64)
     for s in range(ns):
         spk_pos[sub_spk_who[s] + 1] += 1
@@ -491,7 +493,6 @@ def _by_neuron(b, size, ns, nt, sub_spk, sub_spk_who, sub, sub_who, spk, tape, n
         tape_pos[sub_who[q]] += 1
         tape[0][k], tape[1][k], tape[2][k], tape[3][k] = sub[0][q], sub[1][q], sub[2][q], sub[3][q]
         tape[4][k] = new_index[sub[4][q]] if sub[0][q] == EV_SPIKE else sub[4][q]
-    return ns_all + ns, nt_all + nt
 
 
 @numba.njit(cache=True)
