@@ -10,6 +10,7 @@ import pytest
 from test_exact_networks import random_input
 from test_exact_shared import shared_network
 
+from pynn_eventprop.engine import threads
 from pynn_eventprop.engine.exact import ExactSimulation
 from pynn_eventprop.engine.exact.adjoint import reduction_blocks
 from pynn_eventprop.engine.threads import get_threads, max_threads, set_threads
@@ -18,7 +19,9 @@ needs_two = pytest.mark.skipif(max_threads() < 2, reason="numba sees a single co
 
 
 @pytest.fixture(autouse=True)
-def all_threads_afterwards():
+def all_threads_afterwards(monkeypatch):
+    # the small test networks would otherwise run on one thread whatever the setting
+    monkeypatch.setattr(threads, "SERIAL_WORK", 0)
     yield
     set_threads(None)
 
@@ -70,3 +73,16 @@ def test_more_threads_than_cores_are_reduced_with_a_warning():
     with pytest.warns(UserWarning, match=f"at most {max_threads()} threads"):
         assert set_threads(max_threads() + 6) == max_threads()
     assert get_threads() == max_threads()
+
+
+def test_small_kernel_calls_run_on_one_thread(monkeypatch):
+    """Below ``SERIAL_WORK`` a call runs on one thread, and the caller's count comes back."""
+    import numba
+
+    monkeypatch.setattr(threads, "SERIAL_WORK", 100)
+    set_threads(max_threads())
+    with threads.threads_for(99):
+        assert numba.get_num_threads() == 1
+    assert get_threads() == max_threads()
+    with threads.threads_for(100):
+        assert numba.get_num_threads() == max_threads()

@@ -15,6 +15,7 @@ kernel call; unless the environment says otherwise, the workers here wait passiv
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import os
 import warnings
@@ -63,3 +64,25 @@ def set_threads(threads=None) -> int:
 def get_threads() -> int:
     """The number of threads the calling thread's kernel calls use."""
     return int(numba.get_num_threads())
+
+
+#: Kernel calls with less work than this (neuron-intervals: neurons times the events they go
+#: through) run on one thread: waking the others costs more than they save.  Measured with
+#: ``benchmarks/train_yinyang.py --threads 1 --threads 2``: the twin network (about 16,000
+#: per forward call) trained faster on one thread, the default one (about 60,000) on two.
+SERIAL_WORK = 30_000
+
+
+@contextlib.contextmanager
+def threads_for(work):
+    """Run the enclosed kernel call on one thread when ``work`` is below :data:`SERIAL_WORK`
+    (results do not depend on the thread count, so this changes only the speed)."""
+    count = numba.get_num_threads()
+    if count == 1 or work >= SERIAL_WORK:
+        yield
+        return
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(count)

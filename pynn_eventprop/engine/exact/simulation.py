@@ -39,6 +39,7 @@ from ..interface import (
     SpikeTrains,
     check_readouts,
 )
+from ..threads import threads_for
 from .adjoint import backward_layer
 from .alpha import alpha_rows, forward_alpha_layer
 from .arrivals import empty_pending, gather
@@ -534,8 +535,9 @@ class ExactSimulation:
         e = float(self.i_offset[i].flat[0])
         for x in vs:
             x[:] = 0.0  # accumulators: a retry with larger buffers starts again
-        n = forward_shared(self.params[i], wcat, ev_off, tuple(ev[:3]), e, tuple(state), t0, t1,
-                           spk, tp, vm, vs, TOLERANCE)  # fmt: skip
+        with threads_for(size * (ev[0].size + self.batch)):
+            n = forward_shared(self.params[i], wcat, ev_off, tuple(ev[:3]), e, tuple(state), t0,
+                               t1, spk, tp, vm, vs, TOLERANCE)  # fmt: skip
         if n >= 0:
             self._commit(i, state)
         return n, spk, tp
@@ -661,8 +663,10 @@ class ExactSimulation:
         tp = (np.empty(cap_t, np.int8), np.empty(cap_t), np.empty(cap_t), np.empty(cap_t),
               np.empty(cap_t, np.int64), np.zeros(self.batch * size + 1, np.int64))  # fmt: skip
         ro = tuple(np.zeros((self.batch, size)) for _ in range(8))
-        n = forward_layer(self.params[i], ext, tuple(state), off, arr[:3], t0, self.dt, n_steps,
-                          opts, rec, spk, tp, ro, TOLERANCE, self._cache(i))  # fmt: skip
+        with threads_for(int(off[-1]) + off.size * n_steps):
+            n = forward_layer(self.params[i], ext, tuple(state), off, arr[:3], t0, self.dt,
+                              n_steps, opts, rec, spk, tp, ro, TOLERANCE,
+                              self._cache(i))  # fmt: skip
         if n >= 0:
             self._commit(i, state)
         return n, spk, ro, tp
@@ -752,10 +756,11 @@ class ExactSimulation:
                 t = tape["pops"][i]
                 shape = (result.n_steps + 1 if adjoints else 0, self.batch, g[i][0].shape[1])
                 adj = (np.zeros(shape), np.zeros(shape))
-                backward_layer(self.params[i], t["tape"], t["arr"], dldt, tape["start"][i],
-                               t["spk_off"], g[i], t["vmax"], tape["t0"], tape["t1"],
-                               t["ref_end"], grads, self._cache(i), adj, self.dt,
-                               _NO_CARRY)  # fmt: skip
+                with threads_for(t["tape"][1].size + t["spk_off"].size):
+                    backward_layer(self.params[i], t["tape"], t["arr"], dldt, tape["start"][i],
+                                   t["spk_off"], g[i], t["vmax"], tape["t0"], tape["t1"],
+                                   t["ref_end"], grads, self._cache(i), adj, self.dt,
+                                   _NO_CARRY)  # fmt: skip
                 sampled[i] = {"lambda_v": adj[0], "lambda_i": adj[1]}
         out = Gradients(*self._per_projection(grads), adjoints=sampled if adjoints else None)
         out.spike_times = {}
@@ -775,9 +780,11 @@ class ExactSimulation:
         g_vmax = g[1] if t["vmax"][0].size else np.zeros((0, 0))
         none = np.zeros((0, 0))
         g_mean = (g[2], g[3]) if np.any(g[2]) or np.any(g[3]) else (none, none)
-        backward_shared(self.params[i], t["wcat"], t["ev_off"], t["ev"], t["widx_row"], t["tape"],
-                        t["spk_off"], dldt, tape["start"][i], g[0], g_vmax, t["vmax"], g_mean,
-                        t["ref_end"], tape["t0"], tape["t1"], grads)  # fmt: skip
+        with threads_for(t["wcat"].shape[1] * (t["ev"][0].size + t["ev_off"].size)):
+            backward_shared(self.params[i], t["wcat"], t["ev_off"], t["ev"], t["widx_row"],
+                            t["tape"], t["spk_off"], dldt, tape["start"][i], g[0], g_vmax,
+                            t["vmax"], g_mean, t["ref_end"], tape["t0"], tape["t1"],
+                            grads)  # fmt: skip
 
     def _per_projection(self, grads):
         """Flat gradient buffers as ``(n_pre, n_post)`` arrays per projection."""
@@ -804,10 +811,11 @@ class ExactSimulation:
                 st = tape["pops"][i]["steps"][k]
                 first = np.where(tape["pops"][i]["first_step"] == k, g[i][0], 0.0)
                 zero = np.zeros(first.shape)
-                backward_layer(self.params[i], st["tape"], st["arr"], dldt, st["base"],
-                               st["spk_off"], (first, zero, zero, zero), (zero,) * 4, st["t0"],
-                               st["t1"], st["ref_end"], grads, self._cache(i), _NO_SAMPLES,
-                               self.dt, carried[i])  # fmt: skip
+                with threads_for(st["tape"][1].size + st["spk_off"].size):
+                    backward_layer(self.params[i], st["tape"], st["arr"], dldt, st["base"],
+                                   st["spk_off"], (first, zero, zero, zero), (zero,) * 4,
+                                   st["t0"], st["t1"], st["ref_end"], grads, self._cache(i),
+                                   _NO_SAMPLES, self.dt, carried[i])  # fmt: skip
 
     @staticmethod
     def event_structure(result: RunResult) -> tuple:
