@@ -147,14 +147,17 @@ def _closed_form(s, v, ie, ii, e, tau_m=10.0, tau_e=1.0, tau_i=8.0, cm=0.25):
     return v * em + psc[0] + psc[1] + e * tau_m / cm * (1 - em)
 
 
-def _dense_first_crossing(v, ie, ii, e, d, theta=5.0):
-    """Reference: first sign change of V - theta on a fine sampling, refined with brentq."""
+def _dense_first_crossing(v, ie, ii, e, d, theta=5.0, **neuron):
+    """Reference: first sign change of V - theta on a fine sampling, refined with brentq
+    (``neuron``: time constants and capacitance of :func:`_closed_form`)."""
     s = np.linspace(0.0, d, 200001)
-    up = np.nonzero(_closed_form(s, v, ie, ii, e) >= theta)[0]
+    up = np.nonzero(_closed_form(s, v, ie, ii, e, **neuron) >= theta)[0]
     if up.size == 0:
         return -1.0
     k = up[0]
-    return brentq(lambda x: _closed_form(x, v, ie, ii, e) - theta, s[k - 1], s[k], xtol=1e-14)
+    return brentq(
+        lambda x: _closed_form(x, v, ie, ii, e, **neuron) - theta, s[k - 1], s[k], xtol=1e-14
+    )
 
 
 def test_crossing_detector_finds_crossings_between_two_extrema():
@@ -176,6 +179,40 @@ def test_crossing_detector_finds_crossings_between_two_extrema():
         if want >= 0:
             assert abs(got - want) < 1e-9
     assert hidden_crossings > 5
+
+
+@pytest.mark.parametrize("k", [2, 4, 8])
+def test_power_form_crossing_matches_a_dense_search(k):
+    """tau_syn = tau_m/k: the detector works on V as a polynomial of exp(-s/tau_m) (no
+    exponential per iteration, the maximum above theta decided without any).  Against the dense
+    search of the textbook formula (1e-9 ms: brentq's 1e-14 plus the conditioning of a
+    crossing at a slope of 1e-5 mV/ms and more) and against the general detector on the same
+    state with the power column cleared (1e-11 ms: two root finders stopping at 1e-13)."""
+    rng = np.random.default_rng(k)
+    tau_m, cm, theta = 10.0, 0.25, 5.0
+    pop = neurons("n", 1, tau_m=tau_m, tau_syn_E=tau_m / k, tau_syn_I=tau_m / k, cm=cm,
+                  v_thresh=-65.0 + theta)  # fmt: skip
+    p = parameter_rows(pop)[0]
+    general = p.copy()
+    general[-1] = 0.0  # syn_power
+    assert p[-1] == k
+    crossings, grazing = 0, 0
+    for _ in range(300):
+        v, ie, ii = rng.uniform(-10, 4.9), rng.uniform(-2, 6), rng.uniform(-3, 3)
+        e, d = rng.uniform(-0.5, 0.5), rng.uniform(0.5, 20.0)
+        v_end, ie_end, ii_end = propagate(p, v, ie, ii, e, d)
+        slope_end = vdot(p, v_end, ie_end, ii_end, e)
+        got = first_crossing(p, v, ie, ii, e, d, v_end, slope_end, 1e-13)
+        other = first_crossing(general, v, ie, ii, e, d, v_end, slope_end, 1e-13)
+        want = _dense_first_crossing(v, ie, ii, e, d, theta, tau_m=tau_m, tau_e=tau_m / k,
+                                     tau_i=tau_m / k, cm=cm)  # fmt: skip
+        assert (got >= 0) == (want >= 0) == (other >= 0)
+        crossings += want >= 0
+        grazing += want >= 0 and v_end < theta
+        if want >= 0:
+            assert abs(got - want) < 1e-9
+            assert abs(got - other) < 1e-11
+    assert crossings > 50 and grazing > 5
 
 
 def test_float32_engine_matches_float64():

@@ -222,24 +222,117 @@ def root(mode, p, v, ie, ii, e, a, be, bi, lo, hi, flo, fhi, tol, dlo=math.nan, 
     previous = math.inf
     for _ in range(MAX_ITER):
         f, df, d2f = _fdf(mode, p, v, ie, ii, e, a, be, bi, x)
-        if f == 0.0:
-            return x
-        if (f < 0.0) == neg_lo:
-            lo = x
-        else:
-            hi = x
-        den = 2.0 * df * df - f * d2f
-        step = 2.0 * f * df / den if den != 0.0 else math.inf
-        if _converged(step, previous, tol):  # tested first, as rounding may put x - step
-            return min(max(x - step, lo), hi)  # just outside the bracket (no bisection then)
-        previous = step
-        xn = x - step
-        if not (lo < xn < hi):
-            xn = 0.5 * (lo + hi)
-        if hi - lo <= tol:
-            return xn
-        x = xn
+        done, x, lo, hi, previous = _halley(x, f, df, d2f, lo, hi, neg_lo, previous, tol)
+        if done:
+            break
     return x
+
+
+@numba.njit(cache=True)
+def _halley(x, f, df, d2f, lo, hi, neg_lo, previous, tol):
+    """One step of :func:`root` from ``x`` (``f``, ``f'``, ``f''`` there; ``previous`` the last
+    step): ``(converged, next x, lo, hi, this step)``."""
+    if f == 0.0:
+        return True, x, lo, hi, previous
+    if (f < 0.0) == neg_lo:
+        lo = x
+    else:
+        hi = x
+    den = 2.0 * df * df - f * d2f
+    step = 2.0 * f * df / den if den != 0.0 else math.inf
+    if _converged(step, previous, tol):  # tested first, as rounding may put x - step
+        if 2.0 * abs(step) >= (abs(f / df) if df != 0.0 else math.inf):
+            return True, min(max(x - step, lo), hi), lo, hi, step  # just outside the bracket
+        # Halley's step is small but Newton's is not: x is near an extremum of f (f' = 0),
+        # where Halley's step vanishes far from the root; bisect
+        return hi - lo <= tol, 0.5 * (lo + hi), lo, hi, math.inf
+    xn = x - step
+    if not (lo < xn < hi):
+        xn = 0.5 * (lo + hi)
+    return hi - lo <= tol, xn, lo, hi, step
+
+
+@numba.njit(cache=True)
+def power_form(p, v, ie, ii, e):
+    """``V`` as a polynomial of ``x = exp(-s/tau_m)`` when ``tau_syn_E = tau_syn_I = tau_m/k``
+    for an integer ``k >= 2`` (the ``syn_power`` column): then ``exp(-s/tau_syn) = x**k`` and
+
+        V(s) = a1 x + ak x**k + c,   b = (I_E + I_I)/(cm kappa),  a1 = V(0) + b - e R,  ak = -b,
+        c = e R
+
+    Returns ``(a1, ak, k, c)``.  ``dV/ds = -x g'(x)/tau_m``: the one extremum sits at
+    ``x**(k-1) = -a1/(k ak)``.
+    """
+    b = (ie + ii) * p[INV_CM] / p[K_E]
+    c = e * p[R_M]
+    return v + b - c, -b, int(p[POW]), c
+
+
+@numba.njit(cache=True)
+def _power(args, x):
+    """``g(x) = a1 x + ak x**k + c`` and its first two derivatives (``args`` from
+    :func:`power_form`, ``c`` already less ``theta``)."""
+    a1, ak, k, c = args
+    xk2 = 1.0
+    for _ in range(k - 2):
+        xk2 *= x
+    xk1 = xk2 * x
+    return a1 * x + ak * xk1 * x + c, a1 + k * ak * xk1, k * (k - 1) * ak * xk2
+
+
+@numba.njit(cache=True)
+def _power_root(g, lo, hi, glo, ghi, dlo, dhi, tol):
+    """:func:`root` for ``g`` of :func:`_power` on ``[lo, hi]`` in ``x`` (``tol`` in ``x``)."""
+    neg_lo = glo < 0.0
+    x = _start(lo, hi, glo, ghi, dlo, dhi)
+    previous = math.inf
+    for _ in range(MAX_ITER):
+        f, df, d2f = _power(g, x)
+        done, x, lo, hi, previous = _halley(x, f, df, d2f, lo, hi, neg_lo, previous, tol)
+        if done:
+            break
+    return x
+
+
+@numba.njit(cache=True)
+def _power_crossing(p, v, ie, ii, e, d, v_end, vdot_end, tol, locate):
+    """:func:`first_crossing` in the power form (:func:`power_form`): no exponential per
+    iteration, and the test for a maximum above ``theta`` without any.
+
+    The maximum: ``x*^(k-1) = r = a1/(k b)`` and ``V* = c + a1 x* (k - 1)/k``, so ``V* >=
+    theta`` iff ``x* >= y = (theta - c) k/(a1 (k - 1))``, i.e. ``y <= 0`` or ``r >= y**(k-1)``.
+    The root is found in ``x`` (to ``tol tau_m``-relative, ``ds = -tau_m dx/x``) and returned as
+    ``s = -tau_m log x``.
+    """
+    theta, it_m = p[THETA], p[IT_M]
+    a1, ak, k, c = power_form(p, v, ie, ii, e)
+    g = (a1, ak, k, c - theta)
+    if v_end >= theta:
+        if not locate:
+            return d
+        x_end = math.exp(-d * it_m)
+        x = _power_root(g, x_end, 1.0, v_end - theta, v - theta, -vdot_end / (x_end * it_m),
+                        -vdot(p, v, ie, ii, e) / it_m, tol * it_m * x_end)  # fmt: skip
+        return -math.log(x) / it_m
+    if vdot(p, v, ie, ii, e) <= 0.0 or vdot_end >= 0.0 or ak >= 0.0 or a1 <= 0.0:
+        return -1.0  # no interior maximum
+    r = a1 / (-k * ak)
+    y = (theta - c) * k / (a1 * (k - 1))
+    if y > 0.0:
+        yk = y
+        for _ in range(k - 2):
+            yk *= y
+        if r < yk:
+            return -1.0
+    if not locate:
+        return d
+    x_max = r ** (1.0 / (k - 1))
+    g_max = c + a1 * x_max * (k - 1) / k - theta
+    if g_max < 0.0:  # rounding at a grazing maximum
+        return -1.0
+    x = _power_root(g, x_max, 1.0, g_max, v - theta, 0.0, -vdot(p, v, ie, ii, e) / it_m,
+                    tol * it_m * x_max)  # fmt: skip
+    return -math.log(x) / it_m
 
 
 @numba.njit(cache=True)
@@ -305,6 +398,8 @@ def first_crossing(p, v, ie, ii, e, d, v_end, vdot_end, tol, locate=True):
     in ``(0, d]`` and ``V(d) < theta`` excludes one unless ``dV/dt`` goes from positive to
     negative; then the maximum is in closed form (:func:`_single_zero`).
     """
+    if p[POW] >= 2.0:
+        return _power_crossing(p, v, ie, ii, e, d, v_end, vdot_end, tol, locate)
     theta = p[THETA]
     a, be, bi = slopes(p, v, ie, ii, e)
     if be * bi >= 0.0 or p[K_E] == p[K_I]:
