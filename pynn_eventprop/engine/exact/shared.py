@@ -645,7 +645,7 @@ def _flow_back(p, lam, t, te, refractory, means):
     voltage-mean sources of ``means`` (see :func:`_private_backward`)."""
     g_u, g_e, t0, gamma = means
     em, ae, ai, qe, qi = flow(p, t - te)
-    sig_e = g_e * gamma * math.exp(-(te - t0) * gamma)
+    sig_e = g_e * gamma * math.exp(-(te - t0) * gamma) if g_e != 0.0 else 0.0
     return adjoint_apply(p, lam[0], lam[1], lam[2], t - te, refractory, g_u * gamma, sig_e,
                          gamma, em, ae, ai, qe, qi)  # fmt: skip
 
