@@ -327,3 +327,17 @@ def test_gradient_is_the_loss_gradient_and_revive_dead_only_steers_updates(sim, 
     # dR/dw = -(strength/B) sum_b dV_max/dw < 0 raises the dead neurons' input weights
     assert np.all(d1[:, dead] <= d0[:, dead]) and np.all((d1 - d0)[:, :10].sum(axis=0) < 0)
     np.testing.assert_allclose(d1[:, ~dead], d0[:, ~dead], rtol=0, atol=1e-12)
+
+
+def test_finiteness_checks_survive_an_overflowing_sum():
+    """The checks' fast path is a sum (a NaN or an infinity anywhere makes it non-finite);
+    finite entries whose sum overflows must still pass, and one bad entry among them must
+    still be found."""
+    from pynn_eventprop.training.errors import check_finite
+
+    huge = np.full(4, np.finfo(float).max)  # finite, but the sum overflows to +inf
+    check_finite("weights", huge)
+    check_finite("weights", -huge)
+    huge[2] = np.nan
+    with pytest.raises(NonFiniteError, match=r"1 NaN of 4 entries, first at index \(2,\)"):
+        check_finite("weights", huge)

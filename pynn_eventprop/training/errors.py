@@ -9,6 +9,8 @@ weights reach the engine or a checkpoint.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = [
@@ -109,11 +111,15 @@ def check_finite(name: str, array, context: str = "") -> None:
 
     Notes
     -----
-    The fast path is one ``np.isfinite(...).all()`` reduction; the counts are only computed
-    when something is wrong.
+    The fast path is one sum: a NaN or an infinity anywhere makes it non-finite, so a finite
+    sum proves every entry finite; only a non-finite sum (which may also be an overflow of
+    finite entries) is followed by the entry-wise test, and the counts are only computed when
+    something is wrong.
     """
     arr = np.asarray(array)
     if arr.dtype.kind != "f":  # integer and boolean arrays are finite by construction
+        return
+    if math.isfinite(np.add.reduce(arr, axis=None)):
         return
     finite = np.isfinite(arr)
     if finite.all():

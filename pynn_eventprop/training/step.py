@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import time
 from dataclasses import dataclass
 
@@ -226,21 +227,23 @@ def check_update(learner: Learner, weights: np.ndarray, context: str = "") -> No
         If the weights' norm exceeds ``learner.divergence_factor`` times its reference.
     """
     name = f"projection '{learner.label}'"
-    check_finite(f"weights of {name}", weights, context)
+    with np.errstate(over="ignore"):
+        norm = float(np.linalg.norm(weights))
+    if not math.isfinite(norm):  # a finite norm proves every weight finite
+        check_finite(f"weights of {name}", weights, context)
     for slots in getattr(learner.optimiser, "_state", {}).values():
         for slot, array in slots.items():
             check_finite(f"optimiser state '{slot}' of {name}", array, context)
     w_min = getattr(learner.optimiser, "w_min", None)
     w_max = getattr(learner.optimiser, "w_max", None)
-    low, high = (float(weights.min()), float(weights.max())) if weights.size else (0.0, 0.0)
-    if (w_min is not None and low < w_min) or (w_max is not None and high > w_max):
-        raise ValueError(
-            f"weights of {name} left the rule's bounds [{w_min}, {w_max}] ({context}): "
-            f"min {low!r}, max {high!r}"
-        )
+    if (w_min is not None or w_max is not None) and weights.size:
+        low, high = float(weights.min()), float(weights.max())
+        if (w_min is not None and low < w_min) or (w_max is not None and high > w_max):
+            raise ValueError(
+                f"weights of {name} left the rule's bounds [{w_min}, {w_max}] ({context}): "
+                f"min {low!r}, max {high!r}"
+            )
     if learner.reference_norm is not None:
-        with np.errstate(over="ignore"):
-            norm = float(np.linalg.norm(weights))
         check_divergence(
             f"weight norm of {name}",
             norm,

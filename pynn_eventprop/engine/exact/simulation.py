@@ -133,6 +133,7 @@ class ExactSimulation:
             self._check_delays(k, d)
             self._delays.append(np.where(proj.mask, d, 0.0))
             self._w_offset.append(self._w_offset[-1] + proj.mask.size)
+        self._full = [bool(proj.mask.all()) for proj in network.projections]  # all connected
         #: Tsodyks-Markram projections (:mod:`.short_term`), sent through the spikes in flight
         self.short_term = {
             k: ShortTermPlasticity(network, k, self.batch)
@@ -169,12 +170,15 @@ class ExactSimulation:
         if w.shape != proj.mask.shape:
             raise ValueError(f"weights of projection '{proj.label}' must have shape "
                              f"{proj.mask.shape}, got {w.shape}")  # fmt: skip
-        bad = ~np.isfinite(w[proj.mask])
+        connected = w if self._full[k] else w[proj.mask]
+        bad = ~np.isfinite(connected)
         if bad.any():
-            first = w[proj.mask][bad][0]
-            raise ValueError(f"weights of projection '{proj.label}' must be finite; "
-                             f"{int(bad.sum())} are not (first: {first!r})")  # fmt: skip
-        self._weights[k] = np.where(proj.mask, w, 0).astype(self.dtype)
+            raise ValueError(
+                f"weights of projection '{proj.label}' must be finite; "
+                f"{int(bad.sum())} are not (first: {connected[bad][0]!r})"
+            )
+        full = self._full[k] and w.dtype == self.dtype
+        self._weights[k] = w.copy() if full else np.where(proj.mask, w, 0).astype(self.dtype)
         self._weights_version += 1
 
     def get_delays(self, k):
@@ -792,7 +796,8 @@ class ExactSimulation:
         for k, proj in enumerate(self.network.projections):
             lo, hi = self._w_offset[k], self._w_offset[k + 1]
             for buf, lst in zip(grads, out, strict=True):
-                lst.append(np.where(proj.mask, buf[lo:hi].reshape(proj.mask.shape), 0.0))
+                block = buf[lo:hi].reshape(proj.mask.shape)  # a view of this call's buffers
+                lst.append(block if self._full[k] else np.where(proj.mask, block, 0.0))
         return out
 
     def _backward_component(self, comp, tape, g, dldt, grads):
