@@ -243,6 +243,7 @@ def _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, vs, b, sub_spk, s
     acc, sums = np.empty(5), np.zeros(2)
     nxt, hard = (np.empty(size), np.empty(size), np.empty(size)), np.empty(size, np.bool_)
     v, ie, ii, ref = state[0][b], state[1][b], state[2][b], state[3][b]
+    plain = not want_vm and not want_mean  # nothing to do for a neuron without events
     ns, nt, t = 0, 0, t0
     if want_vm:
         _vm_start(p, vm, b, v, ref, t0)
@@ -251,11 +252,13 @@ def _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, vs, b, sub_spk, s
         at = float(m) if m < ev_off[b + 1] else -1.0
         d = tn - t
         em, ae, ai, qe, qi = flow(p, d)
-        _screen(p, v, ie, ii, ref, e, t, (em, ae, ai, qe, qi), nxt, hard)
+        _screen(p, v, ie, ii, ref, e, t, (em, ae, ai, qe, qi), nxt, hard, plain)
         if want_mean:
             means = (integral_coefs(p, e, d, 0.0), integral_coefs(p, e, d, gamma),
                      math.exp(-(t - t0) * gamma))  # fmt: skip
         for j in range(size):
+            if plain and not hard[j]:
+                continue  # moved on by _screen
             searching = want_vm and vm[0][b, j] < p[THETA] and d > 0.0
             if not hard[j]:  # no crossing, not refractory, no interior maximum
                 if searching and nxt[0][j] > vm[0][b, j]:
@@ -305,13 +308,14 @@ def _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, vs, b, sub_spk, s
 
 
 @numba.njit(cache=True)
-def _screen(p, v, ie, ii, ref, e, t, coefs, nxt, hard):
+def _screen(p, v, ie, ii, ref, e, t, coefs, nxt, hard, commit):
     """Every neuron's state at the end of a free interval from ``t`` (propagator ``coefs``)
     into ``nxt``, and in ``hard`` whether it needs more than that: refractory at ``t``, or a
     crossing or an interior maximum not excluded by the cheap test of
     :func:`.closed_form.first_crossing` (``V`` ends below ``theta`` and does not rise then
     fall; with two synaptic time constants and currents of both signs ``V`` may have two
-    extrema, and the full test decides).
+    extrema, and the full test decides).  With ``commit``, the state of every neuron that is
+    not ``hard`` is moved on to ``nxt`` too.
 
     A branch-free loop over the neurons (the compiler vectorises it); the same operations as
     :func:`.closed_form.advance`, so the same results.
@@ -327,6 +331,8 @@ def _screen(p, v, ie, ii, ref, e, t, coefs, nxt, hard):
         two_extrema = two_taus & (ie[j] * ii[j] < 0.0)
         hard[j] = (ref[j] > t) | (v1 >= p[THETA]) | (rise & fall) | two_extrema
         nxt[0][j], nxt[1][j], nxt[2][j] = v1, ie1, ii1
+        if commit and not hard[j]:
+            v[j], ie[j], ii[j] = v1, ie1, ii1
 
 
 @numba.njit(cache=True)
@@ -564,6 +570,14 @@ def _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_
                 kink[j] = g_vmax[b, j]
             else:
                 vm_g[j] = g_vmax[b, j]
+    # the latest private event of each neuron not yet swept (-inf: none)
+    latest = np.full(size, -math.inf)
+    for j in range(size):
+        if last[j] >= tape[5][b * size + j]:
+            latest[j] = tape[1][last[j]]
+    # no sources, no v_max: free neurons in one vectorised pass (not worth its set-up for
+    # a handful of neurons)
+    plain = size >= 16 and not want_mean and not np.any(vm_g) and not np.any(kink)
     cur = t1
     for m in range(ev_off[b + 1] - 1, ev_off[b] - 2, -1):
         te = ev[0][m] if m >= ev_off[b] else t0
@@ -571,7 +585,11 @@ def _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_
         if want_mean:
             src_u, src_e = source_coefs(p, cur - te, 0.0), source_coefs(p, cur - te, gamma)
             weight_e = gamma * math.exp(-(te - t0) * gamma)
+        if plain:
+            _free_back(lv, le, li, refractory, latest, te, em, ae, ai, qe, qi)
         for j in range(size):
+            if plain and latest[j] <= te:
+                continue  # free, carried by _free_back
             row = b * size + j
             g_u = g_mean[0][b, j] if want_mean else 0.0
             g_e = g_mean[1][b, j] if want_mean else 0.0
@@ -590,6 +608,7 @@ def _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_
                 if lo <= last[j]:
                     refractory[j] = tape[0][lo] != EV_SPIKE
                 last[j] = lo - 1
+                latest[j] = tape[1][lo - 1] if lo - 1 >= tape[5][row] else -math.inf
             else:
                 lam3 = adjoint_apply(p, lv[j], le[j], li[j], cur - te, refractory[j], 0.0, 0.0,
                                      0.0, em, ae, ai, qe, qi)  # fmt: skip
@@ -598,8 +617,23 @@ def _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_
                     lam3 = add_source(*lam3, g_e * weight_e, src_e)
                 lv[j], le[j], li[j] = lam3
         if m >= ev_off[b]:
-            _shared_arrival(p, wcat, ev, m, lv, le, li, refractory, dldt, acc, kink, vm, b)
+            _shared_arrival(p, wcat, ev, m, lv, le, li, refractory, dldt, acc, kink, vm, b,
+                            not plain)  # fmt: skip
         cur = te
+
+
+@numba.njit(cache=True, inline="always")
+def _free_back(lv, le, li, refractory, latest, te, em, ae, ai, qe, qi):
+    """:func:`.adjoint.adjoint_apply` without sources over ``(te, cur]`` for every neuron
+    without private events there (``latest <= te``), the others left as they are: a
+    branch-free loop (the compiler vectorises it), the same operations, so the same results."""
+    for j in range(lv.size):
+        keep = latest[j] > te
+        a, e, i = lv[j], le[j], li[j]
+        ref = refractory[j]
+        lv[j] = a if keep else (0.0 if ref else em * a)
+        le[j] = e if keep else (ae * e if ref else ae * e + qe * a)
+        li[j] = i if keep else (ai * i if ref else ai * i + qi * a)
 
 
 @numba.njit(cache=True)
@@ -651,10 +685,11 @@ def _flow_back(p, lam, t, te, refractory, means):
 
 
 @numba.njit(cache=True)
-def _shared_arrival(p, wcat, ev, m, lv, le, li, refractory, dldt, acc, kink, vm, b):
+def _shared_arrival(p, wcat, ev, m, lv, le, li, refractory, dldt, acc, kink, vm, b, kinks):
     """Arrival ``m`` at every neuron: ``dL/dw = lambda_x`` and ``dL/dt_a`` into ``acc`` at the
     arrival's weight row, ``dL/dt_a`` summed to the spike; a ``v_max`` at this arrival
-    (``kink``) adds ``dL/dv_max`` to ``lambda_V`` and ``dL/dv_max dV/dt(t_a-)`` to ``dL/dt_a``."""
+    (``kink``) adds ``dL/dv_max`` to ``lambda_V`` and ``dL/dv_max dV/dt(t_a-)`` to ``dL/dt_a``
+    (``kinks``: whether any ``kink`` may be set)."""
     r, c = ev[1][m], ev[2][m]
     inv_tau = p[IT_E] if c == 0 else p[IT_I]
     total = 0.0
@@ -664,7 +699,7 @@ def _shared_arrival(p, wcat, ev, m, lv, le, li, refractory, dldt, acc, kink, vm,
         d_t = w * lam_x * inv_tau
         if not refractory[j]:
             d_t -= w * lv[j] * p[INV_CM]
-        if kink[j] != 0.0 and vm[3][b, j] == m:
+        if kinks and kink[j] != 0.0 and vm[3][b, j] == m:
             d_t += kink[j] * vm[2][b, j]
             lv[j] += kink[j]
         acc[0, r, j] += lam_x
