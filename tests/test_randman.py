@@ -105,3 +105,99 @@ def test_recurrent_weights_start_at_the_given_mean_and_spread():
     sim.end()
     assert projections[2].label == "hidden-hidden" and weights.shape == (6, 6)
     np.testing.assert_array_equal(weights, np.full((6, 6), -0.3 * threshold_weight(settings)))
+
+
+def test_go_cue_adds_one_input_that_only_drives_the_outputs():
+    """``--go-cue``: the data sets get one more input firing ``gap`` ms after the window; it
+    projects with the fixed weight ``go_weight`` threshold units to every output and to no
+    hidden neuron, and is not trained."""
+    import pynn_eventprop as sim
+    from pynn_eventprop.tasks.randman import DEFAULTS
+    from pynn_eventprop.tasks.temporal import build_network, threshold_weight, with_go_cue
+
+    data = randman_dataset(n_samples=6, t_max=40.0, **TASK)
+    cued = with_go_cue(data, 15.0)
+    assert cued.duration == 55.0 and cued.n_inputs == 13
+    np.testing.assert_array_equal(cued.times[:, :12], data.times)
+    np.testing.assert_array_equal(cued.times[:, 12], np.full(6, 55.0))
+    settings = replace(DEFAULTS, hidden=5, go_cue=15.0, go_weight=7.0)
+    inputs, hidden, output, projections = build_network(settings, n_inputs=12, n_classes=3)
+    to_hidden = projections[0].get("weight", format="array")
+    cue = [p for p in output._simulator.state.projections if p.label == "go-output"][0]
+    cue_weights = cue.get("weight", format="array")
+    sim.end()
+    assert inputs.size == 13 and to_hidden.shape == (13, 5)
+    assert np.isfinite(to_hidden[:12]).all() and np.isnan(to_hidden[12]).all()
+    assert "go-output" not in [p.label for p in projections]  # not trained
+    assert not cue.synapse_type.__class__.__name__.startswith("EventProp")
+    np.testing.assert_allclose(cue_weights[12], np.full(3, 7.0 * threshold_weight(settings)))
+    assert np.isnan(cue_weights[:12]).all()
+
+
+def test_go_cue_moves_the_readout_to_the_cue(tmp_path):
+    """With the go cue the outputs' voltage maxima (what the max-voltage loss reads) lie just
+    after the cue in every recorded test sample (its PSP peaks 6.9 ms after arrival with
+    tau_m 10, tau_syn 5 ms), not in the data window."""
+    import pickle
+
+    from pynn_eventprop.tasks.randman import main
+
+    small = ["--epochs", "1", "--hidden", "8", "--classes", "3", "--train-samples", "32",
+             "--validation-samples", "16", "--test-samples", "16", "--no-progress",
+             "--go-cue", "30", "--t-max", "40", "--loss", "max"]  # fmt: skip
+    figures = main([*small, "--out", str(tmp_path)])
+    assert figures["settings"]["go_cue"] == 30.0
+    with open(tmp_path / "test_samples.pkl", "rb") as f:
+        block = pickle.load(f)
+    for segment in block.segments:
+        v = segment.filter(name="v")[0]
+        t_peak = v.times.magnitude[np.argmax(v.magnitude, axis=0)]
+        assert ((t_peak > 70.0) & (t_peak < 80.0)).all(), t_peak  # cue at 40 + 30 ms, +1 ms delay
+
+
+@pytest.mark.parametrize(
+    "name, kind, weighting",
+    [("max", "MaxVoltageCrossEntropy", None), ("average", "AverageVoltageCrossEntropy",
+     "uniform"), ("sum_exp", "SumVoltageCrossEntropy", "exponential")],
+)  # fmt: skip
+def test_loss_names(name, kind, weighting):
+    from pynn_eventprop.tasks.temporal import make_loss
+
+    loss = make_loss(name)
+    assert type(loss).__name__ == kind and getattr(loss, "weighting", None) == weighting
+    with pytest.raises(ValueError, match="loss must be one of"):
+        make_loss("late")
+
+
+def test_memory_options_reach_the_settings():
+    from pynn_eventprop.tasks.randman import DEFAULTS, parse_args
+    from pynn_eventprop.tasks.temporal import settings_from
+
+    args = parse_args(["--go-cue", "20", "--max-delay", "12", "--recurrent-self", "0.4",
+                       "--recurrent-delay", "10", "30", "--go-weight", "5"])  # fmt: skip
+    settings = settings_from(args, DEFAULTS)
+    assert settings.go_cue == 20.0 and settings.go_weight == 5.0
+    assert settings.delay_bounds == (DEFAULTS.delay_bounds[0], 12.0)
+    assert settings.recurrent_self == 0.4 and settings.recurrent_delay == (10.0, 30.0)
+    default = settings_from(parse_args([]), DEFAULTS)
+    assert default == DEFAULTS  # the options leave the documented default unchanged
+
+
+def test_go_cue_sets_the_time_of_the_maximum_in_training():
+    """The cue is one of the inputs the Trainer feeds, so the training runs see it too: the
+    time of every output's voltage maximum (the readout ``v_max_time`` of a training forward
+    run) lies 1 ms (delay) + 6.9 ms (PSP peak) after the cue, to within 2 ms."""
+    import pynn_eventprop as sim
+    from pynn_eventprop.eventprop.training import Trainer
+    from pynn_eventprop.tasks.randman import DEFAULTS
+    from pynn_eventprop.tasks.temporal import build_network, make_loss, with_go_cue
+
+    data = with_go_cue(randman_dataset(n_samples=8, t_max=40.0, **TASK), 25.0)
+    settings = replace(DEFAULTS, hidden=6, go_cue=25.0)
+    inputs, _, output, _ = build_network(settings, n_inputs=12, n_classes=3)
+    trainer = Trainer(inputs, output, make_loss("max"), duration=85.0, batch_size=8,
+                      progress=False)  # fmt: skip
+    forward = trainer.step.forward(data.times, data.labels)
+    peak = trainer.step.engine.readouts(forward.result, output._index, ("v_max_time",))
+    sim.end()
+    np.testing.assert_allclose(peak["v_max_time"], 65.0 + 1.0 + 6.93, atol=2.0)

@@ -20,15 +20,17 @@ from pathlib import Path
 import numpy as np
 
 import pynn_eventprop as sim
+from pynn_eventprop.datasets.container import SpikeDataset
 from pynn_eventprop.eventprop import (
     Adam,
     AverageVoltageCrossEntropy,
     MaxVoltageCrossEntropy,
+    SumVoltageCrossEntropy,
 )
 from pynn_eventprop.eventprop.synapses import EventPropRule, EventPropSynapse
 from pynn_eventprop.eventprop.training import Trainer
 
-LOSSES = ("max", "average", "average_exp")
+LOSSES = ("max", "average", "average_exp", "sum", "sum_exp")
 
 
 @dataclass
@@ -55,10 +57,14 @@ class Settings:
     recurrent_weight: float = 0.2  # std of normal recurrent weights
     recurrent_mean: float = 0.0  # mean of the recurrent weights (< 0: lateral inhibition)
     recurrent_lr: float | None = None  # Adam rate of the recurrent weights (default: lr)
+    recurrent_self: float = 0.0  # added to the initial self-connections, threshold units
     hidden_delay: tuple = (0.5, 2.0)
+    recurrent_delay: tuple | None = None  # initial recurrent delays, ms (None: hidden_delay)
     delay_bounds: tuple = (0.5, 60.0)
     loss: str = "max"
     extra_time: float = 20.0  # simulated after the data window (ms)
+    go_cue: float | None = None  # go cue this long after the data window (ms); None: none
+    go_weight: float = 20.0  # weight of the go cue onto every output, threshold units
 
 
 def neuron(settings: Settings, spiking: bool = True) -> dict:
@@ -81,14 +87,24 @@ def make_loss(name: str):
         raise ValueError(f"loss must be one of {LOSSES}, got {name!r}")
     if name == "max":
         return MaxVoltageCrossEntropy()
-    return AverageVoltageCrossEntropy("uniform" if name == "average" else "exponential")
+    weighting = "exponential" if name.endswith("_exp") else "uniform"
+    if name.startswith("sum"):
+        return SumVoltageCrossEntropy(weighting)  # the voltage summed over 1 ms units
+    return AverageVoltageCrossEntropy(weighting)
 
 
 def build_network(settings: Settings, n_inputs: int, n_classes: int):
-    """``(inputs, hidden, output, projections)`` of a fresh simulation."""
+    """``(inputs, hidden, output, projections)`` of a fresh simulation.
+
+    With ``settings.go_cue`` the input population has one more neuron, the go cue (see
+    :func:`with_go_cue`), which projects only to the outputs, with the fixed (untrained)
+    weight ``settings.go_weight`` threshold units; the ``n_inputs`` data inputs project to the
+    hidden layer.
+    """
     sim.setup(timestep=settings.dt, min_delay=settings.dt)
     rng = np.random.default_rng(settings.seed)
-    inputs = sim.Population(n_inputs, sim.SpikeSourceArray(), label="input")
+    go = settings.go_cue is not None
+    inputs = sim.Population(n_inputs + go, sim.SpikeSourceArray(), label="input")
     hidden = sim.Population(settings.hidden, sim.IF_curr_exp(**neuron(settings)), label="hidden")
     output = sim.Population(n_classes, sim.IF_curr_exp(**neuron(settings, False)), label="output")
     for population in (hidden, output):
@@ -105,8 +121,12 @@ def build_network(settings: Settings, n_inputs: int, n_classes: int):
 
     def project(pre, post, weight, delay_range, label, lr=settings.lr):
         delay = rng.uniform(max(delay_range[0], dt), max(delay_range[1], dt), weight.shape)
-        synapse = EventPropSynapse(weight=weight, delay=delay, rule=rule(lr))
-        connector = sim.AllToAllConnector(allow_self_connections=True)
+        if pre is inputs and go:  # all but the go cue (the last input) to every hidden neuron
+            connector = _list_connector(weight, delay)
+            synapse = EventPropSynapse(rule=rule(lr))
+        else:
+            synapse = EventPropSynapse(weight=weight, delay=delay, rule=rule(lr))
+            connector = sim.AllToAllConnector(allow_self_connections=True)
         return sim.Projection(pre, post, connector, synapse, label=label)
 
     projections = [
@@ -117,11 +137,41 @@ def build_network(settings: Settings, n_inputs: int, n_classes: int):
     ]  # fmt: skip
     if settings.recurrent:
         recurrent = rng.normal(settings.recurrent_mean, settings.recurrent_weight, (h, h))
+        recurrent[np.diag_indices(h)] += settings.recurrent_self
         projections.append(
-            project(hidden, hidden, unit * recurrent, settings.hidden_delay, "hidden-hidden",
+            project(hidden, hidden, unit * recurrent,
+                    settings.recurrent_delay or settings.hidden_delay, "hidden-hidden",
                     settings.recurrent_lr or settings.lr)
         )  # fmt: skip
+    if go:  # the go cue to every output, fixed
+        cue = _list_connector(np.full((1, n_classes), settings.go_weight * unit),
+                              np.full((1, n_classes), dt), first=n_inputs)  # fmt: skip
+        sim.Projection(inputs, output, cue, sim.StaticSynapse(), label="go-output")
     return inputs, hidden, output, projections
+
+
+def _list_connector(weight, delay, first: int = 0):
+    """A ``FromListConnector`` joining presynaptic neurons ``first, first + 1, ...`` (rows) to
+    every postsynaptic neuron (columns) with the given weights and delays."""
+    i, j = np.indices(weight.shape).reshape(2, -1)
+    table = np.column_stack([i + first, j, weight.ravel(), delay.ravel()])
+    return sim.FromListConnector(table, column_names=["weight", "delay"])
+
+
+def with_go_cue(data, gap: float):
+    """``data`` with one more input, a go cue firing ``gap`` ms after its window in every sample;
+    the window grows to end at the cue.
+
+    The cue's postsynaptic potential in the outputs (the same in each) rises far above what
+    the hidden layer adds and peaks about ``tau_m tau_syn ln(tau_m/tau_syn) / (tau_m -
+    tau_syn)`` ms after it arrives; the maximum of every output's voltage, which the
+    max-voltage loss reads, then falls close to that peak.  The loss compares the outputs at the
+    cue, so the network must carry the class from the data window to the cue.
+    """
+    cue = np.full((len(data.labels), 1), data.duration + gap)
+    return SpikeDataset(np.hstack([data.times, cue]), data.labels, data.n_classes,
+                        data.duration + gap, data.class_names,
+                        f"{data.name}, go cue at {data.duration + gap:g} ms")  # fmt: skip
 
 
 #: Float options of :func:`add_arguments`: Settings field -> help text.
@@ -133,6 +183,9 @@ _RATES_AND_RECURRENCE = {
     "(default %(default)s)",
     "recurrent_mean": "mean of the initial recurrent weights, threshold units "
     "(default %(default)s)",
+    "recurrent_self": "added to the initial self-connections, threshold units "
+    "(default %(default)s)",
+    "go_weight": "weight of the go cue (--go-cue), threshold units (default %(default)s)",
 }
 
 
@@ -160,22 +213,55 @@ def add_arguments(parser: argparse.ArgumentParser, defaults: Settings):
     add("--dt", type=float, default=defaults.dt, help="time step, ms (default %(default)s)")
     add("--seed", type=int, default=defaults.seed, help="seed (default %(default)s)")
     add("--loss", choices=LOSSES, default=defaults.loss, help="voltage loss (default %(default)s)")
+    _add_memory_options(add, defaults)
     add("--out", default=None, help="output directory")
     add("--json", default=None, help="write the figures as JSON here")
     add("--no-progress", action="store_true", help="no progress bars")  # fmt: skip
 
 
+def _add_memory_options(add, defaults: Settings):
+    """Options of the settings that make a task need memory: the go cue, the delays' reach."""
+    add(
+        "--go-cue",
+        type=float,
+        default=defaults.go_cue,
+        help="a fixed go cue onto the outputs this many ms after the data window: the loss then "
+        "reads the outputs at the cue (default %(default)s: none)",
+    )
+    add(
+        "--max-delay",
+        type=float,
+        default=defaults.delay_bounds[1],
+        help="upper bound of the learned delays, ms (default %(default)s)",
+    )
+    add(
+        "--recurrent-delay",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        default=defaults.recurrent_delay,
+        help="initial recurrent delays uniform in [LOW, HIGH] ms (default: as hidden-output)",
+    )
+
+
 def settings_from(args, defaults: Settings) -> Settings:
-    names = ("hidden", "recurrent", "learn_delays", "epochs", "batch_size", "lr", "delay_lr",
-             "recurrent_lr", "recurrent_weight", "recurrent_mean", "dt", "seed",
-             "loss")  # fmt: skip
-    return Settings(**{**asdict(defaults), **{n: getattr(args, n) for n in names}})
+    names = ("hidden", "recurrent", "learn_delays", "epochs", "batch_size", "dt", "seed", "loss",
+             "go_cue", *_RATES_AND_RECURRENCE)  # fmt: skip
+    chosen = {n: getattr(args, n) for n in names}
+    chosen["delay_bounds"] = (defaults.delay_bounds[0], args.max_delay)
+    if args.recurrent_delay is not None:
+        chosen["recurrent_delay"] = tuple(args.recurrent_delay)
+    return Settings(**{**asdict(defaults), **chosen})
 
 
 def run(settings: Settings, train, validation, test, out=None, progress=False, log=print):
     """Train, test and (with ``out``) write history, Neo and a figure; returns the figures."""
-    inputs, hidden, output, projections = build_network(settings, train.n_inputs,
-                                                        train.n_classes)  # fmt: skip
+    if settings.go_cue is not None:
+        train, validation, test = (
+            with_go_cue(d, settings.go_cue) for d in (train, validation, test)
+        )
+    n_data = train.n_inputs - (settings.go_cue is not None)
+    inputs, hidden, output, projections = build_network(settings, n_data, train.n_classes)
     initial_delays = {p.label: p.get("delay", format="array") for p in projections}
     trainer = Trainer(inputs, output, make_loss(settings.loss),
                       duration=train.duration + settings.extra_time,
