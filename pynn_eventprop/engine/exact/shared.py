@@ -6,11 +6,11 @@ same event times (the arrivals; only the weights differ).  Then the propagator o
 between arrivals is computed once per sample and applied to all neurons in one loop; a neuron
 leaves that loop for an interval only when it may cross threshold or is refractory, and is then
 integrated on its own over that interval by :func:`_private` (spikes, resets, ends of
-refractoriness at their exact times, recorded in its *private* tape).  The backward pass
-mirrors this with :func:`_private_backward` for the private events.  Both are the general
-path's :func:`.forward.run_neuron` and :func:`.adjoint.backward_neuron` reduced to an
-arrival-free interval without readouts (small scalar kernels: the general ones, inlined with
-all their buffers, cost twice as much per call).  Results equal the general path's to rounding.
+refractoriness at their exact times, recorded in its *private* tape); the backward pass
+(:mod:`.shared_adjoint`) mirrors this.  :func:`_private` is the general path's
+:func:`.forward.run_neuron` reduced to an arrival-free interval without readouts (a small
+scalar kernel: the general one, inlined with all its buffers, costs twice as much per call).
+Results equal the general path's to rounding.
 
 Besides the first spike time, the path can read out ``v_max`` (with its time): the same
 candidates as the general path (the start of the run, interior maxima and ends of free
@@ -25,7 +25,6 @@ import math
 import numba
 import numpy as np
 
-from .adjoint import add_source, adjoint_apply, reduction_blocks, source_coefs
 from .arrivals import empty_pending
 from .closed_form import (
     INV_CM,
@@ -511,201 +510,6 @@ def first_spike_times(times, offsets, t0, shape):
         if offsets[row + 1] > offsets[row]:
             flat[row] = times[offsets[row]] - t0
     return first
-
-
-@numba.njit(cache=True, parallel=True)
-def backward_shared(par, wcat, ev_off, ev, widx_row, tape, spk_off, dldt, src0, g_first,
-                    g_vmax, vm, g_mean, ref_end, t0, t1, grads):  # fmt: skip
-    """Reverse sweep of a shared-event layer (see :func:`forward_shared`).
-
-    ``ev = (t, row, channel, src)``; ``widx_row`` the flat gradient index of each weight row's
-    first column; ``tape`` the private events; ``g_first`` ``dL/d(first spike time)``;
-    ``g_vmax`` ``dL/dv_max`` with ``vm = (time, kind, slope, arrival)`` of each ``v_max``
-    (arrays of size 0 when none); ``g_mean`` ``dL/dS_u``, ``dL/dS_e`` of the voltage means
-    (``S = (1/T) int ...`` of :func:`forward_shared`'s integrals; arrays of size 0 when none).
-    ``dL/dw`` and ``dL/dt_a`` summed per weight are added to
-    ``grads``, ``dL/dt`` of each presynaptic spike to ``dldt``.
-
-    The samples are swept in parallel by blocks of consecutive samples
-    (:func:`reduction_blocks`, a number fixed by the batch and layer sizes); each block sums
-    its samples' gradients in order, and the blocks are then added in order: the result does
-    not depend on the number of threads.
-    """
-    batch, size = ref_end.shape
-    rows = wcat.shape[0]
-    p = param_tuple(par, 0)
-    n_blocks = reduction_blocks(batch, rows * size)
-    part = np.zeros((n_blocks, 2, rows, size))
-    for blk in numba.prange(n_blocks):
-        for b in range(blk * batch // n_blocks, (blk + 1) * batch // n_blocks):
-            _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_vmax, vm,
-                             g_mean, ref_end, t0, t1, b, part[blk])  # fmt: skip
-    for r in numba.prange(rows):
-        for j in range(size):
-            k = widx_row[r] + j
-            for blk in range(n_blocks):
-                grads[0][k] += part[blk, 0, r, j]
-                grads[1][k] += part[blk, 1, r, j]
-
-
-@numba.njit(cache=True)
-def _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_vmax, vm,
-                     g_mean, ref_end, t0, t1, b, acc):  # fmt: skip
-    """Sample ``b`` of :func:`backward_shared`, gradients added to ``acc = (dL/dw, dL/dt_a)``
-    ``(2, rows, size)``.  Between arrivals the adjoint of all neurons is carried back with one
-    propagator; a neuron with private events (or its ``v_max``) in an interval is swept by
-    :func:`_private_backward`.  The voltage means are sources of density ``sigma_u =
-    (dL/dS_u)/T`` and ``sigma_e = (dL/dS_e)/T exp(-(t - t0)/T)`` in ``lambda_V``'s equation."""
-    size = ref_end.shape[1]
-    want_mean, gamma = g_mean[0].size > 0, 1.0 / (t1 - t0)
-    lv, le, li, carry = np.zeros(size), np.zeros(size), np.zeros(size), np.zeros(size)
-    refractory, last = np.empty(size, np.bool_), np.empty(size, np.int64)
-    vm_g = np.zeros(size)  # dL/dv_max still to be added at an interior time (0: none)
-    kink = np.zeros(size)  # ... at an arrival (a kink of V)
-    for j in range(size):
-        refractory[j] = ref_end[b, j] > t1
-        last[j] = tape[5][b * size + j + 1] - 1
-        if g_vmax.size and g_vmax[b, j] != 0.0 and vm[1][b, j] == VMAX_STATE:
-            if vm[3][b, j] >= 0.0:
-                kink[j] = g_vmax[b, j]
-            else:
-                vm_g[j] = g_vmax[b, j]
-    # the latest private event of each neuron not yet swept (-inf: none)
-    latest = np.full(size, -math.inf)
-    for j in range(size):
-        if last[j] >= tape[5][b * size + j]:
-            latest[j] = tape[1][last[j]]
-    # no sources, no v_max: free neurons in one vectorised pass (not worth its set-up for
-    # a handful of neurons)
-    plain = size >= 16 and not want_mean and not np.any(vm_g) and not np.any(kink)
-    cur = t1
-    for m in range(ev_off[b + 1] - 1, ev_off[b] - 2, -1):
-        te = ev[0][m] if m >= ev_off[b] else t0
-        em, ae, ai, qe, qi = flow(p, cur - te)
-        if want_mean:
-            src_u, src_e = source_coefs(p, cur - te, 0.0), source_coefs(p, cur - te, gamma)
-            weight_e = gamma * math.exp(-(te - t0) * gamma)
-        if plain:
-            _free_back(lv, le, li, refractory, latest, te, em, ae, ai, qe, qi)
-        for j in range(size):
-            if plain and latest[j] <= te:
-                continue  # free, carried by _free_back
-            row = b * size + j
-            g_u = g_mean[0][b, j] if want_mean else 0.0
-            g_e = g_mean[1][b, j] if want_mean else 0.0
-            lo = last[j] + 1
-            while lo > tape[5][row] and tape[1][lo - 1] > te:
-                lo -= 1
-            vm_here = vm_g[j] != 0.0 and te < vm[0][b, j] <= cur
-            if lo <= last[j] or vm_here:  # private events (or v_max) in (te, cur]
-                first = spk_off[row] if spk_off[row + 1] > spk_off[row] else -1
-                lam = (lv[j], le[j], li[j], carry[j])
-                vm_t = vm[0][b, j] if vm_here else math.nan
-                lv[j], le[j], li[j], carry[j] = _private_backward(
-                    p, tape, lo, last[j] + 1, dldt, src0, first, g_first[b, j], te, cur,
-                    refractory[j], lam, vm_t, vm_g[j], (g_u, g_e, t0, gamma),
-                )  # fmt: skip
-                if lo <= last[j]:
-                    refractory[j] = tape[0][lo] != EV_SPIKE
-                last[j] = lo - 1
-                latest[j] = tape[1][lo - 1] if lo - 1 >= tape[5][row] else -math.inf
-            else:
-                lam3 = adjoint_apply(p, lv[j], le[j], li[j], cur - te, refractory[j], 0.0, 0.0,
-                                     0.0, em, ae, ai, qe, qi)  # fmt: skip
-                if (g_u != 0.0 or g_e != 0.0) and not refractory[j]:
-                    lam3 = add_source(*lam3, g_u * gamma, src_u)
-                    lam3 = add_source(*lam3, g_e * weight_e, src_e)
-                lv[j], le[j], li[j] = lam3
-        if m >= ev_off[b]:
-            _shared_arrival(p, wcat, ev, m, lv, le, li, refractory, dldt, acc, kink, vm, b,
-                            not plain)  # fmt: skip
-        cur = te
-
-
-@numba.njit(cache=True, inline="always")
-def _free_back(lv, le, li, refractory, latest, te, em, ae, ai, qe, qi):
-    """:func:`.adjoint.adjoint_apply` without sources over ``(te, cur]`` for every neuron
-    without private events there (``latest <= te``), the others left as they are: a
-    branch-free loop (the compiler vectorises it), the same operations, so the same results."""
-    for j in range(lv.size):
-        keep = latest[j] > te
-        a, e, i = lv[j], le[j], li[j]
-        ref = refractory[j]
-        lv[j] = a if keep else (0.0 if ref else em * a)
-        le[j] = e if keep else (ae * e if ref else ae * e + qe * a)
-        li[j] = i if keep else (ai * i if ref else ai * i + qi * a)
-
-
-@numba.njit(cache=True)
-def _private_backward(p, tape, lo, hi, dldt, src0, first, g_first, te, cur, refractory, lam,
-                      vm_t, vm_g, means):  # fmt: skip
-    """Carry one neuron's adjoint from ``cur`` back to ``te`` through its private events
-    ``lo:hi`` (spikes and ends of refractoriness) and, when ``vm_t`` is not NaN, the jump
-    ``lambda_V += vm_g`` at the time ``vm_t`` of its ``v_max``: :func:`.adjoint.backward_neuron`
-    without arrivals or sampling.  ``lam = (lambda_V, lambda_E, lambda_I, dL/dt_end)`` at
-    ``cur``; returns it at ``te``.  ``means = (dL/dS_u, dL/dS_e, t0, 1/T)`` of the voltage
-    means (see :func:`_backward_sample`).
-    """
-    lv, le, li, carry = lam
-    g_u, g_e, t0, gamma = means
-    t = cur
-    for m in range(hi - 1, lo - 2, -1):
-        tm = tape[1][m] if m >= lo else te
-        if tm < vm_t <= t:
-            lv, le, li = _flow_back(p, (lv, le, li), t, vm_t, refractory, means)
-            lv += vm_g
-            t = vm_t
-        lv, le, li = _flow_back(p, (lv, le, li), t, tm, refractory, means)
-        t = tm
-        if m < lo:
-            break
-        if tape[0][m] == EV_SPIKE:
-            s = tape[4][m]
-            total = dldt[src0 + s] + carry - lv * tape[3][m]
-            if g_u != 0.0 or g_e != 0.0:  # V jumps from theta to v_reset in the integrands
-                sig = gamma * (g_u + g_e * math.exp(-(tm - t0) * gamma))
-                total += sig * (p[THETA] - p[V_RESET])
-            if s == first:
-                total += g_first
-            lv, carry, refractory = -total / tape[2][m], 0.0, False
-        else:  # end of the refractory period
-            lv, carry, refractory = 0.0, -lv * tape[2][m], True
-    return lv, le, li, carry
-
-
-@numba.njit(cache=True)
-def _flow_back(p, lam, t, te, refractory, means):
-    """Carry ``lam = (lambda_V, lambda_E, lambda_I)`` from ``t`` back to ``te`` with the
-    voltage-mean sources of ``means`` (see :func:`_private_backward`)."""
-    g_u, g_e, t0, gamma = means
-    em, ae, ai, qe, qi = flow(p, t - te)
-    sig_e = g_e * gamma * math.exp(-(te - t0) * gamma) if g_e != 0.0 else 0.0
-    return adjoint_apply(p, lam[0], lam[1], lam[2], t - te, refractory, g_u * gamma, sig_e,
-                         gamma, em, ae, ai, qe, qi)  # fmt: skip
-
-
-@numba.njit(cache=True)
-def _shared_arrival(p, wcat, ev, m, lv, le, li, refractory, dldt, acc, kink, vm, b, kinks):
-    """Arrival ``m`` at every neuron: ``dL/dw = lambda_x`` and ``dL/dt_a`` into ``acc`` at the
-    arrival's weight row, ``dL/dt_a`` summed to the spike; a ``v_max`` at this arrival
-    (``kink``) adds ``dL/dv_max`` to ``lambda_V`` and ``dL/dv_max dV/dt(t_a-)`` to ``dL/dt_a``
-    (``kinks``: whether any ``kink`` may be set)."""
-    r, c = ev[1][m], ev[2][m]
-    inv_tau = p[IT_E] if c == 0 else p[IT_I]
-    total = 0.0
-    for j in range(lv.size):
-        w = wcat[r, j]
-        lam_x = le[j] if c == 0 else li[j]
-        d_t = w * lam_x * inv_tau
-        if not refractory[j]:
-            d_t -= w * lv[j] * p[INV_CM]
-        if kinks and kink[j] != 0.0 and vm[3][b, j] == m:
-            d_t += kink[j] * vm[2][b, j]
-            lv[j] += kink[j]
-        acc[0, r, j] += lam_x
-        acc[1, r, j] += d_t
-        total += d_t
-    dldt[ev[3][m]] += total
 
 
 class InFlightLater:

@@ -46,13 +46,8 @@ from .arrivals import empty_pending, gather
 from .conductance import H_MAX, conductance_rows, forward_cond_layer
 from .forward import OPT_GRID, OPT_RECORD, OPT_TAPE, OPT_VMAX, OPT_VMEAN, forward_layer
 from .parameters import CHANNELS, components, delays_ms, is_recurrent, parameter_rows
-from .shared import (
-    InFlightLater,
-    backward_shared,
-    first_spike_times,
-    forward_shared,
-    shared_events,
-)
+from .shared import InFlightLater, first_spike_times, forward_shared, shared_events
+from .shared_adjoint import backward_shared
 from .short_term import ShortTermPlasticity, merge_pending
 
 #: Neuron models the engine integrates (only ``IF_curr_exp`` is differentiated).
