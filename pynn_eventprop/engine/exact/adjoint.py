@@ -76,9 +76,11 @@ def adjoint_apply(p, lv, le, li, d, refractory, sig_u, sig_e, gamma, em, ae, ai,
 def source_coefs(p, d, gamma):
     """What a voltage-mean source of density 1 (weight ``exp(-gamma s)``) adds to
     ``(lambda_V, lambda_E, lambda_I)`` over an interval of length ``d``: ``int_0^d
-    exp(-gamma s) (exp(-s/tau_m), q_E(s), q_I(s)) ds``."""
-    return (e1(p[IT_M] + gamma, d), psc_weighted_integral(p, p[IT_E], p[K_E], d, gamma),
-            psc_weighted_integral(p, p[IT_I], p[K_I], d, gamma))  # fmt: skip
+    exp(-gamma s) (exp(-s/tau_m), q_E(s), q_I(s)) ds`` (``q_I = q_E`` for equal time
+    constants)."""
+    q_e = psc_weighted_integral(p, p[IT_E], p[K_E], d, gamma)
+    q_i = q_e if p[IT_I] == p[IT_E] else psc_weighted_integral(p, p[IT_I], p[K_I], d, gamma)
+    return e1(p[IT_M] + gamma, d), q_e, q_i
 
 
 @numba.njit(cache=True)

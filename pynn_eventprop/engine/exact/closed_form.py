@@ -471,9 +471,11 @@ def weighted_integral(p, v, ie, ii, e, d, v_end, gamma):
 def integral_coefs(p, e, d, gamma):
     """What :func:`weighted_integral` needs of an interval of length ``d`` but not of the
     state: ``(E(1/tau_E + gamma), E(1/tau_I + gamma), e E(gamma), exp(-gamma d),
-    1/(1/tau_m + gamma))``, shared by all neurons with these parameters."""
-    return (e1(p[IT_E] + gamma, d), e1(p[IT_I] + gamma, d), e * e1(gamma, d),
-            math.exp(-gamma * d), 1.0 / (p[IT_M] + gamma))  # fmt: skip
+    1/(1/tau_m + gamma))``, shared by all neurons with these parameters (the inhibitory
+    entry is the excitatory one when the time constants are equal)."""
+    c_e = e1(p[IT_E] + gamma, d)
+    c_i = c_e if p[IT_I] == p[IT_E] else e1(p[IT_I] + gamma, d)
+    return c_e, c_i, e * e1(gamma, d), math.exp(-gamma * d), 1.0 / (p[IT_M] + gamma)
 
 
 @numba.njit(cache=True)
