@@ -1,6 +1,9 @@
 """Recurrent network with learned delays on Randman; the task is in pynn_eventprop/tasks/randman.py.
 
 python examples/randman.py [--no-recurrent] [--no-learn-delays] [--epochs 20] [--out DIR]
+
+Memory variant (outputs read at a go cue 20 ms after the data window):
+python examples/randman.py --go-cue 20 --recurrent-self 0.4 --recurrent-delay 10 30 [...]
 """
 
 from pynn_eventprop.tasks.randman import main

@@ -93,7 +93,7 @@ def test_example_runs_and_writes_its_outputs(tmp_path):
 
 
 def test_recurrent_weights_start_at_the_given_mean_and_spread():
-    """``recurrent_mean`` and ``recurrent_weight`` (threshold units) set the initial recurrent
+    """``recurrent_mean`` and ``recurrent_weight`` (weight units) set the initial recurrent
     weights: with spread 0 every one equals ``mean * threshold_weight`` (exact)."""
     import pynn_eventprop as sim
     from pynn_eventprop.tasks.randman import DEFAULTS
@@ -109,7 +109,7 @@ def test_recurrent_weights_start_at_the_given_mean_and_spread():
 
 def test_go_cue_adds_one_input_that_only_drives_the_outputs():
     """``--go-cue``: the data sets get one more input firing ``gap`` ms after the window; it
-    projects with the fixed weight ``go_weight`` threshold units to every output and to no
+    projects with the fixed weight ``go_weight`` weight units to every output and to no
     hidden neuron, and is not trained."""
     import pynn_eventprop as sim
     from pynn_eventprop.tasks.randman import DEFAULTS

@@ -6,6 +6,9 @@ three sample seeds).  Network: 20 inputs -> 32 hidden (``--recurrent``: all-to-a
 weights starting near zero and learning at a tenth of the rate of the others) -> 10
 non-spiking outputs, time step 1 ms, max-voltage loss; ``--learn-delays`` trains every delay
 as well.
+
+The memory variant (docs/temporal.md, section 5) reads the outputs at a go cue 20 ms after the
+data window: ``--go-cue 20 --recurrent-self 0.4 --recurrent-delay 10 30``.
 """
 
 from __future__ import annotations

@@ -35,9 +35,8 @@ LOSSES = ("max", "average", "average_exp", "sum", "sum_exp")
 
 @dataclass
 class Settings:
-    """Network and training settings (ms, mV, nA; weights in units of the weight whose
-    postsynaptic potential peaks at the threshold, so that they do not depend on the
-    time constants)."""
+    """Network and training settings (ms, mV, nA; weights in units of
+    :func:`threshold_weight`, whose PSP peaks at ``tau_syn / 1 ms`` mV)."""
 
     hidden: int = 32
     recurrent: bool = False
@@ -51,20 +50,20 @@ class Settings:
     tau_m: float = 4.0
     tau_syn: float = 2.0
     tau_refrac: float = 2.0
-    input_weight: tuple = (0.3, 2.0)  # uniform, in threshold units
+    input_weight: tuple = (0.3, 2.0)  # uniform, in weight units
     input_delay: tuple = (0.5, 50.0)  # uniform initial delays, ms
     hidden_weight: float = 1.0  # std of normal weights hidden -> output
     recurrent_weight: float = 0.2  # std of normal recurrent weights
     recurrent_mean: float = 0.0  # mean of the recurrent weights (< 0: lateral inhibition)
     recurrent_lr: float | None = None  # Adam rate of the recurrent weights (default: lr)
-    recurrent_self: float = 0.0  # added to the initial self-connections, threshold units
+    recurrent_self: float = 0.0  # added to the initial self-connections, weight units
     hidden_delay: tuple = (0.5, 2.0)
     recurrent_delay: tuple | None = None  # initial recurrent delays, ms (None: hidden_delay)
     delay_bounds: tuple = (0.5, 60.0)
     loss: str = "max"
     extra_time: float = 20.0  # simulated after the data window (ms)
     go_cue: float | None = None  # go cue this long after the data window (ms); None: none
-    go_weight: float = 20.0  # weight of the go cue onto every output, threshold units
+    go_weight: float = 20.0  # weight of the go cue onto every output, weight units
 
 
 def neuron(settings: Settings, spiking: bool = True) -> dict:
@@ -75,8 +74,14 @@ def neuron(settings: Settings, spiking: bool = True) -> dict:
 
 
 def threshold_weight(settings: Settings) -> float:
-    """Weight (nA) of one spike whose PSP peaks at 1 mV: ``cm = 1`` nF, peak of
-    ``tau_m tau_s / (tau_m - tau_s) (exp(-t/tau_m) - exp(-t/tau_s)) / tau_s`` per nA."""
+    """The weight unit (nA) of the settings: ``1 / (tau_m / (tau_m - tau_s) (exp(-t/tau_m) -
+    exp(-t/tau_s)))`` at the time ``t`` of the peak of the PSP.
+
+    Meant as the weight whose PSP peaks at 1 mV, but the PSP per nA (``cm = 1`` nF) is
+    ``tau_m tau_s / (tau_m - tau_s) (exp(-t/tau_m) - exp(-t/tau_s))`` mV, ``tau_s / 1 ms``
+    times the denominator: one unit peaks at ``tau_s / 1 ms`` mV (5 mV for ``tau_syn = 5``
+    ms, 1 mV for 1 ms).  Kept as it is so that measured settings stay reproducible.
+    """
     tm, ts = settings.tau_m, settings.tau_syn
     t = np.log(tm / ts) * tm * ts / (tm - ts)  # time of the peak
     return 1.0 / (tm / (tm - ts) * (np.exp(-t / tm) - np.exp(-t / ts)))
@@ -98,7 +103,7 @@ def build_network(settings: Settings, n_inputs: int, n_classes: int):
 
     With ``settings.go_cue`` the input population has one more neuron, the go cue (see
     :func:`with_go_cue`), which projects only to the outputs, with the fixed (untrained)
-    weight ``settings.go_weight`` threshold units; the ``n_inputs`` data inputs project to the
+    weight ``settings.go_weight`` weight units; the ``n_inputs`` data inputs project to the
     hidden layer.
     """
     sim.setup(timestep=settings.dt, min_delay=settings.dt)
@@ -179,13 +184,10 @@ _RATES_AND_RECURRENCE = {
     "lr": "Adam rate of the weights (default %(default)s)",
     "delay_lr": "Adam rate of the delays, ms per update (default %(default)s)",
     "recurrent_lr": "Adam rate of the recurrent weights (default %(default)s; None: --lr)",
-    "recurrent_weight": "std of the initial recurrent weights, threshold units "
-    "(default %(default)s)",
-    "recurrent_mean": "mean of the initial recurrent weights, threshold units "
-    "(default %(default)s)",
-    "recurrent_self": "added to the initial self-connections, threshold units "
-    "(default %(default)s)",
-    "go_weight": "weight of the go cue (--go-cue), threshold units (default %(default)s)",
+    "recurrent_weight": "std of the initial recurrent weights, weight units (default %(default)s)",
+    "recurrent_mean": "mean of the initial recurrent weights, weight units (default %(default)s)",
+    "recurrent_self": "added to the initial self-connections, weight units (default %(default)s)",
+    "go_weight": "weight of the go cue (--go-cue), weight units (default %(default)s)",
 }
 
 
