@@ -68,6 +68,24 @@ def stale_outputs(sim):
     return Trainer(inputs, old_output, TTFSCrossEntropy(), duration=40.0, progress=False)
 
 
+def second_source(sim):
+    """A second spike source projects into the hidden layer: the Trainer would not feed it."""
+    inputs, hidden, output = network(sim)
+    cue = sim.Population(1, sim.SpikeSourceArray(spike_times=[5.0]), label="cue")
+    sim.Projection(cue, hidden, sim.AllToAllConnector(), sim.StaticSynapse(weight=1.0))
+    return Trainer(inputs, output, TTFSCrossEntropy(), duration=40.0, progress=False)
+
+
+def from_view(sim):
+    """A trainable projection from part of the inputs population."""
+    sim.setup(timestep=1.0, min_delay=1.0)
+    inputs = sim.Population(6, sim.SpikeSourceArray(), label="input")
+    output = sim.Population(3, sim.IF_curr_exp(**WP_NEURON), label="output")
+    sim.Projection(inputs[:5], output, sim.AllToAllConnector(), EventPropSynapse(weight=1.0),
+                   label="part")  # fmt: skip
+    return Trainer(inputs, output, TTFSCrossEntropy(), duration=40.0, progress=False)
+
+
 def data(n_inputs=5, n_classes=3, latest=30.0, duration=50.0):
     times = np.linspace(0.0, latest, 4 * n_inputs).reshape(4, n_inputs)
     return datasets.SpikeDataset(times, np.arange(4) % n_classes, n_classes, duration)
@@ -103,6 +121,18 @@ def yin_yang(*argv):
 # --- the table ------------------------------------------------------------------------------------
 
 TRAINER = [
+    Case(
+        "second-spike-source",
+        lambda s, t: second_source(s),
+        ValueError,
+        ("spike source 'cue'", "'hidden'", "inputs population 'input'"),
+    ),  # fmt: skip
+    Case(
+        "trainable-projection-from-view",
+        lambda s, t: from_view(s),
+        ValueError,
+        ("'part'", "5 x 3 of 6 x 3", "whole"),
+    ),  # fmt: skip
     Case("epochs-negative", lambda s, t: fit(s, epochs=-2), ValueError, ("epochs", "-2")),
     Case("epochs-float", lambda s, t: fit(s, epochs=1.5), TypeError, ("epochs", "1.5")),
     Case("epochs-string", lambda s, t: fit(s, epochs="3"), TypeError, ("epochs", "'3'")),

@@ -186,6 +186,8 @@ class Trainer:
         if not self.trainable:
             raise ValueError("no projection has an EventPropSynapse: nothing to train")
         _check_output_is_last(network, self.outputs)
+        _check_single_input(network, self.inputs)
+        _check_whole_populations(network, self.state.projections, self.trainable)
         self.learners = {
             c: Learner(
                 self.optimisers[k],
@@ -636,6 +638,35 @@ def _check_populations(inputs, outputs):
             f"class, got population '{outputs.label}' of {type(outputs.celltype).__name__}"
         )
     return state
+
+
+def _check_single_input(network, inputs):
+    """Raise if a spike source other than ``inputs`` projects into the network: the Trainer
+    feeds the data to ``inputs`` only, so that source would be silent in training (while
+    ``sim.run`` and recordings would see its spikes)."""
+    for projection in network.projections:
+        pre = network.populations[projection.pre]
+        if pre.is_source and projection.pre != inputs._index:
+            post = network.populations[projection.post].label
+            raise ValueError(
+                f"spike source '{pre.label}' projects to '{post}', but the Trainer feeds only "
+                f"its inputs population '{inputs.label}': training would run without that "
+                "source's spikes; make its neurons part of the inputs population"
+            )
+
+
+def _check_whole_populations(network, projections, trainable):
+    """Raise if a trainable projection connects a view of a population (its learned weights
+    could not be written back through ``Projection.set``)."""
+    for k, c in trainable.items():
+        projection, dense = projections[k], network.projections[c]
+        if dense.mask.shape != (projection.pre.size, projection.post.size):
+            raise ValueError(
+                f"trainable projection '{projection.label}' connects part of a population "
+                f"({projection.pre.size} x {projection.post.size} of "
+                f"{dense.mask.shape[0]} x {dense.mask.shape[1]} neurons): connect the whole "
+                "Populations (a FromListConnector selects the pairs)"
+            )
 
 
 def _check_output_is_last(network, outputs):
