@@ -126,13 +126,13 @@ TRAINER = [
         lambda s, t: second_source(s),
         ValueError,
         ("spike source 'cue'", "'hidden'", "inputs population 'input'"),
-    ),  # fmt: skip
+    ),
     Case(
         "trainable-projection-from-view",
         lambda s, t: from_view(s),
         ValueError,
         ("'part'", "5 x 3 of 6 x 3", "whole"),
-    ),  # fmt: skip
+    ),
     Case("epochs-negative", lambda s, t: fit(s, epochs=-2), ValueError, ("epochs", "-2")),
     Case("epochs-float", lambda s, t: fit(s, epochs=1.5), TypeError, ("epochs", "1.5")),
     Case("epochs-string", lambda s, t: fit(s, epochs="3"), TypeError, ("epochs", "'3'")),
