@@ -129,7 +129,7 @@ def _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_
         cur = te
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, inline="always")  # one call site, once per interval
 def _free_back(lv, le, li, refractory, latest, te, em, ae, ai, qe, qi):
     """:func:`.adjoint.adjoint_apply` without sources over ``(te, cur]`` for every neuron
     without private events there (``latest <= te``), the others left as they are: a
