@@ -15,7 +15,7 @@ from scipy.optimize import brentq
 from test_exact_networks import neurons, projection, random_input, random_network, source
 
 from pynn_eventprop.engine.exact import ExactSimulation
-from pynn_eventprop.engine.exact.closed_form import first_crossing, propagate, vdot
+from pynn_eventprop.engine.exact.closed_form import POW, first_crossing, propagate, vdot
 from pynn_eventprop.engine.exact.parameters import parameter_rows
 from pynn_eventprop.engine.interface import Engine, SpikeTrains
 from pynn_eventprop.network import CompiledNetwork
@@ -194,8 +194,8 @@ def test_power_form_crossing_matches_a_dense_search(k):
                   v_thresh=-65.0 + theta)  # fmt: skip
     p = parameter_rows(pop)[0]
     general = p.copy()
-    general[-1] = 0.0  # syn_power
-    assert p[-1] == k
+    general[POW] = 0.0  # the general detector on the same state
+    assert p[POW] == k
     crossings, grazing = 0, 0
     for _ in range(300):
         v, ie, ii = rng.uniform(-10, 4.9), rng.uniform(-2, 6), rng.uniform(-3, 3)
