@@ -8,7 +8,12 @@ import pytest
 h5py = pytest.importorskip("h5py")
 pytest.importorskip("tonic")
 
-from pynn_eventprop.datasets.shd import first_spike_dataset, hsd_file, load_hsd  # noqa: E402
+from pynn_eventprop.datasets.shd import (  # noqa: E402
+    first_spike_dataset,
+    hsd_file,
+    load_hsd,
+    spike_train_dataset,
+)
 
 SAMPLES = [  # (times in s, units, label)
     (np.array([0.0102, 0.0305, 0.0207, 0.5]), np.array([3, 3, 699, 10]), 4),
@@ -53,6 +58,41 @@ def test_first_spike_dataset_takes_the_earliest_spike_per_pooled_channel(tmp_pat
     assert np.isnan(first[5])  # unit 10 fires at 500 ms, after the 300 ms window
     assert np.isnan(data.times[2]).all()  # no spikes
     assert np.count_nonzero(~np.isnan(data.times)) == 3
+
+
+def test_spike_train_dataset_keeps_every_spike_of_every_pooled_channel(tmp_path):
+    write_hsd(hsd_file(tmp_path, "shd", "train"), SAMPLES)
+    data = spike_train_dataset(load_hsd(tmp_path, "shd", "train"), duration=300.0, pool=2)
+    assert data.n_inputs == 350 and data.n_classes == 20 and len(data) == 3
+    np.testing.assert_array_equal(data.labels, [4, 19, 0])
+    np.testing.assert_array_equal(data.counts, [3, 1, 0])  # the 500 ms spike is dropped
+    first = data.spike_times(0)
+    # float32 seconds -> ms, ~1e-6 relative; unit 3 fires twice, both spikes are kept
+    np.testing.assert_allclose(first[1], [10.2, 30.5], rtol=1e-6)
+    np.testing.assert_allclose(first[349], [20.7], rtol=1e-6)
+    assert sum(t.size for t in first) == 3 and first[5].size == 0
+    np.testing.assert_allclose(data.spike_times(1)[0], [250.0], rtol=1e-6)
+    # the first spikes of this data set are first_spike_dataset's
+    firsts = first_spike_dataset(load_hsd(tmp_path, "shd", "train"), 300.0, pool=2).times
+    for i in range(3):
+        expected = [t[0] if t.size else np.nan for t in data.spike_times(i)]
+        np.testing.assert_array_equal(firsts[i], expected)
+
+
+def test_spike_train_dataset_drops_spikes_at_the_window_end_and_pools(tmp_path):
+    samples = [(np.array([0.1, 0.1, 0.0999]), np.array([0, 1, 2]), 1)]
+    write_hsd(hsd_file(tmp_path, "shd", "test"), samples)
+    events = load_hsd(tmp_path, "shd", "test")
+    at_end = float(events.times[0][0])  # 100 ms after float32 rounding
+    data = spike_train_dataset(events, duration=at_end, pool=700)
+    assert data.n_inputs == 1
+    np.testing.assert_array_equal(data.counts, [1])  # spikes at duration are not simulated
+    pooled = spike_train_dataset(events, duration=200.0, pool=700)
+    assert pooled.spike_times(0)[0].size == 3  # coincident spikes of pooled channels all kept
+    with pytest.raises(ValueError, match="pool must be an integer >= 1, got 0"):
+        spike_train_dataset(events, duration=200.0, pool=0)
+    with pytest.raises(ValueError, match=r"duration \(ms\) must be a finite number > 0"):
+        spike_train_dataset(events, duration=0.0)
 
 
 def test_missing_file_says_how_to_obtain_it_and_downloads_nothing(tmp_path):

@@ -1,4 +1,15 @@
-"""``SpikeDataset``: labelled one-spike-per-input samples, as consumed by training."""
+"""Labelled spike data sets as consumed by training, and their shared batching protocol.
+
+:class:`SpikeDataset` holds one spike time (or none) per input neuron and sample, a matrix;
+:class:`~.spike_trains.SpikeTrainDataset` any number of spikes per input neuron, in compressed
+rows.  Both offer the same protocol, so that a training loop handles either without
+branching: ``len(data)``, ``data.n_inputs``, ``data.n_classes``, ``data.duration``,
+``data.labels``, ``data.take(index) -> (inputs, labels)``, ``data.batches(...)``,
+``data.n_batches(...)``, ``data.subset(index)`` and ``data.spike_times(i)``.  ``inputs`` of a
+batch is a ``(B, n_inputs)`` float array (NaN = no spike) for a :class:`SpikeDataset` and a
+:class:`~.spike_trains.SpikeTrainBatch` for a :class:`~.spike_trains.SpikeTrainDataset`; the
+training step turns either into the engine's spike trains.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +27,116 @@ def _readonly_view(array: np.ndarray) -> np.ndarray:
     return view
 
 
+def sample_rows(index, n: int) -> np.ndarray:
+    """Sample indices selected by ``index`` (int, slice, integer array or boolean mask) among
+    ``n`` samples, as an int array (indexing with it copies)."""
+    return np.atleast_1d(np.arange(n)[index])
+
+
+def check_labels(labels, n_samples: int, n_classes, what: str = "times") -> np.ndarray:
+    """``labels`` as int64 ``(n_samples,)`` in ``0 .. n_classes - 1``, else ``ValueError``."""
+    labels = np.asarray(labels)
+    if labels.shape != (n_samples,):
+        raise ValueError(
+            f"labels must have shape ({n_samples},) to match {what}, got {labels.shape}"
+        )
+    if labels.size and not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
+    if int(n_classes) != n_classes or n_classes < 1:
+        raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(
+            f"labels must lie in 0..{n_classes - 1}, found {labels.min()}..{labels.max()}"
+        )
+    return labels.astype(np.int64)
+
+
+def check_window(spiking: np.ndarray, duration) -> float:
+    """``duration`` (ms) as a float after checking that every time of ``spiking`` lies in
+    ``[0, duration]``; ``ValueError`` naming the offending range otherwise."""
+    if not (np.isfinite(duration) and duration > 0):
+        raise ValueError(f"duration must be finite and > 0 ms, got {duration!r}")
+    if spiking.size and (spiking.min() < 0 or spiking.max() > duration):
+        raise ValueError(
+            f"spike times must lie in [0, duration={duration!r}] ms, found "
+            f"{float(spiking.min())!r}..{float(spiking.max())!r}"
+        )
+    return float(duration)
+
+
+def check_class_names(class_names, n_classes: int):
+    """``class_names`` as a tuple of ``n_classes`` entries (or None)."""
+    if class_names is None:
+        return None
+    if len(class_names) != n_classes:
+        raise ValueError(
+            f"class_names must have n_classes={n_classes} entries, got {len(class_names)}"
+        )
+    return tuple(class_names)
+
+
+class Batching:
+    """Mini-batch iteration shared by the data set types (needs ``__len__`` and ``take``)."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def take(self, index):
+        """``(inputs, labels)`` of the samples selected by ``index``, copies."""
+        raise NotImplementedError
+
+    def batches(
+        self,
+        batch_size: int,
+        shuffle: bool = False,
+        rng: np.random.Generator | int | None = None,
+        drop_last: bool = False,
+    ) -> Iterator[tuple[object, np.ndarray]]:
+        """Iterate over mini-batches ``(inputs, labels)`` of ``B`` samples (see :meth:`take`).
+
+        Parameters
+        ----------
+        batch_size : int
+            Samples per batch (>= 1).  The last batch is smaller when ``len(self)`` is not a
+            multiple of it, unless ``drop_last``.
+        shuffle : bool
+            Visit the samples in a random permutation (one per call) instead of in order.
+        rng : numpy.random.Generator or int
+            Source of the permutation, required when ``shuffle`` so that runs are reproducible;
+            an int is used as the seed of ``numpy.random.default_rng``.
+        drop_last : bool
+            Skip a final incomplete batch.
+
+        Yields
+        ------
+        (inputs, labels) : copies, so the caller may modify them.
+        """
+        batch_size = check_integer("batch_size", batch_size, minimum=1)
+        if shuffle:
+            if rng is None:
+                raise ValueError(
+                    "shuffle=True needs rng (a numpy.random.Generator or an int seed) so that "
+                    "the batch order is reproducible"
+                )
+            order = np.random.default_rng(rng).permutation(len(self))
+        else:
+            order = np.arange(len(self))
+        stop = len(self) - len(self) % batch_size if drop_last else len(self)
+        for start in range(0, stop, batch_size):
+            yield self.take(order[start : start + batch_size])
+
+    def n_batches(self, batch_size: int, drop_last: bool = False) -> int:
+        """Number of batches :meth:`batches` yields (for progress bars)."""
+        full, rest = divmod(len(self), check_integer("batch_size", batch_size, minimum=1))
+        return full + (1 if rest and not drop_last else 0)
+
+
 @dataclass(frozen=True, eq=False)
-class SpikeDataset:
+class SpikeDataset(Batching):
     """Input spike times with integer labels and the metadata a training loop needs.
+
+    One spike (or none) per input neuron and sample; for several, see
+    :class:`~.spike_trains.SpikeTrainDataset`.
 
     Attributes
     ----------
@@ -38,7 +156,8 @@ class SpikeDataset:
         Free text describing source, split and encoding (for logs and plots).
 
     The arrays are stored as read-only views (no copy of a float64 ``times``), so code that
-    receives a data set cannot alter it; :meth:`subset` and :meth:`batches` return copies.
+    receives a data set cannot alter it; :meth:`subset`, :meth:`take` and :meth:`batches`
+    return copies.
     """
 
     times: np.ndarray
@@ -50,40 +169,16 @@ class SpikeDataset:
 
     def __post_init__(self):
         times = np.asarray(self.times, dtype=np.float64)
-        labels = np.asarray(self.labels)
         if times.ndim != 2:
             raise ValueError(f"times must have shape (n_samples, n_inputs), got {times.shape}")
-        if labels.shape != (times.shape[0],):
-            raise ValueError(
-                f"labels must have shape ({times.shape[0]},) to match times, got {labels.shape}"
-            )
-        if labels.size and not np.issubdtype(labels.dtype, np.integer):
-            raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
-        if int(self.n_classes) != self.n_classes or self.n_classes < 1:
-            raise ValueError(f"n_classes must be a positive integer, got {self.n_classes!r}")
-        if labels.size and (labels.min() < 0 or labels.max() >= self.n_classes):
-            raise ValueError(
-                f"labels must lie in 0..{self.n_classes - 1}, found {labels.min()}..{labels.max()}"
-            )
-        if not (np.isfinite(self.duration) and self.duration > 0):
-            raise ValueError(f"duration must be finite and > 0 ms, got {self.duration!r}")
-        spiking = times[~np.isnan(times)]
-        if spiking.size and (spiking.min() < 0 or spiking.max() > self.duration):
-            raise ValueError(
-                f"spike times must lie in [0, duration={self.duration!r}] ms, found "
-                f"{spiking.min()!r}..{spiking.max()!r}"
-            )
-        if self.class_names is not None and len(self.class_names) != self.n_classes:
-            raise ValueError(
-                f"class_names must have n_classes={self.n_classes} entries, got "
-                f"{len(self.class_names)}"
-            )
+        labels = check_labels(self.labels, times.shape[0], self.n_classes)
+        duration = check_window(times[~np.isnan(times)], self.duration)
+        class_names = check_class_names(self.class_names, int(self.n_classes))
         object.__setattr__(self, "times", _readonly_view(times))
-        object.__setattr__(self, "labels", _readonly_view(labels.astype(np.int64)))
+        object.__setattr__(self, "labels", _readonly_view(labels))
         object.__setattr__(self, "n_classes", int(self.n_classes))
-        object.__setattr__(self, "duration", float(self.duration))
-        if self.class_names is not None:
-            object.__setattr__(self, "class_names", tuple(self.class_names))
+        object.__setattr__(self, "duration", duration)
+        object.__setattr__(self, "class_names", class_names)
 
     def __len__(self) -> int:
         return self.times.shape[0]
@@ -104,48 +199,12 @@ class SpikeDataset:
             self.name,
         )
 
-    def batches(
-        self,
-        batch_size: int,
-        shuffle: bool = False,
-        rng: np.random.Generator | int | None = None,
-        drop_last: bool = False,
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Iterate over mini-batches ``(times, labels)`` of shapes ``(B, n_inputs)`` and ``(B,)``.
+    def take(self, index) -> tuple[np.ndarray, np.ndarray]:
+        """``(times, labels)`` of the samples selected by ``index``: copies of shapes
+        ``(B, n_inputs)`` and ``(B,)``."""
+        rows = sample_rows(index, len(self))
+        return self.times[rows], self.labels[rows]
 
-        Parameters
-        ----------
-        batch_size : int
-            Samples per batch (>= 1).  The last batch is smaller when ``len(self)`` is not a
-            multiple of it, unless ``drop_last``.
-        shuffle : bool
-            Visit the samples in a random permutation (one per call) instead of in order.
-        rng : numpy.random.Generator or int
-            Source of the permutation, required when ``shuffle`` so that runs are reproducible;
-            an int is used as the seed of ``numpy.random.default_rng``.
-        drop_last : bool
-            Skip a final incomplete batch.
-
-        Yields
-        ------
-        (times, labels) : copies, so the caller may modify them.
-        """
-        batch_size = check_integer("batch_size", batch_size, minimum=1)
-        if shuffle:
-            if rng is None:
-                raise ValueError(
-                    "shuffle=True needs rng (a numpy.random.Generator or an int seed) so that "
-                    "the batch order is reproducible"
-                )
-            order = np.random.default_rng(rng).permutation(len(self))
-        else:
-            order = np.arange(len(self))
-        stop = len(self) - len(self) % batch_size if drop_last else len(self)
-        for start in range(0, stop, batch_size):
-            idx = order[start : start + batch_size]
-            yield self.times[idx], self.labels[idx]
-
-    def n_batches(self, batch_size: int, drop_last: bool = False) -> int:
-        """Number of batches :meth:`batches` yields (for progress bars)."""
-        full, rest = divmod(len(self), check_integer("batch_size", batch_size, minimum=1))
-        return full + (1 if rest and not drop_last else 0)
+    def spike_times(self, i: int) -> list[np.ndarray]:
+        """The spike times (ms) of every input neuron in sample ``i``: arrays of 0 or 1."""
+        return [np.array([t]) if np.isfinite(t) else np.zeros(0) for t in self.times[i]]

@@ -16,9 +16,10 @@ download them once on a machine with network access (``tonic.datasets.SHD(save_t
 The reader is tonic's (``tonic.datasets.SHD`` / ``SSC``; times to the microsecond, its resolution;
 optional dependency: ``pip install
 pynn_eventprop[tonic]``), with its download switched off.  :func:`load_hsd` returns every spike;
-:func:`first_spike_dataset` reduces a sample to the first spike of each (optionally pooled)
-channel, the one-spike-per-input form the Trainer takes (a lossy code: channels of SHD fire
-several times per word).
+:func:`spike_train_dataset` keeps every spike of each (optionally pooled) channel within the
+input window, as a :class:`~.spike_trains.SpikeTrainDataset`; :func:`first_spike_dataset`
+reduces a sample to the first spike of each pooled channel (a :class:`~.container.SpikeDataset`;
+a lossy code: channels of SHD fire several times per word).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import numpy as np
 
 from ..validation import check_integer, check_real
 from .container import SpikeDataset
+from .spike_trains import SpikeTrainDataset
 
 #: data set -> (tonic class name, splits, classes)
 DATASETS = {"shd": ("SHD", ("train", "test"), 20), "ssc": ("SSC", ("train", "valid", "test"), 35)}
@@ -123,12 +125,16 @@ def load_hsd(root, dataset: str = "shd", split: str = "train", max_samples=None)
                         f"{dataset.upper()} {split}")  # fmt: skip
 
 
+def _window_and_pool(duration, pool, n_channels) -> tuple[float, int, int]:
+    duration = check_real("duration", duration, minimum=0.0, strict=True, where="(ms)")
+    pool = check_integer("pool", pool, minimum=1)
+    return duration, pool, -(-n_channels // pool)
+
+
 def first_spike_dataset(samples: EventSamples, duration: float, pool: int = 1) -> SpikeDataset:
     """The first spike of every channel (``pool`` neighbouring channels merged) before
     ``duration`` ms, as a :class:`SpikeDataset` with ``ceil(n_channels / pool)`` inputs."""
-    duration = check_real("duration", duration, minimum=0.0, strict=True, where="(ms)")
-    pool = check_integer("pool", pool, minimum=1)
-    n_inputs = -(-samples.n_channels // pool)
+    duration, pool, n_inputs = _window_and_pool(duration, pool, samples.n_channels)
     first = np.full((len(samples), n_inputs), np.inf)
     for i, (t, u) in enumerate(zip(samples.times, samples.units, strict=True)):
         keep = t < duration
@@ -136,3 +142,22 @@ def first_spike_dataset(samples: EventSamples, duration: float, pool: int = 1) -
     first[np.isinf(first)] = np.nan
     return SpikeDataset(first, samples.labels, samples.n_classes, duration,
                         name=f"{samples.name}, first spikes, pool {pool}")  # fmt: skip
+
+
+def spike_train_dataset(samples: EventSamples, duration: float, pool: int = 1) -> SpikeTrainDataset:
+    """Every spike before ``duration`` ms, as a :class:`~.spike_trains.SpikeTrainDataset`.
+
+    Channel ``u`` feeds input neuron ``u // pool`` (``pool`` neighbouring channels merged,
+    ``ceil(n_channels / pool)`` inputs): an input neuron receives the spikes of all its
+    channels, coincident ones included (each acts on the network separately).  Spikes at or
+    after ``duration`` are dropped (they would never be simulated).
+    """
+    duration, pool, n_inputs = _window_and_pool(duration, pool, samples.n_channels)
+    keep = [t < duration for t in samples.times]
+    times = [t[k] for t, k in zip(samples.times, keep, strict=True)]
+    units = [u[k] // pool for u, k in zip(samples.units, keep, strict=True)]
+    offsets = np.concatenate([[0], np.cumsum([t.size for t in times], dtype=np.int64)])
+    return SpikeTrainDataset(np.concatenate([np.zeros(0), *times]),
+                             np.concatenate([np.zeros(0, np.int64), *units]), offsets,
+                             samples.labels, n_inputs, samples.n_classes, duration,
+                             name=f"{samples.name}, all spikes, pool {pool}")  # fmt: skip

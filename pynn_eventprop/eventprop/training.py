@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..compile import compile_network
+from ..datasets import SpikeTrainBatch
 from ..engine.platforms import make_engine
 from ..training import (
     History,
@@ -53,7 +54,9 @@ class Trainer:
     Parameters
     ----------
     inputs : Population
-        Spike source whose spikes come from the data set (one spike time per neuron and sample).
+        Spike source whose spikes come from the data set: a ``SpikeDataset`` (one spike time
+        or none per neuron and sample) or a ``SpikeTrainDataset`` (any number of spikes per
+        neuron and sample).
     outputs : Population
         ``IF_curr_exp`` population on which ``loss`` is evaluated (one neuron per class); the
         network's last population (one that projects onward is refused).
@@ -272,12 +275,16 @@ class Trainer:
     def gradient(self, times, labels) -> dict:
         """``dL/dw`` of the batch-mean loss on samples ``(times, labels)``, without learning.
 
-        Regularisers (``revive_dead``) are not included.  Returns a dict projection label ->
-        dense ``(n_pre, n_post)`` array; also readable as
+        ``times`` is a ``(n, n_inputs)`` matrix of input spike times (ms, NaN = no spike) or a
+        :class:`~pynn_eventprop.datasets.SpikeTrainBatch` of ``n`` samples (e.g. the first
+        item of ``data.take(index)``); at most ``batch_size`` samples.  Regularisers
+        (``revive_dead``) are not included.  Returns a dict projection label -> dense
+        ``(n_pre, n_post)`` array; also readable as
         ``projection.get("gradient", format="array")``.  Where the engine computes them, the
         delay gradients ``dL/d(delay)`` (1/ms) of every trainable projection are kept in
         :attr:`delay_gradients` and ``projection.get("delay_gradient", format="array")``.
         """
+        times = self._check_inputs(times, "times")
         self._sync()
         forward = self.step.forward(times, labels)
         gradients = self.step.gradients(forward)
@@ -336,10 +343,10 @@ class Trainer:
         indices = np.asarray(indices, dtype=np.int64)
         for start in range(0, len(indices), self.batch_size):
             chunk = indices[start : start + self.batch_size]
-            forward = step.forward(data.times[chunk], data.labels[chunk])
+            forward = step.forward(*data.take(chunk))
             adjoints = step.gradients(forward, adjoints=True).adjoints
             for b, i in enumerate(chunk):
-                spike_times = [Sequence([t] if np.isfinite(t) else []) for t in data.times[i]]
+                spike_times = [Sequence(t) for t in data.spike_times(i)]
                 self.inputs.set(spike_times=spike_times)
                 control.run(self.duration)
                 self._store_adjoints(adjoints, b)
@@ -360,7 +367,7 @@ class Trainer:
 
         Parameters
         ----------
-        train, validation : SpikeDataset
+        train, validation : SpikeDataset or SpikeTrainDataset
             Their spike times must lie before the trainer's ``duration`` (a later spike
             would never be simulated) and their labels index the output neurons.
         epochs : int
@@ -450,29 +457,31 @@ class Trainer:
         return evaluate(self.step, data, self.batch_size)
 
     def predict(self, times) -> np.ndarray:
-        """Predicted class per sample of input spike times ``(n, n_inputs)`` (ms, NaN = none).
+        """Predicted class per sample of ``times``.
 
-        The class is the output neuron the loss ranks first (e.g. the earliest spike for
-        ``TTFSCrossEntropy``); samples whose output neurons all stay silent get the loss's
-        prediction for silence, ``-1`` for the TTFS loss.
+        ``times``: input spike times ``(n_samples, n_inputs)`` (ms, NaN = none), a
+        :class:`~pynn_eventprop.datasets.SpikeTrainBatch` (any number of spikes per input
+        neuron), or a data set (``SpikeDataset`` or ``SpikeTrainDataset``), whose samples are
+        taken in order.  The class is the output neuron the loss ranks first (e.g. the
+        earliest spike for ``TTFSCrossEntropy``); samples whose output neurons all stay silent
+        get the loss's prediction for silence, ``-1`` for the TTFS loss.
         """
-        times = np.asarray(times, dtype=float)
-        if times.ndim != 2 or times.shape[1] != self.inputs.size:
-            raise ValueError(
-                f"times must have shape (n_samples, {self.inputs.size}) for population "
-                f"'{self.inputs.label}', got shape {times.shape}"
-            )
-        self._check_times(times, "times")
+        if hasattr(times, "take") and hasattr(times, "n_classes"):  # a data set
+            self._check_data(times, "times")
+            times = times.take(slice(None))[0]
+        else:
+            times = self._check_inputs(times, "times")
         self._sync()
         return predict(self.step, times, self.batch_size)
 
     def _check_data(self, data, name: str):
-        """Raise if ``data`` (a SpikeDataset) does not fit the network and ``duration``."""
+        """Raise if ``data`` (a SpikeDataset or SpikeTrainDataset) does not fit the network
+        and ``duration``."""
         for attribute in ("times", "labels", "n_inputs", "n_classes", "batches"):
             if not hasattr(data, attribute):
                 raise TypeError(
-                    f"{name} must be a SpikeDataset (pynn_eventprop.datasets), got "
-                    f"{type(data).__name__}: {short_repr(data)}"
+                    f"{name} must be a SpikeDataset or SpikeTrainDataset "
+                    f"(pynn_eventprop.datasets), got {type(data).__name__}: {short_repr(data)}"
                 )
         if len(data) == 0:
             raise ValueError(f"{name} has no samples")
@@ -487,6 +496,51 @@ class Trainer:
                 f"'{self.outputs.label}' has {self.outputs.size} neurons (one per class)"
             )
         self._check_times(data.times, name)
+        if hasattr(data, "spikes"):
+            self._check_ticks(data.spikes, name)
+
+    def _check_inputs(self, times, name: str):
+        """``times`` (a matrix or a SpikeTrainBatch, see :meth:`predict`) after checking its
+        width and spike times against the input population and ``duration``."""
+        if isinstance(times, SpikeTrainBatch):
+            width, shape = times.n_inputs, f"SpikeTrainBatch with n_inputs={times.n_inputs}"
+        else:
+            times = np.asarray(times, dtype=float)
+            width = times.shape[1] if times.ndim == 2 else None
+            shape = f"shape {times.shape}"
+        if width != self.inputs.size:
+            raise ValueError(
+                f"{name} must have shape (n_samples, {self.inputs.size}) or be a "
+                f"SpikeTrainBatch with n_inputs={self.inputs.size} for population "
+                f"'{self.inputs.label}', got {shape}"
+            )
+        self._check_times(times.times if isinstance(times, SpikeTrainBatch) else times, name)
+        if isinstance(times, SpikeTrainBatch):
+            self._check_ticks(times, name)
+        return times
+
+    def _check_ticks(self, spikes, name: str):
+        """Raise, on the SpiNNaker2 platform, if one input neuron spikes twice within one time
+        step of a sample (a SpiNNaker2 source PE sends at most one spike per neuron and tick).
+
+        ``spikes`` is a :class:`~pynn_eventprop.datasets.SpikeTrainBatch` (entries sorted by
+        sample, neuron and time, so that such pairs are neighbours).
+        """
+        if getattr(self.state, "platform", "reference") != "spinnaker2" or spikes.times.size < 2:
+            return
+        dt = self.state.discretisation.dt
+        sample = np.repeat(np.arange(len(spikes)), spikes.counts)
+        tick = np.floor(spikes.times / dt).astype(np.int64)
+        same = (np.diff(sample) == 0) & (np.diff(spikes.neurons) == 0) & (np.diff(tick) == 0)
+        if same.any():
+            k = int(np.argmax(same))
+            raise ValueError(
+                f"{name}: input neuron {spikes.neurons[k]} of sample {sample[k]} spikes twice "
+                f"within one time step of {dt:g} ms (at {float(spikes.times[k])!r} and "
+                f"{float(spikes.times[k + 1])!r} ms); on platform='spinnaker2' a source PE "
+                "sends at most one spike per neuron and tick: merge such spikes, or use a "
+                "smaller timestep"
+            )
 
     def _check_times(self, times, name: str):
         """Raise if an input spike time is negative or not before the trainer's duration."""

@@ -2,7 +2,8 @@
 
 Every rank holds the whole network and the whole data set, draws the same global batches
 (shuffled by generators seeded alike) and simulates only its slice of each: with ``P`` ranks
-and a global batch of ``n`` samples, rank ``r`` takes samples ``[r k, min((r + 1) k, n))``,
+and a global batch of ``n`` samples (a matrix of first-spike times or a ``SpikeTrainBatch``,
+sliced alike), rank ``r`` takes samples ``[r k, min((r + 1) k, n))``,
 ``k = ceil(n / P)``.  After the backward pass the batch-mean gradient of the global batch is
 
     g = (1 / n) sum_r n_r g_r,
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .step import Forward, TrainingStep
+from .step import Forward, TrainingStep, batch_inputs, silent_inputs
 
 LAUNCHER_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS")
 """Environment variables set by MPI launchers (MPICH/Hydra, Open MPI, PMIx, MPICH)."""
@@ -200,14 +201,13 @@ class DistributedStep(TrainingStep):
 
     def forward(self, times, labels, context: str = "") -> DistributedForward:
         """Run this rank's slice of the global batch; the loss gathered over all ranks."""
-        times, labels = np.asarray(times, float), np.asarray(labels)
+        times, labels = batch_inputs(times), np.asarray(labels)
         part = self.communicator.part(len(labels))
         share = part.stop - part.start
         if share:
             local = super().forward(times[part], labels[part], context)
         else:  # a silent stand-in sample (never on rank 0), weighted by zero
-            silent = np.full((1, times.shape[1]), np.nan)
-            local = super().forward(silent, labels[:1], context)
+            local = super().forward(silent_inputs(times, 1), labels[:1], context)
         mine = local.loss
         pieces = self.communicator.allgather(
             (share, float(mine.loss) * share, *(getattr(mine, a)[:share] for a in _GATHERED))

@@ -1,14 +1,19 @@
 """The one training step and loop, on any engine (no PyNN).
 
-A batch of samples (first-spike times of the input population, labels) goes through
+A batch of samples (the input population's spikes, labels) goes through
 ``forward`` (engine run from its initial state, readouts of the output population, loss),
 ``gradients`` (the engine's backward pass from ``dL/dreadout``, optionally with regularisers'
 terms) and ``update`` (each trainable projection's optimiser steps on the engine's weights).
 The PyNN :class:`~pynn_eventprop.eventprop.training.Trainer`, the benchmarks, the validation
 code and the tests all train through :class:`TrainingStep`.
 
-Batches shorter than the engine's batch size are padded with silent samples, which the loss
-never sees and whose gradients are zero.
+A batch's inputs are either a ``(B, n_inputs)`` matrix of spike times (ms, NaN = no spike;
+one spike per input neuron, a :class:`~pynn_eventprop.datasets.SpikeDataset`'s batches) or a
+:class:`~pynn_eventprop.datasets.SpikeTrainBatch` (any number of spikes per input neuron, a
+:class:`~pynn_eventprop.datasets.SpikeTrainDataset`'s batches); :func:`input_spike_trains` turns
+either into the engine's :class:`~pynn_eventprop.engine.interface.SpikeTrains`.  Batches
+shorter than the engine's batch size are padded with silent samples, which the loss never sees
+and whose gradients are zero.
 
 Nothing that is not finite, or that diverged, reaches the engine: ``update`` checks every
 gradient before the optimiser step, and the new weights and the optimiser's state after it
@@ -27,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..datasets.spike_trains import SpikeTrainBatch
 from ..engine.interface import RunResult, SpikeTrains
 from .errors import check_divergence, check_finite
 from .losses import Loss, LossResult
@@ -113,18 +119,20 @@ class TrainingStep:
         return self.n_steps * self.engine.dt
 
     def forward(self, times, labels, context: str = "") -> Forward:
-        """Run ``times`` ``(n, n_inputs)`` (ms, NaN = no spike) and evaluate the loss."""
+        """Run a batch and evaluate the loss.
+
+        ``times``: the inputs of ``n = len(labels)`` samples, a ``(n, n_inputs)`` matrix (ms,
+        NaN = no spike) or a :class:`~pynn_eventprop.datasets.SpikeTrainBatch` of ``n``
+        samples (see :func:`input_spike_trains`).
+        """
         labels = np.asarray(labels)
         n, batch = len(labels), self.engine.batch
         if n > batch:
             raise ValueError(f"at most batch_size={batch} samples, got {n}")
-        times = np.asarray(times, float)
-        padded = np.full((batch, times.shape[1]), np.nan)
-        padded[:n] = times
         self.engine.reset()
         result = self.engine.run(
             self.n_steps,
-            sources={self.inputs: SpikeTrains.from_matrix(padded)},
+            sources={self.inputs: input_spike_trains(times, batch, n)},
             keep_for_backward=True,
         )
         on_engine = getattr(self.engine, "evaluate_loss", None)  # e.g. the SpiNNaker2 model's PEs
@@ -254,7 +262,7 @@ def check_update(learner: Learner, weights: np.ndarray, context: str = "") -> No
 
 
 def run_epoch(step: TrainingStep, data, batch_size, learners, rng, label="", progress=False):
-    """Train one epoch of ``data`` (a SpikeDataset) in shuffled batches.
+    """Train one epoch of ``data`` (a SpikeDataset or SpikeTrainDataset) in shuffled batches.
 
     Returns ``(record, last_gradients)``: ``record`` has ``loss``, ``accuracy`` and
     ``seconds``; ``last_gradients`` the gradients of the last batch (per compiled projection).
@@ -307,7 +315,7 @@ def _run_epoch(step, data, batch_size, learners, rng, label, progress):
 
 
 def evaluate(step: TrainingStep, data, batch_size) -> dict:
-    """Mean loss and accuracy on ``data`` (no learning)."""
+    """Mean loss and accuracy on ``data`` (a SpikeDataset or SpikeTrainDataset; no learning)."""
     losses, correct = 0.0, 0
     for times, labels in data.batches(batch_size, shuffle=False):
         result = step.forward(times, labels).loss
@@ -317,10 +325,62 @@ def evaluate(step: TrainingStep, data, batch_size) -> dict:
 
 
 def predict(step: TrainingStep, times, batch_size) -> np.ndarray:
-    """Predicted class per sample of input spike times ``(n, n_inputs)``."""
-    times = np.asarray(times, float)
+    """Predicted class per sample of ``times``: a ``(n, n_inputs)`` matrix of input spike
+    times (ms, NaN = no spike) or a :class:`~pynn_eventprop.datasets.SpikeTrainBatch`."""
+    times = batch_inputs(times)
     out = []
     for start in range(0, len(times), batch_size):
         chunk = times[start : start + batch_size]
         out.append(step.forward(chunk, np.zeros(len(chunk), np.int64)).loss.predictions)
     return np.concatenate(out)
+
+
+def batch_inputs(times):
+    """The inputs of a batch as :meth:`TrainingStep.forward` uses them: a
+    :class:`~pynn_eventprop.datasets.SpikeTrainBatch` unchanged, anything else as a float64
+    matrix ``(n, n_inputs)`` (ms, NaN = no spike).  Both have ``len`` and select samples by
+    ``[index]``."""
+    if isinstance(times, SpikeTrainBatch):
+        return times
+    times = np.asarray(times, dtype=np.float64)
+    if times.ndim != 2:
+        raise ValueError(
+            f"input spike times must be a matrix (n_samples, n_inputs) (ms, NaN = no spike) or "
+            f"a SpikeTrainBatch, got an array of shape {times.shape}"
+        )
+    return times
+
+
+def silent_inputs(times, n: int):
+    """``n`` samples without any input spike, of the same kind and width as ``times``."""
+    times = batch_inputs(times)
+    if isinstance(times, SpikeTrainBatch):
+        return SpikeTrainBatch.silent(n, times.n_inputs)
+    return np.full((n, times.shape[1]), np.nan)
+
+
+def input_spike_trains(times, batch: int, n: int) -> SpikeTrains:
+    """The engine's spike trains of ``n`` samples' inputs, padded with silent samples to
+    ``batch``.
+
+    ``times`` is a ``(n, n_inputs)`` matrix (one spike or none per input neuron, ms, NaN =
+    none) or a :class:`~pynn_eventprop.datasets.SpikeTrainBatch` of ``n`` samples (any number
+    of spikes per input neuron).  The entries keep the batch's order (sample, neuron, time),
+    so one-spike data give the same spike trains in either form.
+
+    Raises
+    ------
+    ValueError
+        When ``times`` does not hold ``n`` samples, or a matrix holds an infinite or negative
+        time.
+    """
+    times = batch_inputs(times)
+    if len(times) != n:
+        raise ValueError(f"the inputs hold {len(times)} samples but labels has {n} entries")
+    if isinstance(times, SpikeTrainBatch):
+        pad = np.full(batch - n, times.offsets[-1], np.int64)
+        offsets = np.concatenate([times.offsets, pad])
+        return SpikeTrains(times.times, times.neurons, offsets, times.n_inputs)
+    padded = np.full((batch, times.shape[1]), np.nan)
+    padded[:n] = times
+    return SpikeTrains.from_matrix(padded)
