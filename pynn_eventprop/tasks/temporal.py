@@ -21,6 +21,7 @@ import numpy as np
 
 import pynn_eventprop as sim
 from pynn_eventprop.datasets.container import SpikeDataset
+from pynn_eventprop.datasets.spike_trains import SpikeTrainDataset
 from pynn_eventprop.eventprop import (
     Adam,
     AverageVoltageCrossEntropy,
@@ -164,8 +165,8 @@ def _list_connector(weight, delay, first: int = 0):
 
 
 def with_go_cue(data, gap: float):
-    """``data`` with one more input, a go cue firing ``gap`` ms after its window in every sample;
-    the window grows to end at the cue.
+    """``data`` (a ``SpikeDataset`` or ``SpikeTrainDataset``) with one more input, a go cue
+    firing ``gap`` ms after its window in every sample; the window grows to end at the cue.
 
     The cue's postsynaptic potential in the outputs (the same in each) rises far above what
     the hidden layer adds and peaks about ``tau_m tau_syn ln(tau_m/tau_syn) / (tau_m -
@@ -173,10 +174,19 @@ def with_go_cue(data, gap: float):
     max-voltage loss reads, then falls close to that peak.  The loss compares the outputs at the
     cue, so the network must carry the class from the data window to the cue.
     """
-    cue = np.full((len(data.labels), 1), data.duration + gap)
-    return SpikeDataset(np.hstack([data.times, cue]), data.labels, data.n_classes,
-                        data.duration + gap, data.class_names,
-                        f"{data.name}, go cue at {data.duration + gap:g} ms")  # fmt: skip
+    end, name = data.duration + gap, f"{data.name}, go cue at {data.duration + gap:g} ms"
+    n = len(data.labels)
+    if isinstance(data, SpikeTrainDataset):  # the cue is each sample's last entry
+        sample = np.concatenate([np.repeat(np.arange(n), data.counts), np.arange(n)])
+        order = np.argsort(sample, kind="stable")
+        times = np.concatenate([data.times, np.full(n, end)])[order]
+        neurons = np.concatenate([data.neurons, np.full(n, data.n_inputs)])[order]
+        return SpikeTrainDataset(times, neurons, data.offsets + np.arange(n + 1), data.labels,
+                                 data.n_inputs + 1, data.n_classes, end, data.class_names,
+                                 name)  # fmt: skip
+    cue = np.full((n, 1), end)
+    return SpikeDataset(np.hstack([data.times, cue]), data.labels, data.n_classes, end,
+                        data.class_names, name)  # fmt: skip
 
 
 #: Float options of :func:`add_arguments`: Settings field -> help text.
