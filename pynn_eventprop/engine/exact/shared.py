@@ -12,6 +12,11 @@ refractoriness at their exact times, recorded in its *private* tape); the backwa
 scalar kernel: the general one, inlined with all its buffers, costs twice as much per call).
 Results equal the general path's to rounding.
 
+The helpers that take arrays are inlined into their callers (``inline="always"``, here and in
+:mod:`.shared_adjoint`): numba passes an array to a function it calls out of line with an
+atomic increment and decrement of the array's reference count, which cost as much as the
+arithmetic of an interval for a small layer.
+
 Besides the first spike time, the path can read out ``v_max`` (with its time): the same
 candidates as the general path (the start of the run, interior maxima and ends of free
 intervals, ``theta`` at a spike, ``v_reset`` while refractory), searched only until the neuron
@@ -168,7 +173,7 @@ def _sort_segment(order, t, lo, hi):
         order[q + 1] = x
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _quiet(p, v, ie, ii, e, d, v1, ie1, ii1, tol):
     """Whether a free interval certainly has no crossing (cheap test first)."""
     if v1 >= p[THETA]:
@@ -306,7 +311,7 @@ def _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, vs, b, sub_spk, s
     return ns, nt
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _screen(p, v, ie, ii, ref, e, t, coefs, nxt, hard, commit):
     """Every neuron's state at the end of a free interval from ``t`` (propagator ``coefs``)
     into ``nxt``, and in ``hard`` whether it needs more than that: refractory at ``t``, or a
@@ -334,14 +339,14 @@ def _screen(p, v, ie, ii, ref, e, t, coefs, nxt, hard, commit):
             v[j], ie[j], ii[j] = v1, ie1, ii1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _receive(w, current):
     """An arrival at every neuron: ``I_x += w``."""
     for j in range(current.size):
         current[j] += w[j]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _candidate(acc, value, t, kind, slope, arrival):
     """Keep the larger ``v_max`` candidate in ``acc = [value, time, kind, slope, arrival]``
     (a NaN value: no search)."""
@@ -349,7 +354,7 @@ def _candidate(acc, value, t, kind, slope, arrival):
         acc[0], acc[1], acc[2], acc[3], acc[4] = value, t, kind, slope, arrival
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _vm_start(p, vm, b, v, ref, t0):
     """Start sample ``b``'s ``v_max`` search: the start of the run is a candidate."""
     for j in range(v.size):
@@ -359,7 +364,7 @@ def _vm_start(p, vm, b, v, ref, t0):
             vm[0][b, j], vm[1][b, j], vm[2][b, j] = v[j], t0, VMAX_STATE
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _vm_free(p, vm, b, j, v, ie, ii, e, t, d, v1, ie1, ii1, at, tol):
     """``v_max`` candidates of a free interval ``(t, t + d]`` without a crossing: its
     interior maximum, then its end (at event ``at``, -1 for the end of the run).
@@ -380,14 +385,14 @@ def _vm_free(p, vm, b, j, v, ie, ii, e, t, d, v1, ie1, ii1, at, tol):
         _vm_end(p, vm, b, j, e, t + d, v1, ie1, ii1, at)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _vm_end(p, vm, b, j, e, t, v, ie, ii, at):
     """The end of a free interval, at time ``t`` and event ``at``, is the new ``v_max``."""
     vm[0][b, j], vm[1][b, j], vm[2][b, j] = v, t, VMAX_STATE
     vm[3][b, j], vm[4][b, j] = vdot(p, v, ie, ii, e), at
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _mean_free(p, vs, b, j, v, ie, ii, v_end, means):
     """Add a free interval's voltage integrals to ``vs[:][b, j]`` from the interval's
     ``means = (coefficients, coefficients weighted, exp(-(t - t0) gamma))``."""
@@ -395,13 +400,13 @@ def _mean_free(p, vs, b, j, v, ie, ii, v_end, means):
     vs[1][b, j] += means[2] * integral_from(p, v, ie, ii, v_end, means[1])
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _mean_add(sums, integrals):
     sums[0] += integrals[0]
     sums[1] += integrals[1]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _push(tape, n, kind, t, a, b, idx):
     """Append an event to ``tape = (kind, t, a, b, idx)`` at ``n``; the new fill, -1 if full."""
     if n < 0 or n >= tape[1].size:
@@ -410,7 +415,7 @@ def _push(tape, n, kind, t, a, b, idx):
     return n + 1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _private(p, e, st, t, d, coefs, spk, ns, tape, nt, acc, at, sums, t0, gamma, tol):
     """One neuron over an arrival-free interval ``(t, t + d]`` whose propagator is ``coefs``:
     :func:`.forward.run_neuron` without arrivals or grid (same operations, so the same

@@ -143,7 +143,7 @@ def _free_back(lv, le, li, refractory, latest, te, em, ae, ai, qe, qi):
         li[j] = i if keep else (ai * i if ref else ai * i + qi * a)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _private_backward(p, tape, lo, hi, dldt, src0, first, g_first, te, cur, refractory, lam,
                       vm_t, vm_g, means):  # fmt: skip
     """Carry one neuron's adjoint from ``cur`` back to ``te`` through its private events
@@ -180,7 +180,7 @@ def _private_backward(p, tape, lo, hi, dldt, src0, first, g_first, te, cur, refr
     return lv, le, li, carry
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _flow_back(p, lam, t, te, refractory, means):
     """Carry ``lam = (lambda_V, lambda_E, lambda_I)`` from ``t`` back to ``te`` with the
     voltage-mean sources of ``means`` (see :func:`_private_backward`)."""
@@ -191,7 +191,7 @@ def _flow_back(p, lam, t, te, refractory, means):
                          gamma, em, ae, ai, qe, qi)  # fmt: skip
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _shared_arrival(p, wcat, ev, m, lv, le, li, refractory, dldt, acc, kink, vm, b, kinks):
     """Arrival ``m`` at every neuron: ``dL/dw = lambda_x`` and ``dL/dt_a`` into ``acc`` at the
     arrival's weight row, ``dL/dt_a`` summed to the spike; a ``v_max`` at this arrival
