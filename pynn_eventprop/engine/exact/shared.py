@@ -306,7 +306,7 @@ def _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, vs, b, sub_spk, s
             for q in range(k0, nt):
                 sub_who[q] = j
         if m < ev_off[b + 1]:
-            _receive(wcat[ev[1][m]], ie if ev[2][m] == 0 else ii)
+            _receive(wcat, ev[1][m], ie if ev[2][m] == 0 else ii)
         t = tn
     return ns, nt
 
@@ -340,10 +340,10 @@ def _screen(p, v, ie, ii, ref, e, t, coefs, nxt, hard, commit):
 
 
 @numba.njit(cache=True, inline="always")
-def _receive(w, current):
-    """An arrival at every neuron: ``I_x += w``."""
+def _receive(wcat, row, current):
+    """An arrival at every neuron: ``I_x += w``, ``w`` the row ``row`` of ``wcat``."""
     for j in range(current.size):
-        current[j] += w[j]
+        current[j] += wcat[row, j]
 
 
 @numba.njit(cache=True, inline="always")
