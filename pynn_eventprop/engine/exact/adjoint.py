@@ -107,7 +107,7 @@ def _flow_to(p, lam, t, te, refractory, g, t0, big_t, coefs):
                          em, ae, ai, qe, qi)  # fmt: skip
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _flow_sampled(p, lam, t, te, refractory, g, t0, big_t, cache, slot, adj, b, j, dt):
     """:func:`_flow_to`, recording ``lambda_V`` and ``lambda_E`` at the grid points
     ``t0 + k dt`` in ``[te, t)`` into ``adj`` when it is not empty."""

@@ -53,7 +53,7 @@ VMAX_STATE, VMAX_CONSTANT = 0, 1
 OPT_GRID, OPT_RECORD, OPT_VMAX, OPT_VMEAN, OPT_TAPE = range(5)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _vmax_update(acc, value, t, kind, slope, arrival):
     """Keep the largest candidate: ``acc = [value, time, kind, slope, arrival]``."""
     if value > acc[0]:
@@ -64,7 +64,7 @@ def _vmax_update(acc, value, t, kind, slope, arrival):
         acc[4] = arrival
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _free_readouts(p, v, ie, ii, e, t, d, v_end, acc, t0, big_t, tol, opts):
     """Readout accumulators over a free interval ``[t, t + d]`` starting from ``(v, ie, ii)``.
 
@@ -81,7 +81,7 @@ def _free_readouts(p, v, ie, ii, e, t, d, v_end, acc, t0, big_t, tol, opts):
         acc[6] += s_e
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _clamped_readouts(p, t, d, acc, t0, big_t, opts):
     """Readout accumulators over a refractory interval (``V = v_reset``)."""
     if opts[OPT_VMAX]:
