@@ -15,7 +15,6 @@ kernel call; unless the environment says otherwise, the workers here wait passiv
 
 from __future__ import annotations
 
-import contextlib
 import operator
 import os
 import warnings
@@ -73,16 +72,23 @@ def get_threads() -> int:
 SERIAL_WORK = 30_000
 
 
-@contextlib.contextmanager
-def threads_for(work):
+class threads_for:  # noqa: N801  (a context manager, named like contextlib's)
     """Run the enclosed kernel call on one thread when ``work`` is below :data:`SERIAL_WORK`
     (results do not depend on the thread count, so this changes only the speed)."""
-    count = numba.get_num_threads()
-    if count == 1 or work >= SERIAL_WORK:
-        yield
-        return
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(count)
+
+    __slots__ = ("work", "restore")
+
+    def __init__(self, work):
+        self.work = work
+        self.restore = 0
+
+    def __enter__(self):
+        if self.work < SERIAL_WORK:
+            count = numba.get_num_threads()
+            if count > 1:
+                numba.set_num_threads(1)
+                self.restore = count
+
+    def __exit__(self, *exc):
+        if self.restore:
+            numba.set_num_threads(self.restore)

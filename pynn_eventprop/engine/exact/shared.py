@@ -64,25 +64,6 @@ from .forward import (
 )
 
 
-def shared_events(incoming, batch, t1):
-    """Arrival events common to all neurons, due by ``t1``, sorted by time within each sample.
-
-    ``incoming``: list of ``((times, neurons, offsets), src0, row_delay, row0, channel)`` per
-    projection (``row_delay`` the delay of each presynaptic neuron, ``row0`` its first row in
-    the concatenated weights).  Returns ``(offsets, (t, row, channel, src), late)`` with
-    ``late = (t, row, channel, src, sample)`` the events due after ``t1``, by sample then time.
-    """
-    n = sum(x[0][0].size for x in incoming)
-    buf = (np.empty(n), np.empty(n, np.int64), np.empty(n, np.int8), np.empty(n, np.int64),
-           np.empty(n, np.int64))  # fmt: skip
-    pos = 0
-    for (times, neurons, offsets), src0, row_delay, row0, channel in incoming:
-        pos = _collect(times, neurons, offsets, src0, row_delay, row0, channel, buf, pos)
-    off, order, n_due = _order(buf[4], buf[0], batch, t1)
-    due, late = _gather(buf, order[:n_due]), _gather(buf, order[n_due:])
-    return off, due[:4], late
-
-
 @numba.njit(cache=True)
 def _gather(buf, index):
     """``buf`` (five event arrays) taken at ``index``."""
@@ -537,7 +518,8 @@ class InFlightLater:
 
 def in_flight(late, wcat, widx_row, dtype):
     """Events due after the run as arrivals in flight to every neuron, ``(b, j, t, w, c,
-    widx, src)`` (``late = (t, row, channel, src, sample)`` from :func:`shared_events`)."""
+    widx, src)`` (``late = (t, row, channel, src, sample)`` from
+    :func:`.shared_run.arrival_events`)."""
     t, row, chan, src, sample = late
     if not t.size:
         return empty_pending(dtype)

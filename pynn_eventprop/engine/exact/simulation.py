@@ -46,8 +46,9 @@ from .arrivals import empty_pending, gather
 from .conductance import H_MAX, conductance_rows, forward_cond_layer
 from .forward import OPT_GRID, OPT_RECORD, OPT_TAPE, OPT_VMAX, OPT_VMEAN, forward_layer
 from .parameters import CHANNELS, components, delays_ms, is_recurrent, parameter_rows
-from .shared import InFlightLater, first_spike_times, forward_shared, shared_events
+from .shared import InFlightLater
 from .shared_adjoint import backward_shared
+from .shared_run import run_shared_layer
 from .short_term import ShortTermPlasticity, merge_pending
 
 #: Neuron models the engine integrates (only ``IF_curr_exp`` is differentiated).
@@ -305,7 +306,11 @@ class ExactSimulation:
             return np.zeros(0), np.zeros(0, np.int64), np.zeros(self.batch + 1, np.int64)
         if trains.batch != self.batch:
             raise ValueError(f"source {i} has {trains.batch} samples, expected {self.batch}")
-        keep = (trains.times >= t0) & (trains.times < t1)
+        times = trains.times
+        if not times.size or (times.min() >= t0 and times.max() < t1):  # all in this run
+            offsets = np.array(trains.offsets, np.int64)
+            return np.array(times, float), np.array(trains.neurons, np.int64), offsets
+        keep = (times >= t0) & (times < t1)
         sample = trains.sample_index[keep]
         off = np.zeros(self.batch + 1, np.int64)
         np.cumsum(np.bincount(sample, minlength=self.batch), out=off[1:])
@@ -450,18 +455,21 @@ class ExactSimulation:
         if plan is None:
             return None
         projections, wcat, widx_row = plan
-        incoming = [(spikes[pre], start[pre], *rest) for pre, *rest in projections]
+        incoming = tuple((spikes[pre], start[pre], *rest) for pre, *rest in projections)
         t1 = t0 + n_steps * self.dt
-        ev_off, ev, late = shared_events(incoming, self.batch, t1)
         vmax_shape = (self.batch, size) if wanted & {"v_max", "v_max_time"} else (0, 0)
         vm = tuple(np.zeros(vmax_shape) for _ in range(5))
         means = wanted & {"v_mean_uniform", "v_mean_exponential"}
         vs = tuple(np.zeros((self.batch, size) if means else (0, 0)) for _ in range(2))
-        integrate = partial(self._integrate_shared, i, wcat, ev_off, ev, t0, t1, self._state[i],
-                            vm, vs)  # fmt: skip
-        n, spk, tp = self._grow(i, integrate)
+        cap = self._capacity.get(i, 4 * self.batch * size + 64)
+        e = float(self.i_offset[i].flat[0])
+        with threads_for(size * (sum(x[0][0].size for x in incoming) + self.batch)):
+            n, cap, spk, tp, ev_off, ev, late, state, first = run_shared_layer(
+                self.params[i], wcat, incoming, e, tuple(self._state[i]), t0, t1, vm, vs, cap,
+                TOLERANCE)  # fmt: skip
+        self._capacity[i] = cap
+        self._commit(i, list(state))
         self._pending[i] = InFlightLater(late, wcat, widx_row, self.dtype)
-        first = first_spike_times(spk[0], spk[2], t0, (self.batch, size))
         readouts = {"first_spike_time": first}
         if vm[0].size:
             readouts.update(v_max=vm[0], v_max_time=vm[1] - t0)
@@ -523,23 +531,6 @@ class ExactSimulation:
         if not projections:
             return None
         return projections, np.concatenate(rows), sources
-
-    def _integrate_shared(self, i, wcat, ev_off, ev, t0, t1, state, vm, vs, cap):
-        size = self.network.populations[i].size
-        state = [np.array(x, np.float64, order="C") for x in state]  # untouched if cap too small
-        cap_t = 2 * cap + self.batch * size + 16
-        spk = self._spike_buffers(size, cap)
-        tp = (np.empty(cap_t, np.int8), np.empty(cap_t), np.empty(cap_t), np.empty(cap_t),
-              np.empty(cap_t, np.int64), np.zeros(self.batch * size + 1, np.int64))  # fmt: skip
-        e = float(self.i_offset[i].flat[0])
-        for x in vs:
-            x[:] = 0.0  # accumulators: a retry with larger buffers starts again
-        with threads_for(size * (ev[0].size + self.batch)):
-            n = forward_shared(self.params[i], wcat, ev_off, tuple(ev[:3]), e, tuple(state), t0,
-                               t1, spk, tp, vm, vs, TOLERANCE)  # fmt: skip
-        if n >= 0:
-            self._commit(i, state)
-        return n, spk, tp
 
     def _run_component(self, comp, spikes, start, total, n_steps, t0, currents, record, keep):
         """Integrate a recurrent component step by step: every population of it advances one
@@ -745,6 +736,8 @@ class ExactSimulation:
             dldt[tape["start"][i] : tape["start"][i] + values.size] += values
         grads = (np.zeros(self._w_offset[-1]), np.zeros(self._w_offset[-1]))
         for comp in reversed(self.components):
+            if comp[0] not in self.params and comp[0] not in self.recurrent:
+                continue  # a spike source or a forward-only population: nothing to sweep
             g = {i: self._readout_grads(i, readout_grads, extra_grads) for i in comp}
             if comp[0] in self.recurrent:
                 self._backward_component(comp, tape, g, dldt, grads)

@@ -1,0 +1,76 @@
+"""One compiled call per shared-event layer and run.
+
+:func:`run_shared_layer` does in one call what a layer on the shared-event path
+(:mod:`.shared`) needs between the spikes of its presynaptic populations and its own spikes:
+the arrivals (each presynaptic spike at ``t + delay``, sorted by time within each sample; those
+due after the run kept apart), the integration by :func:`.shared.forward_shared` with buffers
+grown until they are large enough, and the first spike time of every neuron.  For a small
+layer the Python between these steps cost as much as the integration itself.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .shared import _collect, _gather, _order, first_spike_times, forward_shared
+
+
+@numba.njit(cache=True)
+def arrival_events(incoming, batch, t1):
+    """Arrival events common to all neurons of a layer, those due by ``t1`` sorted by time
+    within each sample.
+
+    ``incoming``: tuple of ``((times, neurons, offsets), src0, row_delay, row0, channel)`` per
+    projection (``row_delay`` the delay of each presynaptic neuron, ``row0`` its first row in
+    the concatenated weights, ``src0`` the global index of its first spike).  Returns
+    ``(offsets, (t, row, channel, src), late)``: offsets per sample of the due events, and
+    ``late = (t, row, channel, src, sample)`` the events due after ``t1``, by sample then time.
+    """
+    n = 0
+    for proj in numba.literal_unroll(incoming):
+        n += proj[0][0].size
+    buf = (np.empty(n), np.empty(n, np.int64), np.empty(n, np.int8), np.empty(n, np.int64),
+           np.empty(n, np.int64))  # fmt: skip
+    pos = 0
+    for proj in numba.literal_unroll(incoming):
+        (times, neurons, offsets), src0, row_delay, row0, channel = proj
+        pos = _collect(times, neurons, offsets, src0, row_delay, row0, channel, buf, pos)
+    off, order, n_due = _order(buf[4], buf[0], batch, t1)
+    due, late = _gather(buf, order[:n_due]), _gather(buf, order[n_due:])
+    return off, (due[0], due[1], due[2], due[3]), late
+
+
+@numba.njit(cache=True)
+def run_shared_layer(par, wcat, incoming, e, state, t0, t1, vm, vs, cap, tol):
+    """Integrate a shared-event layer over ``(t0, t1]`` from its presynaptic spikes.
+
+    ``incoming`` as in :func:`arrival_events`; ``par, wcat, e, vm, vs, tol`` as in
+    :func:`.shared.forward_shared`; ``state = (v, i_E, i_I, ref_end)`` ``(batch, size)``, read
+    only (the new state is returned, in float64); ``cap`` the first spike-buffer capacity to
+    try (multiplied by 4 until the spikes and the tape fit).
+
+    Returns ``(n, cap, spk, tape, ev_off, ev, late, state, first)``: the number of spikes,
+    the capacity that sufficed, the spikes ``(times, neurons, offsets per (b, j))`` and
+    private tape of :func:`.shared.forward_shared`, the arrivals of :func:`arrival_events`,
+    the state at ``t1`` and the first spike time of every neuron after ``t0`` ((batch, size),
+    ms, inf if silent).
+    """
+    batch, size = state[0].shape
+    ev_off, ev, late = arrival_events(incoming, batch, t1)
+    rows = batch * size + 1
+    while True:
+        new = (state[0].astype(np.float64), state[1].astype(np.float64),
+               state[2].astype(np.float64), state[3].astype(np.float64))  # fmt: skip
+        spk = (np.empty(cap), np.empty(cap, np.int64), np.empty(rows, np.int64))
+        cap_t = 2 * cap + batch * size + 16
+        tape = (np.empty(cap_t, np.int8), np.empty(cap_t), np.empty(cap_t), np.empty(cap_t),
+                np.empty(cap_t, np.int64), np.zeros(rows, np.int64))  # fmt: skip
+        for x in vs:
+            x[:] = 0.0  # accumulators: a retry with larger buffers starts again
+        n = forward_shared(par, wcat, ev_off, (ev[0], ev[1], ev[2]), e, new, t0, t1, spk, tape,
+                           vm, vs, tol)  # fmt: skip
+        if n >= 0:
+            first = first_spike_times(spk[0], spk[2], t0, (batch, size))
+            return n, cap, spk, tape, ev_off, ev, late, new, first
+        cap *= 4
