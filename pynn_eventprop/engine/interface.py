@@ -51,9 +51,11 @@ Attributes every engine has: ``network`` (the CompiledNetwork, read-only), ``dt`
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+import numba
 import numpy as np
 
 #: Names a :meth:`Engine.readouts` call accepts (see :class:`Engine`).
@@ -125,8 +127,9 @@ class SpikeTrains:
         )
 
     @classmethod
-    def from_matrix(cls, times) -> SpikeTrains:
-        """One spike or none per neuron: ``times`` ``(batch, size)`` in ms, NaN for none.
+    def from_matrix(cls, times, batch: int | None = None) -> SpikeTrains:
+        """One spike or none per neuron: ``times`` ``(n, size)`` in ms, NaN for none; ``batch``
+        (>= n, default n) pads the batch with silent samples.
 
         Raises ``ValueError`` for infinite or negative times (the encoders' output is checked
         here, before it reaches an engine).
@@ -134,12 +137,13 @@ class SpikeTrains:
         t = np.asarray(times, dtype=np.float64)
         if t.ndim != 2:
             raise ValueError(f"times must have shape (batch, size), got {t.shape}")
-        has = ~np.isnan(t)
-        if np.isinf(t).any() or (t[has] < 0.0).any():
+        batch = t.shape[0] if batch is None else int(batch)
+        if batch < t.shape[0]:
+            raise ValueError(f"batch must be >= the {t.shape[0]} samples given, got {batch}")
+        entries, neurons, offsets = _matrix_entries(np.ascontiguousarray(t), batch)
+        if offsets[0] < 0:
             raise ValueError("spike times must be finite and >= 0 ms (NaN for no spike)")
-        b, i = np.nonzero(has)  # row-major: already grouped by sample
-        offsets = np.concatenate([[0], np.cumsum(has.sum(axis=1))]).astype(np.int64)
-        return cls(t[b, i], i.astype(np.int64), offsets, t.shape[1])
+        return cls(entries, neurons, offsets, t.shape[1])
 
     @classmethod
     def from_lists(cls, per_sample) -> SpikeTrains:
@@ -326,3 +330,30 @@ def check_readouts(names) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"unknown readout(s) {unknown}; engines provide {list(READOUTS)}")
     return names
+
+
+@numba.njit(cache=True)
+def _matrix_entries(t, batch):
+    """``(times, neurons, offsets)`` of the non-NaN entries of ``t`` ``(n, size)`` in
+    row-major order, with ``batch - n`` silent samples appended; ``offsets[0] = -1`` when an
+    entry is infinite or negative."""
+    n, size = t.shape
+    offsets = np.zeros(batch + 1, np.int64)
+    for b in range(n):
+        for j in range(size):
+            x = t[b, j]
+            if not math.isnan(x):
+                if math.isinf(x) or x < 0.0:
+                    offsets[0] = -1
+                    return np.zeros(0), np.zeros(0, np.int64), offsets
+                offsets[b + 1] += 1
+    for b in range(batch):
+        offsets[b + 1] += offsets[b]
+    times, neurons = np.empty(offsets[batch]), np.empty(offsets[batch], np.int64)
+    k = 0
+    for b in range(n):
+        for j in range(size):
+            if not math.isnan(t[b, j]):
+                times[k], neurons[k] = t[b, j], j
+                k += 1
+    return times, neurons, offsets

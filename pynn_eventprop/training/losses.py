@@ -25,6 +25,7 @@ import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 __all__ = [
@@ -263,34 +264,17 @@ class TTFSCrossEntropy(Loss):
 
     def _evaluate(self, readouts, labels, duration) -> LossResult:
         first = readouts["first_spike_time"]
-        batch, n_out = first.shape
-        row = _row_index(batch, n_out)
-        at_label = row + labels  # flat index of (b, y_b) in a (B, N) plane
-        fired = np.isfinite(first)  # False exactly for silent neurons
-        t = np.where(fired, first, duration)
-
-        per_sample, dce_dz = _softmax_ce(t * (-1.0 / self.xi), at_label)
-        dL_dt = dce_dz * (-1.0 / (self.xi * batch))  # z = -t/xi; 1/B of the batch mean
-        if self.alpha:
-            growth = np.exp(t.take(at_label) * (1.0 / self.beta))
-            per_sample += self.alpha * (growth - 1.0)
-            dL_dt.reshape(-1)[at_label] += (self.alpha / (self.beta * batch)) * growth
-        dL_dt *= fired  # a silent neuron's t = T is a constant: no gradient
+        push = self.silent_push
+        v_max = readouts["v_max"] if push else first
+        per_sample, dL_dt, dL_dvmax, predictions, t = _ttfs_terms(
+            first, labels, duration, self.xi, self.alpha, self.beta, push,
+            0.0 if self.theta is None else self.theta, v_max,
+        )  # fmt: skip
         grads = {"first_spike_time": dL_dt}
-
-        if self.silent_push:
-            silent = ~fired.take(at_label)  # (B,): the label neuron is silent
-            at_max = at_label[silent]
-            per_sample[silent] += self.silent_push * (self.theta - readouts["v_max"].take(at_max))
-            dL_dvmax = np.zeros(first.shape, dtype=dL_dt.dtype)
-            dL_dvmax.reshape(-1)[at_max] = -self.silent_push / batch
+        if push:
             grads["v_max"] = dL_dvmax
-
-        # spiking beats silent (silent t = T can tie a spike at the window's end)
-        predictions = np.argmin(t + ~fired, axis=1)
-        predictions[~fired.take(row + predictions)] = -1  # no output fired at all
         return LossResult(
-            loss=float(np.add.reduce(per_sample)) / batch,
+            loss=float(np.add.reduce(per_sample)) / first.shape[0],
             per_sample=per_sample,
             readout_grads=grads,
             predictions=predictions,
@@ -442,3 +426,42 @@ class SumVoltageCrossEntropy(_VoltageCrossEntropy):
 
     def logit_scale(self, duration: float) -> float:
         return float(duration) / self.tau
+
+
+@numba.njit(cache=True)
+def _ttfs_terms(first, labels, duration, xi, alpha, beta, push, theta, v_max):
+    """:class:`TTFSCrossEntropy` per sample: ``(l_b, dL/dt, dL/dV_max, prediction, t)``
+    (``t = T`` for silent neurons; the gradients of the batch mean; ``v_max`` read only when
+    ``push > 0``)."""
+    batch, n_out = first.shape
+    per_sample, predictions = np.empty(batch), np.empty(batch, np.int64)
+    t, dL_dt = np.empty((batch, n_out)), np.empty((batch, n_out))
+    dL_dvmax = np.zeros((batch, n_out))
+    scale = -1.0 / (xi * batch)
+    for b in range(batch):
+        y, z_max, best = labels[b], -math.inf, -1
+        for i in range(n_out):
+            fired = math.isfinite(first[b, i])
+            t[b, i] = first[b, i] if fired else duration
+            z_max = max(z_max, t[b, i] * (-1.0 / xi))
+            if fired and (best < 0 or t[b, i] < t[b, best]):
+                best = i  # the earliest spike, the lowest index on a tie
+        total = 0.0
+        for i in range(n_out):
+            dL_dt[b, i] = math.exp(t[b, i] * (-1.0 / xi) - z_max)
+            total += dL_dt[b, i]
+        per_sample[b] = math.log(total) - (t[b, y] * (-1.0 / xi) - z_max)
+        for i in range(n_out):
+            dL_dt[b, i] = (dL_dt[b, i] / total - (1.0 if i == y else 0.0)) * scale
+        if alpha:
+            growth = math.exp(t[b, y] * (1.0 / beta))
+            per_sample[b] += alpha * (growth - 1.0)
+            dL_dt[b, y] += (alpha / (beta * batch)) * growth
+        for i in range(n_out):
+            if not math.isfinite(first[b, i]):
+                dL_dt[b, i] = 0.0  # a silent neuron's t = T is a constant: no gradient
+        if push and not math.isfinite(first[b, y]):
+            per_sample[b] += push * (theta - v_max[b, y])
+            dL_dvmax[b, y] = -push / batch
+        predictions[b] = best
+    return per_sample, dL_dt, dL_dvmax, predictions, t

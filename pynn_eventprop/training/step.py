@@ -381,6 +381,4 @@ def input_spike_trains(times, batch: int, n: int) -> SpikeTrains:
         pad = np.full(batch - n, times.offsets[-1], np.int64)
         offsets = np.concatenate([times.offsets, pad])
         return SpikeTrains(times.times, times.neurons, offsets, times.n_inputs)
-    padded = np.full((batch, times.shape[1]), np.nan)
-    padded[:n] = times
-    return SpikeTrains.from_matrix(padded)
+    return SpikeTrains.from_matrix(times, batch)

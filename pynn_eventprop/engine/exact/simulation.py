@@ -207,12 +207,17 @@ class ExactSimulation:
                 )
 
     def reset(self):
-        """Back to ``t = 0`` with the initial values."""
+        """Back to ``t = 0`` with the initial values.
+
+        The state arrays are shared with the initial state: a run replaces a population's
+        state arrays (:meth:`_commit`) and never writes into them.
+        """
         self.n = 0
         if self._initial_states is None:
             self._initial_states = {i: self._initial_state(i) for i in self.v_rest}
-        self._state = {i: [x.copy() for x in st] for i, st in self._initial_states.items()}
-        self._pending = {i: empty_pending(self.dtype) for i in self.v_rest}
+            self._nothing_in_flight = empty_pending(self.dtype)
+        self._state = {i: list(st) for i, st in self._initial_states.items()}
+        self._pending = dict.fromkeys(self.v_rest, self._nothing_in_flight)
         for stp in self.short_term.values():
             stp.reset()
 
