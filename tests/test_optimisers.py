@@ -60,6 +60,24 @@ def test_adam_first_steps_by_hand():
     assert opt.step_count == 2
 
 
+def test_adam_fused_pass_equals_numpy_arithmetic():
+    """Float64 weights take Adam's compiled one-pass update, other layouts the numpy
+    expressions of ``_direction``: the two must round every operation alike (bit for bit)."""
+    rng = np.random.default_rng(3)
+    w0 = rng.normal(size=(7, 5))
+    grads = [rng.normal(size=(7, 5)) * 10.0**k for k in (-3, 0, 2, -1)]
+    fused, plain = Adam(0.01, weight_decay=0.1), Adam(0.01, weight_decay=0.1)
+    w_fused = {"w": w0.copy()}
+    w_plain = {"w": np.asfortranarray(w0)}  # not C-contiguous: the numpy path
+    for g in grads:
+        fused.step(w_fused, {"w": g})
+        plain.step(w_plain, {"w": np.asfortranarray(g)})
+    assert not np.array_equal(w_fused["w"], w0)
+    np.testing.assert_array_equal(w_fused["w"], w_plain["w"])
+    for slot in ("m", "v"):
+        np.testing.assert_array_equal(fused._state["w"][slot], plain._state["w"][slot])
+
+
 def test_weight_decay_modes():
     # decoupled: with zero gradient Adam's direction is 0 and w shrinks by (1 - lr wd) per step
     w = [np.array([2.0, -1.0])]

@@ -26,9 +26,11 @@ never stopped.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 
+import numba
 import numpy as np
 
 from .schedules import Schedule, _check_number, as_schedule
@@ -123,6 +125,11 @@ class Optimiser(ABC):
     def _direction(self, g: np.ndarray, slots: dict, t: int) -> np.ndarray:
         """Update direction ``d`` for update number ``t >= 1``; updates ``slots`` in place."""
 
+    def _update(self, w: np.ndarray, g: np.ndarray, slots: dict, t: int, lr: float) -> None:
+        """``w -= lr d`` in place with ``d`` of :meth:`_direction` (a subclass may fuse the
+        two into one pass with the same arithmetic)."""
+        w -= lr * self._direction(g, slots, t)
+
     def _hyperparameters(self) -> dict:
         """Algorithm-specific hyperparameters (subclasses extend)."""
         return {}
@@ -171,7 +178,7 @@ class Optimiser(ABC):
                     g = g + self.weight_decay * w
                 else:
                     w *= 1.0 - lr * self.weight_decay
-            w -= lr * self._direction(g, slots, t)
+            self._update(w, g, slots, t, lr)
             if self.w_min is not None or self.w_max is not None:
                 np.clip(w, self.w_min, self.w_max, out=w)
         self.step_count = t
@@ -354,3 +361,20 @@ class Adam(Optimiser):
         denom = np.sqrt(v / (1.0 - self.beta2**t))
         denom += self.eps
         return m_hat / denom
+
+    def _update(self, w, g, slots, t, lr):
+        arrays = (w, g, slots["m"], slots["v"])
+        if not all(x.dtype == np.float64 and x.flags.c_contiguous for x in arrays):
+            return super()._update(w, g, slots, t, lr)  # numpy's float32 arithmetic
+        hyper = (self.beta1, self.beta2, 1.0 - self.beta1**t, 1.0 - self.beta2**t, self.eps)
+        _adam_update(*(x.reshape(-1) for x in arrays), lr, *hyper)
+
+
+@numba.njit(cache=True)
+def _adam_update(w, g, m, v, lr, beta1, beta2, c1, c2, eps):
+    """:meth:`Adam._direction` and ``w -= lr d`` in one pass over float64 arrays, each
+    operation rounded as numpy rounds it."""
+    for k in range(w.size):
+        m[k] = m[k] * beta1 + (1.0 - beta1) * g[k]
+        v[k] = v[k] * beta2 + (1.0 - beta2) * (g[k] * g[k])
+        w[k] -= lr * ((m[k] / c1) / (math.sqrt(v[k] / c2) + eps))

@@ -61,6 +61,8 @@ CACHE_SLOTS = 64
 #: Empty buffers for the backward kernel: no grid sampling, no adjoint carried between windows.
 _NO_SAMPLES = (np.zeros((0, 0, 0)), np.zeros((0, 0, 0)))
 _NO_CARRY = tuple(np.zeros((0, 0)) for _ in range(4))
+#: Empty readout buffers of the shared-event path (readouts not asked for).
+_NONE_5 = tuple(np.zeros((0, 0)) for _ in range(5))
 
 
 class ExactSimulation:
@@ -462,10 +464,12 @@ class ExactSimulation:
         projections, wcat, widx_row = plan
         incoming = tuple((spikes[pre], start[pre], *rest) for pre, *rest in projections)
         t1 = t0 + n_steps * self.dt
-        vmax_shape = (self.batch, size) if wanted & {"v_max", "v_max_time"} else (0, 0)
-        vm = tuple(np.zeros(vmax_shape) for _ in range(5))
+        vm, vs = _NONE_5, _NONE_5[:2]  # size 0: not computed
+        if wanted & {"v_max", "v_max_time"}:
+            vm = tuple(np.zeros((self.batch, size)) for _ in range(5))
         means = wanted & {"v_mean_uniform", "v_mean_exponential"}
-        vs = tuple(np.zeros((self.batch, size) if means else (0, 0)) for _ in range(2))
+        if means:
+            vs = (np.zeros((self.batch, size)), np.zeros((self.batch, size)))
         cap = self._capacity.get(i, 4 * self.batch * size + 64)
         e = float(self.i_offset[i].flat[0])
         with threads_for(size * (sum(x[0][0].size for x in incoming) + self.batch)):
