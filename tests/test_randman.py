@@ -68,11 +68,63 @@ def test_dataset_wraps_the_arrays():
         (dict(t_min=10.0, t_max=5.0), "t_max"),
         (dict(jitter=-1.0), "jitter"),
         (dict(n_units=2.5), "n_units must be an integer"),
+        (dict(n_spikes=0), "n_spikes must be an integer >= 1, got 0"),
+        (dict(n_spikes=2.5), "n_spikes must be an integer >= 1, got 2.5"),
     ],
 )
 def test_bad_parameters(kwargs, message):
     with pytest.raises((TypeError, ValueError), match=message):
         generate_randman(**kwargs)
+
+
+def test_several_spikes_are_the_coordinates_of_a_wider_manifold():
+    """Spike ``s`` of unit ``i`` with ``n_spikes = S`` is coordinate ``i S + s`` of the
+    one-spike task with ``n_units * S`` units (same seeds, jitter included), so ``S = 1`` is
+    the one-spike generator and the data set type follows ``S``."""
+    task = {k: v for k, v in TASK.items() if k != "n_units"}
+    for jitter in (0.0, 1.0):
+        wide, wide_labels = generate_randman(n_samples=6, n_units=12, jitter=jitter, **task)
+        times, labels = generate_randman(n_samples=6, n_units=4, n_spikes=3, jitter=jitter,
+                                         **task)  # fmt: skip
+        np.testing.assert_array_equal(times.reshape(6, 12), wide)
+        np.testing.assert_array_equal(labels, wide_labels)
+    one, _ = generate_randman(n_samples=6, n_spikes=1, **TASK)
+    np.testing.assert_array_equal(one, generate_randman(n_samples=6, **TASK)[0])
+    assert type(randman_dataset(n_samples=4, **TASK)).__name__ == "SpikeDataset"
+
+
+def test_several_spikes_per_unit():
+    """``n_spikes = 3``: every unit fires exactly 3 times in ``[t_min, t_max]`` in every sample,
+    each of its 3 spikes ranges over the whole window (its own manifold coordinate, not a
+    sub-window), the arrays are determined by the seeds, and the data set is a
+    ``SpikeTrainDataset`` holding exactly the generated times."""
+    task = dict(TASK, n_spikes=3, t_min=5.0, t_max=65.0)
+    times, labels = generate_randman(n_samples=300, **task)
+    again, labels_again = generate_randman(n_samples=300, **task)
+    other, _ = generate_randman(n_samples=300, sample_seed=1, **task)
+    np.testing.assert_array_equal(times, again)
+    np.testing.assert_array_equal(labels, labels_again)
+    assert times.shape == (300, 12, 3) and not np.allclose(times, other)
+    assert times.min() >= 5.0 and times.max() <= 65.0
+    span = times.max(axis=0) - times.min(axis=0)  # (unit, spike) over the samples
+    assert (span > 0.8 * 60.0).mean() > 0.9  # nearly every coordinate spans the window
+    data = randman_dataset(n_samples=300, **task)
+    assert type(data).__name__ == "SpikeTrainDataset" and data.n_inputs == 12
+    assert data.duration == 65.0 and (data.counts == 36).all()
+    for i in (0, 7, 299):
+        for unit, spikes in enumerate(data.spike_times(i)):
+            np.testing.assert_array_equal(spikes, np.sort(times[i, unit]))
+
+
+def test_example_takes_several_spikes_and_jitter():
+    from pynn_eventprop.tasks.randman import datasets, parse_args
+
+    args = parse_args(["--spikes", "2", "--jitter", "0.5", "--train-samples", "10",
+                       "--validation-samples", "5", "--test-samples", "5",
+                       "--units", "4"])  # fmt: skip
+    train, validation, test = datasets(args)
+    assert [len(d) for d in (train, validation, test)] == [10, 5, 5]
+    assert (train.counts == 8).all() and train.n_inputs == 4
 
 
 def test_example_runs_and_writes_its_outputs(tmp_path):

@@ -24,6 +24,16 @@ from ``numpy.random.default_rng(seed)``):
 * spike time ``t_i = t_min + (t_max - t_min) f_ci(x)`` (ms), plus Gaussian jitter of standard
   deviation ``jitter`` ms (clipped to ``[t_min, t_max]``).
 
+Several spikes per unit (``n_spikes = S > 1``), as in the authors' generator (their
+``randman`` package's ``make_spiking_dataset``, argument ``nb_spikes``): the manifold then has
+``n_units * S`` coordinates, each an independent smooth function of the same intrinsic point
+``x`` built as above, and coordinate ``(i, s)`` is the time of spike ``s`` of unit ``i``.  Every
+unit fires exactly ``S`` times anywhere in ``[t_min, t_max]`` (the spikes of a unit are not
+ordered by ``s``; two may coincide), so spike counts carry nothing and the class is in the
+timing pattern.  The Fourier coefficients of coordinate ``(i, s)`` are entry ``i S + s`` of the
+draws for ``n_units * S`` coordinates; for ``S = 1`` the draws, and hence the task, are those
+of the one-spike generator.
+
 Samples: ``x ~ U([0, 1]^D)`` from ``numpy.random.default_rng([seed, sample_seed])``, classes
 cycled so that every class has ``n_samples // n_classes`` or one more; the manifolds depend on
 ``seed`` only, so splits drawn with different ``sample_seed`` are samples of the same task.
@@ -36,6 +46,7 @@ import numpy as np
 
 from ..validation import check_integer, check_real
 from .container import SpikeDataset
+from .spike_trains import SpikeTrainDataset
 
 _GRID = np.linspace(0.0, 1.0, 1001)
 
@@ -84,8 +95,12 @@ def generate_randman(
     t_min: float = 0.0,
     t_max: float = 50.0,
     jitter: float = 0.0,
+    n_spikes: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Spike times ``(n_samples, n_units)`` (ms) and labels ``(n_samples,)`` of a Randman task.
+    """Spike times (ms) and labels ``(n_samples,)`` of a Randman task.
+
+    The times have shape ``(n_samples, n_units)`` for ``n_spikes = 1`` and ``(n_samples,
+    n_units, n_spikes)`` otherwise (``times[n, i, s]``: spike ``s`` of unit ``i``, unsorted).
 
     Parameters
     ----------
@@ -105,6 +120,9 @@ def generate_randman(
         Window of the spike times (ms), ``0 <= t_min < t_max``.
     jitter : float
         Standard deviation (ms) of Gaussian noise added to every spike time (>= 0).
+    n_spikes : int
+        Spikes per unit (>= 1), each the coordinate of its own manifold dimension (see the
+        module docstring).
     """
     n_classes = check_integer("n_classes", n_classes, minimum=2)
     n_units = check_integer("n_units", n_units, minimum=1)
@@ -117,28 +135,37 @@ def generate_randman(
     t_min = check_real("t_min", t_min, minimum=0.0, where="(ms)")
     t_max = check_real("t_max", t_max, minimum=t_min, strict=True, where="(ms)")
     jitter = check_real("jitter", jitter, minimum=0.0, where="(ms)")
+    n_spikes = check_integer("n_spikes", n_spikes, minimum=1)
     rng = np.random.default_rng([seed, sample_seed])
     labels = rng.permutation(np.arange(n_samples) % n_classes).astype(np.int64)
     x = rng.uniform(size=(n_samples, dim))
-    f = randman_points(x, labels, seed, n_classes, n_units, dim, alpha, n_basis)
+    f = randman_points(x, labels, seed, n_classes, n_units * n_spikes, dim, alpha, n_basis)
     times = t_min + (t_max - t_min) * f
     if jitter > 0:
         times = np.clip(times + rng.normal(0.0, jitter, times.shape), t_min, t_max)
+    if n_spikes > 1:
+        times = times.reshape(n_samples, n_units, n_spikes)
     return times, labels
 
 
-def randman_dataset(n_samples: int = 1000, sample_seed: int = 0, **task) -> SpikeDataset:
-    """:func:`generate_randman` as a :class:`SpikeDataset` (duration ``t_max``).
+def randman_dataset(
+    n_samples: int = 1000, sample_seed: int = 0, **task
+) -> SpikeDataset | SpikeTrainDataset:
+    """:func:`generate_randman` as a data set of duration ``t_max``: a :class:`SpikeDataset`
+    for one spike per unit (``n_spikes = 1``, the default), a
+    :class:`~.spike_trains.SpikeTrainDataset` with ``n_spikes`` spikes per unit otherwise.
 
     ``task`` holds the other arguments of :func:`generate_randman`; keep them (and ``seed``)
     equal across splits and vary ``sample_seed``.
     """
     times, labels = generate_randman(n_samples=n_samples, sample_seed=sample_seed, **task)
     parameters = {k: v for k, v in task.items()}
-    return SpikeDataset(
-        times,
-        labels,
-        int(task.get("n_classes", 10)),
-        float(task.get("t_max", 50.0)),
-        name=f"Randman {parameters} sample_seed={sample_seed}",
-    )
+    n_classes, duration = int(task.get("n_classes", 10)), float(task.get("t_max", 50.0))
+    name = f"Randman {parameters} sample_seed={sample_seed}"
+    if times.ndim == 2:
+        return SpikeDataset(times, labels, n_classes, duration, name=name)
+    n, n_units, n_spikes = times.shape
+    neurons = np.tile(np.repeat(np.arange(n_units), n_spikes), n)
+    offsets = np.arange(n + 1, dtype=np.int64) * n_units * n_spikes
+    return SpikeTrainDataset(times.ravel(), neurons, offsets, labels, n_units, n_classes,
+                             duration, name=name)  # fmt: skip

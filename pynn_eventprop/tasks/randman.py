@@ -36,6 +36,9 @@ def parse_args(argv=None, prog=None):
     add("--dim", type=int, default=1, help="intrinsic dimension (default %(default)s)")
     add("--alpha", type=float, default=2.0, help="smoothness (default %(default)s)")
     add("--t-max", type=float, default=50.0, help="spike window, ms (default %(default)s)")
+    add("--spikes", type=int, default=1, help="spikes per unit, each its own manifold "
+        "coordinate (default %(default)s)")  # fmt: skip
+    add("--jitter", type=float, default=0.0, help="spike-time noise, ms (default %(default)s)")
     add("--train-samples", type=int, default=600, help="default %(default)s")
     add("--validation-samples", type=int, default=250, help="default %(default)s")
     add("--test-samples", type=int, default=500, help="default %(default)s")
@@ -46,7 +49,8 @@ def parse_args(argv=None, prog=None):
 def datasets(args):
     """Train, validation and test splits of one task (same manifolds, other points)."""
     task = dict(n_classes=args.classes, n_units=args.units, dim=args.dim, alpha=args.alpha,
-                t_max=args.t_max, seed=args.task_seed)  # fmt: skip
+                t_max=args.t_max, seed=args.task_seed, n_spikes=args.spikes,
+                jitter=args.jitter)  # fmt: skip
     return (
         randman_dataset(args.train_samples, 0, **task),
         randman_dataset(args.validation_samples, 1, **task),
@@ -60,12 +64,14 @@ def main(argv=None, prog=None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     train, validation, test = datasets(args)
     print(f"Randman: {args.classes} classes, {args.units} units, dim {args.dim}, "
-          f"{args.t_max:g} ms; train {len(train)}, validation {len(validation)}, test "
-          f"{len(test)}; recurrent={args.recurrent}, learn_delays={args.learn_delays}")  # fmt: skip
+          f"{args.spikes} spike(s) per unit in {args.t_max:g} ms; train {len(train)}, "
+          f"validation {len(validation)}, test {len(test)}; recurrent={args.recurrent}, "
+          f"learn_delays={args.learn_delays}")  # fmt: skip
     figures = run(settings_from(args, DEFAULTS), train, validation, test, out,
                   progress=not args.no_progress)  # fmt: skip
     figures["task"] = {k: getattr(args, k) for k in ("classes", "units", "dim", "alpha", "t_max",
-                                                     "train_samples", "test_samples")}  # fmt: skip
+                                                     "spikes", "jitter", "train_samples",
+                                                     "test_samples")}  # fmt: skip
     write_json(figures, args.json)
     return figures
 
