@@ -521,7 +521,14 @@ class ExactSimulation:
         projections, widx_row, sources = structure
         if w_version != self._weights_version:
             weights = [self._weights[k] for k in sources]
-            wcat = np.ascontiguousarray(np.vstack(weights), np.float64)
+            one = (
+                len(weights) == 1
+                and weights[0].dtype == np.float64
+                and weights[0].flags.c_contiguous
+            )
+            # set_weights replaces a weight array and never writes into it, so one
+            # projection's array is taken as it is
+            wcat = weights[0] if one else np.ascontiguousarray(np.vstack(weights), np.float64)
         self._plans[i] = (version, structure, self._weights_version, wcat)
         return projections, wcat, widx_row
 
