@@ -6,6 +6,10 @@ ends of refractoriness, its ``v_max``) is swept on its own by :func:`_private_ba
 is :func:`.adjoint.backward_neuron` reduced to an arrival-free interval.  At each arrival every
 neuron adds ``dL/dw = lambda_x`` to the arrival's weight row and its term of ``dL/dt`` to the
 spike that caused it.  Results equal the general path's to rounding.
+
+A sample's sweep starts at the arrival after its adjoint's latest source (a spike with a
+non-zero ``dL/dt``, a ``v_max``): later than that the adjoint is exactly 0 and adds nothing
+(with a first-spike loss, most of a run after the outputs' first spikes).
 """
 
 from __future__ import annotations
@@ -85,8 +89,11 @@ def _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_
     # no sources, no v_max: free neurons in one vectorised pass (not worth its set-up for
     # a handful of neurons)
     plain = size >= 16 and not want_mean and not np.any(vm_g) and not np.any(kink)
-    cur = t1
-    for m in range(ev_off[b + 1] - 1, ev_off[b] - 2, -1):
+    t_src = math.inf
+    if not want_mean:  # a voltage mean is a source everywhere
+        t_src = _latest_source(tape, b, size, dldt, src0, spk_off, g_first, vm_g, kink, vm)
+    top, cur = _skip_tail(ev, ev_off, b, t_src, t1, tape, size, last, latest, refractory)
+    for m in range(top, ev_off[b] - 2, -1):
         te = ev[0][m] if m >= ev_off[b] else t0
         em, ae, ai, qe, qi = flow(p, cur - te)
         if want_mean:
@@ -127,6 +134,55 @@ def _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_
             _shared_arrival(p, wcat, ev, m, lv, le, li, refractory, dldt, acc, kink, vm, b,
                             not plain)  # fmt: skip
         cur = te
+
+
+@numba.njit(cache=True, inline="always")
+def _latest_source(tape, b, size, dldt, src0, spk_off, g_first, vm_g, kink, vm):
+    """Time of the latest source of sample ``b``'s adjoint (-inf: none): a spike whose
+    ``dL/dt`` is not 0 (from the arrivals it caused, or the first-spike readout), or a
+    ``v_max`` jump.  Between sources the adjoint equations are linear and homogeneous, so
+    after the latest one (in the reverse sweep: before reaching it) the adjoint is exactly 0.
+    """
+    t_src = -math.inf
+    for j in range(size):
+        row = b * size + j
+        if vm_g[j] != 0.0 or kink[j] != 0.0:
+            t_src = max(t_src, vm[0][b, j])
+        first = spk_off[row] if spk_off[row + 1] > spk_off[row] else -1
+        for m in range(tape[5][row + 1] - 1, tape[5][row] - 1, -1):  # latest first
+            if tape[1][m] <= t_src:
+                break
+            if tape[0][m] == EV_SPIKE:
+                s = tape[4][m]
+                if dldt[src0 + s] != 0.0 or (s == first and g_first[b, j] != 0.0):
+                    t_src = tape[1][m]
+                    break
+    return t_src
+
+
+@numba.njit(cache=True, inline="always")
+def _skip_tail(ev, ev_off, b, t_src, t1, tape, size, last, latest, refractory):
+    """Where sample ``b``'s reverse sweep starts: the arrivals later than ``t_src``
+    (:func:`_latest_source`) and every private event after the earliest of them are passed
+    over, as the sweep would leave them: the adjoint is 0 there, so they add nothing to any
+    gradient.  The neurons' bookkeeping (``last``, ``latest``, ``refractory``) is moved past
+    the private events passed over.  Returns ``(first arrival to sweep, its interval's end)``.
+    """
+    m, cur = ev_off[b + 1] - 1, t1
+    while m >= ev_off[b] and ev[0][m] > t_src:
+        cur = ev[0][m]
+        m -= 1
+    if cur < t1:
+        for j in range(size):
+            row = b * size + j
+            lo = last[j] + 1
+            while lo > tape[5][row] and tape[1][lo - 1] > cur:
+                lo -= 1
+            if lo <= last[j]:
+                refractory[j] = tape[0][lo] != EV_SPIKE
+                last[j] = lo - 1
+                latest[j] = tape[1][lo - 1] if lo - 1 >= tape[5][row] else -math.inf
+    return m, cur
 
 
 @numba.njit(cache=True, inline="always")  # one call site, once per interval
