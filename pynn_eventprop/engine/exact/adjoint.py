@@ -30,6 +30,10 @@ With ``lambda = (lambda_V, lambda_E, lambda_I)`` the adjoint of ``(V, I_E, I_I)`
 * **maximum** ``v_max`` (state kind): ``lambda_V += dL/dv_max`` at its time (no time term:
   ``dV/dt = 0`` at an interior maximum, the time is fixed at the ends of the run); when it is
   at an arrival (a kink), also ``dL/dt_a += (dL/dv_max) dV/dt(t_a-)``.
+
+The terms ``dL/dt*``, ``dL/dv_max`` and the voltage means are the only sources: the sweep
+of a neuron starts at its latest source (:func:`_skip_tail`), the adjoint being exactly 0
+after it.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ from .closed_form import (
     flow,
     psc_weighted_integral,
 )
-from .forward import EV_ARRIVAL, EV_SPIKE, VMAX_STATE, param_tuple
+from .forward import EV_ARRIVAL, EV_REF_END, EV_SPIKE, VMAX_STATE, param_tuple
 
 
 @numba.njit(cache=True)
@@ -181,7 +185,10 @@ def backward_neuron(
     refractory = ref_end > t1
     vmax_open = g[1] != 0.0 and vmax[1] == VMAX_STATE
     sampling = adj[0].shape[0] > 0
-    for m in range(hi - 1, lo - 1, -1):
+    end = hi
+    if not (resume or sampling or g[2] != 0.0 or g[3] != 0.0):
+        end, t, refractory = _skip_tail(tape, lo, hi, dldt, src0, first, g, vmax, t, refractory)
+    for m in range(end - 1, lo - 1, -1):
         te = tape[1][m]
         if vmax_open and te < vmax[0] <= t:
             lam = _flow_sampled(
@@ -238,6 +245,33 @@ def backward_neuron(
         carried[3][b, j] = carry
     elif sampling:
         _flow_sampled(p, lam, t, t0, refractory, g, t0, big_t, cache, -1, adj, b, j, dt)
+
+
+@numba.njit(cache=True, inline="always")
+def _skip_tail(tape, lo, hi, dldt, src0, first, g, vmax, t, refractory):
+    """Pass over the events of a neuron's tape ``lo:hi`` later than the latest source of its
+    adjoint (a spike whose ``dL/dt`` is not 0, from downstream or the first-spike readout, or
+    its ``v_max``): between sources the adjoint equations are linear and homogeneous, so the
+    adjoint is exactly 0 there and those events add nothing to any gradient (with a
+    first-spike loss, most of a run after the first spike).
+
+    Returns ``(end, t, refractory)``: the sweep goes on with the events ``lo:end`` from time
+    ``t``, in the refractory state it would have reached there.
+    """
+    t_src = vmax[0] if g[1] != 0.0 and vmax[1] == VMAX_STATE else -math.inf
+    end = hi
+    while end > lo and tape[1][end - 1] > t_src:
+        kind = tape[0][end - 1]
+        if kind == EV_SPIKE:
+            s = tape[4][end - 1]
+            if dldt[src0 + s] != 0.0 or (s == first and g[0] != 0.0):
+                break
+            refractory = False
+        elif kind == EV_REF_END:
+            refractory = True
+        t = tape[1][end - 1]
+        end -= 1
+    return end, t, refractory
 
 
 @numba.njit(cache=True, parallel=True)
