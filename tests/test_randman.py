@@ -79,8 +79,8 @@ def test_bad_parameters(kwargs, message):
 
 def test_several_spikes_are_the_coordinates_of_a_wider_manifold():
     """Spike ``s`` of unit ``i`` with ``n_spikes = S`` is coordinate ``i S + s`` of the
-    one-spike task with ``n_units * S`` units (same seeds, jitter included), so ``S = 1`` is
-    the one-spike generator and the data set type follows ``S``."""
+    one-spike task with ``n_units * S`` units (same seeds, jitter included); one spike per
+    unit gives a ``SpikeDataset``."""
     task = {k: v for k, v in TASK.items() if k != "n_units"}
     for jitter in (0.0, 1.0):
         wide, wide_labels = generate_randman(n_samples=6, n_units=12, jitter=jitter, **task)
@@ -88,8 +88,6 @@ def test_several_spikes_are_the_coordinates_of_a_wider_manifold():
                                          **task)  # fmt: skip
         np.testing.assert_array_equal(times.reshape(6, 12), wide)
         np.testing.assert_array_equal(labels, wide_labels)
-    one, _ = generate_randman(n_samples=6, n_spikes=1, **TASK)
-    np.testing.assert_array_equal(one, generate_randman(n_samples=6, **TASK)[0])
     assert type(randman_dataset(n_samples=4, **TASK)).__name__ == "SpikeDataset"
 
 
