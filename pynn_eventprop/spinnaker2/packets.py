@@ -419,6 +419,33 @@ def spike_counts(plan: TrafficPlan, spikes: dict, n_ticks: int) -> tuple[dict, i
     return Y, most
 
 
+def event_counts(plan: TrafficPlan, events: dict, n_ticks: int) -> tuple[dict, int]:
+    """:func:`spike_counts` of the rasters that spike events fill, without building them.
+
+    ``events[k] = (index, sample, neuron)``: int arrays with every spike's raster index (in
+    :func:`spike_counts`' convention; indices past the raster's ``n_ticks + 1`` rows for
+    sources, ``n_ticks`` for neurons, are not counted), its sample in the batch and its neuron.
+    The counts are integers, so the result equals that of :func:`spike_counts` exactly.
+    """
+    m = plan.mapping
+    net, R, B = m.network, m.replicas, m.local_batch
+    Y, most = {}, 0
+    for k, pop in enumerate(net.populations):
+        index, sample, neuron = events[k]
+        shift = 0 if pop.is_source else 1
+        keep = index < n_ticks + 1 - shift
+        if not keep.all():
+            index, sample, neuron = index[keep], sample[keep], neuron[keep]
+        flat = ((index + shift) * R + sample // B) * pop.size + neuron
+        y = np.bincount(flat, minlength=(n_ticks + 1) * R * pop.size).astype(float)
+        y = y.reshape(n_ticks + 1, R, pop.size)
+        y[1] += y[0]
+        Y[k] = y[1:]
+        if plan.tables["logged"][k] and sample.size:
+            most = max(most, int(np.bincount(sample * pop.size + neuron).max()))
+    return Y, most
+
+
 def _static(plan: TrafficPlan, batch: int) -> dict:
     """Spike-independent work and packets of a batch of ``batch`` samples (cached)."""
     if batch in plan.static:
@@ -482,6 +509,7 @@ def count_traffic(
     programs=None,
     spike_payload: bool = True,
     counts: tuple[dict, int] | None = None,
+    batch: int | None = None,
 ) -> Traffic:
     """Count the packets and per-PE work of one batch from its spike rasters.
 
@@ -504,7 +532,11 @@ def count_traffic(
         Forward spike packets carry the spike phase as a 32-bit payload (default) or are
         key-only (grid timing; for comparison).
     counts : optional
-        :func:`spike_counts` of the same ``spikes`` and ``n_ticks`` (computed when omitted).
+        :func:`spike_counts` of the same ``spikes`` and ``n_ticks`` (computed when omitted), or
+        :func:`event_counts` of the spike events; with ``counts`` and ``batch`` given,
+        ``spikes`` may be None.
+    batch : int, optional
+        Samples in the batch; default ``spikes``' second axis.
 
     Raises
     ------
@@ -527,7 +559,8 @@ def count_traffic(
             f"programs {training} need the whole sample from step 0, got start_step {start_step}"
         )
     hw = m.hardware
-    batch = next(iter(spikes.values())).shape[1]
+    if batch is None:
+        batch = next(iter(spikes.values())).shape[1]
     st = _static(plan, batch)
     Y, most = spike_counts(plan, spikes, n_ticks) if counts is None else counts
     kb, pb = int(hw.key_bits), int(hw.payload_bits)

@@ -45,7 +45,7 @@ from .fabric import Fault
 from .hardware import OperationCycles, Spinnaker2Hardware
 from .machine import Machine
 from .mapping import MappingError, map_network
-from .packets import KindCount, Traffic, count_traffic, plan_traffic, spike_counts
+from .packets import KindCount, Traffic, count_traffic, event_counts, plan_traffic
 from .report import Report, build_report
 from .routing import build_routing
 from .sensitivity import sensitivity
@@ -155,7 +155,7 @@ class Spinnaker2Engine:
         self._log = []  # runs and backward passes not yet counted
         self._traffic: Traffic | None = None
         self._training_traffic: Traffic | None = None
-        self._last_batch = None  # spike rasters of the last trained batch (sensitivity)
+        self._last_batch = None  # (spikes, t_start, n_steps) of the last trained batch
         self.n = 0
         self._last_gradients = None  # what the last backward pass returned
         self._optimiser_of = {}  # projection -> (the host's optimiser, its step count) loaded
@@ -695,21 +695,26 @@ class Spinnaker2Engine:
         return self._last_gradients
 
     # --- accounting ------------------------------------------------------------------------------
-    def _rasters(self, spikes, t_start, T):
-        """Spike counts per (tick, sample, neuron) in count_traffic's convention."""
+    def _events(self, spikes, t_start, T):
+        """Raster index (count_traffic's convention, clipped to ``0..T``), sample and neuron of
+        every spike of every population."""
         out = {}
         n0 = int(round(t_start / self.dt))
         for i, pop in enumerate(self.network.populations):
             tr = spikes[i]
+            x = tr.times / self.dt - n0
+            idx = np.floor(x) if pop.is_source else np.ceil(x) - 1
+            out[i] = (np.clip(idx.astype(np.int64), 0, T), tr.sample_index, tr.neurons)
+        return out
+
+    def _rasters(self, spikes, t_start, T):
+        """Spike counts per (tick, sample, neuron) in count_traffic's convention."""
+        out = {}
+        for i, (idx, sample, neuron) in self._events(spikes, t_start, T).items():
+            pop = self.network.populations[i]
             shape = (T + 1, self.batch, pop.size)
-            if tr.times.size:
-                x = tr.times / self.dt - n0
-                idx = np.floor(x) if pop.is_source else np.ceil(x) - 1
-                idx = np.clip(idx.astype(np.int64), 0, T)
-                flat = (idx * self.batch + tr.sample_index) * pop.size + tr.neurons
-                r = np.bincount(flat, minlength=np.prod(shape)).reshape(shape)
-            else:
-                r = np.zeros(shape, np.int64)
+            flat = (idx * self.batch + sample) * pop.size + neuron
+            r = np.bincount(flat, minlength=np.prod(shape)).reshape(shape)
             out[i] = r[:T] if not pop.is_source else r[: T + 1]
         return out
 
@@ -774,23 +779,24 @@ class Spinnaker2Engine:
                 getattr(self, f"_flush_{entry[0]}")(*entry[1:])
 
     def _flush_forward(self, spikes, t_start, n_steps, delta, keep):
-        rasters = self._rasters(spikes, t_start, n_steps)
         start = int(round(t_start / self.dt))
-        counts = spike_counts(self.plan, rasters, n_steps)
-        forward = count_traffic(self.plan, rasters, start_step=start, n_ticks=n_steps,
-                                programs=("forward",), counts=counts)  # fmt: skip
+        counts = event_counts(self.plan, self._events(spikes, t_start, n_steps), n_steps)
+        forward = count_traffic(self.plan, None, start_step=start, n_ticks=n_steps,
+                                programs=("forward",), counts=counts,
+                                batch=self.batch)  # fmt: skip
         self._actual(forward, delta)
         self._traffic = forward if self._traffic is None else self._traffic + forward
-        return (forward, rasters, counts) if keep else None
+        return (forward, (spikes, t_start, n_steps), counts) if keep else None
 
     def _flush_backward(self, forward_entry, n_steps, delta):
-        forward, rasters, counts = forward_entry[6]  # counted: it was logged before
+        forward, run, counts = forward_entry[6]  # counted: it was logged before
         training = count_traffic(
             self.plan,
-            rasters,
+            None,
             n_ticks=n_steps,
             programs=("loss", "backward", "update"),
             counts=counts,
+            batch=self.batch,
         )
         self._actual(training, delta)
         bits = training.kinds["weight"].bits_per_packet
@@ -799,7 +805,7 @@ class Spinnaker2Engine:
         training = forward + training
         tally = self._training_traffic
         self._training_traffic = training if tally is None else tally + training
-        self._last_batch = (rasters, n_steps)
+        self._last_batch = run  # its rasters are built when a report needs them
 
     def _flush_update(self, kind, packets, per):
         """Weight or norm packets of an update, added to the tallies of the last trained
@@ -867,7 +873,8 @@ class Spinnaker2Engine:
         counted = traffic is not None and traffic.samples > 0
         table = None
         if counted and traffic is self.training_traffic and self._last_batch is not None:
-            rasters, n = self._last_batch
+            spikes, t_start, n = self._last_batch
+            rasters = self._rasters(spikes, t_start, n)
             table = sensitivity(self.mapping, self.routing, rasters, n, self.coefficients,
                                 self.op_cycles)  # fmt: skip
         return build_report(
