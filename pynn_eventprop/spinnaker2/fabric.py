@@ -108,6 +108,12 @@ class Packets:
 _FIELDS = ("source", "keys", "payload", "tick", "seq", "parity")
 
 
+def _parity(keys: np.ndarray, words: np.ndarray) -> np.ndarray:
+    """Parity bits of keys (int64) and payload words (unsigned): set bits modulo 2."""
+    ones = np.bitwise_count(keys.view(np.uint64)) + np.bitwise_count(words)
+    return (ones & 1).astype(np.int64)
+
+
 @dataclass
 class KindStats:
     """Packets, deliveries and router hops of one kind, tallies apart."""
@@ -183,8 +189,15 @@ class Fabric:
 
     def parity(self, keys, payload) -> np.ndarray:
         """Parity bit of packets: the number of set bits of key and payload word, modulo 2."""
-        ones = np.bitwise_count(keys.view(np.uint64)) + np.bitwise_count(self._bits(payload))
-        return (ones & 1).astype(np.int64)
+        return _parity(keys, self._bits(payload))
+
+    def _encode(self, payload) -> tuple[np.ndarray, np.ndarray]:
+        """``(values as the receiver reads them, their payload words)`` (see :meth:`wire`)."""
+        v = np.asarray(payload, np.float64)
+        if self.payload_bits == 32:
+            single = v.astype(np.float32)
+            return single.astype(np.float64), single.view(np.uint32)
+        return v, v.view(np.uint64)
 
     def _corrupt(self, payload, positions):
         """Flip the most significant exponent bit of the payload words at ``positions``."""
@@ -226,28 +239,38 @@ class Fabric:
 
     def send(self, kind: str, source: int, keys, payload, tick):
         """Send packets of ``kind`` from PE ``source``: arrays ``keys``, ``payload`` (values),
-        ``tick`` (the tick they are sent in); numbered per key block from the phase start."""
+        ``tick`` (the tick they are sent in); numbered per key block from the phase start.
+        The packets keep the arrays given (callers pass arrays they do not change later)."""
         keys = np.asarray(keys, np.int64)
-        payload, tick = self.wire(payload), np.broadcast_to(np.asarray(tick, np.int64), keys.shape)
+        values, words = self._encode(payload)
+        tick = np.asarray(tick, np.int64)
+        if tick.shape != keys.shape:
+            tick = np.full(keys.shape, tick) if not tick.ndim else np.broadcast_to(tick, keys.shape)
         if not keys.size:
             return
         blocks = keys & ~np.int64(self._index_mask)
-        single = blocks[0] == blocks[-1] and np.all(blocks == blocks[0])
-        for block in blocks[:1] if single else np.unique(blocks):
-            sel = np.arange(keys.size) if single else np.flatnonzero(blocks == block)
-            n0 = self._sent[(source, kind, int(block))]
-            self._sent[(source, kind, int(block))] = n0 + sel.size
-            seq = np.arange(n0, n0 + sel.size)
-            values, keys_b = payload[sel], keys[sel]
-            parity = self.parity(keys_b, values)
-            if self._faults:
-                order, corrupt = self._apply_faults(kind, np.arange(sel.size))
-                keys_b, values, parity = keys_b[order], values[order], parity[order]
-                sel, seq = sel[order], seq[order]
-                if corrupt:
-                    values = self._corrupt(values, corrupt)
-            packets = Packets(np.full(sel.size, source), keys_b, values, tick[sel], seq, parity)
-            self._deliver(kind, int(block), source, packets)
+        if blocks[0] == blocks[-1] and (blocks == blocks[0]).all():  # the common case
+            self._send_block(kind, source, int(blocks[0]), keys, values, words, tick)
+            return
+        for block in np.unique(blocks):
+            sel = np.flatnonzero(blocks == block)
+            self._send_block(kind, source, int(block), keys[sel], values[sel], words[sel],
+                             tick[sel])  # fmt: skip
+
+    def _send_block(self, kind, source, block, keys, values, words, tick):
+        """Number, check-bit and deliver packets of one key block (after the armed faults)."""
+        n0 = self._sent[(source, kind, block)]
+        self._sent[(source, kind, block)] = n0 + keys.size
+        seq = np.arange(n0, n0 + keys.size)
+        parity = _parity(keys, words)
+        if self._faults:
+            order, corrupt = self._apply_faults(kind, np.arange(keys.size))
+            keys, values, parity = keys[order], values[order], parity[order]
+            tick, seq = tick[order], seq[order]
+            if corrupt:
+                values = self._corrupt(values, corrupt)
+        packets = Packets(np.full(keys.size, source), keys, values, tick, seq, parity)
+        self._deliver(kind, block, source, packets)
 
     def _deliver(self, kind, block, source, packets):
         stats = self.stats[kind]
@@ -302,15 +325,17 @@ class Fabric:
             ordered += by_source[source]
         for source in sorted(expected & set(announced)):
             seq = [p.seq for p in by_source.get(source, ())]
-            seq = np.concatenate(seq) if seq else np.zeros(0, np.int64)
+            seq = np.concatenate(seq) if len(seq) > 1 else seq[0] if seq else np.zeros(0, np.int64)
             n = announced[source]
-            if seq.size != n or not np.array_equal(seq, np.arange(n)):
+            if seq.size != n or (n and not (seq == np.arange(n)).all()):
                 self._check_sequence(pe, kind, source, seq, n)
         packets = Packets.concat(ordered)
-        for m in np.flatnonzero(self.parity(packets.keys, packets.payload) != packets.parity):
-            self._problem(f"PE {pe}: {kind} packet #{packets.seq[m]} from "
-                          f"{sender(int(packets.source[m]))} failed its parity check: "
-                          "corrupted")  # fmt: skip
+        failed = self.parity(packets.keys, packets.payload) != packets.parity
+        if failed.any():
+            for m in np.flatnonzero(failed):
+                self._problem(f"PE {pe}: {kind} packet #{packets.seq[m]} from "
+                              f"{sender(int(packets.source[m]))} failed its parity check: "
+                              "corrupted")  # fmt: skip
         return packets
 
     def _check_sequence(self, pe, kind, source, seq, announced):
