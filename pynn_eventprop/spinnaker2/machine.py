@@ -76,7 +76,8 @@ class ProcessingElement:
     error_sources: tuple = ()
     result: object = None  # the last run kept for backward
     own: tuple = ()  # (index, tick) of the spikes it sent in the last run, in its spike order
-    received: dict = field(default_factory=dict)  # local source -> Packets in SpikeTrains order
+    received: dict = field(default_factory=dict)  # local source -> (keys, ticks) of its spike
+    # packets in SpikeTrains order
     grads: dict = field(default_factory=dict)  # global projection -> (n_pre, size) dL/dw
     labels: tuple = ()  # (labelled local samples, classes, labelled samples in the batch)
     loss: object = None  # (labelled local samples, the loss's result on them) after the loss
@@ -123,6 +124,15 @@ class Machine:
         self._pe_pop = np.array([pe.pop for pe in self.pes], np.int64)
         self._pe_size = np.array([pe.size for pe in self.pes], np.int64)
         self._pe_start = np.array([pe.start for pe in self.pes], np.int64)
+        self._pe_width = np.maximum(self._pe_size, 1)  # index = sample * width + neuron
+        self._populations = [
+            [self.pes[int(p)] for p in mapping.population_pes(k).ravel()]
+            for k in range(len(net.populations))
+        ]
+        self._neuron_pes = [[pe for pe in pes if pe.sim is not None] for pes in self._populations]
+        self._update_pes = [
+            [pe for pe in self._populations[p.post] if pe.replica == 0] for p in net.projections
+        ]
         self._wire_sources()
 
     def _wire_sources(self):
@@ -141,10 +151,17 @@ class Machine:
         for pe in self.pes:
             pe.spike_sources = tuple(sorted(spike.get(pe.pe, ())))
             pe.error_sources = tuple(sorted(error.get(pe.pe, ())))
+        self._error_targets = {s: tuple(sorted(o)) for s, o in self._error_targets.items()}
 
     def population(self, k: int) -> list[ProcessingElement]:
-        """PEs of population ``k``, replica by replica, slice by slice."""
-        return [self.pes[int(p)] for p in self.mapping.population_pes(k).ravel()]
+        """PEs of population ``k``, replica by replica, slice by slice (a list kept by the
+        machine: do not modify it)."""
+        return self._populations[k]
+
+    def neuron_pes(self, k: int) -> list[ProcessingElement]:
+        """The PEs of population ``k`` that integrate neurons (not spike sources), in
+        :meth:`population` order (a list kept by the machine)."""
+        return self._neuron_pes[k]
 
     # --- forward ------------------------------------------------------------------------------
     def _send_spikes(self, pe, sample, neuron, times):
@@ -179,19 +196,21 @@ class Machine:
         times = packets.tick * self.dt + packets.payload
         trains, pe.received = {}, {}
         batch = pe.sim.batch
-        pops, sizes, starts = self._pe_pop[owner], self._pe_size[owner], self._pe_start[owner]
         for local, q in enumerate(pe.sn.pre):
-            sel = np.flatnonzero(pops == q)
-            size_q = np.maximum(sizes[sel], 1)
-            sample, neuron = index[sel] // size_q, index[sel] % size_q
+            # collect keeps the expected senders' packets only: with one presynaptic
+            # population, every packet is from it
+            sel = slice(None) if len(pe.sn.pre) == 1 else np.flatnonzero(self._pe_pop[owner] == q)
+            senders, received = owner[sel], index[sel]
+            size_q = self._pe_width[senders]
+            sample, neuron = received // size_q, received % size_q
             order = np.argsort(sample, kind="stable")
             offsets = np.zeros(batch + 1, np.int64)
             np.cumsum(np.bincount(sample, minlength=batch)[:batch], out=offsets[1:])
             size = self.mapping.network.populations[q].size
             trains[local] = SpikeTrains(
-                times[sel][order], (starts[sel] + neuron)[order], offsets, size
+                times[sel][order], (self._pe_start[senders] + neuron)[order], offsets, size
             )
-            pe.received[local] = packets.take(sel[order])
+            pe.received[local] = (packets.keys[sel][order], packets.tick[sel][order])
         return trains
 
     def run_pe(self, pe, n_steps, currents, record, keep):
@@ -371,17 +390,17 @@ class Machine:
             per_pe.append({local: pe.loss_grads if own_loss and j == 0 else cut})
         weights, _, sources = slice_backward(pe.sim, pe.result, local, per_pe, own)
         pe.grads = dict(zip(pe.sn.projections, weights, strict=True))
-        for owner in sorted(self._error_targets.get(pe.pe, ())):
+        for owner in self._error_targets.get(pe.pe, ()):
             self.fabric.open("error", pe.pe, owner)
         for q in error_to:
-            received, dldt = pe.received[q], sources[q]
+            (keys, ticks), dldt = pe.received[q], sources[q]
             send = np.flatnonzero(dldt != 0.0)
-            owner = (received.keys >> self.keys.index_bits) & ((1 << self.keys.pe_bits) - 1)
+            owner = (keys >> self.keys.index_bits) & ((1 << self.keys.pe_bits) - 1)
             for o in np.unique(owner[send]):
                 sel = send[owner[send] == o]
-                index = received.keys[sel] & ((1 << self.keys.index_bits) - 1)
+                index = keys[sel] & ((1 << self.keys.index_bits) - 1)
                 self.fabric.send("error", pe.pe, self.keys.base("error", int(o)) + index, dldt[sel],
-                                 received.tick[sel])  # fmt: skip
+                                 ticks[sel])  # fmt: skip
 
     # --- update ---------------------------------------------------------------------------------
     def _words(self, pe, projections):
@@ -485,8 +504,7 @@ class Machine:
 
     def update_pes(self, k) -> list:
         """The update PEs of projection ``k``: replica 0's PEs of its target, slice by slice."""
-        post = self.mapping.network.projections[k].post
-        return [pe for pe in self.population(post) if pe.replica == 0]
+        return self._update_pes[k]
 
     def commit(self, k: int):
         """The update PEs of projection ``k`` load their staged weights and multicast them."""

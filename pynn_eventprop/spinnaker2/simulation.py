@@ -234,6 +234,7 @@ class Spinnaker2Engine:
         self.machine = Machine(self.mapping, self.routing, self.dt, np.float32,
                                self.readout_populations, self.payload_bits,
                                self.on_fault)  # fmt: skip
+        self._plan_backward = self._backward_plan()
         for pe in self.machine.pes:  # the host loads weights, delays and initial values
             if pe.sim is None:
                 continue
@@ -247,7 +248,7 @@ class Spinnaker2Engine:
             self._state = None
 
     def _neuron_pes(self, pop):
-        return [pe for pe in self.machine.population(pop) if pe.sim is not None]
+        return self.machine.neuron_pes(pop)
 
     # --- weights, delays, state -----------------------------------------------------------------
     def get_weights(self, k):
@@ -666,23 +667,15 @@ class Spinnaker2Engine:
         before = self._snapshot()
         grads = [readout_grads, extra_grads]
         loss_pop = result.tape.get("loss")
+        error_to, trained = self._plan_backward
         for comp in reversed(self._components):
             k = comp[0]
             if net.populations[k].is_source or not flow.backward[k]:
                 continue
             for pe in self._neuron_pes(k):
-                error_to = [
-                    local for local, q in enumerate(pe.sn.pre)
-                    if any(flow.error[i] for i in net.incoming(k) if net.projections[i].pre == q)
-                ]  # fmt: skip
                 pe.result = result.tape["results"][pe.pe]
-                m.backward_pe(pe, grads, error_to, own_loss=k == loss_pop)
+                m.backward_pe(pe, grads, error_to[k], own_loss=k == loss_pop)
             fabric.end_phase("error")
-        trained = {}
-        for k in range(len(net.populations)):
-            ps = [i for i in net.incoming(k) if flow.gradient[i]]
-            if ps:
-                trained[k] = ps
         m.reduce(trained)
         weights = [np.zeros(p.mask.shape) for p in net.projections]
         for k, ps in trained.items():
@@ -693,6 +686,24 @@ class Spinnaker2Engine:
         self._count_backward(result, before)
         self._last_gradients = Gradients(weights, None, None)
         return self._last_gradients
+
+    def _backward_plan(self):
+        """What the backward pass's PEs do, fixed by the mapping: per population, the local
+        sources of its PEs that error packets go back to, and the trained projections into
+        it (populations with any)."""
+        net, flow = self.network, self.mapping.flow
+        error_to, trained = {}, {}
+        for k in range(len(net.populations)):
+            pes = self._neuron_pes(k)  # every PE of a population has the same sources
+            error_to[k] = [
+                local
+                for local, q in enumerate(pes[0].sn.pre if pes else ())
+                if any(flow.error[i] for i in net.incoming(k) if net.projections[i].pre == q)
+            ]
+            gradient = [i for i in net.incoming(k) if flow.gradient[i]]
+            if gradient:
+                trained[k] = gradient
+        return error_to, trained
 
     # --- accounting ------------------------------------------------------------------------------
     def _events(self, spikes, t_start, T):
