@@ -109,9 +109,9 @@ _FIELDS = ("source", "keys", "payload", "tick", "seq", "parity")
 
 
 def _parity(keys: np.ndarray, words: np.ndarray) -> np.ndarray:
-    """Parity bits of keys (int64) and payload words (unsigned): set bits modulo 2."""
-    ones = np.bitwise_count(keys.view(np.uint64)) + np.bitwise_count(words)
-    return (ones & 1).astype(np.int64)
+    """Parity bits of keys (int64) and payload words (unsigned): their set bits modulo 2 (those
+    of their exclusive or)."""
+    return np.bitwise_and(np.bitwise_count(keys.view(np.uint64) ^ words), 1, dtype=np.int64)
 
 
 @dataclass
@@ -273,16 +273,16 @@ class Fabric:
         self._deliver(kind, block, source, packets)
 
     def _deliver(self, kind, block, source, packets):
-        stats = self.stats[kind]
-        stats.packets += len(packets)
+        n, stats = len(packets), self.stats[kind]
+        stats.packets += n
         route = self._route(block, source)
         if route is None:
             return
         dests, hops = route
-        stats.hops += hops * len(packets)
-        stats.deliveries += len(dests) * len(packets)
+        stats.hops += hops * n
+        stats.deliveries += len(dests) * n
         for d in dests:
-            self.queues[d][kind].append(packets)
+            self.queues[d][kind].append((int(source), packets))
 
     def end_phase(self, kind: str):
         """Every sender of ``kind`` in this phase sends its tally packets."""
@@ -303,34 +303,32 @@ class Fabric:
     def collect(self, pe: int, kind: str, expected) -> Packets:
         """The packets of ``kind`` in PE ``pe``'s queue (taken out), ordered by sender then
         arrival, after the protocol checks against the tallies of the ``expected`` senders."""
-        parts = self.queues[pe].pop(kind, [])
-        tallies = self.tallies[pe].pop(kind, [])
+        parts = self.queues[pe].pop(kind, ())  # (sender, Packets) of each send
+        tallies = self.tallies[pe].pop(kind, ())
         expected = {int(s) for s in expected}
         announced = defaultdict(int)
         for source, _, n in tallies:
             announced[source] += n
-        for source in sorted(expected - set(announced)):
+        for source in sorted(expected - announced.keys()):
             self._problem(f"PE {pe}: no {kind} tally from {sender(source)}: its packets were lost "
                           "or misrouted")  # fmt: skip
-        by_source = defaultdict(list)  # every part comes from one send: one sender
-        for part in parts:
+        by_source = defaultdict(list)
+        for source, part in parts:
             if len(part):
-                by_source[int(part.source[0])].append(part)
-        for source in sorted(set(by_source) - expected):
+                by_source[source].append(part)
+        for source in sorted(by_source.keys() - expected):
             keys = np.concatenate([p.keys for p in by_source.pop(source)])
             self._problem(f"PE {pe}: {keys.size} unexpected {kind} packet(s) from "
                           f"{sender(source)} (first key {int(keys[0]):#x}): misrouted")  # fmt: skip
-        ordered = []
-        for source in sorted(by_source):
-            ordered += by_source[source]
-        for source in sorted(expected & set(announced)):
+        ordered = [part for source in sorted(by_source) for part in by_source[source]]
+        for source in sorted(expected & announced.keys()):
             seq = [p.seq for p in by_source.get(source, ())]
             seq = np.concatenate(seq) if len(seq) > 1 else seq[0] if seq else np.zeros(0, np.int64)
             n = announced[source]
             if seq.size != n or (n and not (seq == np.arange(n)).all()):
                 self._check_sequence(pe, kind, source, seq, n)
         packets = Packets.concat(ordered)
-        failed = self.parity(packets.keys, packets.payload) != packets.parity
+        failed = _parity(packets.keys, self._bits(packets.payload)) != packets.parity
         if failed.any():
             for m in np.flatnonzero(failed):
                 self._problem(f"PE {pe}: {kind} packet #{packets.seq[m]} from "

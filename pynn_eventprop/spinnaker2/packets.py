@@ -167,30 +167,37 @@ class Traffic:
         return self.dense_error_packets / event if event else float("inf")
 
     def __add__(self, other: Traffic) -> Traffic:
-        def both(a, b, op):
-            return {k: op(v, b[k]) for k, v in a.items()}
-
         return Traffic(
             samples=self.samples + other.samples,
             batches=self.batches + other.batches,
-            kinds=both(self.kinds, other.kinds, lambda a, b: a + b),
+            kinds=_sums(self.kinds, other.kinds),
             dense_error_packets=self.dense_error_packets + other.dense_error_packets,
-            operations=both(self.operations, other.operations, lambda a, b: a + b),
-            peak_cycles=both(self.peak_cycles, other.peak_cycles, np.maximum),
+            operations=_sums(self.operations, other.operations),
+            peak_cycles={
+                k: np.maximum(v, other.peak_cycles[k]) for k, v in self.peak_cycles.items()
+            },
             busiest_per_tick={
                 k: _padded(np.maximum, v, other.busiest_per_tick[k])
                 for k, v in self.busiest_per_tick.items()
             },
-            total_cycles=both(self.total_cycles, other.total_cycles, lambda a, b: a + b),
-            time_ms={
-                p: both(modes, other.time_ms[p], lambda a, b: a + b)
-                for p, modes in self.time_ms.items()
-            },
-            overrun_ticks=both(self.overrun_ticks, other.overrun_ticks, lambda a, b: a + b),
+            total_cycles=_sums(self.total_cycles, other.total_cycles),
+            time_ms={p: _sums(modes, other.time_ms[p]) for p, modes in self.time_ms.items()},
+            overrun_ticks=_sums(self.overrun_ticks, other.overrun_ticks),
             max_spikes_per_neuron=max(self.max_spikes_per_neuron, other.max_spikes_per_neuron),
             spike_log_capacity=self.spike_log_capacity,
             dma_bytes=self.dma_bytes + other.dma_bytes,
         )
+
+
+def _sums(a: dict, b: dict) -> dict:
+    """``{k: a[k] + b[k]}`` over the keys of ``a``."""
+    return {k: v + b[k] for k, v in a.items()}
+
+
+def _idle_timing(hw) -> tuple[dict, np.ndarray]:
+    """:func:`tick_timing` of a program that does not run: no time, no overrun."""
+    n = len(hw.clock_levels_mhz)
+    return {"realtime": np.zeros(n), "compute": np.zeros(n)}, np.zeros(n, np.int64)
 
 
 def tick_timing(cycles_per_tick: np.ndarray, hw) -> tuple[dict, np.ndarray]:
@@ -601,9 +608,10 @@ def count_traffic(
         busiest_forward = np.pad(busiest_forward, (start_step, 0))
     time_ms, overruns = {}, {}
     for name in ("forward", "backward", "loss"):
-        time_ms[name], overruns[name] = tick_timing(cycles[name], hw)
-        if name not in programs:  # a program that does not run takes no ticks
-            time_ms[name] = {k: np.zeros_like(v) for k, v in time_ms[name].items()}
+        if name in programs:
+            time_ms[name], overruns[name] = tick_timing(cycles[name], hw)
+        else:  # a program that does not run takes no ticks (and its cycles are all 0)
+            time_ms[name], overruns[name] = _idle_timing(hw)
     f = np.asarray(hw.clock_levels_mhz, float) * 1e3
     time_ms["update"] = {"realtime": critical / f, "compute": critical / f}
     overruns["update"] = np.zeros(len(f), np.int64)
