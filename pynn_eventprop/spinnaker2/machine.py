@@ -76,6 +76,7 @@ class ProcessingElement:
     error_sources: tuple = ()
     result: object = None  # the last run kept for backward
     own: tuple = ()  # (index, tick) of the spikes it sent in the last run, in its spike order
+    own_samples: np.ndarray | None = None  # local sample of each of its last run's spikes
     received: dict = field(default_factory=dict)  # local source -> (keys, ticks) of its spike
     # packets in SpikeTrains order
     grads: dict = field(default_factory=dict)  # global projection -> (n_pre, size) dL/dw
@@ -88,6 +89,11 @@ class ProcessingElement:
     @property
     def size(self) -> int:
         return self.stop - self.start
+
+    @property
+    def rows(self) -> slice:
+        """Its samples (a contiguous range of the batch) as a slice."""
+        return slice(self.samples[0], self.samples[-1] + 1) if self.samples.size else slice(0, 0)
 
 
 def _occurrence(codes: np.ndarray) -> np.ndarray:
@@ -177,14 +183,18 @@ class Machine:
         pe.own = (index, tick)
         self.fabric.send("spike", pe.pe, self.keys.base("spike", pe.pe) + index, offset, tick)
 
-    def send_source(self, pe, trains: SpikeTrains | None, t0, t1):
-        """A source PE sends the spikes of its schedule in ``[t0, t1)``."""
+    def send_source(self, pe, trains: SpikeTrains | None, t0, t1, sample=None):
+        """A source PE sends the spikes of its schedule in ``[t0, t1)`` (``sample``: the
+        trains' ``sample_index`` when the caller has it)."""
         if trains is None or not trains.times.size:
             empty = np.zeros(0, np.int64)
             self._send_spikes(pe, empty, empty, np.zeros(0))
             return
-        b, j, t = trains.sample_index, trains.neurons, trains.times
-        keep = (t >= t0) & (t < t1) & (j >= pe.start) & (j < pe.stop) & np.isin(b, pe.samples)
+        b = trains.sample_index if sample is None else sample
+        j, t = trains.neurons, trains.times
+        rows = pe.rows  # its samples: a contiguous range
+        keep = (t >= t0) & (t < t1) & (j >= pe.start) & (j < pe.stop)
+        keep &= (b >= rows.start) & (b < rows.stop)
         local = b[keep] - pe.samples[0]
         self._send_spikes(pe, local, j[keep] - pe.start, t[keep].astype(np.float64))
 
@@ -226,7 +236,8 @@ class Machine:
         result = pe.sim.run(n_steps, sources=sources, currents=cut, record=rec,
                             keep_for_backward=keep)  # fmt: skip
         own = result.spikes[local]
-        self._send_spikes(pe, own.sample_index, own.neurons, own.times)
+        pe.own_samples = own.sample_index
+        self._send_spikes(pe, pe.own_samples, own.neurons, own.times)
         pe.result = result if keep else None
         return result
 
@@ -359,7 +370,8 @@ class Machine:
         p_index = packets.keys & ((1 << self.keys.index_bits) - 1)
         code = p_index * span + packets.tick
         sorter = np.argsort(own_code, kind="stable")
-        if np.any(np.diff(own_code[sorter]) == 0):  # a neuron spiked twice in one tick
+        ordered = own_code[sorter]
+        if (ordered[1:] == ordered[:-1]).any():  # a neuron spiked twice in one tick
             own_code = own_code * (n_own + 1) + _occurrence(own_code)
             occ = np.zeros(code.size, np.int64)
             for s in np.unique(packets.source):
@@ -367,13 +379,16 @@ class Machine:
                 occ[sel] = _occurrence(code[sel])
             code = code * (n_own + 1) + occ
             sorter = np.argsort(own_code, kind="stable")
-        pos = np.minimum(np.searchsorted(own_code, code, sorter=sorter), max(n_own - 1, 0))
-        hit = own_code[sorter][pos] == code if n_own else np.zeros(code.size, bool)
-        for m in np.flatnonzero(~hit):
-            self.fabric._problem(f"PE {pe.pe}: error packet #{packets.seq[m]} from PE "
-                                 f"{packets.source[m]} names a spike it did not send")  # fmt: skip
-        np.add.at(grads, sorter[pos[hit]], packets.payload[hit])
-        return grads
+            ordered = own_code[sorter]
+        pos = np.minimum(np.searchsorted(ordered, code), max(n_own - 1, 0))
+        hit = ordered[pos] == code if n_own else np.zeros(code.size, bool)
+        if not hit.all():
+            for m in np.flatnonzero(~hit):
+                self.fabric._problem(f"PE {pe.pe}: error packet #{packets.seq[m]} from PE "
+                                     f"{packets.source[m]} names a spike it did not "
+                                     "send")  # fmt: skip
+        # summed in packet order into zeros (as np.add.at would)
+        return np.bincount(sorter[pos[hit]], packets.payload[hit], minlength=n_own)
 
     def backward_pe(self, pe, readout_grads, error_to, own_loss=False):
         """Backward program of PE ``pe``: reverse sweep, gradient buffer, error packets to the
@@ -383,11 +398,14 @@ class Machine:
         local = pe.sn.local
         per_pe = []
         for j, grads in enumerate(readout_grads):
+            if own_loss and j == 0:
+                per_pe.append({local: pe.loss_grads})
+                continue
             cut = {
-                name: np.asarray(g)[pe.samples, pe.start : pe.stop]
+                name: np.asarray(g)[pe.rows, pe.start : pe.stop]
                 for name, g in (grads or {}).get(pe.pop, {}).items()
             }
-            per_pe.append({local: pe.loss_grads if own_loss and j == 0 else cut})
+            per_pe.append({local: cut})
         weights, _, sources = slice_backward(pe.sim, pe.result, local, per_pe, own)
         pe.grads = dict(zip(pe.sn.projections, weights, strict=True))
         for owner in self._error_targets.get(pe.pe, ()):

@@ -334,6 +334,7 @@ def _tables(plan: TrafficPlan) -> dict:
         "sizes": [np.diff(m.bounds(k)) for k in range(n_pops)],
         "slice_of": [_slice_matrix(m.bounds(k)) for k in range(n_pops)],  # (size, S) one-hot
         "pes": [m.population_pes(k).ravel() for k in range(n_pops)],
+        "cols": [_columns(m.population_pes(k).ravel()) for k in range(n_pops)],
         "logged": [_logged(m, k) for k in range(n_pops)],
         "synapses": [],  # (pre, post, connection counts (n_pre, S_post))
         "receive": [],  # (pre, post, key-block reaches slice (S_pre, S_post))
@@ -357,10 +358,19 @@ def _tables(plan: TrafficPlan) -> dict:
                 key = (p.pre, p.post, d)
                 targets[key] = targets.get(key, False) | (cd > 0)
     t["receive"] = [(q, k, b.astype(float)) for (q, k), b in blocks.items()]
+    t["sending"] = {k: dests > 0 for k, dests in plan.spike_dests.items()}  # (R, S)
     for (q, k, d), tg in targets.items():
         tf = tg.astype(float)
         t["errors"].append((q, k, d, tf, tf.sum(axis=1), plan.error_hops[(q, k)]))
     return t
+
+
+def _columns(pes: np.ndarray):
+    """``pes`` as an index of the per-PE axis: a slice when they are consecutive (cheaper to
+    add into than a list of indices), else the array."""
+    if pes.size and np.array_equal(pes, np.arange(pes[0], pes[0] + pes.size)):
+        return slice(int(pes[0]), int(pes[0]) + pes.size)
+    return pes
 
 
 def _slice_matrix(bounds) -> np.ndarray:
@@ -649,20 +659,20 @@ def _forward(plan, Y, st, fwd, spike, ops):
     sends = {}
     for k in plan.spike_hops:
         per_slice = Y[k] @ t["slice_of"][k]  # (T, R, S)
-        per_slice *= plan.spike_dests[k] > 0  # a PE whose spikes reach nobody sends nothing
+        per_slice *= t["sending"][k]  # a PE whose spikes reach nobody sends nothing
         sends[k] = per_slice
         spike.per_step += per_slice.sum(axis=(1, 2))
         total = per_slice.sum(axis=0)
         spike.packets += total.sum()
         spike.hops += (total * plan.spike_hops[k]).sum()
         spike.deliveries += (total * plan.spike_dests[k]).sum()
-        fwd[:, t["pes"][k]] += per_slice.reshape(T, -1) * cyc.packet_send
+        fwd[:, t["cols"][k]] += per_slice.reshape(T, -1) * cyc.packet_send
     for pre, post, counts in t["synapses"]:
         syn = Y[pre] @ counts  # (T, R, S_post)
         ops["synaptic_events"] += syn.sum()
-        fwd[:, t["pes"][post]] += syn.reshape(T, -1) * cyc.synaptic_event
+        fwd[:, t["cols"][post]] += syn.reshape(T, -1) * cyc.synaptic_event
     for pre, post, reach in t["receive"]:
-        fwd[:, t["pes"][post]] += (sends[pre] @ reach).reshape(T, -1) * cyc.spike_receive
+        fwd[:, t["cols"][post]] += (sends[pre] @ reach).reshape(T, -1) * cyc.spike_receive
 
 
 def _logged(m: Mapping, k: int) -> bool:
@@ -692,7 +702,7 @@ def _backward(plan, Y, st, bwd, error, ops):
             ops["gradient_synapses"] += total
         if per_syn in (back_cycles, grad_cycles + back_cycles):
             ops["backward_synapses"] += total
-        bwd[d:, t["pes"][post]] += syn.reshape(T - d, -1) * per_syn
+        bwd[d:, t["cols"][post]] += syn.reshape(T - d, -1) * per_syn
     for q, k, d, targets, per_neuron, hops in t["errors"]:
         if d >= T:
             continue
@@ -702,9 +712,9 @@ def _backward(plan, Y, st, bwd, error, ops):
         n_sent = sent.sum()
         error.packets += n_sent
         error.deliveries += n_sent
-        bwd[d:, t["pes"][k]] += sent.reshape(T - d, -1) * cyc.packet_send
+        bwd[d:, t["cols"][k]] += sent.reshape(T - d, -1) * cyc.packet_send
         received = y @ (per_neuron[:, None] * t["slice_of"][q])  # (T - d, R, S_pre)
-        bwd[d:, t["pes"][q]] += received.reshape(T - d, -1) * cyc.error_receive
+        bwd[d:, t["cols"][q]] += received.reshape(T - d, -1) * cyc.error_receive
         pair = t["slice_of"][q].T @ (y.sum(axis=0)[:, :, None] * targets[None])  # (R, S, S)
         error.hops += (pair * hops).sum()
 

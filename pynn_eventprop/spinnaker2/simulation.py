@@ -384,7 +384,9 @@ class Spinnaker2Engine:
                 pe.sim.set_state(EngineState(state.step, state.t, {pe.sn.local: local}, flights))
 
     # --- running ---------------------------------------------------------------------------------
-    def _check_sources(self, sources, t0, t1):
+    def _check_sources(self, sources, t0, t1) -> dict:
+        """Check the spike sources' trains; returns their ``sample_index`` arrays."""
+        samples = {}
         for i, trains in sources.items():
             pop = self.network.populations[i]
             if trains.batch != self.batch or trains.size != pop.size:
@@ -394,13 +396,16 @@ class Spinnaker2Engine:
                 )
             keep = (trains.times >= t0) & (trains.times < t1)
             tick = np.floor(trains.times[keep] / self.dt).astype(np.int64)
-            code = (trains.sample_index[keep] * pop.size + trains.neurons[keep]) * (tick.max(
+            samples[i] = trains.sample_index
+            code = (samples[i][keep] * pop.size + trains.neurons[keep]) * (tick.max(
                 initial=0) + 1) + tick  # fmt: skip
-            if np.unique(code).size != code.size:
+            code.sort()
+            if (code[1:] == code[:-1]).any():
                 raise ValueError(
                     f"spike source '{pop.label}' has two spikes of one neuron within one time "
                     f"step of {self.dt} ms; a SpiNNaker2 source PE sends at most one per tick"
                 )
+        return samples
 
     def run(self, n_steps, sources=None, currents=None, record=None, keep_for_backward=False):
         """Forward program over ``n_steps`` ticks (see :class:`~.machine.Machine`)."""
@@ -411,7 +416,7 @@ class Spinnaker2Engine:
         if self.machine is None:
             self._build(self.n + n_steps)
         t0, t1 = self.n * self.dt, (self.n + n_steps) * self.dt
-        self._check_sources(sources, t0, t1)
+        samples = self._check_sources(sources, t0, t1)
         m, fabric = self.machine, self.machine.fabric
         before = self._snapshot()
         results = {}
@@ -419,41 +424,32 @@ class Spinnaker2Engine:
             k = comp[0]
             for pe in m.population(k):
                 if pe.sim is None:
-                    m.send_source(pe, sources.get(k), t0, t1)
+                    m.send_source(pe, sources.get(k), t0, t1, samples.get(k))
                 else:
                     results[pe.pe] = m.run_pe(pe, n_steps, currents, record, keep_for_backward)
             fabric.end_phase("spike")
         for pe in m.pes:  # spikes of the run's last tick that reach no neuron PE
             fabric.queues[pe.pe].pop("spike", None)
-        out = self._assemble_run(results, sources, t0, n_steps, keep_for_backward)
+        out = self._assemble_run(results, sources, samples, t0, n_steps, keep_for_backward)
         self.n += n_steps
         self._count_forward(out, n_steps, before)
         return out
 
-    def _assemble_run(self, results, sources, t0, n_steps, keep):
+    def _assemble_run(self, results, sources, samples, t0, n_steps, keep):
         pops = self.network.populations
         spikes, signals, readouts = {}, {}, {}
         t1 = t0 + n_steps * self.dt
         for i, pop in enumerate(pops):
             if pop.is_source:
                 tr = sources.get(i)
-                if tr is None:
-                    spikes[i] = SpikeTrains.empty(self.batch, pop.size)
-                else:
-                    keep_s = (tr.times >= t0) & (tr.times < t1)
-                    spikes[i] = SpikeTrains.from_arrays(
-                        tr.sample_index[keep_s],
-                        tr.neurons[keep_s],
-                        tr.times[keep_s],
-                        self.batch,
-                        pop.size,
-                    )
+                spikes[i] = (SpikeTrains.empty(self.batch, pop.size) if tr is None
+                             else _window(tr, samples[i], t0, t1))  # fmt: skip
                 continue
             parts = [(pe, results[pe.pe]) for pe in self._neuron_pes(i)]
             sample, neuron, times = [], [], []
             for pe, res in parts:
                 own = res.spikes[pe.sn.local]
-                sample.append(pe.samples[own.sample_index] if pe.samples.size else own.sample_index)
+                sample.append(pe.samples[pe.own_samples] if pe.samples.size else pe.own_samples)
                 neuron.append(own.neurons + pe.start)
                 times.append(own.times)
             spikes[i] = SpikeTrains.from_arrays(
@@ -731,12 +727,12 @@ class Spinnaker2Engine:
 
     def _snapshot(self):
         """The fabric's counts so far: per kind (packets, deliveries, hops) and the tallies."""
-        stats = self.machine.fabric.stats
-        out = {k: (s.packets, s.deliveries, s.hops) for k, s in stats.items()}
-        out["tally"] = tuple(
-            sum(getattr(s, f) for s in stats.values())
-            for f in ("tallies", "tally_deliveries", "tally_hops")
-        )
+        out, tallies, deliveries, hops = {}, 0, 0, 0
+        for kind, s in self.machine.fabric.stats.items():
+            out[kind] = (s.packets, s.deliveries, s.hops)
+            tallies, deliveries, hops = (tallies + s.tallies, deliveries + s.tally_deliveries,
+                                         hops + s.tally_hops)  # fmt: skip
+        out["tally"] = (tallies, deliveries, hops)
         return out
 
     def _delta(self, before, kinds):
@@ -897,6 +893,21 @@ class Spinnaker2Engine:
             scope="training" if counted and traffic is self.training_traffic else "all",
             sensitivity=table,
         )
+
+
+def _window(trains: SpikeTrains, sample, t0, t1) -> SpikeTrains:
+    """A copy of the spikes of ``trains`` in ``[t0, t1)`` (``sample``: its sample_index), as
+    :meth:`SpikeTrains.from_arrays` builds it."""
+    keep = (trains.times >= t0) & (trains.times < t1)
+    times, neurons, offsets = trains.times, trains.neurons, trains.offsets
+    if keep.all() and (times.dtype, neurons.dtype, offsets.dtype) == _TRAIN_DTYPES:
+        return SpikeTrains(times.copy(), neurons.copy(), offsets.copy(), trains.size)
+    return SpikeTrains.from_arrays(sample[keep], neurons[keep], times[keep], trains.batch,
+                                   trains.size)  # fmt: skip
+
+
+#: dtypes of times, neurons and offsets of the trains SpikeTrains.from_arrays builds
+_TRAIN_DTYPES = (np.dtype(np.float64), np.dtype(np.int64), np.dtype(np.int64))
 
 
 @functools.lru_cache(maxsize=32)
