@@ -96,6 +96,13 @@ class ProcessingElement:
         return slice(self.samples[0], self.samples[-1] + 1) if self.samples.size else slice(0, 0)
 
 
+def sample_index(trains: SpikeTrains) -> np.ndarray:
+    """``trains.sample_index`` (the sample of every entry), computed without numpy's
+    Python-level wrappers (the model needs it for every train of every run)."""
+    offsets = trains.offsets
+    return np.arange(offsets.size - 1).repeat(offsets[1:] - offsets[:-1])
+
+
 def _occurrence(codes: np.ndarray) -> np.ndarray:
     """Rank of every entry among the entries with the same code, in order (0, 1, ...)."""
     order = np.argsort(codes, kind="stable")
@@ -190,7 +197,7 @@ class Machine:
             empty = np.zeros(0, np.int64)
             self._send_spikes(pe, empty, empty, np.zeros(0))
             return
-        b = trains.sample_index if sample is None else sample
+        b = sample_index(trains) if sample is None else sample
         j, t = trains.neurons, trains.times
         rows = pe.rows  # its samples: a contiguous range
         keep = (t >= t0) & (t < t1) & (j >= pe.start) & (j < pe.stop)
@@ -236,7 +243,7 @@ class Machine:
         result = pe.sim.run(n_steps, sources=sources, currents=cut, record=rec,
                             keep_for_backward=keep)  # fmt: skip
         own = result.spikes[local]
-        pe.own_samples = own.sample_index
+        pe.own_samples = sample_index(own)
         self._send_spikes(pe, pe.own_samples, own.neurons, own.times)
         pe.result = result if keep else None
         return result

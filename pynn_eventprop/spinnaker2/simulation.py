@@ -43,7 +43,7 @@ from ..engine.interface import (
 from .energy import CostEstimate, EnergyCoefficients, estimate_cost
 from .fabric import Fault
 from .hardware import OperationCycles, Spinnaker2Hardware
-from .machine import Machine
+from .machine import Machine, sample_index
 from .mapping import MappingError, map_network
 from .packets import KindCount, Traffic, count_traffic, event_counts, plan_traffic
 from .report import Report, build_report
@@ -396,7 +396,7 @@ class Spinnaker2Engine:
                 )
             keep = (trains.times >= t0) & (trains.times < t1)
             tick = np.floor(trains.times[keep] / self.dt).astype(np.int64)
-            samples[i] = trains.sample_index
+            samples[i] = sample_index(trains)
             code = (samples[i][keep] * pop.size + trains.neurons[keep]) * (tick.max(
                 initial=0) + 1) + tick  # fmt: skip
             code.sort()
@@ -711,7 +711,7 @@ class Spinnaker2Engine:
             tr = spikes[i]
             x = tr.times / self.dt - n0
             idx = np.floor(x) if pop.is_source else np.ceil(x) - 1
-            out[i] = (np.clip(idx.astype(np.int64), 0, T), tr.sample_index, tr.neurons)
+            out[i] = (np.clip(idx.astype(np.int64), 0, T), sample_index(tr), tr.neurons)
         return out
 
     def _rasters(self, spikes, t_start, T):
