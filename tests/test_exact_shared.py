@@ -9,11 +9,13 @@ import pytest
 from test_exact_networks import neurons, projection, random_input, source
 
 from pynn_eventprop.engine.exact import ExactSimulation
+from pynn_eventprop.engine.interface import SpikeTrains
 from pynn_eventprop.network import CompiledNetwork
 
 
-def shared_network(rng, refractory=1.5):
-    """All-to-all layers, uniform parameters, delays that depend on the presynaptic neuron."""
+def shared_network(rng, refractory=1.5, delay=None):
+    """All-to-all layers, uniform parameters, delays that depend on the presynaptic neuron
+    (``delay``: the same for every excitatory row, 0.37 ms more for the inhibitory ones)."""
     params = dict(v_reset=-68.0, v_thresh=-55.0, cm=0.25, tau_syn_E=5.0, tau_syn_I=3.0,
                   tau_m=12.0, tau_refrac=refractory, i_offset=0.05)  # fmt: skip
     sizes = (5, 20, 3)
@@ -22,6 +24,8 @@ def shared_network(rng, refractory=1.5):
     for k in range(2):
         shape = (sizes[k], sizes[k + 1])
         row_delay = np.repeat(rng.uniform(1.0, 3.0, (shape[0], 1)), shape[1], axis=1)
+        if delay is not None:
+            row_delay[:] = delay
         projs.append(projection(k, k + 1, rng.uniform(0.1, 0.9, shape) * 1.2 / np.sqrt(shape[0]),
                                 row_delay))  # fmt: skip
         projs.append(projection(k, k + 1, -rng.uniform(0.0, 0.5, shape) / np.sqrt(shape[0]),
@@ -51,6 +55,38 @@ def test_shared_path_equals_the_general_path(refractory):
                             strict=True):  # fmt: skip
                 np.testing.assert_allclose(x, y, rtol=0, atol=1e-12)
     for x, y in zip(g_s.weights + g_s.delays, g_g.weights + g_g.delays, strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12 * np.abs(y).max())
+
+
+def test_shared_path_coincident_arrivals_equal_the_general_path():
+    """Input spikes at a few common times and one delay per projection, so that most arrivals
+    at the hidden layer coincide with another (as an image's latency code gives): the shared
+    path passes over the empty intervals between them, the general path integrates them; and
+    each sample lacks a different source, so the shared path's gradient sum skips other rows
+    per sample.  Spikes and gradients (weights, delays) agree as in the test above."""
+    rng = np.random.default_rng(17)
+    net = shared_network(rng, 1.0, delay=1.0)
+    batch, size = 3, 5
+    times = rng.choice([1.0, 4.0, 6.5], size=(batch, size))
+    sample, neuron = np.indices((batch, size))
+    fire = np.ones((batch, size), bool)
+    fire[0, 1] = fire[1, 3] = fire[2, 0] = False  # each sample without one source (as images)
+    inp = SpikeTrains.from_arrays(sample[fire], neuron[fire], times[fire], batch, size)
+    coef = rng.normal(size=(batch, 3))
+    out = {}
+    for shared in (True, False):
+        sim = ExactSimulation(net, 0.5, batch_size=batch, readout_populations=[])
+        sim.shared_layers = shared
+        res = sim.run(60, sources={0: inp}, keep_for_backward=True)
+        assert res.tape["pops"][1].get("shared", False) == shared
+        out[shared] = (res, sim.backward(res, {2: {"first_spike_time": coef}}))
+    (res_s, g_s), (res_g, g_g) = out[True], out[False]
+    assert res_s.spikes[1].times.size > 10 and res_s.spikes[2].times.size > 0
+    for p in (1, 2):
+        np.testing.assert_array_equal(res_s.spikes[p].neurons, res_g.spikes[p].neurons)
+        np.testing.assert_allclose(res_s.spikes[p].times, res_g.spikes[p].times, atol=1e-12)
+    for x, y in zip(g_s.weights + g_s.delays, g_g.weights + g_g.delays, strict=True):
+        assert np.any(x != 0)
         np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12 * np.abs(y).max())
 
 
@@ -207,6 +243,29 @@ def test_shared_path_voltage_means_equal_the_general_path(refractory):
         for name in MEANS:
             np.testing.assert_allclose(ro_s[p][name], ro_g[p][name], rtol=1e-12, atol=1e-12)
     for x, y in zip(g_s.weights + g_s.delays, g_g.weights + g_g.delays, strict=True):
+        assert np.any(x != 0)
+        np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12 * np.abs(y).max())
+
+
+@pytest.mark.parametrize("name", MEANS)
+def test_shared_path_one_voltage_mean_equals_the_general_path(name):
+    """One mean alone (the shared path then leaves out the other's integrals and adjoint
+    sources): its readout and gradients as on the general path, within the tolerances of the
+    test above."""
+    rng = np.random.default_rng(15)
+    net = shared_network(rng, 1.5)
+    inp = random_input(rng, 3, 5, 20.0, per_neuron=3)
+    coef = {2: {name: rng.normal(size=(3, 3))}}
+    out = {}
+    for shared in (True, False):
+        sim = ExactSimulation(net, 0.5, batch_size=3, readout_populations={2: (name,)})
+        sim.shared_layers = shared
+        res = sim.run(60, sources={0: inp}, keep_for_backward=True)
+        assert res.tape["pops"][2].get("shared", False) == shared
+        out[shared] = (sim.readouts(res, 2, (name,))[name], sim.backward(res, coef))
+    (ro_s, g_s), (ro_g, g_g) = out[True], out[False]
+    np.testing.assert_allclose(ro_s, ro_g, rtol=1e-12, atol=1e-12)
+    for x, y in zip(g_s.weights, g_g.weights, strict=True):
         assert np.any(x != 0)
         np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12 * np.abs(y).max())
 

@@ -174,7 +174,8 @@ def forward_shared(par, wcat, ev_off, ev, e, state, t0, t1, spk, tape, vm, vs, t
     path's readouts (``arrival``: index of the event the maximum sits at, -1 if none), or
     arrays of size 0 for no ``v_max``.  ``vs = (int V dt, int exp(-(t - t0)/T) V dt)``
     arrays ``(batch, size)`` (mV ms, ``T = t1 - t0``) accumulate the voltage integrals, or are
-    of size 0 for none.
+    of size 0 for none (the second alone: only ``int V dt``, which is always computed when any
+    mean is).
 
     The samples are integrated in parallel (:func:`_forward_sample`, each into its own rows of
     scratch buffers, a share of the capacity of ``spk`` and ``tape``), then regrouped per
@@ -225,6 +226,8 @@ def _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, vs, b, sub_spk, s
     """
     size = state[0].shape[1]
     want_vm, want_mean, gamma = vm[0].size > 0, vs[0].size > 0, 1.0 / (t1 - t0)
+    weighted = vs[1].size > 0  # the exponentially weighted integral too
+    no_coefs = (0.0, 0.0, 0.0, 0.0, 0.0)
     acc, sums = np.empty(5), np.zeros(2)
     nxt, hard = (np.empty(size), np.empty(size), np.empty(size)), np.empty(size, np.bool_)
     v, ie, ii, ref = state[0][b], state[1][b], state[2][b], state[3][b]
@@ -236,11 +239,15 @@ def _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, vs, b, sub_spk, s
         tn = ev[0][m] if m < ev_off[b + 1] else t1
         at = float(m) if m < ev_off[b + 1] else -1.0
         d = tn - t
+        if d == 0.0 and m < ev_off[b + 1]:  # coincident arrivals: an empty interval
+            _receive(wcat, ev[1][m], ie if ev[2][m] == 0 else ii)
+            continue
         em, ae, ai, qe, qi = flow(p, d)
         _screen(p, v, ie, ii, ref, e, t, (em, ae, ai, qe, qi), nxt, hard, plain)
         if want_mean:
-            means = (integral_coefs(p, e, d, 0.0), integral_coefs(p, e, d, gamma),
-                     math.exp(-(t - t0) * gamma))  # fmt: skip
+            means = (integral_coefs(p, e, d, 0.0),
+                     integral_coefs(p, e, d, gamma) if weighted else no_coefs,
+                     math.exp(-(t - t0) * gamma) if weighted else 0.0)  # fmt: skip
         for j in range(size):
             if plain and not hard[j]:
                 continue  # moved on by _screen
@@ -269,7 +276,7 @@ def _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, vs, b, sub_spk, s
                 acc[0] = math.nan  # no search
             sums[0] = sums[1] = math.nan  # no integrals
             if want_mean:
-                sums[0], sums[1] = vs[0][b, j], vs[1][b, j]
+                sums[0], sums[1] = vs[0][b, j], vs[1][b, j] if weighted else 0.0
             n0, k0 = ns, nt
             ns, nt, st = _private(p, e, (v[j], ie[j], ii[j], ref[j]), t, d,
                                   (em, ae, ai, qe, qi), sub_spk, ns, sub, nt, acc, at, sums,
@@ -278,7 +285,9 @@ def _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, vs, b, sub_spk, s
                 for q in range(5):
                     vm[q][b, j] = acc[q]
             if want_mean:
-                vs[0][b, j], vs[1][b, j] = sums[0], sums[1]
+                vs[0][b, j] = sums[0]
+            if weighted:
+                vs[1][b, j] = sums[1]
             if ns < 0 or nt < 0:
                 return ns, nt
             v[j], ie[j], ii[j], ref[j] = st
@@ -376,9 +385,11 @@ def _vm_end(p, vm, b, j, e, t, v, ie, ii, at):
 @numba.njit(cache=True, inline="always")
 def _mean_free(p, vs, b, j, v, ie, ii, v_end, means):
     """Add a free interval's voltage integrals to ``vs[:][b, j]`` from the interval's
-    ``means = (coefficients, coefficients weighted, exp(-(t - t0) gamma))``."""
+    ``means = (coefficients, coefficients weighted, exp(-(t - t0) gamma))`` (the weighted
+    one only when ``vs[1]`` is not empty)."""
     vs[0][b, j] += integral_from(p, v, ie, ii, v_end, means[0])
-    vs[1][b, j] += means[2] * integral_from(p, v, ie, ii, v_end, means[1])
+    if vs[1].size:
+        vs[1][b, j] += means[2] * integral_from(p, v, ie, ii, v_end, means[1])
 
 
 @numba.njit(cache=True, inline="always")

@@ -40,23 +40,42 @@ def backward_shared(par, wcat, ev_off, ev, widx_row, tape, spk_off, dldt, src0, 
     The samples are swept in parallel by blocks of consecutive samples
     (:func:`reduction_blocks`, a number fixed by the batch and layer sizes); each block sums
     its samples' gradients in order, and the blocks are then added in order: the result does
-    not depend on the number of threads.
+    not depend on the number of threads (adding the blocks' untouched rows, which are 0, is
+    left out: it would change no bit, since ``x + 0.0 == x`` for every ``x`` but ``-0.0``,
+    which no sum starting from ``0.0`` becomes).
     """
     batch, size = ref_end.shape
     rows = wcat.shape[0]
     p = param_tuple(par, 0)
     n_blocks = reduction_blocks(batch, rows * size)
-    part = np.zeros((n_blocks, 2, rows, size))
+    part = np.empty((n_blocks, 2, rows, size))
+    used = np.zeros((n_blocks, rows), np.bool_)  # rows of part[blk] in use (set to 0 first)
     for blk in numba.prange(n_blocks):
-        for b in range(blk * batch // n_blocks, (blk + 1) * batch // n_blocks):
+        lo, hi = blk * batch // n_blocks, (blk + 1) * batch // n_blocks
+        _clear_rows(ev[1], ev_off[lo], ev_off[hi], part[blk], used[blk])
+        for b in range(lo, hi):
             _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_vmax, vm,
                              g_mean, ref_end, t0, t1, b, part[blk])  # fmt: skip
     for r in numba.prange(rows):
-        for j in range(size):
-            k = widx_row[r] + j
-            for blk in range(n_blocks):
-                grads[0][k] += part[blk, 0, r, j]
-                grads[1][k] += part[blk, 1, r, j]
+        for blk in range(n_blocks):
+            if used[blk, r]:  # the others would add 0
+                for j in range(size):
+                    grads[0][widx_row[r] + j] += part[blk, 0, r, j]
+                    grads[1][widx_row[r] + j] += part[blk, 1, r, j]
+
+
+@numba.njit(cache=True, inline="always")
+def _clear_rows(row_of, lo, hi, acc, used):
+    """Set to 0 the rows of ``acc`` ``(2, rows, size)`` that arrivals ``lo:hi`` (weight rows
+    ``row_of``) add to, and mark them in ``used``: a layer with many presynaptic neurons (an
+    image's pixels) receives from few of them per batch, and neither clearing nor summing the
+    rest is needed."""
+    for m in range(lo, hi):
+        r = row_of[m]
+        if not used[r]:
+            used[r] = True
+            acc[0, r, :] = 0.0
+            acc[1, r, :] = 0.0
 
 
 @numba.njit(cache=True)
@@ -69,6 +88,10 @@ def _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_
     (dL/dS_u)/T`` and ``sigma_e = (dL/dS_e)/T exp(-(t - t0)/T)`` in ``lambda_V``'s equation."""
     size = ref_end.shape[1]
     want_mean, gamma = g_mean[0].size > 0, 1.0 / (t1 - t0)
+    # which of the means has a gradient in this sample (the other's sources are 0)
+    mean_u = want_mean and np.any(g_mean[0][b] != 0.0)
+    mean_e = want_mean and np.any(g_mean[1][b] != 0.0)
+    src_u, src_e, weight_e = (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), 0.0
     lv, le, li, carry = np.zeros(size), np.zeros(size), np.zeros(size), np.zeros(size)
     refractory, last = np.empty(size, np.bool_), np.empty(size, np.int64)
     vm_g = np.zeros(size)  # dL/dv_max still to be added at an interior time (0: none)
@@ -95,41 +118,45 @@ def _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_
     top, cur = _skip_tail(ev, ev_off, b, t_src, t1, tape, size, last, latest, refractory)
     for m in range(top, ev_off[b] - 2, -1):
         te = ev[0][m] if m >= ev_off[b] else t0
-        em, ae, ai, qe, qi = flow(p, cur - te)
-        if want_mean:
-            src_u, src_e = source_coefs(p, cur - te, 0.0), source_coefs(p, cur - te, gamma)
-            weight_e = gamma * math.exp(-(te - t0) * gamma)
-        if plain:
-            _free_back(lv, le, li, refractory, latest, te, em, ae, ai, qe, qi)
-        for j in range(size):
-            if plain and latest[j] <= te:
-                continue  # free, carried by _free_back
-            row = b * size + j
-            g_u = g_mean[0][b, j] if want_mean else 0.0
-            g_e = g_mean[1][b, j] if want_mean else 0.0
-            lo = last[j] + 1
-            while lo > tape[5][row] and tape[1][lo - 1] > te:
-                lo -= 1
-            vm_here = vm_g[j] != 0.0 and te < vm[0][b, j] <= cur
-            if lo <= last[j] or vm_here:  # private events (or v_max) in (te, cur]
-                first = spk_off[row] if spk_off[row + 1] > spk_off[row] else -1
-                lam = (lv[j], le[j], li[j], carry[j])
-                vm_t = vm[0][b, j] if vm_here else math.nan
-                lv[j], le[j], li[j], carry[j] = _private_backward(
-                    p, tape, lo, last[j] + 1, dldt, src0, first, g_first[b, j], te, cur,
-                    refractory[j], lam, vm_t, vm_g[j], (g_u, g_e, t0, gamma),
-                )  # fmt: skip
-                if lo <= last[j]:
-                    refractory[j] = tape[0][lo] != EV_SPIKE
-                last[j] = lo - 1
-                latest[j] = tape[1][lo - 1] if lo - 1 >= tape[5][row] else -math.inf
-            else:
-                lam3 = adjoint_apply(p, lv[j], le[j], li[j], cur - te, refractory[j], 0.0, 0.0,
-                                     0.0, em, ae, ai, qe, qi)  # fmt: skip
-                if (g_u != 0.0 or g_e != 0.0) and not refractory[j]:
-                    lam3 = add_source(*lam3, g_u * gamma, src_u)
-                    lam3 = add_source(*lam3, g_e * weight_e, src_e)
-                lv[j], le[j], li[j] = lam3
+        if te < cur or m < ev_off[b]:  # not the empty interval between coincident arrivals
+            em, ae, ai, qe, qi = flow(p, cur - te)
+            if mean_u:
+                src_u = source_coefs(p, cur - te, 0.0)
+            if mean_e:
+                src_e = source_coefs(p, cur - te, gamma)
+                weight_e = gamma * math.exp(-(te - t0) * gamma)
+            if plain:
+                _free_back(lv, le, li, refractory, latest, te, em, ae, ai, qe, qi)
+            for j in range(size):
+                if plain and latest[j] <= te:
+                    continue  # free, carried by _free_back
+                row = b * size + j
+                g_u = g_mean[0][b, j] if want_mean else 0.0
+                g_e = g_mean[1][b, j] if want_mean else 0.0
+                lo = last[j] + 1
+                while lo > tape[5][row] and tape[1][lo - 1] > te:
+                    lo -= 1
+                vm_here = vm_g[j] != 0.0 and te < vm[0][b, j] <= cur
+                if lo <= last[j] or vm_here:  # private events (or v_max) in (te, cur]
+                    first = spk_off[row] if spk_off[row + 1] > spk_off[row] else -1
+                    lam = (lv[j], le[j], li[j], carry[j])
+                    vm_t = vm[0][b, j] if vm_here else math.nan
+                    lv[j], le[j], li[j], carry[j] = _private_backward(
+                        p, tape, lo, last[j] + 1, dldt, src0, first, g_first[b, j], te, cur,
+                        refractory[j], lam, vm_t, vm_g[j], (g_u, g_e, t0, gamma),
+                    )  # fmt: skip
+                    if lo <= last[j]:
+                        refractory[j] = tape[0][lo] != EV_SPIKE
+                    last[j] = lo - 1
+                    latest[j] = tape[1][lo - 1] if lo - 1 >= tape[5][row] else -math.inf
+                else:
+                    lam3 = adjoint_apply(p, lv[j], le[j], li[j], cur - te, refractory[j], 0.0, 0.0,
+                                         0.0, em, ae, ai, qe, qi)  # fmt: skip
+                    if g_u != 0.0 and not refractory[j]:
+                        lam3 = add_source(*lam3, g_u * gamma, src_u)
+                    if g_e != 0.0 and not refractory[j]:
+                        lam3 = add_source(*lam3, g_e * weight_e, src_e)
+                    lv[j], le[j], li[j] = lam3
         if m >= ev_off[b]:
             _shared_arrival(p, wcat, ev, m, lv, le, li, refractory, dldt, acc, kink, vm, b,
                             not plain)  # fmt: skip

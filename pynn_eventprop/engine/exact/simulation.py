@@ -468,8 +468,10 @@ class ExactSimulation:
         if wanted & {"v_max", "v_max_time"}:
             vm = tuple(np.zeros((self.batch, size)) for _ in range(5))
         means = wanted & {"v_mean_uniform", "v_mean_exponential"}
-        if means:
-            vs = (np.zeros((self.batch, size)), np.zeros((self.batch, size)))
+        if means:  # the weighted integral costs three exponentials per interval
+            weighted = "v_mean_exponential" in means
+            shape = (self.batch, size)
+            vs = (np.zeros(shape), np.zeros(shape if weighted else (0, 0)))
         cap = self._capacity.get(i, 4 * self.batch * size + 64)
         e = float(self.i_offset[i].flat[0])
         with threads_for(size * (sum(x[0][0].size for x in incoming) + self.batch)):
@@ -483,7 +485,9 @@ class ExactSimulation:
         if vm[0].size:
             readouts.update(v_max=vm[0], v_max_time=vm[1] - t0)
         if means:
-            readouts.update(v_mean_uniform=vs[0] / (t1 - t0), v_mean_exponential=vs[1] / (t1 - t0))
+            readouts.update(v_mean_uniform=vs[0] / (t1 - t0))
+        if vs[1].size:
+            readouts.update(v_mean_exponential=vs[1] / (t1 - t0))
         return {
             "spikes": (spk[0][:n], spk[1][:n], np.ascontiguousarray(spk[2][::size])),
             "readouts": readouts,
