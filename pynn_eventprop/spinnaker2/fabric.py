@@ -248,10 +248,11 @@ class Fabric:
             tick = np.full(keys.shape, tick) if not tick.ndim else np.broadcast_to(tick, keys.shape)
         if not keys.size:
             return
-        blocks = keys & ~np.int64(self._index_mask)
-        if blocks[0] == blocks[-1] and (blocks == blocks[0]).all():  # the common case
-            self._send_block(kind, source, int(blocks[0]), keys, values, words, tick)
+        low, high = int(keys.min()) & ~self._index_mask, int(keys.max()) & ~self._index_mask
+        if low == high:  # the common case: one key block (a block is a range of keys)
+            self._send_block(kind, source, low, keys, values, words, tick)
             return
+        blocks = keys & ~np.int64(self._index_mask)
         for block in np.unique(blocks):
             sel = np.flatnonzero(blocks == block)
             self._send_block(kind, source, int(block), keys[sel], values[sel], words[sel],
