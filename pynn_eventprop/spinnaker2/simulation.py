@@ -711,7 +711,8 @@ class Spinnaker2Engine:
             tr = spikes[i]
             x = tr.times / self.dt - n0
             idx = np.floor(x) if pop.is_source else np.ceil(x) - 1
-            out[i] = (np.clip(idx.astype(np.int64), 0, T), sample_index(tr), tr.neurons)
+            neurons = np.asarray(tr.neurons, np.int64)
+            out[i] = (np.clip(idx.astype(np.int64), 0, T), sample_index(tr), neurons)
         return out
 
     def _rasters(self, spikes, t_start, T):
