@@ -38,10 +38,12 @@ SCRIPT = textwrap.dedent(
     hidden.initialize(v=0.0)
     output.initialize(v=0.0)
     rule = EventPropRule(Adam(lr=5e-3))
+    delay_rule = EventPropRule(Adam(lr=5e-3), learn_delays=True, delay_lr=0.05)
     projections = [
         sim.Projection(pre, post, sim.AllToAllConnector(), EventPropSynapse(
-            weight=RandomDistribution("normal", (mean, mean), rng=rng), rule=rule), label=label)
-        for pre, post, mean, label in ((inputs, hidden, 1.5, "in"), (hidden, output, 1.0, "out"))
+            weight=RandomDistribution("normal", (mean, mean), rng=rng), rule=r), label=label)
+        for pre, post, mean, r, label in ((inputs, hidden, 1.5, rule, "in"),
+                                          (hidden, output, 1.0, delay_rule, "out"))
     ]
     code = LatencyCode(t_early=0.0, t_late=30.0, bias_time=0.0)
     # 97 samples in batches of 16: the last batch has one sample, so rank 1 has none
@@ -50,6 +52,7 @@ SCRIPT = textwrap.dedent(
     loss = TTFSCrossEntropy(xi=0.5, silent_push=1.0, theta=1.0)
     trainer = Trainer(inputs, output, loss, duration=40.0, batch_size=16, seed=0, progress=False)
     before = {"initial " + p.label: p.get("weight", format="array") for p in projections}
+    before["initial delay out"] = projections[1].get("delay", format="array")
     history = trainer.fit(train, epochs=2, checkpoint=out + ".ckpt")
     # files: rank 0 alone writes (each rank names its own file; only rank 0's may exist)
     trainer.save_checkpoint(f"{out}.rank{sim.rank()}.ckpt")
@@ -64,7 +67,8 @@ SCRIPT = textwrap.dedent(
         "predictions": trainer.predict(test.times).tolist(),
     }
     if sim.rank() == 0:
-        np.savez(out, **before, **{p.label: p.get("weight", format="array") for p in projections})
+        np.savez(out, **before, **{p.label: p.get("weight", format="array") for p in projections},
+                 **{"delay out": projections[1].get("delay", format="array")})
         with open(out + ".json", "w") as f:
             json.dump(report, f)
     """
@@ -103,13 +107,16 @@ def runs(tmp_path_factory):
 
 
 def test_two_ranks_end_with_the_weights_of_one_process(runs):
+    """Weights, and the learned delays of the output projection (whose gradients are reduced
+    over the ranks only because a projection learns delays)."""
     (w1, _), (w2, _) = runs["one"], runs["two"]
-    assert set(w1) == set(w2) == {"in", "out", "initial in", "initial out"}
-    for label in ("in", "out"):
+    names = {"in", "out", "delay out"}
+    assert set(w1) == set(w2) == names | {"initial " + name for name in names}
+    for label in names:
         # The two-rank gradient is (n_0 g_0 + n_1 g_1) / n instead of one sum over n samples:
         # equal up to float64 rounding (~1e-16 relative per step); after 14 Adam steps the
         # weights agree to far below 1e-9 nA, while a lost or doubled sample moves them by
-        # ~lr = 5e-3 nA.
+        # ~lr = 5e-3 nA (the delays: 1e-9 ms against steps of ~delay_lr = 0.05 ms).
         np.testing.assert_allclose(w2[label], w1[label], rtol=0, atol=1e-9)
         assert np.abs(w1[label] - w1["initial " + label]).max() > 1e-2  # training moved them
 

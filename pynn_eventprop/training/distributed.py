@@ -101,7 +101,7 @@ class Communicator:
         """
         if self.comm is None:
             return [np.asarray(a) * (weight / total) for a in arrays]
-        flat = np.concatenate([np.ravel(a).astype(np.float64) for a in arrays] or [np.zeros(0)])
+        flat = np.concatenate([np.ravel(a) for a in arrays] or [np.zeros(0)], dtype=np.float64)
         flat *= weight
         gathered = np.empty((self.size, flat.size)) if self.is_root else None
         self.comm.Gather(flat, gathered, root=0)
@@ -115,7 +115,7 @@ class Communicator:
         out, start = [], 0
         for a in arrays:
             a = np.asarray(a)
-            out.append(reduced[start : start + a.size].reshape(a.shape).astype(a.dtype))
+            out.append(reduced[start : start + a.size].reshape(a.shape).astype(a.dtype, copy=False))
             start += a.size
         return out
 
@@ -219,12 +219,16 @@ class DistributedStep(TrainingStep):
         )
         return DistributedForward(local.result, loss, n, local, share)
 
-    def gradients(self, forward: DistributedForward, regularise=False, adjoints=False):
-        """The global batch's mean gradient, the same on every rank (see the module notes)."""
+    def gradients(self, forward: DistributedForward, regularise=False, adjoints=False, delays=True):
+        """The global batch's mean gradient, the same on every rank (see the module notes);
+        with ``delays=False`` without delay gradients (``delays`` None: this rank's alone
+        are not the batch's, and reducing them would double the data exchanged)."""
         grads = super().gradients(forward.local, regularise=regularise, adjoints=adjoints)
         weight, total = float(forward.share), float(forward.n)
         reduced = {"weights": self.communicator.weighted_mean(grads.weights, weight, total)}
-        if grads.delays is not None:
+        if not delays:
+            reduced["delays"] = None
+        elif grads.delays is not None:
             reduced["delays"] = self.communicator.weighted_mean(grads.delays, weight, total)
         return dataclasses.replace(grads, **reduced)
 

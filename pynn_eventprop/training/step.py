@@ -147,11 +147,19 @@ class TrainingStep:
             monitor(result, n, context)
         return Forward(result, loss, n)
 
-    def gradients(self, forward: Forward, regularise: bool = False, adjoints: bool = False):
+    def gradients(
+        self,
+        forward: Forward,
+        regularise: bool = False,
+        adjoints: bool = False,
+        delays: bool = True,
+    ):
         """The engine's :class:`~pynn_eventprop.engine.interface.Gradients` of the batch.
 
         ``regularise=False``: ``dL/dw`` of the loss; ``True``: ``dL/dw + dR/dw`` with the
-        regularisers' terms (the direction :meth:`train` follows).
+        regularisers' terms (the direction :meth:`train` follows).  ``delays=False`` says
+        that the delay gradients will not be read (:meth:`train` without delay learners): a
+        step that would have to do more work for them (across MPI ranks) leaves them out.
         """
         batch = self.engine.batch
         grads = {}
@@ -214,7 +222,7 @@ class TrainingStep:
         if self.reference_loss is None:
             self.reference_loss = max(loss, 1.0)
         check_divergence("loss", loss, self.reference_loss, self.divergence_factor, context)
-        gradients = self.gradients(forward, regularise=True)
+        gradients = self.gradients(forward, regularise=True, delays=bool(self.delay_learners))
         used = self.update(gradients, learners, context)
         self.delay_gradients_used = update_delays(
             self.engine, gradients, self.delay_learners, context
