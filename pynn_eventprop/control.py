@@ -49,7 +49,8 @@ def setup(timestep=DEFAULT_TIMESTEP, min_delay=DEFAULT_MIN_DELAY, **extra_params
         ``spike_payload``) are passed through.
     threads : int, optional
         Threads the engine's kernels use (the samples of a batch run in parallel; results do
-        not depend on the count).  Default: every core (numba's ``NUMBA_NUM_THREADS``).
+        not depend on the count).  Default: every core (numba's ``NUMBA_NUM_THREADS``);
+        under MPI, the rank's share of the cores of its machine.
     **extra_params
         Other keyword arguments (options of other simulators) are accepted and ignored.
 
@@ -73,6 +74,7 @@ def setup(timestep=DEFAULT_TIMESTEP, min_delay=DEFAULT_MIN_DELAY, **extra_params
     if not (math.isfinite(dt) and dt > 0):
         raise ValueError(f"timestep must be a finite number of ms > 0, got {timestep!r}")
     _check_setup_arguments(dt, min_delay, extra_params)
+    mpi = simulator.state.communicator  # first: the MPI ranks of a machine share its cores
     set_threads(extra_params.get("threads"))
     common.setup(timestep, min_delay, **extra_params)
     state = simulator.state
@@ -85,7 +87,7 @@ def setup(timestep=DEFAULT_TIMESTEP, min_delay=DEFAULT_MIN_DELAY, **extra_params
     state.platform_options = {
         name: extra_params[name] for name in SPINNAKER2_OPTIONS if name in extra_params
     }
-    return rank()
+    return mpi.rank
 
 
 def _check_setup_arguments(dt: float, min_delay, extra_params: dict) -> None:

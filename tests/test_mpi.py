@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pynn_eventprop.engine import threads
+from pynn_eventprop.engine.threads import BLAS_VARIABLES, max_threads
 from pynn_eventprop.training.distributed import Communicator, launched_by_mpi
 
 SCRIPT = textwrap.dedent(
@@ -22,8 +24,10 @@ SCRIPT = textwrap.dedent(
     import json, sys
     import numpy as np
     from pyNN.random import NumpyRNG, RandomDistribution
+    import threadpoolctl
     import pynn_eventprop as sim
     from pynn_eventprop.datasets import LatencyCode, yin_yang_dataset
+    from pynn_eventprop.engine.threads import get_threads, max_threads
     from pynn_eventprop.eventprop import Adam, TTFSCrossEntropy
     from pynn_eventprop.eventprop.synapses import EventPropRule, EventPropSynapse
     from pynn_eventprop.eventprop.training import Trainer
@@ -65,6 +69,9 @@ SCRIPT = textwrap.dedent(
         "history": history.records,
         "test": trainer.evaluate(test),
         "predictions": trainer.predict(test.times).tolist(),
+        "threads": trainer.communicator.allgather((get_threads(), max_threads(), sorted(
+            {i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"}
+        ))),
     }
     if sim.rank() == 0:
         np.savez(out, **before, **{p.label: p.get("weight", format="array") for p in projections},
@@ -81,8 +88,13 @@ def _mpiexec():
     return str(here) if here.exists() else shutil.which("mpiexec")
 
 
+#: The run's own settings, which these tests must not inherit: the switch that turns MPI on
+#: or off, and thread counts (the ranks should choose theirs).
+_UNSET = ("PYNN_EVENTPROP_MPI", "NUMBA_NUM_THREADS", *BLAS_VARIABLES)
+
+
 def _run(command, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "PYNN_EVENTPROP_MPI"}
+    env = {k: v for k, v in os.environ.items() if k not in _UNSET}
     done = subprocess.run(
         command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
     )
@@ -131,6 +143,26 @@ def test_two_ranks_report_the_global_batches(runs):
     assert two["test"]["accuracy"] == one["test"]["accuracy"]
     assert two["test"]["n"] == one["test"]["n"] == 40
     assert two["predictions"] == one["predictions"]
+
+
+def test_ranks_of_one_machine_share_its_cores(runs):
+    """Two ranks on one machine: each runs the kernels and BLAS on half of the cores (at least
+    one), not on all of them (which on 2 cores made 2 ranks slower than 1 process)."""
+    (_, one), (_, two) = runs["one"], runs["two"]
+    [(threads_one, cores, _)] = one["threads"]
+    assert threads_one == cores
+    for threads_two, cores_two, blas in two["threads"]:
+        assert cores_two == cores
+        assert threads_two == max(1, cores // 2)
+        assert blas == [max(1, cores // 2)]
+
+
+def test_a_thread_count_fixed_in_the_environment_is_kept(monkeypatch):
+    monkeypatch.setattr(threads, "_processes_per_machine", 2)
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    assert threads.default_threads() == max(1, max_threads() // 2)
+    monkeypatch.setenv("NUMBA_NUM_THREADS", str(max_threads()))
+    assert threads.default_threads() == max_threads()
 
 
 def test_only_rank_0_writes_checkpoints_and_neo_files(runs):

@@ -4,8 +4,9 @@ The exact engine integrates the samples of a batch in parallel (numba ``prange``
 their gradients in blocks whose number depends only on the batch and layer sizes, so results
 are the same for any thread count.  The default is every core numba sees (its
 ``NUMBA_NUM_THREADS``, the number of CPUs unless that variable is set before the first
-import); :func:`set_threads` (or ``setup(threads=N)`` in the PyNN layer) changes it for the
-calling thread.
+import), or this process's share of them when several processes (MPI ranks) run on the same
+machine (:func:`share_cores`); :func:`set_threads` (or ``setup(threads=N)`` in the PyNN
+layer) changes it for the calling thread.
 
 OpenMP, numba's usual threading layer, lets idle workers spin between parallel regions by
 default, which on a machine whose cores are busy with other processes costs milliseconds per
@@ -23,14 +24,64 @@ import numba
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+#: Variables by which a user fixes the thread counts of numba and of BLAS themselves:
+#: :func:`share_cores` leaves a count alone when its variable is set.
+NUMBA_VARIABLE = "NUMBA_NUM_THREADS"
+BLAS_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+_processes_per_machine = 1  # processes sharing this machine's cores (share_cores)
+
 
 def max_threads() -> int:
     """The most threads the kernels can use (numba's ``NUMBA_NUM_THREADS``)."""
     return int(numba.config.NUMBA_NUM_THREADS)
 
 
+def default_threads() -> int:
+    """What ``set_threads(None)`` uses: :func:`max_threads`, divided among the processes
+    that share this machine's cores (:func:`share_cores`) unless ``NUMBA_NUM_THREADS`` fixes
+    the count (at least 1)."""
+    if NUMBA_VARIABLE in os.environ:
+        return max_threads()
+    return max(1, max_threads() // _processes_per_machine)
+
+
+def share_cores(processes: int) -> int:
+    """Make this process one of ``processes`` that run on this machine at once (the MPI
+    ranks of one node): the kernels' default thread count, and the threads of the BLAS
+    library behind numpy, become :func:`default_threads`.
+
+    Without this every rank would start a thread per core for the kernels and another for
+    BLAS, and on a machine with as many cores as ranks the threads that wait for work take
+    the cores from the ranks that compute (``mpiexec -n 2`` on 2 cores ran at half the speed
+    of one process).  A count the user fixed in the environment (``NUMBA_NUM_THREADS``;
+    ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` or ``MKL_NUM_THREADS`` for BLAS) is left
+    as it is.  BLAS threads are limited with ``threadpoolctl`` (``pip install
+    pynn_eventprop[mpi]``); without it, a warning says so.  Returns the kernels' count.
+    """
+    global _processes_per_machine
+    _processes_per_machine = max(1, int(processes))
+    count = set_threads(None)
+    if _processes_per_machine > 1 and not any(v in os.environ for v in BLAS_VARIABLES):
+        for variable in BLAS_VARIABLES[1:]:  # read by BLAS libraries loaded later (scipy's)
+            os.environ[variable] = str(count)
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            warnings.warn(
+                f"{processes} processes share this machine's cores, but threadpoolctl is not "
+                "installed, so the BLAS library behind numpy may start a thread per core in "
+                "each of them: pip install threadpoolctl (or set OMP_NUM_THREADS=1)",
+                stacklevel=2,
+            )
+        else:
+            threadpool_limits(count, user_api="blas")  # those loaded now, for the process
+    return count
+
+
 def set_threads(threads=None) -> int:
-    """Use ``threads`` threads in the calling thread's kernel calls (None: all of them).
+    """Use ``threads`` threads in the calling thread's kernel calls (None: the default,
+    :func:`default_threads`: every core, or this process's share of them).
 
     More threads than :func:`max_threads` (as a script written for NEST's ``setup(threads=8)``
     may ask for) are reduced to it, with a warning.  Returns the count in use.
@@ -42,7 +93,7 @@ def set_threads(threads=None) -> int:
     """
     top = max_threads()
     if threads is None:
-        threads = top
+        threads = default_threads()
     try:
         count = None if isinstance(threads, bool) else operator.index(threads)
     except TypeError:

@@ -23,6 +23,10 @@ differences over many steps, as it amplifies any rounding-level change (docs/tra
 Every rank must make the same calls: ``forward`` and ``gradients`` exchange data between
 ranks.
 
+The ranks that run on one machine share its cores: each rank's engine threads, and the
+threads of the BLAS library behind numpy, default to its share of them
+(:func:`~pynn_eventprop.engine.threads.share_cores`).
+
 MPI is used when the script was started by an MPI launcher (``mpiexec``/``mpirun``: the
 environment has ``PMI_SIZE``, ``OMPI_COMM_WORLD_SIZE``, ``PMIX_RANK`` or ``MPI_LOCALNRANKS``)
 and ``mpi4py`` is installed (``pip install pynn_eventprop[mpi]``).  ``PYNN_EVENTPROP_MPI=0``
@@ -37,6 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..engine.threads import share_cores
 from .step import Forward, TrainingStep, batch_inputs, silent_inputs
 
 LAUNCHER_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS")
@@ -157,6 +162,8 @@ def world() -> Communicator:
                     ) from error
             else:
                 comm = MPI.COMM_WORLD if MPI.COMM_WORLD.Get_size() > 1 else None
+        if comm is not None:  # the ranks on this machine share its cores
+            share_cores(comm.Split_type(MPI.COMM_TYPE_SHARED).Get_size())
         _WORLD = Communicator(comm)
     return _WORLD
 
