@@ -5,15 +5,20 @@ scheduling would show as a rounding difference)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from test_exact_networks import random_input
 from test_exact_shared import shared_network
+from threadpoolctl import threadpool_info, threadpool_limits
 
+from pynn_eventprop.datasets import SpikeDataset
 from pynn_eventprop.engine import threads
 from pynn_eventprop.engine.exact import ExactSimulation
 from pynn_eventprop.engine.exact.adjoint import reduction_blocks
 from pynn_eventprop.engine.threads import get_threads, max_threads, set_threads
+from pynn_eventprop.training import step as training_step
 
 needs_two = pytest.mark.skipif(max_threads() < 2, reason="numba sees a single core")
 
@@ -86,3 +91,42 @@ def test_small_kernel_calls_run_on_one_thread(monkeypatch):
     assert get_threads() == max_threads()
     with threads.threads_for(100):
         assert numba.get_num_threads() == max_threads()
+
+
+def _blas_threads() -> set:
+    return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+
+class BlasProbe:
+    """Stands in for a TrainingStep: records the BLAS thread counts of each batch."""
+
+    def __init__(self):
+        self.seen = []
+
+    def forward(self, times, labels, context=""):
+        self.seen.append(_blas_threads())
+        n = len(labels)
+        outcome = SimpleNamespace(loss=0.0, correct=np.zeros(n, bool), predictions=np.zeros(n))
+        return SimpleNamespace(loss=outcome)
+
+    def train(self, times, labels, learners, context=""):
+        return self.forward(times, labels), {}
+
+
+@pytest.mark.parametrize("loop", ["run_epoch", "evaluate", "predict"])
+def test_blas_runs_on_one_thread_in_the_training_loops(monkeypatch, loop):
+    """OpenBLAS threads spin after a call and take the cores from the kernels: the training
+    core's loops run BLAS on one thread, and give the caller's count back afterwards."""
+    for variable in threads.BLAS_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    data = SpikeDataset(np.zeros((6, 2)), np.arange(6) % 2, n_classes=2, duration=1.0)
+    probe = BlasProbe()
+    calls = {
+        "run_epoch": lambda: training_step.run_epoch(probe, data, 4, {}, np.random.default_rng(0)),
+        "evaluate": lambda: training_step.evaluate(probe, data, 4),
+        "predict": lambda: training_step.predict(probe, data.times, 4),
+    }
+    with threadpool_limits(2, user_api="blas"):
+        calls[loop]()
+        assert _blas_threads() == {2}
+    assert probe.seen == [{1}, {1}]

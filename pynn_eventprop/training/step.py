@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from ..datasets.spike_trains import SpikeTrainBatch
 from ..engine.interface import RunResult, SpikeTrains
+from ..engine.threads import blas_on_one_thread
 from .errors import check_divergence, check_finite
 from .losses import Loss, LossResult
 from .rule import update_delays
@@ -275,7 +276,7 @@ def run_epoch(step: TrainingStep, data, batch_size, learners, rng, label="", pro
     Returns ``(record, last_gradients)``: ``record`` has ``loss``, ``accuracy`` and
     ``seconds``; ``last_gradients`` the gradients of the last batch (per compiled projection).
     """
-    with _objects_frozen():
+    with _objects_frozen(), blas_on_one_thread():
         return _run_epoch(step, data, batch_size, learners, rng, label, progress)
 
 
@@ -325,10 +326,11 @@ def _run_epoch(step, data, batch_size, learners, rng, label, progress):
 def evaluate(step: TrainingStep, data, batch_size) -> dict:
     """Mean loss and accuracy on ``data`` (a SpikeDataset or SpikeTrainDataset; no learning)."""
     losses, correct = 0.0, 0
-    for times, labels in data.batches(batch_size, shuffle=False):
-        result = step.forward(times, labels).loss
-        losses += result.loss * len(labels)
-        correct += int(result.correct.sum())
+    with blas_on_one_thread():
+        for times, labels in data.batches(batch_size, shuffle=False):
+            result = step.forward(times, labels).loss
+            losses += result.loss * len(labels)
+            correct += int(result.correct.sum())
     return {"loss": losses / len(data), "accuracy": correct / len(data), "n": len(data)}
 
 
@@ -337,9 +339,10 @@ def predict(step: TrainingStep, times, batch_size) -> np.ndarray:
     times (ms, NaN = no spike) or a :class:`~pynn_eventprop.datasets.SpikeTrainBatch`."""
     times = batch_inputs(times)
     out = []
-    for start in range(0, len(times), batch_size):
-        chunk = times[start : start + batch_size]
-        out.append(step.forward(chunk, np.zeros(len(chunk), np.int64)).loss.predictions)
+    with blas_on_one_thread():
+        for start in range(0, len(times), batch_size):
+            chunk = times[start : start + batch_size]
+            out.append(step.forward(chunk, np.zeros(len(chunk), np.int64)).loss.predictions)
     return np.concatenate(out)
 
 
