@@ -58,6 +58,27 @@ def test_shared_path_equals_the_general_path(refractory):
         np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12 * np.abs(y).max())
 
 
+@pytest.mark.parametrize("shared", [True, False], ids=["shared path", "general path"])
+def test_backward_without_delay_gradients_gives_the_same_weight_gradients(shared):
+    """``delays=False`` leaves out the delay gradients (None) and changes no bit of the rest."""
+    rng = np.random.default_rng(11)
+    net = shared_network(rng)
+    inp = random_input(rng, 4, 5, 20.0, per_neuron=3)
+    coef = rng.normal(size=(4, 3))
+    sim = ExactSimulation(net, 0.5, batch_size=4, readout_populations=[])
+    sim.shared_layers = shared
+    res = sim.run(80, sources={0: inp}, keep_for_backward=True)
+    assert res.tape["pops"][1].get("shared", False) == shared
+    full = sim.backward(res, {2: {"first_spike_time": coef}})
+    lean = sim.backward(res, {2: {"first_spike_time": coef}}, delays=False)
+    assert full.delays is not None and lean.delays is None
+    for x, y in zip(full.weights, lean.weights, strict=True):
+        assert np.any(x != 0)
+        np.testing.assert_array_equal(x, y)
+    for p in (0, 1):
+        np.testing.assert_array_equal(full.spike_times[p], lean.spike_times[p])
+
+
 def test_shared_path_coincident_arrivals_equal_the_general_path():
     """Input spikes at a few common times and one delay per projection, so that most arrivals
     at the hidden layer coincide with another (as an image's latency code gives): the shared

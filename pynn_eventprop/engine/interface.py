@@ -24,12 +24,13 @@ Contract
     Per-neuron summaries of a run made with ``keep_for_backward``, :data:`READOUTS`, each an
     array ``(batch, size)``; computed only for the names asked for, and cached in
     ``result.readouts``.
-``backward(result, readout_grads, extra_grads=None, adjoints=False)``
+``backward(result, readout_grads, extra_grads=None, adjoints=False, delays=True)``
     Exact gradients of a loss ``L`` of the readouts of a run made with ``keep_for_backward``
     from the engine's initial state: ``readout_grads`` is ``{pop: {readout name: dL/dreadout
     (batch, size)}}``; ``extra_grads`` has the same form and is added (regularisers whose
     gradient is not part of the loss).  With ``adjoints`` the result also carries the adjoint
-    signals on the grid.  Returns :class:`Gradients`.
+    signals on the grid.  ``delays=False`` says that the delay gradients will not be read: an
+    engine may then leave them out (``Gradients.delays`` None).  Returns :class:`Gradients`.
 ``get_state()`` / ``set_state(state)``
     The dynamic state as an :class:`EngineState` in PyNN units; an engine built for a network
     that extends the one ``state`` came from (populations and projections appended) continues
@@ -301,8 +302,9 @@ class Engine(Protocol):
     def readouts(self, result: RunResult, pop: int, names) -> dict: ...
 
     def backward(
-        self, result: RunResult, readout_grads: dict, extra_grads=None, adjoints=False
-    ) -> Gradients: ...
+        self, result: RunResult, readout_grads: dict, extra_grads=None, adjoints=False,
+        delays=True,
+    ) -> Gradients: ...  # fmt: skip
 
     def get_state(self) -> EngineState: ...
 

@@ -413,7 +413,7 @@ class Machine:
                 for name, g in (grads or {}).get(pe.pop, {}).items()
             }
             per_pe.append({local: cut})
-        weights, _, sources = slice_backward(pe.sim, pe.result, local, per_pe, own)
+        weights, sources = slice_backward(pe.sim, pe.result, local, per_pe, own)
         pe.grads = dict(zip(pe.sn.projections, weights, strict=True))
         for owner in self._error_targets.get(pe.pe, ()):
             self.fabric.open("error", pe.pe, owner)

@@ -648,9 +648,12 @@ class Spinnaker2Engine:
         self._account("weight", self.machine.fabric.stats["weight"].packets - before)
 
     # --- gradients -------------------------------------------------------------------------------
-    def backward(self, result, readout_grads, extra_grads=None, adjoints=False) -> Gradients:
+    def backward(
+        self, result, readout_grads, extra_grads=None, adjoints=False, delays=True
+    ) -> Gradients:
         """Backward program, gradient reduction over the replicas; ``dL/dw`` read out of
-        replica 0's gradient buffers (0 for projections that are not trained)."""
+        replica 0's gradient buffers (0 for projections that are not trained).  The PEs
+        compute no delay gradients (``Gradients.delays`` is None, whatever ``delays``)."""
         if adjoints:
             raise ValueError("the SpiNNaker2 model does not record adjoints on the grid")
         if result.tape is None or "results" not in result.tape:

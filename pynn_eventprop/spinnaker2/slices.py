@@ -105,14 +105,13 @@ def slice_backward(sim: ExactSimulation, result, local: int, readout_grads, spik
 
     Returns
     -------
-    weights, delays : lists over local projections of ``(n_pre, slice size)`` arrays
+    weights : list over local projections of ``(n_pre, slice size)`` arrays
     source_grads : ``{local source: dL/dt of every spike it received, in SpikeTrains order}``
     """
     summed = {}  # the readout gradients of every source, non-finite entries (silent) as 0
     for grads in readout_grads:
         for name, value in (grads or {}).get(local, {}).items():
             summed[name] = summed.get(name, 0.0) + np.where(np.isfinite(value), value, 0.0)
-    out = sim.backward(result, {local: summed}, spike_grads={local: spike_grads})
-    weights, delays = out.weights, out.delays
+    out = sim.backward(result, {local: summed}, spike_grads={local: spike_grads}, delays=False)
     sources = {i: out.spike_times[i] for i in result.spikes if i != local}
-    return weights, delays, sources
+    return out.weights, sources

@@ -230,7 +230,7 @@ class DistributedStep(TrainingStep):
         """The global batch's mean gradient, the same on every rank (see the module notes);
         with ``delays=False`` without delay gradients (``delays`` None: this rank's alone
         are not the batch's, and reducing them would double the data exchanged)."""
-        grads = super().gradients(forward.local, regularise=regularise, adjoints=adjoints)
+        grads = super().gradients(forward.local, regularise, adjoints, delays)
         weight, total = float(forward.share), float(forward.n)
         reduced = {"weights": self.communicator.weighted_mean(grads.weights, weight, total)}
         if not delays:

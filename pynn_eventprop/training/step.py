@@ -159,8 +159,8 @@ class TrainingStep:
 
         ``regularise=False``: ``dL/dw`` of the loss; ``True``: ``dL/dw + dR/dw`` with the
         regularisers' terms (the direction :meth:`train` follows).  ``delays=False`` says
-        that the delay gradients will not be read (:meth:`train` without delay learners): a
-        step that would have to do more work for them (across MPI ranks) leaves them out.
+        that the delay gradients will not be read (:meth:`train` without delay learners): the
+        engine may leave them out (``delays`` None), and so does a step across MPI ranks.
         """
         batch = self.engine.batch
         grads = {}
@@ -174,7 +174,7 @@ class TrainingStep:
                 for pop, per_name in regulariser(self.engine, forward.result, forward.n).items():
                     extra.setdefault(pop, {}).update(per_name)
         return self.engine.backward(
-            forward.result, {self.outputs: grads}, extra or None, adjoints=adjoints
+            forward.result, {self.outputs: grads}, extra or None, adjoints=adjoints, delays=delays
         )
 
     def update(self, gradients, learners: dict, context: str = "") -> dict:

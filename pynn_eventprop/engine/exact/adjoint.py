@@ -302,7 +302,7 @@ def backward_layer(
     Blocks of consecutive samples (:func:`reduction_blocks`) are swept in parallel, each adding
     its gradients into its own buffer; the blocks are then added to ``grads`` in order, so the
     result does not depend on the number of threads.  (``dldt`` is written per sample: every
-    spike belongs to one.)
+    spike belongs to one.)  An empty ``grads[1]``: no delay gradients wanted.
     """
     batch, size = ref_end.shape
     lo, hi = _index_range(arr[2])
@@ -322,10 +322,12 @@ def backward_layer(
                     first, g, vm, t0, t1, ref_end[b, j], (part[blk, 0], part[blk, 1]),
                     block_cache, adj, b, j, dt, carried,
                 )  # fmt: skip
+    want_delays = grads[1].size > 0
     for k in numba.prange(lo, hi):
         for blk in range(n_blocks):
             grads[0][k] += part[blk, 0, k]
-            grads[1][k] += part[blk, 1, k]
+            if want_delays:
+                grads[1][k] += part[blk, 1, k]
 
 
 @numba.njit(cache=True)

@@ -35,7 +35,8 @@ def backward_shared(par, wcat, ev_off, ev, widx_row, tape, spk_off, dldt, src0, 
     (arrays of size 0 when none); ``g_mean`` ``dL/dS_u``, ``dL/dS_e`` of the voltage means
     (``S = (1/T) int ...`` of :func:`forward_shared`'s integrals; arrays of size 0 when none).
     ``dL/dw`` and ``dL/dt_a`` summed per weight are added to
-    ``grads``, ``dL/dt`` of each presynaptic spike to ``dldt``.
+    ``grads`` (``dL/dt_a``, the delay gradient, only when ``grads[1]`` is not empty),
+    ``dL/dt`` of each presynaptic spike to ``dldt``.
 
     The samples are swept in parallel by blocks of consecutive samples
     (:func:`reduction_blocks`, a number fixed by the batch and layer sizes); each block sums
@@ -48,7 +49,8 @@ def backward_shared(par, wcat, ev_off, ev, widx_row, tape, spk_off, dldt, src0, 
     rows = wcat.shape[0]
     p = param_tuple(par, 0)
     n_blocks = reduction_blocks(batch, rows * size)
-    part = np.empty((n_blocks, 2, rows, size))
+    want_delays = grads[1].size > 0
+    part = np.empty((n_blocks, 2 if want_delays else 1, rows, size))
     used = np.zeros((n_blocks, rows), np.bool_)  # rows of part[blk] in use (set to 0 first)
     for blk in numba.prange(n_blocks):
         lo, hi = blk * batch // n_blocks, (blk + 1) * batch // n_blocks
@@ -61,29 +63,31 @@ def backward_shared(par, wcat, ev_off, ev, widx_row, tape, spk_off, dldt, src0, 
             if used[blk, r]:  # the others would add 0
                 for j in range(size):
                     grads[0][widx_row[r] + j] += part[blk, 0, r, j]
-                    grads[1][widx_row[r] + j] += part[blk, 1, r, j]
+                if want_delays:
+                    for j in range(size):
+                        grads[1][widx_row[r] + j] += part[blk, 1, r, j]
 
 
 @numba.njit(cache=True, inline="always")
 def _clear_rows(row_of, lo, hi, acc, used):
-    """Set to 0 the rows of ``acc`` ``(2, rows, size)`` that arrivals ``lo:hi`` (weight rows
-    ``row_of``) add to, and mark them in ``used``: a layer with many presynaptic neurons (an
-    image's pixels) receives from few of them per batch, and neither clearing nor summing the
-    rest is needed."""
+    """Set to 0 the rows of ``acc`` ``(1 or 2, rows, size)`` that arrivals ``lo:hi`` (weight
+    rows ``row_of``) add to, and mark them in ``used``: a layer with many presynaptic neurons
+    (an image's pixels) receives from few of them per batch, and neither clearing nor summing
+    the rest is needed."""
     for m in range(lo, hi):
         r = row_of[m]
         if not used[r]:
             used[r] = True
-            acc[0, r, :] = 0.0
-            acc[1, r, :] = 0.0
+            acc[:, r, :] = 0.0
 
 
 @numba.njit(cache=True)
 def _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_vmax, vm,
                      g_mean, ref_end, t0, t1, b, acc):  # fmt: skip
     """Sample ``b`` of :func:`backward_shared`, gradients added to ``acc = (dL/dw, dL/dt_a)``
-    ``(2, rows, size)``.  Between arrivals the adjoint of all neurons is carried back with one
-    propagator; a neuron with private events (or its ``v_max``) in an interval is swept by
+    ``(2, rows, size)`` (or ``(dL/dw,)``, ``(1, rows, size)``, without delay gradients).
+    Between arrivals the adjoint of all neurons is carried back with one propagator; a neuron
+    with private events (or its ``v_max``) in an interval is swept by
     :func:`_private_backward`.  The voltage means are sources of density ``sigma_u =
     (dL/dS_u)/T`` and ``sigma_e = (dL/dS_e)/T exp(-(t - t0)/T)`` in ``lambda_V``'s equation."""
     size = ref_end.shape[1]
@@ -276,10 +280,10 @@ def _flow_back(p, lam, t, te, refractory, means):
 
 @numba.njit(cache=True, inline="always")
 def _shared_arrival(p, wcat, ev, m, lv, le, li, refractory, dldt, acc, kink, vm, b, kinks):
-    """Arrival ``m`` at every neuron: ``dL/dw = lambda_x`` and ``dL/dt_a`` into ``acc`` at the
-    arrival's weight row, ``dL/dt_a`` summed to the spike; a ``v_max`` at this arrival
-    (``kink``) adds ``dL/dv_max`` to ``lambda_V`` and ``dL/dv_max dV/dt(t_a-)`` to ``dL/dt_a``
-    (``kinks``: whether any ``kink`` may be set)."""
+    """Arrival ``m`` at every neuron: ``dL/dw = lambda_x`` and (when ``acc`` has room for it)
+    ``dL/dt_a`` into ``acc`` at the arrival's weight row, ``dL/dt_a`` summed to the spike; a
+    ``v_max`` at this arrival (``kink``) adds ``dL/dv_max`` to ``lambda_V`` and ``dL/dv_max
+    dV/dt(t_a-)`` to ``dL/dt_a`` (``kinks``: whether any ``kink`` may be set)."""
     r, c = ev[1][m], ev[2][m]
     inv_tau = p[IT_E] if c == 0 else p[IT_I]
     total = 0.0
@@ -293,6 +297,7 @@ def _shared_arrival(p, wcat, ev, m, lv, le, li, refractory, dldt, acc, kink, vm,
             d_t += kink[j] * vm[2][b, j]
             lv[j] += kink[j]
         acc[0, r, j] += lam_x
-        acc[1, r, j] += d_t
+        if acc.shape[0] > 1:  # the delay gradients are wanted
+            acc[1, r, j] += d_t
         total += d_t
     dldt[ev[3][m]] += total

@@ -727,7 +727,13 @@ class ExactSimulation:
 
     # --- gradients --------------------------------------------------------------------------
     def backward(
-        self, result: RunResult, readout_grads, extra_grads=None, adjoints=False, spike_grads=None
+        self,
+        result: RunResult,
+        readout_grads,
+        extra_grads=None,
+        adjoints=False,
+        spike_grads=None,
+        delays=True,
     ) -> Gradients:
         """Exact ``dL/dw`` and ``dL/d(delay)`` of every projection (see :mod:`.adjoint`).
 
@@ -741,6 +747,8 @@ class ExactSimulation:
         ``spike_grads`` ``{pop: dL/dt}`` (1/ms, in the order of ``result.spikes[pop]``) adds
         terms of the loss that depend on a population's spike times from outside this engine
         (the downstream part of a network split over several engines, as on SpiNNaker2).
+        ``delays=False``: no delay gradients (``Gradients.delays`` is None), which saves
+        their sums.
         """
         tape = result.tape
         if tape is None:
@@ -754,7 +762,8 @@ class ExactSimulation:
                     f"{result.spikes[i].times.size} spikes in this run"
                 )
             dldt[tape["start"][i] : tape["start"][i] + values.size] += values
-        grads = (np.zeros(self._w_offset[-1]), np.zeros(self._w_offset[-1]))
+        n = self._w_offset[-1]
+        grads = (np.zeros(n), np.zeros(n if delays else 0))
         for comp in reversed(self.components):
             if comp[0] not in self.params and comp[0] not in self.recurrent:
                 continue  # a spike source or a forward-only population: nothing to sweep
@@ -774,7 +783,9 @@ class ExactSimulation:
                                    t["ref_end"], grads, self._cache(i), adj, self.dt,
                                    _NO_CARRY)  # fmt: skip
                 sampled[i] = {"lambda_v": adj[0], "lambda_i": adj[1]}
-        out = Gradients(*self._per_projection(grads), adjoints=sampled if adjoints else None)
+        weights = self._per_projection(grads[0])
+        out = Gradients(weights, self._per_projection(grads[1]) if delays else None,
+                        adjoints=sampled if adjoints else None)  # fmt: skip
         out.spike_times = {}
         for i, s in tape["start"].items():
             index = (tape["pops"].get(i) or {}).get("index")
@@ -798,14 +809,12 @@ class ExactSimulation:
                             t["vmax"], g_mean, t["ref_end"], tape["t0"], tape["t1"],
                             grads)  # fmt: skip
 
-    def _per_projection(self, grads):
-        """Flat gradient buffers as ``(n_pre, n_post)`` arrays per projection."""
-        out = ([], [])
+    def _per_projection(self, flat):
+        """A flat gradient buffer as ``(n_pre, n_post)`` arrays per projection."""
+        out = []
         for k, proj in enumerate(self.network.projections):
-            lo, hi = self._w_offset[k], self._w_offset[k + 1]
-            for buf, lst in zip(grads, out, strict=True):
-                block = buf[lo:hi].reshape(proj.mask.shape)  # a view of this call's buffers
-                lst.append(block if self._full[k] else np.where(proj.mask, block, 0.0))
+            block = flat[self._w_offset[k] : self._w_offset[k + 1]].reshape(proj.mask.shape)
+            out.append(block if self._full[k] else np.where(proj.mask, block, 0.0))  # a view
         return out
 
     def _backward_component(self, comp, tape, g, dldt, grads):
