@@ -370,11 +370,20 @@ class Adam(Optimiser):
         _adam_update(*(x.reshape(-1) for x in arrays), lr, *hyper)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _adam_update(w, g, m, v, lr, beta1, beta2, c1, c2, eps):
     """:meth:`Adam._direction` and ``w -= lr d`` in one pass over float64 arrays, each
-    operation rounded as numpy rounds it."""
+    operation rounded as numpy rounds it.
+
+    Vectorised by the compiler (SIMD division and square root, the same correctly rounded
+    operations): numpy's error model leaves out the division-by-zero checks that prevent it
+    (no divisor here can be 0: ``c1, c2 > 0`` and ``sqrt(.) + eps >= eps > 0``), and each
+    element is read into locals once, so that the stores cannot alias the loads.
+    """
     for k in range(w.size):
-        m[k] = m[k] * beta1 + (1.0 - beta1) * g[k]
-        v[k] = v[k] * beta2 + (1.0 - beta2) * (g[k] * g[k])
-        w[k] -= lr * ((m[k] / c1) / (math.sqrt(v[k] / c2) + eps))
+        gk = g[k]
+        mk = m[k] * beta1 + (1.0 - beta1) * gk
+        vk = v[k] * beta2 + (1.0 - beta2) * (gk * gk)
+        m[k] = mk
+        v[k] = vk
+        w[k] -= lr * ((mk / c1) / (math.sqrt(vk / c2) + eps))
