@@ -16,13 +16,16 @@ the epochs.  Peak memory is the process's maximum resident set size.
                                        [--threads N ...]
 
 ``--threads`` measures each configuration with that many threads (repeatable; default: every
-core); the figures are then keyed ``<config>_threads_<N>``.
+core); the figures are then keyed ``<config>_threads_<N>``.  How idle worker threads wait is
+printed with the figures: passively by default; ``GOMP_SPINCOUNT=30000 python
+benchmarks/train_yinyang.py ...`` lets them spin briefly (for a machine the run has to itself).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import time
@@ -32,6 +35,7 @@ from pyNN.random import NumpyRNG, RandomDistribution
 
 import pynn_eventprop as sim
 from pynn_eventprop.datasets import LatencyCode, yin_yang_dataset
+from pynn_eventprop.engine import threads
 from pynn_eventprop.engine.threads import get_threads
 from pynn_eventprop.eventprop import Adam, TTFSCrossEntropy
 from pynn_eventprop.eventprop.synapses import EventPropRule, EventPropSynapse
@@ -102,9 +106,12 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, action="append",
                         help="thread counts (repeatable; default: all cores)")  # fmt: skip
     args = parser.parse_args(argv)
-    import os
-
-    print(f"cores: {os.cpu_count()}")
+    waiting = {name: os.environ.get(name) for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    print(
+        f"cores: {os.cpu_count()}; idle OpenMP workers: "
+        + ", ".join(f"{k}={v}" for k, v in waiting.items() if v is not None)
+        + f"; kernel calls below {threads.SERIAL_WORK} neuron-intervals run on one thread"
+    )
     names = args.config or list(CONFIGS)
     figures = {
         f"{name}_threads_{n}" if n else name: measure(
@@ -113,6 +120,7 @@ def main(argv=None):
         for name in names
         for n in (args.threads or [None])
     }
+    figures["openmp_waiting"] = {**waiting, "serial_work": threads.SERIAL_WORK}
     figures["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory: {figures['peak_rss_mib']:.0f} MiB")
     if args.json:

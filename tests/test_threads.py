@@ -130,3 +130,20 @@ def test_blas_runs_on_one_thread_in_the_training_loops(monkeypatch, loop):
         calls[loop]()
         assert _blas_threads() == {2}
     assert probe.seen == [{1}, {1}]
+
+
+@pytest.mark.parametrize(
+    "environ, expected",
+    [
+        ({}, 30_000),
+        ({"OMP_WAIT_POLICY": "PASSIVE"}, 30_000),
+        ({"OMP_WAIT_POLICY": "active"}, 2_000),
+        ({"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "30000"}, 2_000),
+        ({"GOMP_SPINCOUNT": "INFINITE"}, 2_000),
+        ({"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0"}, 30_000),
+    ],
+)
+def test_spinning_workers_take_smaller_calls(environ, expected):
+    """Passive workers are slow to wake, so only large calls use them; spinning ones are not
+    (``GOMP_SPINCOUNT`` overrides the policy in libgomp)."""
+    assert threads.serial_work(environ) == expected

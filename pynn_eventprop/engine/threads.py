@@ -11,7 +11,12 @@ layer) changes it for the calling thread.
 OpenMP, numba's usual threading layer, lets idle workers spin between parallel regions by
 default, which on a machine whose cores are busy with other processes costs milliseconds per
 kernel call; unless the environment says otherwise, the workers here wait passively
-(``OMP_WAIT_POLICY=PASSIVE``; set before numba starts its threads).
+(``OMP_WAIT_POLICY=PASSIVE``; set before numba starts its threads).  Waking a passive worker
+takes long enough that calls with little work run on one thread (:data:`SERIAL_WORK`).  On a
+machine the run has to itself, letting the workers spin briefly (``GOMP_SPINCOUNT=30000``, or
+``OMP_WAIT_POLICY=ACTIVE``, set before Python starts) makes the second core pay off for small
+networks too, and the threshold drops (:func:`serial_work`); with another process on a core
+it makes training several times slower.
 """
 
 from __future__ import annotations
@@ -25,6 +30,24 @@ import numba
 from threadpoolctl import threadpool_limits
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def serial_work(environ=None) -> int:
+    """The work below which a kernel call runs on one thread (:class:`threads_for`): 30,000
+    neuron-intervals (neurons times the events they go through) when idle OpenMP workers wait
+    passively, 2,000 when the environment lets them spin (``OMP_WAIT_POLICY=ACTIVE`` or a
+    ``GOMP_SPINCOUNT`` other than 0), which makes waking them cheap.
+
+    Measured with ``benchmarks/train_yinyang.py --threads 1 --threads 2`` on 2 cores: with
+    passive workers the twin network (about 16,000 per forward call) trained faster on one
+    thread, the default one (about 60,000) on two; with spinning workers both train faster on
+    two.
+    """
+    environ = os.environ if environ is None else environ
+    policy = environ.get("OMP_WAIT_POLICY", "").strip().upper()
+    spins = environ.get("GOMP_SPINCOUNT", "").strip()
+    return 2_000 if policy == "ACTIVE" or spins not in ("", "0") else 30_000
+
 
 #: Variables by which a user fixes the thread counts of numba and of BLAS themselves:
 #: :func:`share_cores` leaves a count alone when its variable is set.
@@ -124,10 +147,8 @@ def get_threads() -> int:
 
 
 #: Kernel calls with less work than this (neuron-intervals: neurons times the events they go
-#: through) run on one thread: waking the others costs more than they save.  Measured with
-#: ``benchmarks/train_yinyang.py --threads 1 --threads 2``: the twin network (about 16,000
-#: per forward call) trained faster on one thread, the default one (about 60,000) on two.
-SERIAL_WORK = 30_000
+#: through) run on one thread: waking the others costs more than they save (:func:`serial_work`).
+SERIAL_WORK = serial_work()
 
 
 class threads_for:  # noqa: N801  (a context manager, named like contextlib's)
