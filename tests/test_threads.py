@@ -132,6 +132,21 @@ def test_blas_runs_on_one_thread_in_the_training_loops(monkeypatch, loop):
     assert probe.seen == [{1}, {1}]
 
 
+def test_blas_counts_set_by_the_user_stand_those_set_for_mpi_ranks_do_not(monkeypatch):
+    """A BLAS variable in the environment keeps the training loops' hands off BLAS, unless
+    it was set by ``share_cores`` (for the MPI ranks of one machine)."""
+    for variable in threads.BLAS_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    monkeypatch.setattr(threads, "_set_here", set())
+    with threadpool_limits(2, user_api="blas"):
+        with threads.blas_on_one_thread():
+            assert _blas_threads() == {2}
+        monkeypatch.setattr(threads, "_set_here", {"OPENBLAS_NUM_THREADS"})
+        with threads.blas_on_one_thread():
+            assert _blas_threads() == {1}
+
+
 @pytest.mark.parametrize(
     "environ, expected",
     [

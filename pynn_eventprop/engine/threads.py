@@ -55,6 +55,11 @@ NUMBA_VARIABLE = "NUMBA_NUM_THREADS"
 BLAS_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 _processes_per_machine = 1  # processes sharing this machine's cores (share_cores)
+_set_here: set[str] = set()  # BLAS variables share_cores set (not the user's choice)
+
+
+def _blas_fixed_by_user() -> bool:
+    return any(v in os.environ and v not in _set_here for v in BLAS_VARIABLES)
 
 
 def max_threads() -> int:
@@ -86,9 +91,10 @@ def share_cores(processes: int) -> int:
     global _processes_per_machine
     _processes_per_machine = max(1, int(processes))
     count = set_threads(None)
-    if _processes_per_machine > 1 and not any(v in os.environ for v in BLAS_VARIABLES):
+    if _processes_per_machine > 1 and not _blas_fixed_by_user():
         for variable in BLAS_VARIABLES[1:]:  # read by BLAS libraries loaded later (scipy's)
             os.environ[variable] = str(count)
+            _set_here.add(variable)
         threadpool_limits(count, user_api="blas")  # those loaded now, for the process
     return count
 
@@ -102,7 +108,7 @@ def blas_on_one_thread():
     of a multi-threaded call spin for a while afterwards, taking the cores from the kernels'
     threads: a 784-350-10 batch on 2 cores took 30-35 ms instead of 22-23 ms.
     """
-    if any(v in os.environ for v in BLAS_VARIABLES):
+    if _blas_fixed_by_user():
         yield
         return
     with threadpool_limits(1, user_api="blas"):
