@@ -243,10 +243,12 @@ class Projection(common.Projection):
 
     def _value_list_to_array(self, attributes):
         """PyNN's conversion of per-pair lists for ``set()``, after checking their shapes."""
-        pairs = np.unique(self._pre_idx * self.post.size + self._post_idx).size
         for name, value in attributes.items():
             shape = np.shape(value) if isinstance(value, list | tuple | np.ndarray) else ()
-            if shape and shape != (pairs,) and shape != self.shape:
+            if not shape or shape == self.shape:
+                continue  # one value, or a (pre.size, post.size) array (the usual case)
+            pairs = np.unique(self._pre_idx * self.post.size + self._post_idx).size
+            if shape != (pairs,):
                 raise errors.InvalidParameterValueError(
                     f"{name} of projection '{self.label}' must be one value, {pairs} values (one "
                     f"per connected pair, in the order of get(format='array')) or an array of "
