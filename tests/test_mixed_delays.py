@@ -90,3 +90,28 @@ def test_mixed_delay_gradients_match_central_finite_differences():
         assert np.abs(gradients[k] - fd).max() < 5e-6, net.projections[k].label
         assert np.abs(fd).max() > 0.1  # the check is not vacuous
     assert not np.shares_memory(engine.get_weights(0), net.projections[0].weights)
+
+
+def test_leaving_out_delay_gradients_changes_no_weight_gradient():
+    """``backward(..., delays=False)`` (training without delay learners) on mixed delays,
+    inhibition, refractoriness, neurons firing several times and every readout: the same
+    weight gradients and spike-time gradients, bit for bit, and no delay gradients."""
+    rng = np.random.default_rng(5)
+    disc = LIFDiscretisation(DT)
+    net = mixed_delay_network(rng)
+    src = random_input(rng, disc, BATCH, 6, N_STEPS, t_max=25)
+    coefficients = {name: rng.normal(size=(BATCH, 3)) for name in READOUTS}
+    engine = make_engine("reference", net, disc, BATCH)
+    _, result, grads, _ = _loss(engine, src, coefficients)
+    hidden = result.spikes[1]
+    fired = [np.bincount(hidden.neurons[hidden.offsets[b] : hidden.offsets[b + 1]])
+             for b in range(BATCH)]  # fmt: skip
+    assert max(f.max() for f in fired) > 1  # some neuron fires several times
+    full = engine.backward(result, {2: grads})
+    lean = engine.backward(result, {2: grads}, delays=False)
+    assert lean.delays is None and any(np.any(d != 0) for d in full.delays)
+    for x, y in zip(full.weights, lean.weights, strict=True):
+        assert np.any(x != 0)
+        np.testing.assert_array_equal(x, y)
+    for p in (0, 1):
+        np.testing.assert_array_equal(full.spike_times[p], lean.spike_times[p])

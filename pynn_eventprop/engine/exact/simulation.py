@@ -810,11 +810,12 @@ class ExactSimulation:
                             grads)  # fmt: skip
 
     def _per_projection(self, flat):
-        """A flat gradient buffer as ``(n_pre, n_post)`` arrays per projection."""
+        """A flat gradient buffer as ``(n_pre, n_post)`` arrays per projection (views of it
+        where a projection connects every pair)."""
         out = []
         for k, proj in enumerate(self.network.projections):
             block = flat[self._w_offset[k] : self._w_offset[k + 1]].reshape(proj.mask.shape)
-            out.append(block if self._full[k] else np.where(proj.mask, block, 0.0))  # a view
+            out.append(block if self._full[k] else np.where(proj.mask, block, 0.0))
         return out
 
     def _backward_component(self, comp, tape, g, dldt, grads):
