@@ -251,3 +251,46 @@ def test_go_cue_sets_the_time_of_the_maximum_in_training():
     peak = trainer.step.engine.readouts(forward.result, output._index, ("v_max_time",))
     sim.end()
     np.testing.assert_allclose(peak["v_max_time"], 65.0 + 1.0 + 6.93, atol=2.0)
+
+
+def test_input_fan_in_gives_every_hidden_neuron_k_distinct_inputs():
+    """``input_fan_in = K`` (``--input-fan-in K``): every hidden neuron receives exactly K
+    distinct input units, the choice depends on the seed only (the same with and without
+    recurrence), the weights and delays kept are those of the all-to-all network of the same
+    seed; the default is all-to-all, and K outside [1, n_inputs] is refused."""
+    import pynn_eventprop as sim
+    from pynn_eventprop.tasks.randman import DEFAULTS, parse_args
+    from pynn_eventprop.tasks.temporal import build_network, input_mask, settings_from
+
+    def arrays(settings, n_inputs=12):
+        *_, projections = build_network(settings, n_inputs=n_inputs, n_classes=3)
+        got = [projections[0].get(name, format="array") for name in ("weight", "delay")]
+        sim.end()
+        assert projections[0].label == "input-hidden"
+        return got
+
+    dense_w, dense_d = arrays(replace(DEFAULTS, hidden=9))
+    assert np.isfinite(dense_w).all() and dense_w.shape == (12, 9)  # default: all-to-all
+    sparse = replace(DEFAULTS, hidden=9, input_fan_in=3)
+    weight, delay = arrays(sparse)
+    connected = np.isfinite(weight)
+    assert (connected.sum(axis=0) == 3).all() and connected.sum() == 27
+    assert connected.sum(axis=1).max() < 9  # not the same inputs for every neuron
+    np.testing.assert_array_equal(connected, input_mask(sparse, 12))
+    np.testing.assert_array_equal(weight[connected], dense_w[connected])
+    np.testing.assert_array_equal(delay[connected], dense_d[connected])
+    feed_forward = arrays(replace(sparse, recurrent=False, learn_delays=False))[0]
+    np.testing.assert_array_equal(np.isfinite(feed_forward), connected)
+    other_seed = arrays(replace(sparse, seed=1))[0]
+    assert not np.array_equal(np.isfinite(other_seed), connected)
+    with_cue = arrays(replace(sparse, go_cue=10.0))[0]  # the cue still reaches no hidden neuron
+    assert with_cue.shape == (13, 9) and np.isnan(with_cue[12]).all()
+    np.testing.assert_array_equal(np.isfinite(with_cue[:12]), connected)
+    assert input_mask(replace(sparse, input_fan_in=12), 12) is None  # every input
+    for bad in (0, 13):
+        with pytest.raises(ValueError, match="input_fan_in must be an integer in"):
+            input_mask(replace(sparse, input_fan_in=bad), 12)
+    chosen = settings_from(parse_args(["--input-fan-in", "4", "--input-weight", "0", "0.5"]),
+                           DEFAULTS)  # fmt: skip
+    assert chosen.input_fan_in == 4 and chosen.input_weight == (0.0, 0.5)
+    assert settings_from(parse_args([]), DEFAULTS).input_fan_in is None

@@ -5,7 +5,9 @@ spike times in 0-50 ms, 600 training, 250 validation and 500 test samples (one t
 three sample seeds).  Network: 20 inputs -> 32 hidden (``--recurrent``: all-to-all recurrent,
 weights starting near zero and learning at a tenth of the rate of the others) -> 10
 non-spiking outputs, time step 1 ms, max-voltage loss; ``--learn-delays`` trains every delay
-as well.
+as well.  ``--input-fan-in K`` gives every hidden neuron only K of the input units (K random
+distinct units per hidden neuron, drawn from ``--seed``); the outputs still read every hidden
+neuron; ``--input-weight LOW HIGH`` sets the range of the initial input weights (uniform).
 
 The memory variant (docs/temporal.md, section 5) reads the outputs at a go cue 20 ms after the
 data window: ``--go-cue 20 --recurrent-self 0.4 --recurrent-delay 10 30``.
@@ -31,6 +33,12 @@ def parse_args(argv=None, prog=None):
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     add_arguments(parser, DEFAULTS)
     add = parser.add_argument
+    add("--input-fan-in", type=int, default=DEFAULTS.input_fan_in, metavar="K",
+        help="input units per hidden neuron, K random distinct ones drawn from --seed "
+        "(default: all)")  # fmt: skip
+    add("--input-weight", type=float, nargs=2, metavar=("LOW", "HIGH"),
+        default=list(DEFAULTS.input_weight), help="initial input weights uniform in [LOW, HIGH], "
+        "weight units (default %(default)s)")  # fmt: skip
     add("--classes", type=int, default=10, help="classes (default %(default)s)")
     add("--units", type=int, default=20, help="input units (default %(default)s)")
     add("--dim", type=int, default=1, help="intrinsic dimension (default %(default)s)")

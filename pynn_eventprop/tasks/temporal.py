@@ -2,7 +2,8 @@
 
 The network is ``input -> hidden -> output`` of ``IF_curr_exp`` neurons, every projection an
 ``EventPropSynapse``; optionally the hidden population is recurrent (all-to-all, self
-connections included) and the projections learn their delays.  The output neurons never fire
+connections included) and the projections learn their delays; with ``input_fan_in = K`` every
+hidden neuron receives only K (random, distinct) of the inputs.  The output neurons never fire
 (threshold out of reach) and the loss reads their voltage (``MaxVoltageCrossEntropy`` by
 default, Zenke & Vogels' max-over-time readout).  :func:`run` trains, evaluates on the test
 split, and writes the history (CSV, JSON), a Neo file of recorded test samples (spikes and
@@ -65,6 +66,7 @@ class Settings:
     extra_time: float = 20.0  # simulated after the data window (ms)
     go_cue: float | None = None  # go cue this long after the data window (ms); None: none
     go_weight: float = 20.0  # weight of the go cue onto every output, weight units
+    input_fan_in: int | None = None  # inputs per hidden neuron (random, distinct); None: all
 
 
 def neuron(settings: Settings, spiking: bool = True) -> dict:
@@ -106,6 +108,12 @@ def build_network(settings: Settings, n_inputs: int, n_classes: int):
     :func:`with_go_cue`), which projects only to the outputs, with the fixed (untrained)
     weight ``settings.go_weight`` weight units; the ``n_inputs`` data inputs project to the
     hidden layer.
+
+    With ``settings.input_fan_in = K`` every hidden neuron receives only K of the ``n_inputs``
+    data inputs, K distinct ones drawn at random (:func:`input_mask`, from ``settings.seed``
+    but its own generator, so that the weights and delays drawn are those of the all-to-all
+    network, with the other connections left out).  ``None``, or K = ``n_inputs``, is
+    all-to-all.
     """
     sim.setup(timestep=settings.dt, min_delay=settings.dt)
     rng = np.random.default_rng(settings.seed)
@@ -124,11 +132,12 @@ def build_network(settings: Settings, n_inputs: int, n_classes: int):
                              delay_lr=settings.delay_lr)  # fmt: skip
 
     unit, h = threshold_weight(settings), settings.hidden
+    mask = input_mask(settings, n_inputs)
 
     def project(pre, post, weight, delay_range, label, lr=settings.lr):
         delay = rng.uniform(max(delay_range[0], dt), max(delay_range[1], dt), weight.shape)
-        if pre is inputs and go:  # all but the go cue (the last input) to every hidden neuron
-            connector = _list_connector(weight, delay)
+        if pre is inputs and (go or mask is not None):  # the data inputs (not the go cue)
+            connector = _list_connector(weight, delay, mask=mask)
             synapse = EventPropSynapse(rule=rule(lr))
         else:
             synapse = EventPropSynapse(weight=weight, delay=delay, rule=rule(lr))
@@ -156,11 +165,31 @@ def build_network(settings: Settings, n_inputs: int, n_classes: int):
     return inputs, hidden, output, projections
 
 
-def _list_connector(weight, delay, first: int = 0):
+def input_mask(settings: Settings, n_inputs: int):
+    """``(n_inputs, hidden)`` booleans, True where an input reaches a hidden neuron: every
+    column has ``settings.input_fan_in`` True entries, at distinct random rows; ``None`` when
+    every input reaches every hidden neuron (``input_fan_in`` None or ``n_inputs``)."""
+    k = settings.input_fan_in
+    if k is None:
+        return None
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n_inputs:
+        raise ValueError(f"input_fan_in must be an integer in [1, {n_inputs}], got {k!r}")
+    if k == n_inputs:
+        return None
+    rng = np.random.default_rng([settings.seed, 1])  # its own stream: weights stay as dense
+    mask = np.zeros((n_inputs, settings.hidden), dtype=bool)
+    for j in range(settings.hidden):
+        mask[rng.choice(n_inputs, size=k, replace=False), j] = True
+    return mask
+
+
+def _list_connector(weight, delay, first: int = 0, mask=None):
     """A ``FromListConnector`` joining presynaptic neurons ``first, first + 1, ...`` (rows) to
-    every postsynaptic neuron (columns) with the given weights and delays."""
+    every postsynaptic neuron (columns) with the given weights and delays; with ``mask`` (the
+    shape of ``weight``) only the pairs where it is True."""
     i, j = np.indices(weight.shape).reshape(2, -1)
-    table = np.column_stack([i + first, j, weight.ravel(), delay.ravel()])
+    keep = np.ones(i.size, dtype=bool) if mask is None else np.asarray(mask).ravel()
+    table = np.column_stack([i + first, j, weight.ravel(), delay.ravel()])[keep]
     return sim.FromListConnector(table, column_names=["weight", "delay"])
 
 
@@ -260,6 +289,10 @@ def settings_from(args, defaults: Settings) -> Settings:
     names = ("hidden", "recurrent", "learn_delays", "epochs", "batch_size", "dt", "seed", "loss",
              "go_cue", *_RATES_AND_RECURRENCE)  # fmt: skip
     chosen = {n: getattr(args, n) for n in names}
+    if getattr(args, "input_fan_in", None) is not None:  # options of the Randman example
+        chosen["input_fan_in"] = args.input_fan_in
+    if getattr(args, "input_weight", None) is not None:
+        chosen["input_weight"] = tuple(args.input_weight)
     chosen["delay_bounds"] = (defaults.delay_bounds[0], args.max_delay)
     if args.recurrent_delay is not None:
         chosen["recurrent_delay"] = tuple(args.recurrent_delay)
