@@ -32,8 +32,8 @@ With ``lambda = (lambda_V, lambda_E, lambda_I)`` the adjoint of ``(V, I_E, I_I)`
   at an arrival (a kink), also ``dL/dt_a += (dL/dv_max) dV/dt(t_a-)``.
 
 The terms ``dL/dt*``, ``dL/dv_max`` and the voltage means are the only sources: the sweep
-of a neuron starts at its latest source (:func:`_skip_tail`), the adjoint being exactly 0
-after it.
+of a neuron starts at its latest source (``skip_tail`` in :func:`_backward_rows`), the
+adjoint being exactly 0 after it.
 """
 
 from __future__ import annotations
@@ -52,7 +52,6 @@ from .closed_form import (
     K_I,
     THETA,
     V_RESET,
-    cached_flow,
     e1,
     flow,
     psc_weighted_integral,
@@ -112,13 +111,11 @@ def _flow_to(p, lam, t, te, refractory, g, t0, big_t, coefs):
 
 
 @numba.njit(cache=True, inline="always")
-def _flow_sampled(p, lam, t, te, refractory, g, t0, big_t, cache, slot, adj, b, j, dt):
+def _flow_sampled(p, lam, t, te, refractory, g, t0, big_t, adj, b, j, dt):
     """:func:`_flow_to`, recording ``lambda_V`` and ``lambda_E`` at the grid points
     ``t0 + k dt`` in ``[te, t)`` into ``adj`` when it is not empty."""
     if adj[0].shape[0] == 0:
-        return _flow_to(
-            p, lam, t, te, refractory, g, t0, big_t, cached_flow(p, t - te, cache, slot)
-        )
+        return _flow_to(p, lam, t, te, refractory, g, t0, big_t, flow(p, t - te))
     k = int((t - t0) / dt) + 1
     while k > 0 and t0 + k * dt >= t:
         k -= 1
@@ -131,147 +128,131 @@ def _flow_sampled(p, lam, t, te, refractory, g, t0, big_t, cache, slot, adj, b, 
     return _flow_to(p, lam, t, te, refractory, g, t0, big_t, flow(p, t - te))
 
 
-@numba.njit(cache=True, inline="always")  # one call site: no per-neuron call
-def backward_neuron(
-    p,
-    tape,
-    lo,
-    hi,
-    arr,
-    dldt,
-    src0,
-    first,
-    g,
-    vmax,
-    t0,
-    t1,
-    ref_end,
-    grads,
-    cache,
-    adj,
-    b,
-    j,
-    dt,
-    carried,
-):
-    """Reverse sweep of one neuron.
+@numba.njit(cache=True)
+def _backward_rows(par, tape, arr, dldt, src0, spk_off, grads_in, vmax, t0, t1, ref_end, grads,
+                   adj, dt, carried, b0, b1):  # fmt: skip
+    """Reverse sweep of every neuron of samples ``b0:b1`` (:func:`backward_layer`'s arguments;
+    ``grads = (dL/dw, dL/dd)`` this block's flat buffers, indexed by the arrivals' ``widx``).
 
-    Parameters
-    ----------
-    p : parameter tuple (:func:`.forward.param_tuple`).
-    tape : ``(kind, t, a, b, idx)``; this neuron's events are ``lo:hi``.
-    arr : ``(w, c, widx, src)`` of the population's arrivals.
-    dldt : global ``dL/dt`` of every spike of the run; this population's start at ``src0``.
-        Read for this neuron's spikes, incremented for the presynaptic spikes.
-    first : index (within the population) of the neuron's first spike, -1 if silent.
-    g : ``(dL/dfirst, dL/dv_max, dL/dS_u, dL/dS_e)``.
-    vmax : ``(time, kind, slope, arrival)`` of the neuron's ``v_max``.
-    ref_end : end of the refractory period after the run (refractory at ``t1`` if > t1).
-    grads : ``(dL/dw, dL/dd)`` flat buffers indexed by the arrivals' ``widx``.
-    adj : ``(lambda_V, lambda_E)`` arrays ``(n_steps + 1, batch, size)`` to sample on the grid
-        (step ``dt``) at ``[:, b, j]``, or empty.
-    carried : ``(lambda_V, lambda_E, lambda_I, dL/dt_end)`` arrays ``(batch, size)``: the
-        adjoint at ``t1`` and the pending refractory-end term, read at the start and replaced
-        by their values at ``t0`` (a sweep over consecutive windows), or empty arrays.
+    Per neuron (row ``b * size + j``): its events ``tape[k][tape[5][row]:tape[5][row + 1]]``
+    (kind, t, a, b, idx) from the last back; ``arr = (w, c, widx, src)`` of the population's
+    arrivals; ``dldt`` the global ``dL/dt`` of every spike of the run (this population's start
+    at ``src0``), read for the neuron's spikes and incremented for the presynaptic ones;
+    ``grads_in = (dL/dfirst, dL/dv_max, dL/dS_u, dL/dS_e)`` and ``vmax = (time, kind, slope,
+    arrival)`` arrays ``(batch, size)``; ``ref_end`` the end of the refractory period after
+    the run (refractory at ``t1`` if > t1); ``adj = (lambda_V, lambda_E)`` arrays ``(n_steps +
+    1, batch, size)`` to sample on the grid (step ``dt``), or empty; ``carried = (lambda_V,
+    lambda_E, lambda_I, dL/dt_end)`` arrays ``(batch, size)``: the adjoint at ``t1`` and the
+    pending refractory-end term, read at the start and replaced by their values at ``t0`` (a
+    sweep over consecutive windows), or empty arrays.
+
+    The loop over neurons is written out here, not as a function called per neuron: numba
+    takes and releases a reference (two atomic operations) to every array bound inside a
+    called function, even an inlined one, on each call (see :func:`.forward._forward_rows`).
     """
+    size = ref_end.shape[1]
     big_t = t1 - t0
-    resume = carried[0].shape[0] > 0
-    lam = (0.0, 0.0, 0.0)
-    carry = 0.0
-    if resume:
-        lam = (carried[0][b, j], carried[1][b, j], carried[2][b, j])
-        carry = carried[3][b, j]
-    t = t1
-    refractory = ref_end > t1
-    vmax_open = g[1] != 0.0 and vmax[1] == VMAX_STATE
-    sampling = adj[0].shape[0] > 0
-    end = hi
-    if not (resume or sampling or g[2] != 0.0 or g[3] != 0.0):
-        end, t, refractory = _skip_tail(tape, lo, hi, dldt, src0, first, g, vmax, t, refractory)
-    for m in range(end - 1, lo - 1, -1):
-        te = tape[1][m]
-        if vmax_open and te < vmax[0] <= t:
-            lam = _flow_sampled(
-                p, lam, t, vmax[0], refractory, g, t0, big_t, cache, -1, adj, b, j, dt
-            )
-            lam = (lam[0] + g[1], lam[1], lam[2])
-            t = vmax[0]
-            vmax_open = False
-        if sampling:
-            lv, le, li = _flow_sampled(
-                p, lam, t, te, refractory, g, t0, big_t, cache, -1, adj, b, j, dt
-            )
-        else:
-            coefs = cached_flow(p, t - te, cache, hi - 1 - m)
-            lv, le, li = _flow_to(p, lam, t, te, refractory, g, t0, big_t, coefs)
-        t = te
-        kind = tape[0][m]
-        if kind == EV_ARRIVAL:
-            a = tape[4][m]
-            x = arr[1][a]
-            w = arr[0][a]
-            lam_x = le if x == 0 else li
-            d_t = w * lam_x * (p[IT_E] if x == 0 else p[IT_I])
-            if tape[2][m] == 0.0:
-                d_t -= w * lv * p[INV_CM]
-            if vmax_open and a == vmax[3]:
-                d_t += g[1] * vmax[2]
-                lv += g[1]
-                vmax_open = False
-            if arr[2][a] >= 0:
-                grads[0][arr[2][a]] += lam_x
-                grads[1][arr[2][a]] += d_t
-            if arr[3][a] >= 0:
-                dldt[arr[3][a]] += d_t
-        elif kind == EV_SPIKE:
-            s = tape[4][m]
-            total = dldt[src0 + s] + carry - lv * tape[3][m]
-            if g[2] != 0.0 or g[3] != 0.0:
-                sig = _sources(g, te, t0, big_t)
-                total += (sig[0] + sig[1]) * (p[THETA] - p[V_RESET])
-            if s == first:
-                total += g[0]
-            lv = -total / tape[2][m]
+
+    def skip_tail(lo, hi, first, g, vmax, t, refractory):  # inlined: no array passing
+        """Pass over the events of a neuron's tape ``lo:hi`` later than the latest source of its
+        adjoint (a spike whose ``dL/dt`` is not 0, from downstream or the first-spike readout, or
+        its ``v_max``): between sources the adjoint equations are linear and homogeneous, so the
+        adjoint is exactly 0 there and those events add nothing to any gradient (with a
+        first-spike loss, most of a run after the first spike).
+
+        Returns ``(end, t, refractory)``: the sweep goes on with the events ``lo:end`` from time
+        ``t``, in the refractory state it would have reached there.
+        """
+        t_src = vmax[0] if g[1] != 0.0 and vmax[1] == VMAX_STATE else -math.inf
+        end = hi
+        while end > lo and tape[1][end - 1] > t_src:
+            kind = tape[0][end - 1]
+            if kind == EV_SPIKE:
+                s = tape[4][end - 1]
+                if dldt[src0 + s] != 0.0 or (s == first and g[0] != 0.0):
+                    break
+                refractory = False
+            elif kind == EV_REF_END:
+                refractory = True
+            t = tape[1][end - 1]
+            end -= 1
+        return end, t, refractory
+
+    for b in range(b0, b1):
+        for j in range(size):
+            row = b * size + j
+            lo, hi = tape[5][row], tape[5][row + 1]
+            first = spk_off[row] if spk_off[row + 1] > spk_off[row] else -1
+            g = (grads_in[0][b, j], grads_in[1][b, j], grads_in[2][b, j], grads_in[3][b, j])
+            vm = (vmax[0][b, j], vmax[1][b, j], vmax[2][b, j], vmax[3][b, j])
+            p = param_tuple(par, j)
+            resume = carried[0].shape[0] > 0
+            lam = (0.0, 0.0, 0.0)
             carry = 0.0
-            refractory = False
-        else:  # end of the refractory period
-            carry = -lv * tape[2][m]
-            lv = 0.0
-            refractory = True
-        lam = (lv, le, li)
-    if resume:
-        lam = _flow_to(p, lam, t, t0, refractory, g, t0, big_t, flow(p, t - t0))
-        carried[0][b, j], carried[1][b, j], carried[2][b, j] = lam
-        carried[3][b, j] = carry
-    elif sampling:
-        _flow_sampled(p, lam, t, t0, refractory, g, t0, big_t, cache, -1, adj, b, j, dt)
-
-
-@numba.njit(cache=True, inline="always")
-def _skip_tail(tape, lo, hi, dldt, src0, first, g, vmax, t, refractory):
-    """Pass over the events of a neuron's tape ``lo:hi`` later than the latest source of its
-    adjoint (a spike whose ``dL/dt`` is not 0, from downstream or the first-spike readout, or
-    its ``v_max``): between sources the adjoint equations are linear and homogeneous, so the
-    adjoint is exactly 0 there and those events add nothing to any gradient (with a
-    first-spike loss, most of a run after the first spike).
-
-    Returns ``(end, t, refractory)``: the sweep goes on with the events ``lo:end`` from time
-    ``t``, in the refractory state it would have reached there.
-    """
-    t_src = vmax[0] if g[1] != 0.0 and vmax[1] == VMAX_STATE else -math.inf
-    end = hi
-    while end > lo and tape[1][end - 1] > t_src:
-        kind = tape[0][end - 1]
-        if kind == EV_SPIKE:
-            s = tape[4][end - 1]
-            if dldt[src0 + s] != 0.0 or (s == first and g[0] != 0.0):
-                break
-            refractory = False
-        elif kind == EV_REF_END:
-            refractory = True
-        t = tape[1][end - 1]
-        end -= 1
-    return end, t, refractory
+            if resume:
+                lam = (carried[0][b, j], carried[1][b, j], carried[2][b, j])
+                carry = carried[3][b, j]
+            t = t1
+            refractory = ref_end[b, j] > t1
+            vm_open = g[1] != 0.0 and vm[1] == VMAX_STATE
+            sampling = adj[0].shape[0] > 0
+            end = hi
+            if not (resume or sampling or g[2] != 0.0 or g[3] != 0.0):
+                end, t, refractory = skip_tail(lo, hi, first, g, vm, t, refractory)
+            for m in range(end - 1, lo - 1, -1):
+                te = tape[1][m]
+                if vm_open and te < vm[0] <= t:
+                    lam = _flow_sampled(p, lam, t, vm[0], refractory, g, t0, big_t, adj, b, j, dt)
+                    lam = (lam[0] + g[1], lam[1], lam[2])
+                    t = vm[0]
+                    vm_open = False
+                if sampling:
+                    lv, le, li = _flow_sampled(
+                        p, lam, t, te, refractory, g, t0, big_t, adj, b, j, dt
+                    )
+                else:
+                    lv, le, li = _flow_to(p, lam, t, te, refractory, g, t0, big_t, flow(p, t - te))
+                t = te
+                kind = tape[0][m]
+                if kind == EV_ARRIVAL:
+                    a = tape[4][m]
+                    x = arr[1][a]
+                    w = arr[0][a]
+                    lam_x = le if x == 0 else li
+                    d_t = w * lam_x * (p[IT_E] if x == 0 else p[IT_I])
+                    if tape[2][m] == 0.0:
+                        d_t -= w * lv * p[INV_CM]
+                    if vm_open and a == vm[3]:
+                        d_t += g[1] * vm[2]
+                        lv += g[1]
+                        vm_open = False
+                    if arr[2][a] >= 0:
+                        grads[0][arr[2][a]] += lam_x
+                        grads[1][arr[2][a]] += d_t
+                    if arr[3][a] >= 0:
+                        dldt[arr[3][a]] += d_t
+                elif kind == EV_SPIKE:
+                    s = tape[4][m]
+                    total = dldt[src0 + s] + carry - lv * tape[3][m]
+                    if g[2] != 0.0 or g[3] != 0.0:
+                        sig = _sources(g, te, t0, big_t)
+                        total += (sig[0] + sig[1]) * (p[THETA] - p[V_RESET])
+                    if s == first:
+                        total += g[0]
+                    lv = -total / tape[2][m]
+                    carry = 0.0
+                    refractory = False
+                else:  # end of the refractory period
+                    carry = -lv * tape[2][m]
+                    lv = 0.0
+                    refractory = True
+                lam = (lv, le, li)
+            if resume:
+                lam = _flow_to(p, lam, t, t0, refractory, g, t0, big_t, flow(p, t - t0))
+                carried[0][b, j], carried[1][b, j], carried[2][b, j] = lam
+                carried[3][b, j] = carry
+            elif sampling:
+                _flow_sampled(p, lam, t, t0, refractory, g, t0, big_t, adj, b, j, dt)
 
 
 @numba.njit(cache=True, parallel=True)
@@ -288,12 +269,11 @@ def backward_layer(
     t1,
     ref_end,
     grads,
-    cache,
     adj,
     dt,
     carried,
 ):
-    """Reverse sweep of every neuron of one population (see :func:`backward_neuron`).
+    """Reverse sweep of every neuron of one population (see :func:`_backward_rows`).
 
     ``tape = (kind, t, a, b, idx, offsets)``; ``spk_off`` the per-neuron spike offsets;
     ``grads_in = (dL/dfirst, dL/dv_max, dL/dS_u, dL/dS_e)`` and ``vmax = (time, kind, slope,
@@ -310,18 +290,9 @@ def backward_layer(
     part = np.empty((n_blocks, 2, grads[0].size))  # only [lo, hi) is touched
     for blk in numba.prange(n_blocks):
         part[blk, :, lo:hi] = 0.0
-        block_cache = cache.copy()
-        for b in range(blk * batch // n_blocks, (blk + 1) * batch // n_blocks):
-            for j in range(size):
-                row = b * size + j
-                first = spk_off[row] if spk_off[row + 1] > spk_off[row] else -1
-                g = (grads_in[0][b, j], grads_in[1][b, j], grads_in[2][b, j], grads_in[3][b, j])
-                vm = (vmax[0][b, j], vmax[1][b, j], vmax[2][b, j], vmax[3][b, j])
-                backward_neuron(
-                    param_tuple(par, j), tape, tape[5][row], tape[5][row + 1], arr, dldt, src0,
-                    first, g, vm, t0, t1, ref_end[b, j], (part[blk, 0], part[blk, 1]),
-                    block_cache, adj, b, j, dt, carried,
-                )  # fmt: skip
+        _backward_rows(par, tape, arr, dldt, src0, spk_off, grads_in, vmax, t0, t1, ref_end,
+                       (part[blk, 0], part[blk, 1]), adj, dt, carried,
+                       blk * batch // n_blocks, (blk + 1) * batch // n_blocks)  # fmt: skip
     want_delays = grads[1].size > 0
     for k in numba.prange(lo, hi):
         for blk in range(n_blocks):

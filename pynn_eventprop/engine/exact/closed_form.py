@@ -106,26 +106,6 @@ def flow(p, d):
 
 
 @numba.njit(cache=True)
-def cached_flow(p, d, cache, slot):
-    """:func:`flow` memoised per interval position: ``cache[slot] = (d, *flow(p, d))``.
-
-    Neurons with identical parameters that receive spikes at identical times (all-to-all
-    projections with one delay) integrate identical intervals; the propagator of the ``slot``-th
-    interval of a neuron is reused when its length equals the cached one exactly.  Callers pass
-    an empty cache for populations whose parameters differ between neurons, and ``slot = -1``
-    for intervals that are not to be cached.
-    """
-    if 0 <= slot < cache.shape[0]:
-        if cache[slot, 0] != d:
-            em, ae, ai, qe, qi = flow(p, d)
-            cache[slot, 0], cache[slot, 1], cache[slot, 2] = d, em, ae
-            cache[slot, 3], cache[slot, 4], cache[slot, 5] = ai, qe, qi
-            return em, ae, ai, qe, qi
-        return cache[slot, 1], cache[slot, 2], cache[slot, 3], cache[slot, 4], cache[slot, 5]
-    return flow(p, d)
-
-
-@numba.njit(cache=True)
 def advance(p, v, ie, ii, e, em, ae, ai, qe, qi):
     """Apply propagator entries (from :func:`flow`) to the state ``(V, I_E, I_I)``."""
     return v * em + ie * qe + ii * qi + e * p[R_M] * (1.0 - em), ie * ae, ii * ai

@@ -29,9 +29,9 @@ from .closed_form import (
     THETA,
     V_RESET,
     advance,
-    cached_flow,
     e1,
     first_crossing,
+    flow,
     interval_max,
     propagate,
     vdot,
@@ -116,143 +116,14 @@ def param_tuple(par, j):
     )  # fmt: skip
 
 
-@numba.njit(cache=True, inline="always")  # one call site: no per-neuron call
-def run_neuron(
-    p,
-    ext,
-    eb,
-    b,
-    j,
-    st,
-    arr,
-    lo,
-    hi,
-    t0,
-    dt,
-    n_steps,
-    opts,
-    rec,
-    spk,
-    ns,
-    tape,
-    nt,
-    acc,
-    tol,
-    cache,
-):
-    """Integrate one neuron over ``(t0, t0 + n_steps dt]``.
-
-    Parameters
-    ----------
-    p : parameter tuple (:func:`param_tuple`).
-    ext : external current (nA) per grid step, ``(n_steps, 1 or batch, size)``, read at
-        ``[:, eb, j]``.
-    b, j : sample and neuron.
-    st : ``(V, I_E, I_I, refractory end (absolute ms))`` at the start.
-    arr : ``(times, weights, channels)`` of the arrivals; this neuron's are ``lo:hi``, sorted.
-    rec : ``(v, i_E, i_I)`` arrays ``(n_steps, batch, size)`` to sample into when
-        ``opts[OPT_RECORD]``.
-    spk : spike time buffer; ``ns`` its fill; tape buffers ``(kind, t, a, b, idx)``; ``nt``.
-    acc : float64 ``(7,)`` readout accumulators (see :func:`_free_readouts`).
-    cache : propagator cache (:func:`.closed_form.cached_flow`), shared by the neurons.
-
-    Returns ``(ns, nt, state)``; ``ns = -1`` when the spike buffer, ``nt = -1`` when the tape
-    is full; ``state`` as ``st`` at the end.
-    """
-    t1 = t0 + n_steps * dt
-    big_t = t1 - t0
-    arr_t, arr_w, arr_c = arr
-    tape_kind, tape_t, tape_a, tape_b, tape_idx = tape[0], tape[1], tape[2], tape[3], tape[4]
-
-    def push(n, kind, t, a, b, idx):  # inner functions are inlined: no array passing
-        if n < 0 or n >= tape_t.size:
-            return -1
-        tape_kind[n], tape_t[n], tape_a[n], tape_b[n], tape_idx[n] = kind, t, a, b, idx
-        return n + 1
-
-    use_grid, use_tape = opts[OPT_GRID], opts[OPT_TAPE]
-    use_ro = opts[OPT_VMAX] or opts[OPT_VMEAN]
-    v, ie, ii, ref = st
-    t, k, a, slot = t0, 0, lo, 0
-    e = ext[0, eb, j]
-    while True:
-        tg = t0 + (k + 1) * dt if use_grid else t1
-        tn = min(tg, arr_t[a]) if a < hi else tg
-        if ref > t:  # refractory: V clamped, currents decay
-            tn = min(tn, ref)
-            d = tn - t
-            ie *= math.exp(-d * p[IT_E])
-            ii *= math.exp(-d * p[IT_I])
-            if use_ro and d > 0.0:
-                _clamped_readouts(p, t, d, acc, t0, big_t, opts)
-            t = tn
-            if t == ref and use_tape:
-                nt = push(nt, EV_REF_END, t, vdot(p, v, ie, ii, e), 0.0, -1)
-        else:
-            d = tn - t
-            v1, ie1, ii1 = advance(p, v, ie, ii, e, *cached_flow(p, d, cache, slot))
-            slot += 1
-            s = -1.0
-            if d > 0.0:
-                s = first_crossing(p, v, ie, ii, e, d, v1, vdot(p, v1, ie1, ii1, e), tol)
-            if s >= 0.0:
-                v1, ie1, ii1 = propagate(p, v, ie, ii, e, s)
-                if use_ro:
-                    _free_readouts(p, v, ie, ii, e, t, s, p[THETA], acc, t0, big_t, tol, opts)
-                    _vmax_update(acc, p[THETA], t + s, VMAX_CONSTANT, 0.0, -1.0)
-                t = t + s
-                if ns >= spk.size:
-                    return -1, nt, st
-                spk[ns] = t
-                slope_in = vdot(p, p[THETA], ie1, ii1, e)
-                v, ie, ii = p[V_RESET], ie1, ii1
-                slope_out = vdot(p, v, ie, ii, e) if p[T_REF] == 0.0 else 0.0
-                if use_tape:
-                    nt = push(nt, EV_SPIKE, t, slope_in, slope_out, ns)
-                ns += 1
-                ref = t + p[T_REF]
-                if nt < 0:
-                    break
-                continue
-            if use_ro:
-                _free_readouts(p, v, ie, ii, e, t, d, v1, acc, t0, big_t, tol, opts)
-                if v1 > acc[0] and opts[OPT_VMAX]:
-                    arrival = a if a < hi and arr_t[a] == tn else -1
-                    _vmax_update(acc, v1, tn, VMAX_STATE, vdot(p, v1, ie1, ii1, e), arrival)
-            v, ie, ii = v1, ie1, ii1
-            t = tn
-        while a < hi and arr_t[a] <= t:
-            if use_tape:
-                nt = push(nt, EV_ARRIVAL, t, 1.0 if ref > t else 0.0, 0.0, a)
-            if arr_c[a] == 0:
-                ie += arr_w[a]
-            else:
-                ii += arr_w[a]
-            a += 1
-        if nt < 0:
-            break
-        if t >= tg:
-            if not use_grid:
-                break
-            if opts[OPT_RECORD]:
-                rec[0][k, b, j] = v
-                rec[1][k, b, j] = ie
-                rec[2][k, b, j] = ii
-            k += 1
-            if k >= n_steps:
-                break
-            e = ext[k, eb, j]
-    return ns, nt, (v, ie, ii, ref)
-
-
-#: Contiguous chunks of neurons of :func:`forward_layer` (a few per thread; the result does not
-#: depend on it).
-CHUNKS = 64
+#: Contiguous chunks of neurons of :func:`forward_layer` per thread (the result does not depend
+#: on the number of chunks; each costs a call of :func:`_forward_rows`).
+CHUNKS_PER_THREAD = 4
 
 
 @numba.njit(cache=True, parallel=True)
 def forward_layer(
-    par, ext, state, arr_off, arr, t0, dt, n_steps, opts, rec, spk, tape, ro, tol, cache
+    par, ext, state, arr_off, arr, t0, dt, n_steps, opts, rec, spk, tape, ro, tol, chunks
 ):
     """Integrate every neuron of one population for every sample over ``(t0, t0 + n_steps dt]``.
 
@@ -268,7 +139,7 @@ def forward_layer(
     tape : ``(kind, t, a, b, idx, offsets)``; offsets ``(batch * size + 1,)``.
     ro : ``(first, v_max, v_max_time, v_max_kind, v_max_slope, v_max_arrival, s_u, s_e)``
         arrays ``(batch, size)``.
-    cache : a propagator cache (copied for each thread's share of the neurons).
+    chunks : the number of chunks of neurons (:data:`CHUNKS_PER_THREAD` times the threads).
 
     The neurons (rows ``b * size + j``) are integrated in parallel, in contiguous chunks each
     writing into its own share of scratch buffers, then concatenated in row order: the result
@@ -279,7 +150,7 @@ def forward_layer(
     """
     batch, size = state[0].shape
     rows = batch * size
-    n_chunks = max(1, min(rows, CHUNKS))
+    n_chunks = max(1, min(rows, chunks))
     bounds = np.empty(n_chunks + 1, np.int64)
     cap_s, cap_t = np.empty(n_chunks + 1, np.int64), np.empty(n_chunks + 1, np.int64)
     bounds[0], cap_s[0], cap_t[0] = 0, 0, 0
@@ -300,7 +171,7 @@ def forward_layer(
             par, ext, state, arr_off, arr, t0, dt, n_steps, opts, rec, bounds[c], bounds[c + 1],
             (s_t[cap_s[c] : cap_s[c + 1]], s_n[cap_s[c] : cap_s[c + 1]], spk[2]),
             (t_buf[0][a:z], t_buf[1][a:z], t_buf[2][a:z], t_buf[3][a:z], t_buf[4][a:z], tape[5]),
-            ro, tol, cache.copy(),
+            ro, tol,
         )  # fmt: skip
         counts[c, 0], counts[c, 1] = ns, nt
     return _concatenate_chunks(counts, bounds, cap_s, cap_t, s_t, s_n, t_buf, spk, tape)
@@ -355,44 +226,133 @@ def _concatenate_chunks(counts, bounds, cap_s, cap_t, s_t, s_n, t_buf, spk, tape
 
 @numba.njit(cache=True)
 def _forward_rows(par, ext, state, arr_off, arr, t0, dt, n_steps, opts, rec, r0, r1, spk, tape,
-                  ro, tol, cache):  # fmt: skip
-    """Rows ``r0:r1`` of :func:`forward_layer` into ``spk = (times, neurons, offsets)`` and
-    ``tape`` from their starts (offsets relative to them, at the rows' global positions);
-    returns ``(ns, nt)``, one of them -1 when a buffer is full."""
+                  ro, tol):  # fmt: skip
+    """Integrate neurons ``r0:r1`` (row ``b * size + j``: neuron ``j`` of sample ``b``) of
+    :func:`forward_layer` over ``(t0, t0 + n_steps dt]``, into ``spk = (times, neurons,
+    offsets)`` and ``tape`` from their starts (offsets relative to them, at the rows' global
+    positions); returns ``(ns, nt)``, one of them -1 when a buffer is full.
+
+    Each neuron goes from event to event in time order: its arrivals ``arr[k][arr_off[row]:
+    arr_off[row + 1]]`` (sorted), grid points (with ``opts[OPT_GRID]``: the external current
+    ``ext[k, b or 0, j]`` changes there, and with ``opts[OPT_RECORD]`` the state is sampled
+    into ``rec`` ``(n_steps, batch, size)``), threshold crossings and ends of refractoriness;
+    readouts accumulate in ``acc`` (see :func:`_free_readouts`).
+
+    The loop over neurons is written out here, not as a function called per neuron: numba
+    takes and releases a reference (two atomic operations) to every array bound inside a
+    called function, even an inlined one, on each call, and with the sixteen arrays a neuron
+    uses that cost four times the arithmetic of a neuron's step.
+    """
     size = state[0].shape[1]
     spk_t, spk_n, spk_off = spk
-    tape_off = tape[5]
+    tape_kind, tape_t, tape_a, tape_b, tape_idx, tape_off = tape
+    arr_t, arr_w, arr_c = arr
+    use_grid, use_tape = opts[OPT_GRID], opts[OPT_TAPE]
+    use_ro = opts[OPT_VMAX] or opts[OPT_VMEAN]
+    t1 = t0 + n_steps * dt
+    big_t = t1 - t0
+    span = n_steps * dt  # the means' normalisation
+
+    def push(n, kind, t, a, b, idx):  # inner functions are inlined: no array passing
+        if n < 0 or n >= tape_t.size:
+            return -1
+        tape_kind[n], tape_t[n], tape_a[n], tape_b[n], tape_idx[n] = kind, t, a, b, idx
+        return n + 1
+
     ns, nt = 0, 0
     acc = np.empty(7)
-    big_t = n_steps * dt
-    use_ro = opts[OPT_VMAX] or opts[OPT_VMEAN]
     for row in range(r0, r1):
         b, j = row // size, row % size
         eb = b if ext.shape[1] > 1 else 0
         spk_off[row] = ns
         tape_off[row] = nt
-        st = (state[0][b, j], state[1][b, j], state[2][b, j], state[3][b, j])
+        p = param_tuple(par, j)
+        v, ie, ii, ref = state[0][b, j], state[1][b, j], state[2][b, j], state[3][b, j]
         if use_ro:
             for m in range(7):
                 acc[m] = 0.0
             acc[0] = -math.inf
-            if st[3] <= t0:  # the start of the run is a v_max candidate
-                _vmax_update(acc, st[0], t0, VMAX_STATE, 0.0, -1.0)
-        n0 = ns
-        ns, nt, st = run_neuron(
-            param_tuple(par, j), ext, eb, b, j, st, arr, arr_off[row], arr_off[row + 1],
-            t0, dt, n_steps, opts, rec, spk_t, ns, tape, nt, acc, tol, cache,
-        )  # fmt: skip
-        if ns < 0 or nt < 0:
+            if ref <= t0:  # the start of the run is a v_max candidate
+                _vmax_update(acc, v, t0, VMAX_STATE, 0.0, -1.0)
+        n0, lo, hi = ns, arr_off[row], arr_off[row + 1]
+        t, k, a = t0, 0, lo
+        e = ext[0, eb, j]
+        while True:
+            tg = t0 + (k + 1) * dt if use_grid else t1
+            tn = min(tg, arr_t[a]) if a < hi else tg
+            if ref > t:  # refractory: V clamped, currents decay
+                tn = min(tn, ref)
+                d = tn - t
+                ie *= math.exp(-d * p[IT_E])
+                ii *= math.exp(-d * p[IT_I])
+                if use_ro and d > 0.0:
+                    _clamped_readouts(p, t, d, acc, t0, big_t, opts)
+                t = tn
+                if t == ref and use_tape:
+                    nt = push(nt, EV_REF_END, t, vdot(p, v, ie, ii, e), 0.0, -1)
+            else:
+                d = tn - t
+                v1, ie1, ii1 = advance(p, v, ie, ii, e, *flow(p, d))
+                s = -1.0
+                if d > 0.0:
+                    s = first_crossing(p, v, ie, ii, e, d, v1, vdot(p, v1, ie1, ii1, e), tol)
+                if s >= 0.0:
+                    v1, ie1, ii1 = propagate(p, v, ie, ii, e, s)
+                    if use_ro:
+                        _free_readouts(p, v, ie, ii, e, t, s, p[THETA], acc, t0, big_t, tol,
+                                       opts)  # fmt: skip
+                        _vmax_update(acc, p[THETA], t + s, VMAX_CONSTANT, 0.0, -1.0)
+                    t = t + s
+                    if ns >= spk_t.size:
+                        return -1, nt
+                    spk_t[ns] = t
+                    slope_in = vdot(p, p[THETA], ie1, ii1, e)
+                    v, ie, ii = p[V_RESET], ie1, ii1
+                    slope_out = vdot(p, v, ie, ii, e) if p[T_REF] == 0.0 else 0.0
+                    if use_tape:
+                        nt = push(nt, EV_SPIKE, t, slope_in, slope_out, ns)
+                    ns += 1
+                    ref = t + p[T_REF]
+                    if nt < 0:
+                        break
+                    continue
+                if use_ro:
+                    _free_readouts(p, v, ie, ii, e, t, d, v1, acc, t0, big_t, tol, opts)
+                    if v1 > acc[0] and opts[OPT_VMAX]:
+                        arrival = a if a < hi and arr_t[a] == tn else -1
+                        _vmax_update(acc, v1, tn, VMAX_STATE, vdot(p, v1, ie1, ii1, e), arrival)
+                v, ie, ii = v1, ie1, ii1
+                t = tn
+            while a < hi and arr_t[a] <= t:
+                if use_tape:
+                    nt = push(nt, EV_ARRIVAL, t, 1.0 if ref > t else 0.0, 0.0, a)
+                if arr_c[a] == 0:
+                    ie += arr_w[a]
+                else:
+                    ii += arr_w[a]
+                a += 1
+            if nt < 0:
+                break
+            if t >= tg:
+                if not use_grid:
+                    break
+                if opts[OPT_RECORD]:
+                    rec[0][k, b, j] = v
+                    rec[1][k, b, j] = ie
+                    rec[2][k, b, j] = ii
+                k += 1
+                if k >= n_steps:
+                    break
+                e = ext[k, eb, j]
+        if nt < 0:
             return ns, nt
         for m in range(n0, ns):
             spk_n[m] = j
-        for m in range(4):
-            state[m][b, j] = st[m]
+        state[0][b, j], state[1][b, j], state[2][b, j], state[3][b, j] = v, ie, ii, ref
         ro[0][b, j] = spk_t[n0] - t0 if ns > n0 else math.inf
         if use_ro:
             for m in range(5):
                 ro[1 + m][b, j] = acc[m]
-            ro[6][b, j] = acc[5] / big_t
-            ro[7][b, j] = acc[6] / big_t
+            ro[6][b, j] = acc[5] / span
+            ro[7][b, j] = acc[6] / span
     return ns, nt

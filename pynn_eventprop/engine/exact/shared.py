@@ -7,8 +7,8 @@ between arrivals is computed once per sample and applied to all neurons in one l
 leaves that loop for an interval only when it may cross threshold or is refractory, and is then
 integrated on its own over that interval by :func:`_private` (spikes, resets, ends of
 refractoriness at their exact times, recorded in its *private* tape); the backward pass
-(:mod:`.shared_adjoint`) mirrors this.  :func:`_private` is the general path's
-:func:`.forward.run_neuron` reduced to an arrival-free interval without readouts (a small
+(:mod:`.shared_adjoint`) mirrors this.  :func:`_private` is the general path's neuron loop
+(:func:`.forward._forward_rows`) reduced to an arrival-free interval without readouts (a small
 scalar kernel: the general one, inlined with all its buffers, costs twice as much per call).
 Results equal the general path's to rounding.
 
@@ -410,10 +410,11 @@ def _push(tape, n, kind, t, a, b, idx):
 @numba.njit(cache=True, inline="always")
 def _private(p, e, st, t, d, coefs, spk, ns, tape, nt, acc, at, sums, t0, gamma, tol):
     """One neuron over an arrival-free interval ``(t, t + d]`` whose propagator is ``coefs``:
-    :func:`.forward.run_neuron` without arrivals or grid (same operations, so the same
-    results), spikes into ``spk`` and private events into ``tape``; ``v_max`` candidates into
-    ``acc`` (see :func:`_candidate`; ``at`` the event ending the interval); the voltage
-    integrals (weights 1 and ``exp(-(s - t0) gamma)``) added to ``sums`` unless it is NaN.
+    the neuron loop of :func:`.forward._forward_rows` without arrivals or grid (the same
+    operations, so the same results), spikes into ``spk`` and private events into ``tape``;
+    ``v_max`` candidates into ``acc`` (see :func:`_candidate`; ``at`` the event ending the
+    interval); the voltage integrals (weights 1 and ``exp(-(s - t0) gamma)``) added to
+    ``sums`` unless it is NaN.
 
     Returns ``(ns, nt, state)``, ``ns = -1`` / ``nt = -1`` when a buffer is full.
     """

@@ -39,12 +39,20 @@ from ..interface import (
     SpikeTrains,
     check_readouts,
 )
-from ..threads import threads_for
+from ..threads import get_threads, threads_for
 from .adjoint import backward_layer
 from .alpha import alpha_rows, forward_alpha_layer
 from .arrivals import empty_pending, gather
 from .conductance import H_MAX, conductance_rows, forward_cond_layer
-from .forward import OPT_GRID, OPT_RECORD, OPT_TAPE, OPT_VMAX, OPT_VMEAN, forward_layer
+from .forward import (
+    CHUNKS_PER_THREAD,
+    OPT_GRID,
+    OPT_RECORD,
+    OPT_TAPE,
+    OPT_VMAX,
+    OPT_VMEAN,
+    forward_layer,
+)
 from .parameters import CHANNELS, components, delays_ms, is_recurrent, parameter_rows
 from .shared import InFlightLater
 from .shared_adjoint import backward_shared
@@ -55,8 +63,6 @@ from .short_term import ShortTermPlasticity, merge_pending
 FORWARD_MODELS = ("IF_curr_exp", "IF_cond_exp", "IF_curr_alpha")
 #: Spike times are located to this tolerance (ms).
 TOLERANCE = 1e-13
-#: Intervals per neuron whose propagators are shared between identical neurons.
-CACHE_SLOTS = 64
 
 #: Empty buffers for the backward kernel: no grid sampling, no adjoint carried between windows.
 _NO_SAMPLES = (np.zeros((0, 0, 0)), np.zeros((0, 0, 0)))
@@ -676,7 +682,7 @@ class ExactSimulation:
         with threads_for(int(off[-1]) + off.size * n_steps):
             n = forward_layer(self.params[i], ext, tuple(state), off, arr[:3], t0, self.dt,
                               n_steps, opts, rec, spk, tp, ro, TOLERANCE,
-                              self._cache(i))  # fmt: skip
+                              CHUNKS_PER_THREAD * get_threads())  # fmt: skip
         if n >= 0:
             self._commit(i, state)
         return n, spk, ro, tp
@@ -699,10 +705,6 @@ class ExactSimulation:
     def _commit(self, i, state):
         self._state[i] = [x.astype(self.dtype, copy=False) for x in state[:3]] + [state[3]]
         self._state[i] += [x.astype(self.dtype, copy=False) for x in state[4:]]
-
-    def _cache(self, i):
-        """A fresh propagator cache for population ``i`` (empty when its neurons differ)."""
-        return np.full((CACHE_SLOTS if self._uniform[i] else 0, 6), np.nan)
 
     def _readouts(self, ro, t0, opts):
         out = {"first_spike_time": ro[0]}
@@ -780,7 +782,7 @@ class ExactSimulation:
                 with threads_for(t["tape"][1].size + t["spk_off"].size):
                     backward_layer(self.params[i], t["tape"], t["arr"], dldt, tape["start"][i],
                                    t["spk_off"], g[i], t["vmax"], tape["t0"], tape["t1"],
-                                   t["ref_end"], grads, self._cache(i), adj, self.dt,
+                                   t["ref_end"], grads, adj, self.dt,
                                    _NO_CARRY)  # fmt: skip
                 sampled[i] = {"lambda_v": adj[0], "lambda_i": adj[1]}
         weights = self._per_projection(grads[0])
@@ -837,8 +839,8 @@ class ExactSimulation:
                 with threads_for(st["tape"][1].size + st["spk_off"].size):
                     backward_layer(self.params[i], st["tape"], st["arr"], dldt, st["base"],
                                    st["spk_off"], (first, zero, zero, zero), (zero,) * 4,
-                                   st["t0"], st["t1"], st["ref_end"], grads, self._cache(i),
-                                   _NO_SAMPLES, self.dt, carried[i])  # fmt: skip
+                                   st["t0"], st["t1"], st["ref_end"], grads, _NO_SAMPLES,
+                                   self.dt, carried[i])  # fmt: skip
 
     @staticmethod
     def event_structure(result: RunResult) -> tuple:
