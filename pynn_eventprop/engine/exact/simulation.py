@@ -58,6 +58,7 @@ from .shared import InFlightLater
 from .shared_adjoint import backward_shared
 from .shared_run import run_shared_layer
 from .short_term import ShortTermPlasticity, merge_pending
+from .step_queue import StepQueue
 
 #: Neuron models the engine integrates (only ``IF_curr_exp`` is differentiated).
 FORWARD_MODELS = ("IF_curr_exp", "IF_cond_exp", "IF_curr_alpha")
@@ -146,6 +147,7 @@ class ExactSimulation:
         }
         self.readout_names = _readout_names(readout_populations, network, self.params)
         self._capacity = {}  # spike buffer size per population, grown when too small
+        self._queued = {}  # arrivals a recurrent population's StepQueue held in the last run
         self._plans = {}  # shared-event plans, rebuilt when these versions change:
         self._weights_version, self._delays_version = 0, 0
         self._initial_states = None  # state at reset, built on first use
@@ -578,16 +580,22 @@ class ExactSimulation:
         opts = np.zeros(5, np.int64)
         opts[OPT_GRID] = opts[OPT_RECORD] = 1
         opts[OPT_TAPE] = keep
+        ends = [t0 + k * dt + dt for k in range(n_steps)]  # t_k + dt below
+        queues = {i: StepQueue(ends, self._in_flight(i), self._queued.get(i, 0)) for i in comp}
         for k in range(n_steps):
             t_k = t0 + k * dt
             outside = {q: (s if k == 0 else empty) for q, s in spikes.items()}
             sent, sent_start = {}, {}
             for i in comp:
+                self._pending[i] = (
+                    self._nothing_in_flight
+                )  # short-term plastic projections add theirs
                 incoming = self._incoming(i, outside | dict.fromkeys(comp, empty),
                                           start | dict.fromkeys(comp, 0))  # fmt: skip
-                off, arr, late = gather(batch, sizes[i], t_k + dt, incoming, self._in_flight(i),
+                queues[i].push(self._pending[i])
+                off, arr, late = gather(batch, sizes[i], t_k + dt, incoming, queues[i].take(k),
                                         self.dtype)  # fmt: skip
-                self._pending[i] = late
+                queues[i].push(late)
                 args = (i, ext[i][k : k + 1], off, arr, t_k, 1, tuple(r[k : k + 1] for r in rec[i]))
                 state = [np.array(x, np.float64, order="C") for x in self._state[i]]
                 if i in self.forward_only:
@@ -610,11 +618,14 @@ class ExactSimulation:
                     steps[i].append(self._step_tape(tp, arr, spk, i, sent_start[i], t_k))
             inside = dict.fromkeys(spikes, empty) | sent
             for i in comp:  # every arrival of this step's spikes is at least one step later
+                self._pending[i] = self._nothing_in_flight
                 incoming = self._incoming(i, inside, start | sent_start)
-                self._pending[i] = gather(batch, sizes[i], t_k + dt, incoming, self._in_flight(i),
-                                          self.dtype)[2]  # fmt: skip
+                queues[i].push(self._pending[i])
+                queues[i].push(gather(batch, sizes[i], t_k + dt, incoming, self._nothing_in_flight,
+                                      self.dtype)[2])  # fmt: skip
         outputs = {}
         for i in comp:
+            self._pending[i], self._queued[i] = queues[i].rest(), queues[i].filled
             names = self._signal_names(i, record.get(i, ()))
             times, neurons, offsets, index = _concatenate_steps(found[i], batch)
             outputs[i] = {

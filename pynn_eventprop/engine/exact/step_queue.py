@@ -1,0 +1,134 @@
+"""Arrivals in flight into a population that advances one grid step at a time.
+
+The populations of a recurrent component advance step by step (:mod:`.simulation`): at each
+step they take the arrivals due in it, and their new spikes add arrivals due at least one step
+later.  Kept in one flat list, every arrival still in flight was read and copied twice per
+step, so a step cost time in proportion to the spikes of the last ``max_delay`` ms, whatever
+it received itself.
+
+:class:`StepQueue` files each arrival under the step it is due in when it is sent: the first
+step ``k`` with ``t <= ends[k]``, ``ends[k]`` the end of step ``k`` exactly as the caller
+computes it.  A step takes out only its own, in the order they were filed, which is the order
+the flat list had them in, so everything computed from them is the same.
+
+Storage: the fields of every arrival filed, in one array per field; each push groups its
+arrivals by step (a stable counting sort) and adds one *segment* (start, end) to each step it
+has arrivals for.  Taking a step copies its segments, in the order they were added.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .arrivals import empty_pending
+
+
+class StepQueue:
+    """Arrivals ``(b, j, t, w, c, widx, src)`` in flight, filed by the step they are due in.
+
+    Parameters
+    ----------
+    ends : float array ``(n_steps,)``, the end of each step (ms), increasing.
+    pending : arrivals already in flight (filed first).
+    capacity : arrivals to make room for at the start (the store grows as needed).
+    """
+
+    def __init__(self, ends, pending: tuple, capacity: int = 0):
+        self.ends = np.ascontiguousarray(ends, np.float64)
+        steps = self.ends.size + 1  # the last: due after the run
+        self.store = empty_pending(pending[3].dtype, max(capacity, 2 * pending[0].size, 256))
+        self.filled = 0
+        self.segments = np.empty((steps, 8, 2), np.int64)
+        self.n_segments = np.zeros(steps, np.int64)
+        self.step = 0  # the next step to be taken
+        self.push(pending)
+
+    def push(self, arrivals: tuple) -> None:
+        """File ``arrivals`` (``(b, j, t, w, c, widx, src)``, in their order).  One due in a step
+        already taken is filed under the next step to be taken."""
+        n = arrivals[0].size
+        if n == 0:
+            return
+        if self.filled + n > self.store[0].size:
+            self._grow_store(self.filled + n)
+        if self.n_segments.max() == self.segments.shape[1]:
+            grown = np.empty((self.segments.shape[0], 2 * self.segments.shape[1], 2), np.int64)
+            grown[:, : self.segments.shape[1]] = self.segments
+            self.segments = grown
+        _file(self.store, self.filled, arrivals, self.ends, self.step, self.segments,
+              self.n_segments)  # fmt: skip
+        self.filled += n
+
+    def take(self, k: int) -> tuple:
+        """The arrivals due in step ``k`` (steps are taken in order, each once)."""
+        if k != self.step:
+            raise ValueError(f"step {k} taken out of order (next: {self.step})")
+        self.step = k + 1
+        return _segments(self.store, self.segments, self.n_segments, k, k + 1)
+
+    def rest(self) -> tuple:
+        """Every arrival not taken yet, by step, then in filing order."""
+        steps = self.n_segments.size
+        return _segments(self.store, self.segments, self.n_segments, self.step, steps)
+
+    def _grow_store(self, needed: int) -> None:
+        store = empty_pending(self.store[3].dtype, max(needed, 2 * self.store[0].size))
+        for new, old in zip(store, self.store, strict=True):
+            new[: self.filled] = old[: self.filled]
+        self.store = store
+
+
+@numba.njit(cache=True)
+def _file(store, base, arrivals, ends, first, segments, n_segments):
+    """Write ``arrivals`` into ``store`` from ``base`` on, grouped by the step each is due in
+    (at least ``first``; ``ends.size`` for after the run), keeping their order within a step,
+    and add a segment for each step that got some."""
+    n, last = arrivals[0].size, ends.size
+    step = np.empty(n, np.int64)
+    count = np.zeros(last + 2, np.int64)
+    dt = (ends[-1] - ends[0]) / (last - 1) if last > 1 else 1.0
+    for m in range(n):
+        t = arrivals[2][m]
+        k = min(max(int((t - ends[0]) / dt) + 1, 0), last)  # a guess, then exact:
+        while k > 0 and t <= ends[k - 1]:
+            k -= 1
+        while k < last and t > ends[k]:
+            k += 1
+        step[m] = max(k, first)
+        count[step[m] + 1] += 1
+    for k in range(ends.size + 1):
+        if count[k + 1] > 0:
+            segments[k, n_segments[k], 0] = base + count[k]
+            segments[k, n_segments[k], 1] = base + count[k] + count[k + 1]
+            n_segments[k] += 1
+        count[k + 1] += count[k]
+    for m in range(n):
+        r = base + count[step[m]]
+        count[step[m]] += 1
+        store[0][r], store[1][r], store[2][r] = arrivals[0][m], arrivals[1][m], arrivals[2][m]
+        store[3][r], store[4][r], store[5][r] = arrivals[3][m], arrivals[4][m], arrivals[5][m]
+        store[6][r] = arrivals[6][m]
+
+
+@numba.njit(cache=True)
+def _segments(store, segments, n_segments, k0, k1):
+    """The arrivals of steps ``k0 .. k1 - 1``, step by step, each in filing order."""
+    n = 0
+    for k in range(k0, k1):
+        for q in range(n_segments[k]):
+            n += segments[k, q, 1] - segments[k, q, 0]
+    out = (np.empty(n, store[0].dtype), np.empty(n, store[1].dtype), np.empty(n, store[2].dtype),
+           np.empty(n, store[3].dtype), np.empty(n, store[4].dtype), np.empty(n, store[5].dtype),
+           np.empty(n, store[6].dtype))  # fmt: skip
+    m = 0
+    for k in range(k0, k1):
+        for q in range(n_segments[k]):
+            lo, hi = segments[k, q, 0], segments[k, q, 1]
+            size = hi - lo
+            out[0][m : m + size], out[1][m : m + size] = store[0][lo:hi], store[1][lo:hi]
+            out[2][m : m + size], out[3][m : m + size] = store[2][lo:hi], store[3][lo:hi]
+            out[4][m : m + size], out[5][m : m + size] = store[4][lo:hi], store[5][lo:hi]
+            out[6][m : m + size] = store[6][lo:hi]
+            m += size
+    return out

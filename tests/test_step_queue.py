@@ -1,0 +1,83 @@
+"""The arrivals queue of recurrent components against a flat list filtered at every step.
+
+A recurrent population takes, at each grid step, the arrivals in flight that are due by the
+step's end (``t <= ends[k]``), in the order they were sent; that is what the engine did with a
+flat list before :class:`StepQueue`.  The reference below is that flat list, so the check is
+exact (the same arrays, the same order); random pushes cover ties, arrivals exactly at a
+step's end, arrivals sent too late for their step, arrivals after the run, and enough pushes
+per step to grow the queue's storage.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pynn_eventprop.engine.exact.step_queue import StepQueue
+
+
+def _arrivals(rng, n, times):
+    """``n`` arrivals ``(b, j, t, w, c, widx, src)`` with times drawn from ``times``."""
+    return (
+        rng.integers(0, 4, n),
+        rng.integers(0, 5, n),
+        rng.choice(times, n),
+        rng.normal(size=n),
+        rng.integers(0, 2, n).astype(np.int8),
+        rng.integers(-1, 50, n),
+        np.arange(n) + rng.integers(0, 10**6),  # unique: the order is visible
+    )
+
+
+class FlatList:
+    """The reference: every arrival in flight in one list, in the order it was sent."""
+
+    def __init__(self, pending):
+        self.items = pending
+
+    def push(self, arrivals):
+        pairs = zip(self.items, arrivals, strict=True)
+        self.items = tuple(np.concatenate([a, b]) for a, b in pairs)
+
+    def take(self, end):
+        due = self.items[2] <= end
+        out = tuple(x[due] for x in self.items)
+        self.items = tuple(x[~due] for x in self.items)
+        return out
+
+
+def _equal(a, b):
+    return all(np.array_equal(x, y) and x.dtype == y.dtype for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_steps_take_what_a_flat_list_gives(seed):
+    rng = np.random.default_rng(seed)
+    dt, t0, n_steps = 0.1, 3.0, 30
+    ends = np.array([t0 + k * dt + dt for k in range(n_steps)])
+    # step ends themselves (ties with the boundary), a few shared times, and the run's tail
+    times = np.concatenate([ends, rng.uniform(t0, t0 + (n_steps + 5) * dt, 40)])
+    before = _arrivals(rng, 30, times)
+    queue, flat = StepQueue(ends, before), FlatList(before)
+    for k in range(n_steps):
+        for _ in range(rng.integers(0, 4)):  # sometimes more than 8 pushes reach one step
+            sent = _arrivals(rng, int(rng.integers(0, 20)), times[times > ends[k] - 2 * dt])
+            queue.push(sent)
+            flat.push(sent)
+        assert _equal(queue.take(k), flat.take(ends[k])), f"step {k}"
+    rest, left = queue.rest(), flat.items
+    order = np.lexsort((np.arange(left[0].size), np.searchsorted(ends, left[2])))
+    assert _equal(rest, tuple(x[order] for x in left))  # by step, then as sent
+
+
+def test_an_arrival_due_in_a_taken_step_comes_with_the_next():
+    ends = np.array([1.0, 2.0, 3.0])
+    values, dtypes = (0, 0, 1.5, 0.1, 0, 0, 7), (int, int, float, float, np.int8, int, int)
+    one = tuple(np.array([v], dtype) for v, dtype in zip(values, dtypes, strict=True))
+    queue = StepQueue(ends, tuple(x[:0] for x in one))
+    assert queue.take(0)[0].size == 0
+    assert queue.take(1)[0].size == 0
+    queue.push(one)  # due at 1.5, but step 1 (ending at 2.0) is gone
+    assert queue.take(2)[6].tolist() == [7]
+    with pytest.raises(ValueError, match="out of order"):
+        queue.take(1)
