@@ -586,10 +586,8 @@ class ExactSimulation:
             t_k = t0 + k * dt
             outside = {q: (s if k == 0 else empty) for q, s in spikes.items()}
             sent, sent_start = {}, {}
-            for i in comp:
-                self._pending[i] = (
-                    self._nothing_in_flight
-                )  # short-term plastic projections add theirs
+            for i in comp:  # short-term plastic projections add to _pending in _incoming
+                self._pending[i] = self._nothing_in_flight
                 incoming = self._incoming(i, outside | dict.fromkeys(comp, empty),
                                           start | dict.fromkeys(comp, 0))  # fmt: skip
                 queues[i].push(self._pending[i])
