@@ -16,9 +16,10 @@ the epochs.  Peak memory is the process's maximum resident set size.
                                        [--threads N ...]
 
 ``--threads`` measures each configuration with that many threads (repeatable; default: every
-core); the figures are then keyed ``<config>_threads_<N>``.  How idle worker threads wait is
-printed with the figures: passively by default; ``GOMP_SPINCOUNT=30000 python
-benchmarks/train_yinyang.py ...`` lets them spin briefly (for a machine the run has to itself).
+core); the figures are then keyed ``<config>_threads_<N>``.  numba's threading layer is
+printed with the figures (TBB where installed; ``NUMBA_THREADING_LAYER=omp python
+benchmarks/train_yinyang.py ...`` measures OpenMP, whose idle workers wait passively unless
+``GOMP_SPINCOUNT=30000`` lets them spin briefly).
 """
 
 from __future__ import annotations
@@ -106,11 +107,13 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, action="append",
                         help="thread counts (repeatable; default: all cores)")  # fmt: skip
     args = parser.parse_args(argv)
+    layer = threads.threading_layer()
     waiting = {name: os.environ.get(name) for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     print(
-        f"cores: {os.cpu_count()}; idle OpenMP workers: "
+        f"cores: {os.cpu_count()}; threading layer: {layer}"
+        + ("; idle OpenMP workers: " if layer == "omp" else "; ignored: ")
         + ", ".join(f"{k}={v}" for k, v in waiting.items() if v is not None)
-        + f"; kernel calls below {threads.SERIAL_WORK} neuron-intervals run on one thread"
+        + f"; kernel calls below {threads.serial_threshold()} neuron-intervals run on one thread"
     )
     names = args.config or list(CONFIGS)
     figures = {
@@ -120,7 +123,7 @@ def main(argv=None):
         for name in names
         for n in (args.threads or [None])
     }
-    figures["openmp_waiting"] = {**waiting, "serial_work": threads.SERIAL_WORK}
+    figures["threading"] = {"layer": layer, **waiting, "serial_work": threads.SERIAL_WORK}
     figures["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory: {figures['peak_rss_mib']:.0f} MiB")
     if args.json:

@@ -148,17 +148,28 @@ def test_blas_counts_set_by_the_user_stand_those_set_for_mpi_ranks_do_not(monkey
 
 
 @pytest.mark.parametrize(
-    "environ, expected",
+    "environ, layer, expected",
     [
-        ({}, 30_000),
-        ({"OMP_WAIT_POLICY": "PASSIVE"}, 30_000),
-        ({"OMP_WAIT_POLICY": "active"}, 2_000),
-        ({"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "30000"}, 2_000),
-        ({"GOMP_SPINCOUNT": "INFINITE"}, 2_000),
-        ({"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0"}, 30_000),
+        ({}, "omp", 30_000),
+        ({"OMP_WAIT_POLICY": "PASSIVE"}, "omp", 30_000),
+        ({"OMP_WAIT_POLICY": "active"}, "omp", 2_000),
+        ({"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "30000"}, "omp", 2_000),
+        ({"GOMP_SPINCOUNT": "INFINITE"}, "omp", 2_000),
+        ({"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0"}, "omp", 30_000),
+        ({}, "tbb", 2_000),
+        ({"OMP_WAIT_POLICY": "PASSIVE"}, "tbb", 2_000),
+        ({"OMP_WAIT_POLICY": "ACTIVE"}, "workqueue", 30_000),
     ],
 )
-def test_spinning_workers_take_smaller_calls(environ, expected):
-    """Passive workers are slow to wake, so only large calls use them; spinning ones are not
-    (``GOMP_SPINCOUNT`` overrides the policy in libgomp)."""
-    assert threads.serial_work(environ) == expected
+def test_spinning_workers_take_smaller_calls(environ, layer, expected):
+    """Passive workers are slow to wake, so only large calls use them; spinning OpenMP ones
+    (``GOMP_SPINCOUNT`` overrides the policy in libgomp) and TBB's are not."""
+    assert threads.serial_work(environ, layer) == expected
+
+
+def test_threshold_set_on_first_use(monkeypatch):
+    """:data:`threads.SERIAL_WORK` comes from the layer numba runs on, once."""
+    monkeypatch.setattr(threads, "SERIAL_WORK", None)
+    expected = threads.serial_work(layer=threads.threading_layer())
+    assert threads.serial_threshold() == expected == threads.SERIAL_WORK
+    assert threads.threading_layer() in ("tbb", "omp", "workqueue")

@@ -8,15 +8,19 @@ import), or this process's share of them when several processes (MPI ranks) run 
 machine (:func:`share_cores`); :func:`set_threads` (or ``setup(threads=N)`` in the PyNN
 layer) changes it for the calling thread.
 
-OpenMP, numba's usual threading layer, lets idle workers spin between parallel regions by
-default, which on a machine whose cores are busy with other processes costs milliseconds per
-kernel call; unless the environment says otherwise, the workers here wait passively
-(``OMP_WAIT_POLICY=PASSIVE``; set before numba starts its threads).  Waking a passive worker
-takes long enough that calls with little work run on one thread (:data:`SERIAL_WORK`).  On a
-machine the run has to itself, letting the workers spin briefly (``GOMP_SPINCOUNT=30000``, or
-``OMP_WAIT_POLICY=ACTIVE``, set before Python starts) makes the second core pay off for small
-networks too, and the threshold drops (:func:`serial_work`); with another process on a core
-it makes training several times slower.
+numba runs parallel kernels on its preferred threading layer: Intel's TBB (the ``tbb``
+package, a dependency on x86-64, where it has wheels), else OpenMP.  Idle TBB workers spin
+briefly and then yield their core, so waking them is cheap and another process on a core costs
+little; the kernels then use every thread for calls with as little work as :func:`serial_work`
+says.  OpenMP lets idle workers spin between parallel regions by default,
+which on a machine whose cores are busy with other processes costs milliseconds per kernel
+call; unless the environment says otherwise, OpenMP's workers here wait passively
+(``OMP_WAIT_POLICY=PASSIVE``; set before numba starts its threads), and waking a passive worker
+takes long enough that calls with little work run on one thread.  On a machine the run has to
+itself, letting OpenMP's workers spin briefly (``GOMP_SPINCOUNT=30000``, or
+``OMP_WAIT_POLICY=ACTIVE``, set before Python starts) lowers that threshold too; with another
+process on a core it makes training several times slower.  ``NUMBA_THREADING_LAYER=omp``
+(set before Python starts) chooses OpenMP where TBB is installed.
 """
 
 from __future__ import annotations
@@ -32,21 +36,34 @@ from threadpoolctl import threadpool_limits
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-def serial_work(environ=None) -> int:
-    """The work below which a kernel call runs on one thread (:class:`threads_for`): 30,000
-    neuron-intervals (neurons times the events they go through) when idle OpenMP workers wait
-    passively, 2,000 when the environment lets them spin (``OMP_WAIT_POLICY=ACTIVE`` or a
-    ``GOMP_SPINCOUNT`` other than 0), which makes waking them cheap.
+def serial_work(environ=None, layer=None) -> int:
+    """The work below which a kernel call runs on one thread (:class:`threads_for`), in
+    neuron-intervals (neurons times the events they go through): 2,000 on TBB, and on OpenMP
+    when the environment lets idle workers spin (``OMP_WAIT_POLICY=ACTIVE`` or a
+    ``GOMP_SPINCOUNT`` other than 0); 30,000 when they wait passively (OpenMP's default here,
+    and numba's own ``workqueue`` layer, whose workers sleep).  ``layer``: numba's threading
+    layer (default: :func:`threading_layer`).
 
     Measured with ``benchmarks/train_yinyang.py --threads 1 --threads 2`` on 2 cores: with
-    passive workers the twin network (about 16,000 per forward call) trained faster on one
-    thread, the default one (about 60,000) on two; with spinning workers both train faster on
-    two.
+    passive OpenMP workers the twin network (about 16,000 per forward call) trained faster on
+    one thread, the default one (about 60,000) on two; on TBB, or with spinning OpenMP
+    workers, both train faster on two.
     """
     environ = os.environ if environ is None else environ
+    layer = threading_layer() if layer is None else layer
+    if layer == "tbb":
+        return 2_000
     policy = environ.get("OMP_WAIT_POLICY", "").strip().upper()
     spins = environ.get("GOMP_SPINCOUNT", "").strip()
-    return 2_000 if policy == "ACTIVE" or spins not in ("", "0") else 30_000
+    spinning = layer == "omp" and (policy == "ACTIVE" or spins not in ("", "0"))
+    return 2_000 if spinning else 30_000
+
+
+def threading_layer() -> str:
+    """numba's threading layer (``"tbb"``, ``"omp"`` or ``"workqueue"``), starting its
+    threads if they have not started yet."""
+    numba.get_num_threads()  # launches the thread pool, which chooses the layer
+    return numba.threading_layer()
 
 
 #: Variables by which a user fixes the thread counts of numba and of BLAS themselves:
@@ -153,8 +170,17 @@ def get_threads() -> int:
 
 
 #: Kernel calls with less work than this (neuron-intervals: neurons times the events they go
-#: through) run on one thread: waking the others costs more than they save (:func:`serial_work`).
-SERIAL_WORK = serial_work()
+#: through) run on one thread: waking the others costs more than they save; None until the
+#: first call, which sets it from :func:`serial_work`.
+SERIAL_WORK: int | None = None
+
+
+def serial_threshold() -> int:
+    """:data:`SERIAL_WORK`, set from :func:`serial_work` on first use."""
+    global SERIAL_WORK
+    if SERIAL_WORK is None:
+        SERIAL_WORK = serial_work()
+    return SERIAL_WORK
 
 
 class threads_for:  # noqa: N801  (a context manager, named like contextlib's)
@@ -168,7 +194,7 @@ class threads_for:  # noqa: N801  (a context manager, named like contextlib's)
         self.restore = 0
 
     def __enter__(self):
-        if self.work < SERIAL_WORK:
+        if self.work < serial_threshold():
             count = numba.get_num_threads()
             if count > 1:
                 numba.set_num_threads(1)
