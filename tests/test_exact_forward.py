@@ -15,7 +15,17 @@ from scipy.optimize import brentq
 from test_exact_networks import neurons, projection, random_input, random_network, source
 
 from pynn_eventprop.engine.exact import ExactSimulation
-from pynn_eventprop.engine.exact.closed_form import POW, first_crossing, propagate, vdot
+from pynn_eventprop.engine.exact.closed_form import (
+    IT_M,
+    POW,
+    THETA,
+    first_crossing,
+    power_form,
+    power_roots,
+    power_start,
+    propagate,
+    vdot,
+)
 from pynn_eventprop.engine.exact.parameters import parameter_rows
 from pynn_eventprop.engine.interface import Engine, SpikeTrains
 from pynn_eventprop.network import CompiledNetwork
@@ -213,6 +223,46 @@ def test_power_form_crossing_matches_a_dense_search(k):
             assert abs(got - want) < 1e-9
             assert abs(got - other) < 1e-11
     assert crossings > 50 and grazing > 5
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_crossings_located_together_equal_those_located_one_by_one(k):
+    """:func:`power_roots` interleaves the iterations of many brackets; each must take the
+    steps :func:`first_crossing` takes for it alone, so the crossing times are equal bit for
+    bit (not merely close), whatever the other brackets do."""
+    rng = np.random.default_rng(10 + k)
+    pop = neurons("n", 1, tau_m=10.0, tau_syn_E=10.0 / k, tau_syn_I=10.0 / k, cm=0.25,
+                  v_thresh=-60.0)  # fmt: skip
+    p = tuple(parameter_rows(pop)[0])
+    d, theta, it_m, tol = rng.uniform(0.5, 20.0), p[THETA], p[IT_M], 1e-13
+    x_end = math.exp(-d * it_m)
+    states = [
+        (rng.uniform(-10, 4.9), rng.uniform(-2, 6), rng.uniform(-3, 3), rng.uniform(-0.5, 0.5))
+        for _ in range(400)
+    ]
+    want, rows, flags = [], np.empty((7, len(states))), np.empty((2, len(states)), np.bool_)
+    for v, ie, ii, e in states:
+        v_end, ie_end, ii_end = propagate(p, v, ie, ii, e, d)
+        if v_end < theta:
+            continue  # only certain crossings are located together
+        slope_end = vdot(p, v_end, ie_end, ii_end, e)
+        q = len(want)
+        want.append(first_crossing(p, v, ie, ii, e, d, v_end, slope_end, tol))
+        a1, ak, _, c = power_form(p, v, ie, ii, e)
+        rows[:6, q] = (
+            a1,
+            ak,
+            c - theta,
+            power_start(p, v, ie, ii, e, x_end, v_end, slope_end),
+            x_end,
+            1.0,
+        )
+        flags[0, q] = v_end < theta
+    n = len(want)
+    assert n > 50
+    power_roots(k, rows, flags, tol * it_m * x_end, n)
+    got = [-math.log(x) / it_m for x in rows[3, :n]]  # math's log, as first_crossing's
+    np.testing.assert_array_equal(got, want)
 
 
 def test_float32_engine_matches_float64():

@@ -9,15 +9,19 @@ import pytest
 from test_exact_networks import neurons, projection, random_input, source
 
 from pynn_eventprop.engine.exact import ExactSimulation
+from pynn_eventprop.engine.exact.closed_form import POW
 from pynn_eventprop.engine.interface import SpikeTrains
 from pynn_eventprop.network import CompiledNetwork
 
 
-def shared_network(rng, refractory=1.5, delay=None):
+def shared_network(rng, refractory=1.5, delay=None, power=False):
     """All-to-all layers, uniform parameters, delays that depend on the presynaptic neuron
-    (``delay``: the same for every excitatory row, 0.37 ms more for the inhibitory ones)."""
-    params = dict(v_reset=-68.0, v_thresh=-55.0, cm=0.25, tau_syn_E=5.0, tau_syn_I=3.0,
-                  tau_m=12.0, tau_refrac=refractory, i_offset=0.05)  # fmt: skip
+    (``delay``: the same for every excitatory row, 0.37 ms more for the inhibitory ones).
+    ``power``: both synaptic time constants a quarter of ``tau_m``, so that the membrane has
+    the power form (:func:`~pynn_eventprop.engine.exact.closed_form.power_form`)."""
+    params = dict(v_reset=-68.0, v_thresh=-55.0, cm=0.25, tau_syn_E=5.0,
+                  tau_syn_I=5.0 if power else 3.0, tau_m=20.0 if power else 12.0,
+                  tau_refrac=refractory, i_offset=0.05)  # fmt: skip
     sizes = (5, 20, 3)
     pops = [source("in", 5)] + [neurons(f"l{k}", n, **params) for k, n in enumerate(sizes[1:])]
     projs = []
@@ -33,10 +37,13 @@ def shared_network(rng, refractory=1.5, delay=None):
     return CompiledNetwork(pops, projs)
 
 
+@pytest.mark.parametrize("power", [False, True])
 @pytest.mark.parametrize("refractory", [0.0, 1.5])
-def test_shared_path_equals_the_general_path(refractory):
+def test_shared_path_equals_the_general_path(refractory, power):
+    """Also in the power form, where the shared path locates the crossings of all neurons
+    that certainly cross in an interval at once (:func:`.shared._first_crossings`)."""
     rng = np.random.default_rng(7)
-    net = shared_network(rng, refractory)
+    net = shared_network(rng, refractory, power=power)
     inp = random_input(rng, 3, 5, 20.0, per_neuron=3)
     coef = rng.normal(size=(3, 3))
     out = {}
@@ -45,6 +52,7 @@ def test_shared_path_equals_the_general_path(refractory):
         sim.shared_layers = shared
         res = sim.run(80, sources={0: inp}, keep_for_backward=True)
         assert res.tape["pops"][1].get("shared", False) == shared
+        assert (sim.params[1][:, POW] == (4.0 if power else 0.0)).all()
         grads = sim.backward(res, {2: {"first_spike_time": coef}})
         out[shared] = (res, grads)
     (res_s, g_s), (res_g, g_g) = out[True], out[False]

@@ -261,10 +261,10 @@ def _power(args, x):
 
 
 @numba.njit(cache=True)
-def _power_root(g, lo, hi, glo, ghi, dlo, dhi, tol):
-    """:func:`root` for ``g`` of :func:`_power` on ``[lo, hi]`` in ``x`` (``tol`` in ``x``)."""
+def _power_root(g, lo, hi, glo, x, tol):
+    """:func:`root` for ``g`` of :func:`_power` on ``[lo, hi]`` in ``x`` (``tol`` in ``x``),
+    from ``x`` (:func:`_start`)."""
     neg_lo = glo < 0.0
-    x = _start(lo, hi, glo, ghi, dlo, dhi)
     previous = math.inf
     for _ in range(MAX_ITER):
         f, df, d2f = _power(g, x)
@@ -272,6 +272,45 @@ def _power_root(g, lo, hi, glo, ghi, dlo, dhi, tol):
         if done:
             break
     return x
+
+
+@numba.njit(cache=True)
+def power_start(p, v, ie, ii, e, x_end, v_end, vdot_end):
+    """First iterate (:func:`_start`) of the crossing in the power form on ``[x_end, 1]``,
+    ``x_end = exp(-d/tau_m)``, when ``V`` ends the interval at ``v_end >= theta``."""
+    it_m, theta = p[IT_M], p[THETA]
+    return _start(x_end, 1.0, v_end - theta, v - theta, -vdot_end / (x_end * it_m),
+                  -vdot(p, v, ie, ii, e) / it_m)  # fmt: skip
+
+
+@numba.njit(cache=True)
+def power_roots(k, rows, flags, tol, n):
+    """:func:`_power_root` for ``n`` brackets at once, interleaved.  Bracket ``q`` is column
+    ``q`` of ``rows = (a1, ak, c less theta, x, lo, hi, previous)`` (``(7, >= n)``; ``g =
+    (a1, ak, k, c)`` of :func:`_power`, the first iterate ``x`` on ``[lo, hi]``) and of
+    ``flags = (sign of g at lo < 0, active)`` (``(2, >= n)``); the roots are left in ``x``,
+    ``previous`` and ``active`` are scratch.
+
+    Every bracket takes exactly the steps :func:`_power_root` would (so the same roots, bit
+    for bit), but the steps of different brackets are independent: the processor overlaps
+    their divisions, where one root at a time waits for each.
+    """
+    for q in range(n):
+        rows[6, q] = math.inf
+        flags[1, q] = True
+    left = n
+    for _ in range(MAX_ITER):
+        if left == 0:
+            break
+        for q in range(n):
+            if flags[1, q]:
+                f, df, d2f = _power((rows[0, q], rows[1, q], k, rows[2, q]), rows[3, q])
+                done, rows[3, q], rows[4, q], rows[5, q], rows[6, q] = _halley(
+                    rows[3, q], f, df, d2f, rows[4, q], rows[5, q], flags[0, q], rows[6, q], tol
+                )
+                if done:
+                    flags[1, q] = False
+                    left -= 1
 
 
 @numba.njit(cache=True)
@@ -291,8 +330,8 @@ def _power_crossing(p, v, ie, ii, e, d, v_end, vdot_end, tol, locate):
         if not locate:
             return d
         x_end = math.exp(-d * it_m)
-        x = _power_root(g, x_end, 1.0, v_end - theta, v - theta, -vdot_end / (x_end * it_m),
-                        -vdot(p, v, ie, ii, e) / it_m, tol * it_m * x_end)  # fmt: skip
+        x0 = power_start(p, v, ie, ii, e, x_end, v_end, vdot_end)
+        x = _power_root(g, x_end, 1.0, v_end - theta, x0, tol * it_m * x_end)
         return -math.log(x) / it_m
     if vdot(p, v, ie, ii, e) <= 0.0 or vdot_end >= 0.0 or ak >= 0.0 or a1 <= 0.0:
         return -1.0  # no interior maximum
@@ -310,8 +349,8 @@ def _power_crossing(p, v, ie, ii, e, d, v_end, vdot_end, tol, locate):
     g_max = c + a1 * x_max * (k - 1) / k - theta
     if g_max < 0.0:  # rounding at a grazing maximum
         return -1.0
-    x = _power_root(g, x_max, 1.0, g_max, v - theta, 0.0, -vdot(p, v, ie, ii, e) / it_m,
-                    tol * it_m * x_max)  # fmt: skip
+    x0 = _start(x_max, 1.0, g_max, v - theta, 0.0, -vdot(p, v, ie, ii, e) / it_m)
+    x = _power_root(g, x_max, 1.0, g_max, x0, tol * it_m * x_max)
     return -math.log(x) / it_m
 
 

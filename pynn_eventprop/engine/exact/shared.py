@@ -38,6 +38,7 @@ from .closed_form import (
     IT_M,
     K_E,
     K_I,
+    POW,
     R_M,
     T_REF,
     THETA,
@@ -48,6 +49,9 @@ from .closed_form import (
     integral_coefs,
     integral_from,
     interval_max,
+    power_form,
+    power_roots,
+    power_start,
     propagate,
     slopes,
     vdot,
@@ -230,6 +234,9 @@ def _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, vs, b, sub_spk, s
     no_coefs = (0.0, 0.0, 0.0, 0.0, 0.0)
     acc, sums = np.empty(5), np.zeros(2)
     nxt, hard = (np.empty(size), np.empty(size), np.empty(size)), np.empty(size, np.bool_)
+    # neurons integrated on their own, and their first crossings (_first_crossings)
+    index, first = np.empty((2, size), np.int64), np.empty(size)
+    rows, flags = np.empty((7, size)), np.empty((2, size), np.bool_)
     v, ie, ii, ref = state[0][b], state[1][b], state[2][b], state[3][b]
     plain = not want_vm and not want_mean  # nothing to do for a neuron without events
     ns, nt, t = 0, 0, t0
@@ -248,6 +255,7 @@ def _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, vs, b, sub_spk, s
             means = (integral_coefs(p, e, d, 0.0),
                      integral_coefs(p, e, d, gamma) if weighted else no_coefs,
                      math.exp(-(t - t0) * gamma) if weighted else 0.0)  # fmt: skip
+        n_private = 0
         for j in range(size):
             if plain and not hard[j]:
                 continue  # moved on by _screen
@@ -269,6 +277,14 @@ def _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, vs, b, sub_spk, s
                                  tol)  # fmt: skip
                     v[j], ie[j], ii[j] = v1, ie1, ii1
                     continue
+            index[0, n_private] = j  # integrated on its own, below
+            n_private += 1
+        if n_private:
+            _first_crossings(p, (v, ie, ii, ref), e, t, d, em, nxt, index, n_private, first,
+                             rows, flags, tol)  # fmt: skip
+        for h in range(n_private):
+            j = index[0, h]
+            searching = want_vm and vm[0][b, j] < p[THETA] and d > 0.0
             if searching:
                 for q in range(5):
                     acc[q] = vm[q][b, j]
@@ -279,8 +295,8 @@ def _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, vs, b, sub_spk, s
                 sums[0], sums[1] = vs[0][b, j], vs[1][b, j] if weighted else 0.0
             n0, k0 = ns, nt
             ns, nt, st = _private(p, e, (v[j], ie[j], ii[j], ref[j]), t, d,
-                                  (em, ae, ai, qe, qi), sub_spk, ns, sub, nt, acc, at, sums,
-                                  t0, gamma, tol)  # fmt: skip
+                                  (em, ae, ai, qe, qi), first[h], sub_spk, ns, sub, nt, acc,
+                                  at, sums, t0, gamma, tol)  # fmt: skip
             if searching:
                 for q in range(5):
                     vm[q][b, j] = acc[q]
@@ -327,6 +343,42 @@ def _screen(p, v, ie, ii, ref, e, t, coefs, nxt, hard, commit):
         nxt[0][j], nxt[1][j], nxt[2][j] = v1, ie1, ii1
         if commit and not hard[j]:
             v[j], ie[j], ii[j] = v1, ie1, ii1
+
+
+@numba.njit(cache=True, inline="always")
+def _first_crossings(p, st, e, t, d, em, nxt, index, n, first, rows, flags, tol):
+    """``first[h]``: the first crossing (ms after ``t``) of neuron ``index[0, h]``, ``h <
+    n``, when it is not refractory at ``t`` and ``V`` ends the interval at or above ``theta``
+    in the power form (:func:`.closed_form.power_form`), where it is certain; NaN for the
+    others.  ``st = (v, i_E, i_I, ref_end)``, ``nxt`` the state at the interval's end, ``em =
+    exp(-d/tau_m)``; ``rows`` ``(7, size)``, ``flags`` ``(2, size)`` and ``index[1]``:
+    scratch.
+
+    The same roots as :func:`.closed_form.first_crossing`, bit for bit (``em`` is its
+    ``x_end``), found for all these neurons at once (:func:`.closed_form.power_roots`).
+    """
+    v, ie, ii, ref = st
+    for h in range(n):
+        first[h] = math.nan
+    if p[POW] < 2.0:
+        return
+    theta, it_m = p[THETA], p[IT_M]
+    m = 0
+    for h in range(n):
+        j = index[0, h]
+        v1 = nxt[0][j]
+        if ref[j] <= t and v1 >= theta:
+            slope_end = vdot(p, v1, nxt[1][j], nxt[2][j], e)
+            a1, ak, _, c = power_form(p, v[j], ie[j], ii[j], e)
+            rows[0, m], rows[1, m], rows[2, m] = a1, ak, c - theta
+            rows[3, m] = power_start(p, v[j], ie[j], ii[j], e, em, v1, slope_end)
+            rows[4, m], rows[5, m], flags[0, m] = em, 1.0, v1 - theta < 0.0
+            index[1, m] = h
+            m += 1
+    if m:
+        power_roots(int(p[POW]), rows, flags, tol * it_m * em, m)
+    for r in range(m):
+        first[index[1, r]] = -math.log(rows[3, r]) / it_m
 
 
 @numba.njit(cache=True, inline="always")
@@ -408,8 +460,10 @@ def _push(tape, n, kind, t, a, b, idx):
 
 
 @numba.njit(cache=True, inline="always")
-def _private(p, e, st, t, d, coefs, spk, ns, tape, nt, acc, at, sums, t0, gamma, tol):
-    """One neuron over an arrival-free interval ``(t, t + d]`` whose propagator is ``coefs``:
+def _private(p, e, st, t, d, coefs, s_first, spk, ns, tape, nt, acc, at, sums, t0, gamma, tol):
+    """One neuron over an arrival-free interval ``(t, t + d]`` whose propagator is ``coefs``
+    and whose first crossing, if already located (:func:`_first_crossings`), is at ``t +
+    s_first`` (NaN: not located):
     the neuron loop of :func:`.forward._forward_rows` without arrivals or grid (the same
     operations, so the same results), spikes into ``spk`` and private events into ``tape``;
     ``v_max`` candidates into ``acc`` (see :func:`_candidate`; ``at`` the event ending the
@@ -439,7 +493,9 @@ def _private(p, e, st, t, d, coefs, spk, ns, tape, nt, acc, at, sums, t0, gamma,
             em, ae, ai, qe, qi = coefs if span == d else flow(p, span)
             v1, ie1, ii1 = advance(p, v, ie, ii, e, em, ae, ai, qe, qi)
             s = -1.0
-            if span > 0.0:
+            if not math.isnan(s_first):  # located already (its first pass: span == d)
+                s, s_first = s_first, math.nan
+            elif span > 0.0:
                 s = first_crossing(p, v, ie, ii, e, span, v1, vdot(p, v1, ie1, ii1, e), tol)
             if not math.isnan(sums[0]):
                 _mean_add(sums, free_integrals(p, v, ie, ii, e, t, span if s < 0.0 else s,
