@@ -10,7 +10,9 @@ refractoriness at their exact times, recorded in its *private* tape); the backwa
 (:mod:`.shared_adjoint`) mirrors this.  :func:`_private` is the general path's neuron loop
 (:func:`.forward._forward_rows`) reduced to an arrival-free interval without readouts (a small
 scalar kernel: the general one, inlined with all its buffers, costs twice as much per call).
-Results equal the general path's to rounding.
+Before that, the first crossings of the neurons that certainly cross in the interval are
+located together (:func:`_first_crossings`, in the power form): one root at a time spends
+most of its time waiting for its own divisions.  Results equal the general path's to rounding.
 
 The helpers that take arrays are inlined into their callers (``inline="always"``, here and in
 :mod:`.shared_adjoint`): numba passes an array to a function it calls out of line with an
