@@ -60,14 +60,15 @@ def test_adam_first_steps_by_hand():
     assert opt.step_count == 2
 
 
-def test_adam_fused_pass_equals_numpy_arithmetic():
-    """Float64 weights take Adam's compiled one-pass update, other layouts the numpy
-    expressions of ``_direction``: the two must round every operation alike (bit for bit; the
-    compiled loop is vectorised, and 37 x 29 elements run through its SIMD body and its
-    remainder)."""
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_adam_fused_pass_equals_numpy_arithmetic(dtype):
+    """C-contiguous float64 and float32 weights take Adam's compiled one-pass update, other
+    layouts the numpy expressions of ``_direction``: the two must round every operation alike
+    (bit for bit, float32 in float32 arithmetic; the compiled loop is vectorised, and 37 x 29
+    elements run through its SIMD body and its remainder)."""
     rng = np.random.default_rng(3)
-    w0 = rng.normal(size=(37, 29))
-    grads = [rng.normal(size=(37, 29)) * 10.0**k for k in (-3, 0, 2, -1)]
+    w0 = rng.normal(size=(37, 29)).astype(dtype)
+    grads = [(rng.normal(size=(37, 29)) * 10.0**k).astype(dtype) for k in (-3, 0, 2, -1)]
     fused, plain = Adam(0.01, weight_decay=0.1), Adam(0.01, weight_decay=0.1)
     w_fused = {"w": w0.copy()}
     w_plain = {"w": np.asfortranarray(w0)}  # not C-contiguous: the numpy path
@@ -75,6 +76,7 @@ def test_adam_fused_pass_equals_numpy_arithmetic():
         fused.step(w_fused, {"w": g})
         plain.step(w_plain, {"w": np.asfortranarray(g)})
     assert not np.array_equal(w_fused["w"], w0)
+    assert w_fused["w"].dtype == dtype
     np.testing.assert_array_equal(w_fused["w"], w_plain["w"])
     for slot in ("m", "v"):
         np.testing.assert_array_equal(fused._state["w"][slot], plain._state["w"][slot])

@@ -523,7 +523,9 @@ class Machine:
             gradient = np.zeros(weights.shape)
         if clip is not None:
             gradient = clip(gradient) if norm is None else clip(gradient, norm=norm)
-        pe.optimisers[k].step({"weights": weights}, {"weights": np.asarray(gradient, float)})
+        pe.optimisers[k].step(
+            {"weights": weights}, {"weights": np.asarray(gradient, weights.dtype)}
+        )
         pe.staged[k] = weights
         return weights, gradient
 

@@ -26,7 +26,6 @@ never stopped.
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 
@@ -364,16 +363,25 @@ class Adam(Optimiser):
 
     def _update(self, w, g, slots, t, lr):
         arrays = (w, g, slots["m"], slots["v"])
-        if not all(x.dtype == np.float64 and x.flags.c_contiguous for x in arrays):
-            return super()._update(w, g, slots, t, lr)  # numpy's float32 arithmetic
-        hyper = (self.beta1, self.beta2, 1.0 - self.beta1**t, 1.0 - self.beta2**t, self.eps)
-        _adam_update(*(x.reshape(-1) for x in arrays), lr, *hyper)
+        dtype = w.dtype
+        if dtype not in _FUSED or not all(
+            x.dtype == dtype and x.flags.c_contiguous for x in arrays
+        ):
+            return super()._update(w, g, slots, t, lr)  # numpy's arithmetic
+        b1, b2 = self.beta1, self.beta2
+        hyper = (lr, b1, 1.0 - b1, b2, 1.0 - b2, 1.0 - b1**t, 1.0 - b2**t, self.eps)
+        _adam_update(*(x.reshape(-1) for x in arrays), *(dtype.type(h) for h in hyper))
+
+
+#: Weight dtypes of Adam's compiled update.
+_FUSED = (np.dtype(np.float64), np.dtype(np.float32))
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _adam_update(w, g, m, v, lr, beta1, beta2, c1, c2, eps):
-    """:meth:`Adam._direction` and ``w -= lr d`` in one pass over float64 arrays, each
-    operation rounded as numpy rounds it.
+def _adam_update(w, g, m, v, lr, beta1, one_minus_beta1, beta2, one_minus_beta2, c1, c2, eps):
+    """:meth:`Adam._direction` and ``w -= lr d`` in one pass, each operation rounded as numpy
+    rounds it: the scalars come in the arrays' dtype (numpy casts a Python float to the
+    array's dtype before it operates), so float32 weights are updated in float32 arithmetic.
 
     Vectorised by the compiler (SIMD division and square root, the same correctly rounded
     operations): numpy's error model leaves out the division-by-zero checks that prevent it
@@ -382,8 +390,8 @@ def _adam_update(w, g, m, v, lr, beta1, beta2, c1, c2, eps):
     """
     for k in range(w.size):
         gk = g[k]
-        mk = m[k] * beta1 + (1.0 - beta1) * gk
-        vk = v[k] * beta2 + (1.0 - beta2) * (gk * gk)
+        mk = m[k] * beta1 + one_minus_beta1 * gk
+        vk = v[k] * beta2 + one_minus_beta2 * (gk * gk)
         m[k] = mk
         v[k] = vk
-        w[k] -= lr * ((mk / c1) / (math.sqrt(vk / c2) + eps))
+        w[k] -= lr * ((mk / c1) / (np.sqrt(vk / c2) + eps))

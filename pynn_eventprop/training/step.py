@@ -202,7 +202,7 @@ class TrainingStep:
                 if learner.clip is not None:
                     gradient = learner.clip(gradient)
                 learner.optimiser.step(
-                    {"weights": weights}, {"weights": np.asarray(gradient, float)}
+                    {"weights": weights}, {"weights": np.asarray(gradient, weights.dtype)}
                 )
             else:
                 weights, gradient = staged

@@ -69,20 +69,20 @@ def adjoint_apply(p, lv, le, li, d, refractory, sig_u, sig_e, gamma, em, ae, ai,
         return 0.0, ae * le, ai * li
     lv, le, li = em * lv, ae * le + qe * lv, ai * li + qi * lv
     if sig_u != 0.0:
-        lv, le, li = add_source(lv, le, li, sig_u, source_coefs(p, d, 0.0))
+        lv, le, li = add_source(lv, le, li, sig_u, source_coefs(p, d, 0.0, em))
     if sig_e != 0.0:
-        lv, le, li = add_source(lv, le, li, sig_e, source_coefs(p, d, gamma))
+        lv, le, li = add_source(lv, le, li, sig_e, source_coefs(p, d, gamma, em))
     return lv, le, li
 
 
 @numba.njit(cache=True)
-def source_coefs(p, d, gamma):
+def source_coefs(p, d, gamma, em):
     """What a voltage-mean source of density 1 (weight ``exp(-gamma s)``) adds to
-    ``(lambda_V, lambda_E, lambda_I)`` over an interval of length ``d``: ``int_0^d
+    ``(lambda_V, lambda_E, lambda_I)`` over an interval of length ``d`` (``em = exp(-d/tau_m)``): ``int_0^d
     exp(-gamma s) (exp(-s/tau_m), q_E(s), q_I(s)) ds`` (``q_I = q_E`` for equal time
     constants)."""
-    q_e = psc_weighted_integral(p, p[IT_E], p[K_E], d, gamma)
-    q_i = q_e if p[IT_I] == p[IT_E] else psc_weighted_integral(p, p[IT_I], p[K_I], d, gamma)
+    q_e = psc_weighted_integral(p, p[IT_E], p[K_E], d, gamma, em)
+    q_i = q_e if p[IT_I] == p[IT_E] else psc_weighted_integral(p, p[IT_I], p[K_I], d, gamma, em)
     return e1(p[IT_M] + gamma, d), q_e, q_i
 
 

@@ -487,6 +487,13 @@ def weighted_integral(p, v, ie, ii, e, d, v_end, gamma):
 
 
 @numba.njit(cache=True)
+def decay(gamma, d):
+    """``exp(-gamma d)``: exactly 1, without a call, for the unweighted integrals (``gamma =
+    0``)."""
+    return 1.0 if gamma == 0.0 else math.exp(-gamma * d)
+
+
+@numba.njit(cache=True)
 def integral_coefs(p, e, d, gamma):
     """What :func:`weighted_integral` needs of an interval of length ``d`` but not of the
     state: ``(E(1/tau_E + gamma), E(1/tau_I + gamma), e E(gamma), exp(-gamma d),
@@ -494,7 +501,7 @@ def integral_coefs(p, e, d, gamma):
     entry is the excitatory one when the time constants are equal)."""
     c_e = e1(p[IT_E] + gamma, d)
     c_i = c_e if p[IT_I] == p[IT_E] else e1(p[IT_I] + gamma, d)
-    return c_e, c_i, e * e1(gamma, d), math.exp(-gamma * d), 1.0 / (p[IT_M] + gamma)
+    return c_e, c_i, e * e1(gamma, d), decay(gamma, d), 1.0 / (p[IT_M] + gamma)
 
 
 @numba.njit(cache=True)
@@ -504,11 +511,12 @@ def integral_from(p, v, ie, ii, v_end, c):
 
 
 @numba.njit(cache=True)
-def psc_weighted_integral(p, inv_tau_x, kappa_x, d, gamma):
-    """``int_0^d exp(-gamma s) q_x(s) ds``: from ``q' = -q/tau_m + exp(-s/tau_x)/cm``.
+def psc_weighted_integral(p, inv_tau_x, kappa_x, d, gamma, em):
+    """``int_0^d exp(-gamma s) q_x(s) ds``: from ``q' = -q/tau_m + exp(-s/tau_x)/cm``;
+    ``em = exp(-d/tau_m)`` (as :func:`flow` computes it).
 
     ``(1/tau_m + gamma) J = E(1/tau_x + gamma)/cm - q_x(d) exp(-gamma d)``.
     """
-    q = d * p[INV_CM] * math.exp(-d * p[IT_M]) * rel_expm1(d * kappa_x)
-    num = p[INV_CM] * e1(inv_tau_x + gamma, d) - q * math.exp(-gamma * d)
+    q = d * p[INV_CM] * em * rel_expm1(d * kappa_x)
+    num = p[INV_CM] * e1(inv_tau_x + gamma, d) - q * decay(gamma, d)
     return num / (p[IT_M] + gamma)

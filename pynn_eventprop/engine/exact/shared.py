@@ -240,7 +240,7 @@ def _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, vs, b, sub_spk, s
     index, first = np.empty((2, size), np.int64), np.empty(size)
     rows, flags = np.empty((7, size)), np.empty((2, size), np.bool_)
     v, ie, ii, ref = state[0][b], state[1][b], state[2][b], state[3][b]
-    plain = not want_vm and not want_mean  # nothing to do for a neuron without events
+    plain = not want_vm  # nothing more to do for a neuron without events than _screen does
     ns, nt, t = 0, 0, t0
     if want_vm:
         _vm_start(p, vm, b, v, ref, t0)
@@ -252,11 +252,12 @@ def _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, vs, b, sub_spk, s
             _receive(wcat, ev[1][m], ie if ev[2][m] == 0 else ii)
             continue
         em, ae, ai, qe, qi = flow(p, d)
-        _screen(p, v, ie, ii, ref, e, t, (em, ae, ai, qe, qi), nxt, hard, plain)
+        means = (no_coefs, no_coefs, 0.0)
         if want_mean:
             means = (integral_coefs(p, e, d, 0.0),
                      integral_coefs(p, e, d, gamma) if weighted else no_coefs,
                      math.exp(-(t - t0) * gamma) if weighted else 0.0)  # fmt: skip
+        _screen(p, v, ie, ii, ref, e, t, (em, ae, ai, qe, qi), nxt, hard, plain, vs, b, means)
         n_private = 0
         for j in range(size):
             if plain and not hard[j]:
@@ -320,21 +321,24 @@ def _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, vs, b, sub_spk, s
 
 
 @numba.njit(cache=True, inline="always")
-def _screen(p, v, ie, ii, ref, e, t, coefs, nxt, hard, commit):
+def _screen(p, v, ie, ii, ref, e, t, coefs, nxt, hard, commit, vs, b, means):
     """Every neuron's state at the end of a free interval from ``t`` (propagator ``coefs``)
     into ``nxt``, and in ``hard`` whether it needs more than that: refractory at ``t``, or a
     crossing or an interior maximum not excluded by the cheap test of
     :func:`.closed_form.first_crossing` (``V`` ends below ``theta`` and does not rise then
     fall; with two synaptic time constants and currents of both signs ``V`` may have two
-    extrema, and the full test decides).  With ``commit``, the state of every neuron that is
-    not ``hard`` is moved on to ``nxt`` too.
+    extrema, and the full test decides).  With ``commit``, every neuron that is not ``hard``
+    is moved on to ``nxt`` too, after its voltage integrals over the interval (``vs``, from
+    ``means`` as in :func:`_mean_free`) when they are wanted.
 
-    A branch-free loop over the neurons (the compiler vectorises it); the same operations as
-    :func:`.closed_form.advance`, so the same results.
+    Branch-free loops over the neurons (the compiler vectorises them); the same operations as
+    :func:`.closed_form.advance` and :func:`_mean_free`, so the same results.
     """
     em, ae, ai, qe, qi = coefs
     ext = e * p[R_M] * (1.0 - em)
     two_taus = p[K_E] != p[K_I]
+    want_mean = vs[0].size > 0
+    move = commit and not want_mean  # else moved on in the second loop, after the integrals
     for j in range(v.size):
         v1 = v[j] * em + ie[j] * qe + ii[j] * qi + ext
         ie1, ii1 = ie[j] * ae, ii[j] * ai
@@ -343,8 +347,17 @@ def _screen(p, v, ie, ii, ref, e, t, coefs, nxt, hard, commit):
         two_extrema = two_taus & (ie[j] * ii[j] < 0.0)
         hard[j] = (ref[j] > t) | (v1 >= p[THETA]) | (rise & fall) | two_extrema
         nxt[0][j], nxt[1][j], nxt[2][j] = v1, ie1, ii1
-        if commit and not hard[j]:
+        if move and not hard[j]:
             v[j], ie[j], ii[j] = v1, ie1, ii1
+    if commit and want_mean:
+        weighted = vs[1].size > 0
+        for j in range(v.size):
+            if not hard[j]:
+                v1 = nxt[0][j]
+                vs[0][b, j] += integral_from(p, v[j], ie[j], ii[j], v1, means[0])
+                if weighted:
+                    vs[1][b, j] += means[2] * integral_from(p, v[j], ie[j], ii[j], v1, means[1])
+                v[j], ie[j], ii[j] = v1, nxt[1][j], nxt[2][j]
 
 
 @numba.njit(cache=True, inline="always")

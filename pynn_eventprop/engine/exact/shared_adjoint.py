@@ -125,9 +125,9 @@ def _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_
         if te < cur or m < ev_off[b]:  # not the empty interval between coincident arrivals
             em, ae, ai, qe, qi = flow(p, cur - te)
             if mean_u:
-                src_u = source_coefs(p, cur - te, 0.0)
+                src_u = source_coefs(p, cur - te, 0.0, em)
             if mean_e:
-                src_e = source_coefs(p, cur - te, gamma)
+                src_e = source_coefs(p, cur - te, gamma, em)
                 weight_e = gamma * math.exp(-(te - t0) * gamma)
             if plain:
                 _free_back(lv, le, li, refractory, latest, te, em, ae, ai, qe, qi)

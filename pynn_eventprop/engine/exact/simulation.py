@@ -172,7 +172,9 @@ class ExactSimulation:
 
     def set_weights(self, k, weights):
         proj = self.network.projections[k]
-        w = np.asarray(weights, float)
+        w = np.asarray(weights)
+        if w.dtype != self.dtype:
+            w = w.astype(float)  # stored in self.dtype below
         if w.shape != proj.mask.shape:
             raise ValueError(f"weights of projection '{proj.label}' must have shape "
                              f"{proj.mask.shape}, got {w.shape}")  # fmt: skip
