@@ -78,9 +78,9 @@ def adjoint_apply(p, lv, le, li, d, refractory, sig_u, sig_e, gamma, em, ae, ai,
 @numba.njit(cache=True)
 def source_coefs(p, d, gamma, em):
     """What a voltage-mean source of density 1 (weight ``exp(-gamma s)``) adds to
-    ``(lambda_V, lambda_E, lambda_I)`` over an interval of length ``d`` (``em = exp(-d/tau_m)``): ``int_0^d
-    exp(-gamma s) (exp(-s/tau_m), q_E(s), q_I(s)) ds`` (``q_I = q_E`` for equal time
-    constants)."""
+    ``(lambda_V, lambda_E, lambda_I)`` over an interval of length ``d``: ``int_0^d exp(-gamma
+    s) (exp(-s/tau_m), q_E(s), q_I(s)) ds`` (``q_I = q_E`` for equal time constants); ``em =
+    exp(-d/tau_m)``, as :func:`.closed_form.flow` computes it."""
     q_e = psc_weighted_integral(p, p[IT_E], p[K_E], d, gamma, em)
     q_i = q_e if p[IT_I] == p[IT_E] else psc_weighted_integral(p, p[IT_I], p[K_I], d, gamma, em)
     return e1(p[IT_M] + gamma, d), q_e, q_i
