@@ -210,7 +210,11 @@ def train_both(sim, train, epochs, *options):
         history = trainer.fit(train, epochs)
         batch = slice(0, trainer.batch_size)
         forward = trainer.step.forward(train.times[batch], train.labels[batch])
-        spikes = {k: s.times for k, s in forward.result.spikes.items()}
+        stopped = trainer.step.readouts_only  # the reference engine stops these early
+        spikes = {k: s.times for k, s in forward.result.spikes.items() if k not in stopped}
+        for k in stopped:  # what the loss reads of them
+            first = trainer.engine.readouts(forward.result, k, ("first_spike_time",))
+            spikes[k] = first["first_spike_time"]
         gradient = trainer.gradient(train.times[batch], train.labels[batch])
         result[platform] = (initial, trained_weights(trainer), history, trainer, spikes, gradient)
         sim.end()

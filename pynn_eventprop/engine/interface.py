@@ -13,13 +13,19 @@ readout gradients into weight gradients however it integrates.
 
 Contract
 --------
-``run(n_steps, sources=None, currents=None, record=None, keep_for_backward=False)``
+``run(n_steps, sources=None, currents=None, record=None, keep_for_backward=False, ...)``
     Advance ``n_steps`` steps of the engine's step ``dt`` from the current time ``t0``.
     ``sources``: {population index: :class:`SpikeTrains`} with absolute spike times (ms) in
     ``[t0, t0 + n_steps dt)``; ``currents``: {population index: array ``(n_steps, size)`` or
     ``(n_steps, batch, size)``} of nA, constant over each step ``[t0 + k dt, t0 + (k+1) dt)``;
     ``record``: {population index: names among :data:`RECORDABLE`}.  Returns a
     :class:`RunResult`.  With ``keep_for_backward`` the result carries the engine's tape.
+    The keyword ``readouts_only`` (default ``()``) names populations (not recorded,
+    projecting nowhere) of which only the readouts ``first_spike_time``, ``v_max`` and
+    ``v_max_time`` (and their gradients) will be read: an engine may stop integrating a
+    sample of them once these are final (every neuron has spiked); their later spikes are then
+    missing from the result, and the engine refuses to run on or report its state until
+    :meth:`reset`.  An engine may ignore it.
 ``readouts(result, pop, names)``
     Per-neuron summaries of a run made with ``keep_for_backward``, :data:`READOUTS`, each an
     array ``(batch, size)``; computed only for the names asked for, and cached in
@@ -296,8 +302,9 @@ class Engine(Protocol):
     n: int
 
     def run(
-        self, n_steps, sources=None, currents=None, record=None, keep_for_backward=False
-    ) -> RunResult: ...
+        self, n_steps, sources=None, currents=None, record=None, keep_for_backward=False,
+        readouts_only=(),
+    ) -> RunResult: ...  # fmt: skip
 
     def readouts(self, result: RunResult, pop: int, names) -> dict: ...
 
@@ -323,6 +330,23 @@ class Engine(Protocol):
     def set_initial(self, pop: int, name: str, values) -> None: ...
 
     def check_trainable(self) -> None: ...
+
+
+def check_readouts_only(network, populations, record=None) -> frozenset:
+    """Validate ``run(readouts_only=...)``: indices of populations of ``network`` that are no
+    spike source, project to no population and are not in ``record``.  Returns them as a
+    frozenset."""
+    chosen, n = frozenset(populations), len(network.populations)
+    for i in chosen:
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < n:
+            raise ValueError(f"readouts_only: population indices in [0, {n}), got {i!r}")
+        pop = network.populations[i]
+        if pop.is_source or any(p.pre == i for p in network.projections) or i in (record or {}):
+            raise ValueError(
+                f"readouts_only: population {i} ('{pop.label}') is a spike source, projects to "
+                "other populations or is recorded, so more than its readouts is read"
+            )
+    return chosen
 
 
 def check_readouts(names) -> tuple[str, ...]:

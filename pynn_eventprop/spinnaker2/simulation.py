@@ -39,6 +39,7 @@ from ..engine.interface import (
     RunResult,
     SpikeTrains,
     check_readouts,
+    check_readouts_only,
 )
 from .energy import CostEstimate, EnergyCoefficients, estimate_cost
 from .fabric import Fault
@@ -407,12 +408,18 @@ class Spinnaker2Engine:
                 )
         return samples
 
-    def run(self, n_steps, sources=None, currents=None, record=None, keep_for_backward=False):
-        """Forward program over ``n_steps`` ticks (see :class:`~.machine.Machine`)."""
+    def run(self, n_steps, sources=None, currents=None, record=None, keep_for_backward=False,
+            readouts_only=()):  # fmt: skip
+        """Forward program over ``n_steps`` ticks (see :class:`~.machine.Machine`).
+
+        ``readouts_only`` is checked and otherwise ignored: the PEs integrate every tick, as
+        the chip would, so the packet counts and time estimates are those of the whole run.
+        """
         n_steps = int(n_steps)
         if n_steps < 1:
             raise ValueError(f"n_steps must be a positive integer, got {n_steps}")
         sources, currents, record = sources or {}, currents or {}, record or {}
+        check_readouts_only(self.network, readouts_only, record)
         if self.machine is None:
             self._build(self.n + n_steps)
         t0, t1 = self.n * self.dt, (self.n + n_steps) * self.dt

@@ -84,6 +84,10 @@ class TrainingStep:
     monitors : sequence
         Callables ``(result, n, context)`` called after every forward run (e.g. the
         Trainer's silent-network diagnosis); they may warn but must not change anything.
+        When the loss reads first spike times and ``v_max`` only, the output population
+        projects nowhere and no regulariser reads it, the runs pass it as ``readouts_only``
+        (see :class:`~pynn_eventprop.engine.interface.Engine`): a monitor then sees its spikes
+        only until every output neuron has fired.
     divergence_factor : float
         :meth:`train` raises :class:`~.errors.DivergenceError` when the batch loss exceeds this
         many times the first batch's loss (at least 1).
@@ -110,6 +114,8 @@ class TrainingStep:
         self.monitors = tuple(monitors)
         self.divergence_factor = float(divergence_factor)
         self.reference_loss: float | None = None
+        #: populations the runs need only the readouts of (``Engine.run(readouts_only=...)``)
+        self.readouts_only = readouts_only(engine.network, self.outputs, loss, self.regularisers)
         #: compiled projection -> :class:`~.rule.DelayLearner`; their delays learn in train()
         self.delay_learners: dict = {}
         #: delay gradients the last train() used, per compiled projection
@@ -135,6 +141,7 @@ class TrainingStep:
             self.n_steps,
             sources={self.inputs: input_spike_trains(times, batch, n)},
             keep_for_backward=True,
+            readouts_only=self.readouts_only,
         )
         on_engine = getattr(self.engine, "evaluate_loss", None)  # e.g. the SpiNNaker2 model's PEs
         if on_engine is not None:
@@ -229,6 +236,20 @@ class TrainingStep:
             self.engine, gradients, self.delay_learners, context
         )
         return forward, used
+
+
+#: Readouts that are final once a neuron has spiked (``v_max`` is searched until then).
+_FINAL_AT_FIRST_SPIKE = frozenset(("first_spike_time", "v_max", "v_max_time"))
+
+
+def readouts_only(network, outputs: int, loss: Loss, regularisers=()) -> tuple:
+    """``(outputs,)`` when a run may stop integrating the output population once every
+    neuron has spiked: the loss reads only readouts that are final then, the population
+    projects nowhere and no regulariser watches it; else ``()``."""
+    watched = any(outputs in getattr(r, "populations", (outputs,)) for r in regularisers)
+    projects = any(p.pre == outputs for p in network.projections)
+    final = set(loss.requires) <= _FINAL_AT_FIRST_SPIKE
+    return (outputs,) if final and not projects and not watched else ()
 
 
 def check_update(learner: Learner, weights: np.ndarray, context: str = "") -> None:

@@ -169,7 +169,7 @@ def _quiet(p, v, ie, ii, e, d, v1, ie1, ii1, tol):
 
 
 @numba.njit(cache=True, parallel=True)
-def forward_shared(par, wcat, ev_off, ev, e, state, t0, t1, spk, tape, vm, vs, tol):
+def forward_shared(par, wcat, ev_off, ev, e, state, t0, t1, spk, tape, vm, vs, tol, stop):
     """Integrate a shared-event layer over ``(t0, t1]`` (no grid events).
 
     ``wcat`` ``(rows, size)`` weights; ``ev = (t, row, channel)`` sorted per sample;
@@ -181,7 +181,9 @@ def forward_shared(par, wcat, ev_off, ev, e, state, t0, t1, spk, tape, vm, vs, t
     arrays of size 0 for no ``v_max``.  ``vs = (int V dt, int exp(-(t - t0)/T) V dt)``
     arrays ``(batch, size)`` (mV ms, ``T = t1 - t0``) accumulate the voltage integrals, or are
     of size 0 for none (the second alone: only ``int V dt``, which is always computed when any
-    mean is).
+    mean is).  With ``stop`` (and no voltage means) a sample ends at the first arrival after
+    every neuron has spiked: its first spike times and ``v_max`` are final then, while its
+    later spikes, private events and state are left out (see :func:`_forward_sample`).
 
     The samples are integrated in parallel (:func:`_forward_sample`, each into its own rows of
     scratch buffers, a share of the capacity of ``spk`` and ``tape``), then regrouped per
@@ -200,7 +202,7 @@ def forward_shared(par, wcat, ev_off, ev, e, state, t0, t1, spk, tape, vm, vs, t
     for b in numba.prange(batch):
         sub_b = (sub[0][b], sub[1][b], sub[2][b], sub[3][b], sub[4][b])
         ns, nt = _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, vs, b, sub_spk[b],
-                                 sub_spk_who[b], sub_b, sub_who[b], tol)  # fmt: skip
+                                 sub_spk_who[b], sub_b, sub_who[b], tol, stop)  # fmt: skip
         counts[b, 0], counts[b, 1] = ns, nt
     full = overflow(counts)
     if full < 0:
@@ -224,9 +226,15 @@ def forward_shared(par, wcat, ev_off, ev, e, state, t0, t1, spk, tape, vm, vs, t
 
 @numba.njit(cache=True)
 def _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, vs, b, sub_spk, sub_spk_who,
-                    sub, sub_who, tol):  # fmt: skip
+                    sub, sub_who, tol, stop):  # fmt: skip
     """Sample ``b`` of :func:`forward_shared`: spikes into ``sub_spk`` and private events into
     ``sub`` in time order, the neuron of each in ``sub_spk_who`` / ``sub_who``.
+
+    With ``stop`` the sample ends once every neuron has spiked, after the arrival that ends
+    the interval of the last first spike (received, so that the state is that of a time
+    between events).  Nothing read from a first-spike loss changes: the first spike times and
+    ``v_max`` (searched only until a neuron's first spike) are final, and the adjoint is 0
+    after the latest first spike (the reverse sweep starts there, :mod:`.shared_adjoint`).
 
     Returns ``(ns, nt)``, the numbers of spikes and private events (-1 when a buffer is full).
     """
@@ -242,6 +250,8 @@ def _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, vs, b, sub_spk, s
     v, ie, ii, ref = state[0][b], state[1][b], state[2][b], state[3][b]
     plain = not want_vm  # nothing more to do for a neuron without events than _screen does
     ns, nt, t = 0, 0, t0
+    stop = stop and not want_mean  # a mean needs the whole run
+    fired, n_fired = np.zeros(size, np.bool_), 0  # which neurons have spiked (with stop)
     if want_vm:
         _vm_start(p, vm, b, v, ref, t0)
     for m in range(ev_off[b], ev_off[b + 1] + 1):
@@ -310,6 +320,9 @@ def _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, vs, b, sub_spk, s
             if ns < 0 or nt < 0:
                 return ns, nt
             v[j], ie[j], ii[j], ref[j] = st
+            if stop and ns > n0 and not fired[j]:
+                fired[j] = True
+                n_fired += 1
             for q in range(n0, ns):
                 sub_spk_who[q] = j
             for q in range(k0, nt):
@@ -317,6 +330,8 @@ def _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, vs, b, sub_spk, s
         if m < ev_off[b + 1]:
             _receive(wcat, ev[1][m], ie if ev[2][m] == 0 else ii)
         t = tn
+        if n_fired == size > 0:
+            break
     return ns, nt
 
 

@@ -42,13 +42,14 @@ def arrival_events(incoming, batch, t1):
 
 
 @numba.njit(cache=True)
-def run_shared_layer(par, wcat, incoming, e, state, t0, t1, vm, vs, cap, tol):
+def run_shared_layer(par, wcat, incoming, e, state, t0, t1, vm, vs, cap, tol, stop):
     """Integrate a shared-event layer over ``(t0, t1]`` from its presynaptic spikes.
 
     ``incoming`` as in :func:`arrival_events`; ``par, wcat, e, vm, vs, tol`` as in
     :func:`.shared.forward_shared`; ``state = (v, i_E, i_I, ref_end)`` ``(batch, size)``, read
     only (the new state is returned, in float64); ``cap`` the first spike-buffer capacity to
-    try (multiplied by 4 until the spikes and the tape fit).
+    try (multiplied by 4 until the spikes and the tape fit); ``stop``: end each sample once
+    every neuron has spiked (:func:`.shared.forward_shared`).
 
     Returns ``(n, cap, spk, tape, ev_off, ev, late, state, first)``: the number of spikes,
     the capacity that sufficed, the spikes ``(times, neurons, offsets per (b, j))`` and
@@ -69,7 +70,7 @@ def run_shared_layer(par, wcat, incoming, e, state, t0, t1, vm, vs, cap, tol):
         for x in vs:
             x[:] = 0.0  # accumulators: a retry with larger buffers starts again
         n = forward_shared(par, wcat, ev_off, (ev[0], ev[1], ev[2]), e, new, t0, t1, spk, tape,
-                           vm, vs, tol)  # fmt: skip
+                           vm, vs, tol, stop)  # fmt: skip
         if n >= 0:
             first = first_spike_times(spk[0], spk[2], t0, (batch, size))
             return n, cap, spk, tape, ev_off, ev, late, new, first

@@ -38,6 +38,7 @@ from ..interface import (
     RunResult,
     SpikeTrains,
     check_readouts,
+    check_readouts_only,
 )
 from ..threads import get_threads, threads_for
 from .adjoint import backward_layer
@@ -225,6 +226,7 @@ class ExactSimulation:
         state arrays (:meth:`_commit`) and never writes into them.
         """
         self.n = 0
+        self._stopped = set()
         if self._initial_states is None:
             self._initial_states = {i: self._initial_state(i) for i in self.v_rest}
             self._nothing_in_flight = empty_pending(self.dtype)
@@ -258,6 +260,11 @@ class ExactSimulation:
             self._state[pop] = self._initial_state(pop)
 
     def get_state(self) -> EngineState:
+        if self._stopped:
+            raise RuntimeError(
+                f"population(s) {sorted(self._stopped)} stopped once their readouts were final "
+                "(readouts_only): the state at the end of the last run is unknown"
+            )
         t = self.n * self.dt
         pops = {
             i: PopulationState(
@@ -293,6 +300,7 @@ class ExactSimulation:
 
     def set_state(self, state: EngineState):
         self.n = int(state.step)
+        self._stopped = set()
         t = self.n * self.dt
         for i, ps in state.populations.items():
             if i not in self._state:
@@ -343,12 +351,26 @@ class ExactSimulation:
         extra = extra[:, None, :] if extra.ndim == 2 else extra
         return np.ascontiguousarray(e + extra), True
 
-    def run(self, n_steps, sources=None, currents=None, record=None, keep_for_backward=False):
-        """Advance ``n_steps`` grid steps (see :class:`pynn_eventprop.engine.interface.Engine`)."""
+    def run(self, n_steps, sources=None, currents=None, record=None, keep_for_backward=False,
+            readouts_only=()):  # fmt: skip
+        """Advance ``n_steps`` grid steps (see :class:`pynn_eventprop.engine.interface.Engine`).
+
+        ``readouts_only``: populations of which only the first-spike and ``v_max`` readouts
+        will be read; on the shared-event path a sample of such a population stops once every
+        neuron has spiked (:func:`.shared.forward_shared`), and the engine then refuses to
+        continue without :meth:`reset` (its state at the end of the run was not computed).
+        """
         n_steps = int(n_steps)
         if n_steps < 1:
             raise ValueError(f"n_steps must be a positive integer, got {n_steps}")
+        if self._stopped:
+            raise RuntimeError(
+                f"the previous run stopped population(s) {sorted(self._stopped)} once their "
+                "readouts were final (readouts_only), so their state at its end is unknown: "
+                "call reset() before the next run"
+            )
         sources, currents, record = sources or {}, currents or {}, record or {}
+        stop = check_readouts_only(self.network, readouts_only, record)
         t0 = self.n * self.dt
         t1 = (self.n + n_steps) * self.dt
         spikes, start, total = {}, {}, 0
@@ -359,7 +381,7 @@ class ExactSimulation:
         signals, readouts, tape = {}, {}, {"t0": t0, "t1": t1, "pops": {}}
         for comp in self.components:
             outputs, total = self._advance(comp, spikes, start, total, n_steps, t0, currents,
-                                           record, keep_for_backward)  # fmt: skip
+                                           record, keep_for_backward, stop)  # fmt: skip
             for i, out in outputs.items():
                 start[i], total = total, total + out["spikes"][0].size
                 spikes[i], readouts[i] = out["spikes"], out["readouts"]
@@ -380,7 +402,7 @@ class ExactSimulation:
             t0, n_steps, trains, signals, readouts, tape if keep_for_backward else None
         )
 
-    def _advance(self, comp, spikes, start, total, n_steps, t0, currents, record, keep):
+    def _advance(self, comp, spikes, start, total, n_steps, t0, currents, record, keep, stop):
         """Integrate one component; ``(outputs per population, next free spike index)``."""
         if comp[0] in self.recurrent:
             return self._run_component(comp, spikes, start, total, n_steps, t0, currents,
@@ -389,7 +411,9 @@ class ExactSimulation:
         if i not in self.v_rest:
             return {}, total
         return {
-            i: self._run_population(i, spikes, start, n_steps, t0, currents, record, keep)
+            i: self._run_population(
+                i, spikes, start, n_steps, t0, currents, record, keep, i in stop
+            )  # fmt: skip
         }, total
 
     def _incoming(self, i, spikes, start):
@@ -407,8 +431,8 @@ class ExactSimulation:
                              proj.mask, CHANNELS[proj.receptor], self._w_offset[k]))  # fmt: skip
         return incoming
 
-    def _run_population(self, i, spikes, start, n_steps, t0, currents, record, keep):
-        shared = self._shared_run(i, spikes, start, n_steps, t0, currents, record)
+    def _run_population(self, i, spikes, start, n_steps, t0, currents, record, keep, stop):
+        shared = self._shared_run(i, spikes, start, n_steps, t0, currents, record, stop)
         if shared is not None:
             return shared
         size, batch = self.network.populations[i].size, self.batch
@@ -456,7 +480,7 @@ class ExactSimulation:
             }
         return result
 
-    def _shared_run(self, i, spikes, start, n_steps, t0, currents, record):
+    def _shared_run(self, i, spikes, start, n_steps, t0, currents, record, stop=False):
         """Population ``i`` on the vectorised shared-event path (:mod:`.shared`), or None when
         that does not apply: it needs uniform parameters, all-to-all projections whose delays
         depend only on the presynaptic neuron, and no recording, step currents, readouts beyond
@@ -487,7 +511,9 @@ class ExactSimulation:
         with threads_for(size * (sum(x[0][0].size for x in incoming) + self.batch)):
             n, cap, spk, tp, ev_off, ev, late, state, first = run_shared_layer(
                 self.params[i], wcat, incoming, e, tuple(self._state[i]), t0, t1, vm, vs, cap,
-                TOLERANCE)  # fmt: skip
+                TOLERANCE, stop)  # fmt: skip
+        if stop:
+            self._stopped.add(i)
         self._capacity[i] = cap
         self._commit(i, list(state))
         self._pending[i] = InFlightLater(late, wcat, widx_row, self.dtype)
