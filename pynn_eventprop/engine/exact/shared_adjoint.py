@@ -57,7 +57,7 @@ def backward_shared(par, wcat, ev_off, ev, widx_row, tape, spk_off, dldt, src0, 
         _clear_rows(ev[1], ev_off[lo], ev_off[hi], part[blk], used[blk])
         for b in range(lo, hi):
             _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_vmax, vm,
-                             g_mean, ref_end, t0, t1, b, part[blk])  # fmt: skip
+                             g_mean, ref_end, t0, t1, b, part[blk], _scratch(size))  # fmt: skip
     for r in numba.prange(rows):
         for blk in range(n_blocks):
             if used[blk, r]:  # the others would add 0
@@ -81,25 +81,25 @@ def _clear_rows(row_of, lo, hi, acc, used):
             acc[:, r, :] = 0.0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)  # no reference counting: see _scratch
 def _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_vmax, vm,
-                     g_mean, ref_end, t0, t1, b, acc):  # fmt: skip
+                     g_mean, ref_end, t0, t1, b, acc, scratch):  # fmt: skip
     """Sample ``b`` of :func:`backward_shared`, gradients added to ``acc = (dL/dw, dL/dt_a)``
     ``(2, rows, size)`` (or ``(dL/dw,)``, ``(1, rows, size)``, without delay gradients).
     Between arrivals the adjoint of all neurons is carried back with one propagator; a neuron
     with private events (or its ``v_max``) in an interval is swept by
     :func:`_private_backward`.  The voltage means are sources of density ``sigma_u =
-    (dL/dS_u)/T`` and ``sigma_e = (dL/dS_e)/T exp(-(t - t0)/T)`` in ``lambda_V``'s equation."""
+    (dL/dS_u)/T`` and ``sigma_e = (dL/dS_e)/T exp(-(t - t0)/T)`` in ``lambda_V``'s equation.
+    ``scratch``: the work arrays of :func:`_scratch` (compiled without reference counting, as
+    :func:`.shared._forward_sample`)."""
     size = ref_end.shape[1]
     want_mean, gamma = g_mean[0].size > 0, 1.0 / (t1 - t0)
     # which of the means has a gradient in this sample (the other's sources are 0)
-    mean_u = want_mean and np.any(g_mean[0][b] != 0.0)
-    mean_e = want_mean and np.any(g_mean[1][b] != 0.0)
+    mean_u = want_mean and _any_nonzero(g_mean[0], b)
+    mean_e = want_mean and _any_nonzero(g_mean[1], b)
     src_u, src_e, weight_e = (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), 0.0
-    lv, le, li, carry = np.zeros(size), np.zeros(size), np.zeros(size), np.zeros(size)
-    refractory, last = np.empty(size, np.bool_), np.empty(size, np.int64)
-    vm_g = np.zeros(size)  # dL/dv_max still to be added at an interior time (0: none)
-    kink = np.zeros(size)  # ... at an arrival (a kink of V)
+    lv, le, li, carry, refractory, last, vm_g, kink, latest = scratch
+    # vm_g: dL/dv_max still to be added at an interior time (0: none); kink: at an arrival
     for j in range(size):
         refractory[j] = ref_end[b, j] > t1
         last[j] = tape[5][b * size + j + 1] - 1
@@ -109,7 +109,6 @@ def _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_
             else:
                 vm_g[j] = g_vmax[b, j]
     # the latest private event of each neuron not yet swept (-inf: none)
-    latest = np.full(size, -math.inf)
     for j in range(size):
         if last[j] >= tape[5][b * size + j]:
             latest[j] = tape[1][last[j]]
@@ -165,6 +164,24 @@ def _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_
             _shared_arrival(p, wcat, ev, m, lv, le, li, refractory, dldt, acc, kink, vm, b,
                             not plain)  # fmt: skip
         cur = te
+
+
+@numba.njit(cache=True, inline="always")
+def _scratch(size):
+    """Work arrays of :func:`_backward_sample`, which cannot allocate: ``(lambda_V, lambda_E,
+    lambda_I, carry, refractory, last, vm_g, kink, latest)``."""
+    return (np.zeros(size), np.zeros(size), np.zeros(size), np.zeros(size),
+            np.empty(size, np.bool_), np.empty(size, np.int64), np.zeros(size), np.zeros(size),
+            np.full(size, -math.inf))  # fmt: skip
+
+
+@numba.njit(cache=True, inline="always")
+def _any_nonzero(x, b):
+    """Whether row ``b`` of ``x`` has an entry other than 0."""
+    for j in range(x.shape[1]):
+        if x[b, j] != 0.0:
+            return True
+    return False
 
 
 @numba.njit(cache=True, inline="always")
