@@ -128,7 +128,7 @@ def _flow_sampled(p, lam, t, te, refractory, g, t0, big_t, adj, b, j, dt):
     return _flow_to(p, lam, t, te, refractory, g, t0, big_t, flow(p, t - te))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)  # no reference counting: it allocates nothing
 def _backward_rows(par, tape, arr, dldt, src0, spk_off, grads_in, vmax, t0, t1, ref_end, grads,
                    adj, dt, carried, b0, b1):  # fmt: skip
     """Reverse sweep of every neuron of samples ``b0:b1`` (:func:`backward_layer`'s arguments;

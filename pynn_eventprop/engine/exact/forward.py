@@ -171,7 +171,7 @@ def forward_layer(
             par, ext, state, arr_off, arr, t0, dt, n_steps, opts, rec, bounds[c], bounds[c + 1],
             (s_t[cap_s[c] : cap_s[c + 1]], s_n[cap_s[c] : cap_s[c + 1]], spk[2]),
             (t_buf[0][a:z], t_buf[1][a:z], t_buf[2][a:z], t_buf[3][a:z], t_buf[4][a:z], tape[5]),
-            ro, tol,
+            ro, tol, np.empty(7),
         )  # fmt: skip
         counts[c, 0], counts[c, 1] = ns, nt
     return _concatenate_chunks(counts, bounds, cap_s, cap_t, s_t, s_n, t_buf, spk, tape)
@@ -224,9 +224,9 @@ def _concatenate_chunks(counts, bounds, cap_s, cap_t, s_t, s_n, t_buf, spk, tape
     return base_s
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)  # no reference counting (see below): it allocates nothing
 def _forward_rows(par, ext, state, arr_off, arr, t0, dt, n_steps, opts, rec, r0, r1, spk, tape,
-                  ro, tol):  # fmt: skip
+                  ro, tol, acc):  # fmt: skip
     """Integrate neurons ``r0:r1`` (row ``b * size + j``: neuron ``j`` of sample ``b``) of
     :func:`forward_layer` over ``(t0, t0 + n_steps dt]``, into ``spk = (times, neurons,
     offsets)`` and ``tape`` from their starts (offsets relative to them, at the rows' global
@@ -241,7 +241,9 @@ def _forward_rows(par, ext, state, arr_off, arr, t0, dt, n_steps, opts, rec, r0,
     The loop over neurons is written out here, not as a function called per neuron: numba
     takes and releases a reference (two atomic operations) to every array bound inside a
     called function, even an inlined one, on each call, and with the sixteen arrays a neuron
-    uses that cost four times the arithmetic of a neuron's step.
+    uses that cost four times the arithmetic of a neuron's step.  What counting remained (arrays
+    reached through tuples) is left out altogether: the function is compiled without it, every
+    array belonging to the caller (``acc``: work array of 7).
     """
     size = state[0].shape[1]
     spk_t, spk_n, spk_off = spk
@@ -260,7 +262,6 @@ def _forward_rows(par, ext, state, arr_off, arr, t0, dt, n_steps, opts, rec, r0,
         return n + 1
 
     ns, nt = 0, 0
-    acc = np.empty(7)
     for row in range(r0, r1):
         b, j = row // size, row % size
         eb = b if ext.shape[1] > 1 else 0
