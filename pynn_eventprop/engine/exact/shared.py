@@ -358,7 +358,7 @@ def _screen(p, v, ie, ii, ref, e, t, coefs, nxt, hard, commit, vs, b, means):
     is moved on to ``nxt`` too, after its voltage integrals over the interval (``vs``, from
     ``means`` as in :func:`_mean_free`) when they are wanted.
 
-    Branch-free loops over the neurons (the compiler vectorises them); the same operations as
+    The first loop is branch-free (the compiler vectorises it); both do the operations of
     :func:`.closed_form.advance` and :func:`_mean_free`, so the same results.
     """
     em, ae, ai, qe, qi = coefs

@@ -480,7 +480,7 @@ class ExactSimulation:
             }
         return result
 
-    def _shared_run(self, i, spikes, start, n_steps, t0, currents, record, stop=False):
+    def _shared_run(self, i, spikes, start, n_steps, t0, currents, record, stop):
         """Population ``i`` on the vectorised shared-event path (:mod:`.shared`), or None when
         that does not apply: it needs uniform parameters, all-to-all projections whose delays
         depend only on the presynaptic neuron, and no recording, step currents, readouts beyond
