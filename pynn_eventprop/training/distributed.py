@@ -8,9 +8,10 @@ sliced alike), rank ``r`` takes samples ``[r k, min((r + 1) k, n))``,
 
     g = (1 / n) sum_r n_r g_r,
 
-``g_r`` being rank ``r``'s batch-mean gradient over its ``n_r`` samples.  The sum is formed on
-rank 0 in rank order (0, 1, ..., P - 1) from the gathered terms and broadcast, so every rank
-applies the same update and the result does not depend on how MPI would order a reduction.
+``g_r`` being rank ``r``'s batch-mean gradient over its ``n_r`` samples.  Every entry is summed
+in rank order (0, 1, ..., P - 1) by one rank (each rank owns a chunk of the entries: a
+reduce-scatter, then an all-gather), so every rank applies the same update and the result
+does not depend on how MPI would order a reduction.
 Loss, predictions and correctness are gathered the same way, so every rank reports the
 global batch.  With one process nothing of this runs: :func:`make_step` returns a plain
 :class:`~.step.TrainingStep`.
@@ -99,30 +100,35 @@ class Communicator:
         return [obj] if self.comm is None else self.comm.allgather(obj)
 
     def weighted_mean(self, arrays: list, weight: float, total: float) -> list:
-        """``(1 / total) sum_r weight_r arrays_r`` summed on rank 0 in rank order, broadcast.
+        """``(1 / total) sum_r weight_r arrays_r``, summed in rank order, on every rank.
 
         ``arrays`` must have the same shapes on every rank; the sum is formed in float64 and
-        each result has its input's dtype.
+        each result has its input's dtype.  The concatenated arrays are cut into ``P``
+        chunks; rank ``q`` receives chunk ``q`` of every rank (``Alltoall``), adds them in
+        rank order ``0, 1, ..., P - 1`` and divides by ``total``, and every rank collects
+        the ``P`` reduced chunks (``Allgather``).  Each entry is therefore the same rank-order
+        sum whatever MPI's algorithms, and each rank sends and receives ``(P - 1) / P`` of
+        the data twice, instead of one rank receiving and sending all of it ``P - 1`` times.
         """
         if self.comm is None:
             return [np.asarray(a) * (weight / total) for a in arrays]
-        flat = np.concatenate([np.ravel(a) for a in arrays] or [np.zeros(0)], dtype=np.float64)
-        flat *= weight
-        gathered = np.empty((self.size, flat.size)) if self.is_root else None
-        self.comm.Gather(flat, gathered, root=0)
-        reduced = np.empty(flat.size)
-        if self.is_root:
-            reduced[:] = gathered[0]
-            for r in range(1, self.size):  # fixed order: the same sum on every run
-                reduced += gathered[r]
-            reduced /= total
-        self.comm.Bcast(reduced, root=0)
-        out, start = [], 0
-        for a in arrays:
-            a = np.asarray(a)
-            out.append(reduced[start : start + a.size].reshape(a.shape).astype(a.dtype, copy=False))
-            start += a.size
-        return out
+        sizes = [np.size(a) for a in arrays]
+        chunk = -(-sum(sizes) // self.size)
+        mine = np.zeros(self.size * chunk)  # padded to P equal chunks
+        np.concatenate([np.ravel(a) for a in arrays] or [np.zeros(0)], out=mine[: sum(sizes)])
+        mine *= weight
+        received = np.empty((self.size, chunk))
+        self.comm.Alltoall(mine, received)
+        reduced = received[0]
+        for r in range(1, self.size):  # fixed order: the same sum on every run
+            reduced += received[r]
+        reduced /= total
+        self.comm.Allgather(reduced, mine)
+        out = np.split(mine, np.cumsum(sizes))
+        return [
+            part.reshape(np.shape(a)).astype(np.asarray(a).dtype, copy=False)
+            for part, a in zip(out, arrays, strict=False)
+        ]
 
 
 _WORLD: Communicator | None = None
