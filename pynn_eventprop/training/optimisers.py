@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 import numba
 import numpy as np
 
+from ..engine.threads import threads_for
 from .schedules import Schedule, _check_number, as_schedule
 
 __all__ = ["SGD", "Adam", "Optimiser"]
@@ -370,14 +371,15 @@ class Adam(Optimiser):
             return super()._update(w, g, slots, t, lr)  # numpy's arithmetic
         b1, b2 = self.beta1, self.beta2
         hyper = (lr, b1, 1.0 - b1, b2, 1.0 - b2, 1.0 - b1**t, 1.0 - b2**t, self.eps)
-        _adam_update(*(x.reshape(-1) for x in arrays), *(dtype.type(h) for h in hyper))
+        with threads_for(w.size):
+            _adam_update(*(x.reshape(-1) for x in arrays), *(dtype.type(h) for h in hyper))
 
 
 #: Weight dtypes of Adam's compiled update.
 _FUSED = (np.dtype(np.float64), np.dtype(np.float32))
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", parallel=True)
 def _adam_update(w, g, m, v, lr, beta1, one_minus_beta1, beta2, one_minus_beta2, c1, c2, eps):
     """:meth:`Adam._direction` and ``w -= lr d`` in one pass, each operation rounded as numpy
     rounds it: the scalars come in the arrays' dtype (numpy casts a Python float to the
@@ -386,9 +388,10 @@ def _adam_update(w, g, m, v, lr, beta1, one_minus_beta1, beta2, one_minus_beta2,
     Vectorised by the compiler (SIMD division and square root, the same correctly rounded
     operations): numpy's error model leaves out the division-by-zero checks that prevent it
     (no divisor here can be 0: ``c1, c2 > 0`` and ``sqrt(.) + eps >= eps > 0``), and each
-    element is read into locals once, so that the stores cannot alias the loads.
+    element is read into locals once, so that the stores cannot alias the loads.  Split over
+    the engine's threads (each element on its own, so the thread count changes nothing).
     """
-    for k in range(w.size):
+    for k in numba.prange(w.size):
         gk = g[k]
         mk = m[k] * beta1 + one_minus_beta1 * gk
         vk = v[k] * beta2 + one_minus_beta2 * (gk * gk)
