@@ -43,7 +43,7 @@ from ..interface import (
 from ..threads import get_threads, threads_for
 from .adjoint import backward_layer
 from .alpha import alpha_rows, forward_alpha_layer
-from .arrivals import empty_pending, gather
+from .arrivals import empty_pending, fan_out, gather
 from .conductance import H_MAX, conductance_rows, forward_cond_layer
 from .forward import (
     CHUNKS_PER_THREAD,
@@ -647,8 +647,7 @@ class ExactSimulation:
                 self._pending[i] = self._nothing_in_flight
                 incoming = self._incoming(i, inside, start | sent_start)
                 queues[i].push(self._pending[i])
-                queues[i].push(gather(batch, sizes[i], t_k + dt, incoming, self._nothing_in_flight,
-                                      self.dtype)[2])  # fmt: skip
+                queues[i].push(fan_out(incoming, self.dtype))
         outputs = {}
         for i in comp:
             self._pending[i], self._queued[i] = queues[i].rest(), queues[i].filled
