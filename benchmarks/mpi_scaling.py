@@ -2,7 +2,7 @@
 
 The configuration is the MNIST benchmark's: 784-350-10 (``examples/mnist.py``'s network and
 loss, built by ``pynn_eventprop/tasks/images.py``), dt 1 ms, 30 steps (20 ms input window and
-10 ms readout), global batch 32, MNIST-5k training digits.
+10 ms readout), global batch 32 (``--batch-size``), MNIST-5k training digits.
 
 For each rank count the script starts one job (``python`` for 1 rank, ``mpiexec -n 2`` for 2;
 ``--rounds`` rounds, alternating the two, so that both see the same machine load).  A job
@@ -22,7 +22,7 @@ package sets them: the ranks of one machine share its cores), so that 2 ranks
 use 2 cores and 1 rank 1 core.
 
     python benchmarks/mpi_scaling.py [--json PATH] [--samples 1024] [--repeats 3] [--rounds 2]
-                                     [--ceiling]
+                                     [--batch-size 32] [--ceiling]
 """
 
 from __future__ import annotations
@@ -44,13 +44,13 @@ SETTINGS = dict(hidden=350, batch_size=32, dt=1.0, t_late=20.0, readout=10.0)
 """The MNIST benchmark configuration (30 steps of 1 ms, global batch 32)."""
 
 
-def worker(samples: int, repeats: int, out: str) -> None:
+def worker(samples: int, repeats: int, out: str, batch_size: int) -> None:
     """One job (every rank runs it): warm up, time ``repeats`` epochs, rank 0 writes ``out``."""
     import pynn_eventprop as sim
     from pynn_eventprop.datasets import mnist_5k_dataset
     from pynn_eventprop.tasks.images import Settings, build_network, make_trainer
 
-    settings = dataclasses.replace(Settings(), **SETTINGS)
+    settings = dataclasses.replace(Settings(), **{**SETTINGS, "batch_size": batch_size})
     train = mnist_5k_dataset("train", settings.code)
     data = train.subset(np.random.default_rng(0).permutation(len(train))[:samples])
     net = build_network(settings, 784, 10, data.n_batches(settings.batch_size))
@@ -75,6 +75,7 @@ def start_job(ranks: int, args, out: Path) -> subprocess.Popen:
     """Start one job on ``ranks`` ranks, writing its rates and final weights to ``out``."""
     command = [sys.executable, __file__, "--worker", str(out)]
     command += ["--samples", str(args.samples), "--repeats", str(args.repeats)]
+    command += ["--batch-size", str(args.batch_size)]
     if ranks > 1:
         command = [mpiexec(), "-n", str(ranks), *command]
     env = {**os.environ, "NUMBA_NUM_THREADS": str(args.threads)}
@@ -118,13 +119,14 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=3, help="timed epochs per job")
     ap.add_argument("--rounds", type=int, default=2, help="jobs per rank count (alternating)")
     ap.add_argument("--threads", type=int, default=1, help="NUMBA_NUM_THREADS of each rank")
+    ap.add_argument("--batch-size", type=int, default=SETTINGS["batch_size"], help="global batch")
     ap.add_argument(
         "--ceiling", action="store_true", help="also time two independent 1-rank jobs at once"
     )
     ap.add_argument("--worker", metavar="OUT", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        return worker(args.samples, args.repeats, args.worker)
+        return worker(args.samples, args.repeats, args.worker, args.batch_size)
 
     rates = {1: [], 2: []}
     pairs = []
@@ -142,7 +144,12 @@ def main(argv=None):
     differences = {k: float(np.max(np.abs(weights[1][k] - weights[2][k]))) for k in labels}
     bitwise = all(np.array_equal(weights[1][k], weights[2][k]) for k in labels)
     figures = {
-        "configuration": {**SETTINGS, "steps": 30, "network": "784-350-10"},
+        "configuration": {
+            **SETTINGS,
+            "batch_size": args.batch_size,
+            "steps": 30,
+            "network": "784-350-10",
+        },
         "samples_per_epoch": args.samples,
         "epochs_per_job": args.repeats,
         "threads_per_rank": args.threads,
@@ -155,7 +162,10 @@ def main(argv=None):
     if pairs:
         ceiling = statistics.median(pairs) / statistics.median(rates[1])
         figures["two_independent_jobs"] = {"summed_samples_per_s": pairs, "over_1_rank": ceiling}
-    print(f"784-350-10, 30 steps, global batch 32, {args.samples} MNIST-5k digits per epoch")
+    print(
+        f"784-350-10, 30 steps, global batch {args.batch_size}, {args.samples} MNIST-5k digits "
+        "per epoch"
+    )
     for ranks, s in figures["ranks"].items():
         print(
             f"  {ranks} rank(s): {s['median']:7.0f} training samples/s (median of "
