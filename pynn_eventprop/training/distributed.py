@@ -11,10 +11,9 @@ sliced alike), rank ``r`` takes samples ``[r k, min((r + 1) k, n))``,
 ``g_r`` being rank ``r``'s batch-mean gradient over its ``n_r`` samples.  Every entry is summed
 in rank order (0, 1, ..., P - 1) by one rank (each rank owns a chunk of the entries: a
 reduce-scatter, then an all-gather), so every rank applies the same update and the result
-does not depend on how MPI would order a reduction.
-Loss, predictions and correctness are gathered the same way, so every rank reports the
-global batch.  With one process nothing of this runs: :func:`make_step` returns a plain
-:class:`~.step.TrainingStep`.
+does not depend on how MPI would order a reduction.  Loss, predictions and correctness are
+gathered from every rank in rank order, so every rank reports the global batch.  With one
+process nothing of this runs: :func:`make_step` returns a plain :class:`~.step.TrainingStep`.
 
 Against one process with the same global batch the gradient differs only by rounding: the
 engine sums per-sample terms in a different grouping (``n_0 g_0 + n_1 g_1`` instead of one
