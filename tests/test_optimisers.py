@@ -60,15 +60,18 @@ def test_adam_first_steps_by_hand():
     assert opt.step_count == 2
 
 
+@pytest.mark.parametrize("shape", [(37, 29), (301, 113)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_adam_fused_pass_equals_numpy_arithmetic(dtype):
+def test_adam_fused_pass_equals_numpy_arithmetic(dtype, shape):
     """C-contiguous float64 and float32 weights take Adam's compiled one-pass update, other
     layouts the numpy expressions of ``_direction``: the two must round every operation alike
     (bit for bit, float32 in float32 arithmetic; the compiled loop is vectorised, and 37 x 29
-    elements run through its SIMD body and its remainder)."""
+    elements run through its SIMD body and its remainder).  301 x 113 elements are above
+    every threading layer's serial threshold: with several threads (the default on a machine
+    with several cores) the update is split over them, and must not change a bit either."""
     rng = np.random.default_rng(3)
-    w0 = rng.normal(size=(37, 29)).astype(dtype)
-    grads = [(rng.normal(size=(37, 29)) * 10.0**k).astype(dtype) for k in (-3, 0, 2, -1)]
+    w0 = rng.normal(size=shape).astype(dtype)
+    grads = [(rng.normal(size=shape) * 10.0**k).astype(dtype) for k in (-3, 0, 2, -1)]
     fused, plain = Adam(0.01, weight_decay=0.1), Adam(0.01, weight_decay=0.1)
     w_fused = {"w": w0.copy()}
     w_plain = {"w": np.asfortranarray(w0)}  # not C-contiguous: the numpy path

@@ -123,10 +123,10 @@ class Communicator:
             reduced += received[r]
         reduced /= total
         self.comm.Allgather(reduced, mine)
-        out = np.split(mine, np.cumsum(sizes))
+        parts = np.split(mine, np.cumsum(sizes))[:-1]  # the last: the padding
         return [
             part.reshape(np.shape(a)).astype(np.asarray(a).dtype, copy=False)
-            for part, a in zip(out, arrays, strict=False)
+            for part, a in zip(parts, arrays, strict=True)
         ]
 
 
