@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pynn_eventprop.engine.exact.arrivals import gather
 from pynn_eventprop.engine.exact.step_queue import StepQueue
 
 
@@ -81,3 +82,32 @@ def test_an_arrival_due_in_a_taken_step_comes_with_the_next():
     assert queue.take(2)[6].tolist() == [7]
     with pytest.raises(ValueError, match="out of order"):
         queue.take(1)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_step_by_neuron_is_what_gather_makes_of_it(seed, dtype):
+    """``take_by_neuron(k)`` (the step's segments gathered per neuron in one pass) equals
+    :func:`gather` of ``take(k)`` with nothing else incoming: the same offsets, arrays, dtypes
+    and order within each neuron (by time, ties in the order sent), and nothing late."""
+    rng = np.random.default_rng(seed)
+    dt, t0, n_steps, batch, size = 0.5, 1.0, 12, 4, 5
+    ends = np.array([t0 + k * dt + dt for k in range(n_steps)])
+    times = np.concatenate([ends, rng.uniform(t0, t0 + n_steps * dt, 15)])  # ties, boundaries
+
+    def arrivals(n, low):
+        a = _arrivals(rng, n, times[times > low])
+        return a[:3] + (a[3].astype(dtype),) + a[4:]
+
+    before = arrivals(25, t0)
+    queue, reference = StepQueue(ends, before), StepQueue(ends, before)
+    for k in range(n_steps):
+        for _ in range(rng.integers(0, 3)):
+            sent = arrivals(int(rng.integers(0, 30)), ends[k] - 2 * dt)
+            queue.push(sent)
+            reference.push(sent)
+        off, out = queue.take_by_neuron(k, batch, size)
+        expected_off, expected, late = gather(batch, size, ends[k], [], reference.take(k), dtype)
+        assert late[0].size == 0
+        assert np.array_equal(off, expected_off), f"step {k}"
+        assert _equal(out, expected), f"step {k}"

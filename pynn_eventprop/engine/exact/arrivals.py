@@ -148,17 +148,14 @@ def sort_segments(off, out):
             out[4][lo:hi] = out[4][order]
 
 
+@numba.njit(cache=True)
 def _time_order(times, offsets):
-    """Order of spikes by sample then (nearly) by time: one argsort of ``t + sample * span``.
-
-    Rounding of that key can swap spikes less than ~1e-12 of ``span`` apart; that only costs
-    :func:`sort_segments` a sort (it checks every segment), never the result.
-    """
-    if times.size == 0:
-        return np.zeros(0, np.int64)
-    span = 2.0 * (np.abs(times).max() + 1.0)
-    sample = np.repeat(np.arange(offsets.size - 1), np.diff(offsets))
-    return np.argsort(times + sample * span, kind="stable")
+    """Order of spikes by sample (``offsets``), then by time, ties in index order."""
+    order = np.empty(times.size, np.int64)
+    for b in range(offsets.size - 1):
+        lo, hi = offsets[b], offsets[b + 1]
+        order[lo:hi] = np.argsort(times[lo:hi], kind="mergesort") + lo
+    return order
 
 
 def empty_pending(dtype, n=0):

@@ -610,18 +610,22 @@ class ExactSimulation:
         opts[OPT_TAPE] = keep
         ends = [t0 + k * dt + dt for k in range(n_steps)]  # t_k + dt below
         queues = {i: StepQueue(ends, self._in_flight(i), self._queued.get(i, 0)) for i in comp}
+        fed_by_short_term = {i for i in comp if self.short_term.keys() & self.network.incoming(i)}
         for k in range(n_steps):
             t_k = t0 + k * dt
             outside = {q: (s if k == 0 else empty) for q, s in spikes.items()}
             sent, sent_start = {}, {}
-            for i in comp:  # short-term plastic projections add to _pending in _incoming
-                self._pending[i] = self._nothing_in_flight
-                incoming = self._incoming(i, outside | dict.fromkeys(comp, empty),
-                                          start | dict.fromkeys(comp, 0))  # fmt: skip
-                queues[i].push(self._pending[i])
-                off, arr, late = gather(batch, sizes[i], t_k + dt, incoming, queues[i].take(k),
-                                        self.dtype)  # fmt: skip
-                queues[i].push(late)
+            for i in comp:
+                if k and i not in fed_by_short_term:  # all that arrives is in the queue
+                    off, arr = queues[i].take_by_neuron(k, batch, sizes[i])
+                else:  # short-term plastic projections add to _pending in _incoming
+                    self._pending[i] = self._nothing_in_flight
+                    incoming = self._incoming(i, outside | dict.fromkeys(comp, empty),
+                                              start | dict.fromkeys(comp, 0))  # fmt: skip
+                    queues[i].push(self._pending[i])
+                    off, arr, late = gather(batch, sizes[i], t_k + dt, incoming,
+                                            queues[i].take(k), self.dtype)  # fmt: skip
+                    queues[i].push(late)
                 args = (i, ext[i][k : k + 1], off, arr, t_k, 1, tuple(r[k : k + 1] for r in rec[i]))
                 state = [np.array(x, np.float64, order="C") for x in self._state[i]]
                 if i in self.forward_only:

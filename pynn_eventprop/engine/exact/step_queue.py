@@ -21,7 +21,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .arrivals import empty_pending
+from .arrivals import empty_pending, sort_segments
 
 
 class StepQueue:
@@ -66,6 +66,16 @@ class StepQueue:
             raise ValueError(f"step {k} taken out of order (next: {self.step})")
         self.step = k + 1
         return _segments(self.store, self.segments, self.n_segments, k, k + 1)
+
+    def take_by_neuron(self, k: int, batch: int, size: int) -> tuple:
+        """:meth:`take` ``(k)`` gathered per neuron, as :func:`.arrivals.gather` gathers
+        arrivals due by ``ends[k]`` with nothing else incoming: ``(offsets, (t, w, c, widx,
+        src))``, row ``b * size + j`` sorted by time, ties in filing order.  Every arrival of
+        step ``k`` is due in it (that is how it was filed), so none stays in flight."""
+        if k != self.step:
+            raise ValueError(f"step {k} taken out of order (next: {self.step})")
+        self.step = k + 1
+        return _by_neuron(self.store, self.segments[k], self.n_segments[k], batch * size, size)
 
     def rest(self) -> tuple:
         """Every arrival not taken yet, by step, then in filing order."""
@@ -132,3 +142,27 @@ def _segments(store, segments, n_segments, k0, k1):
             out[6][m : m + size] = store[6][lo:hi]
             m += size
     return out
+
+
+@numba.njit(cache=True)
+def _by_neuron(store, segments, n_segments, rows, size):
+    """The arrivals of one step's segments (in order) per neuron row ``b * size + j``, each
+    row sorted by time (:func:`.arrivals.sort_segments`; ties keep the order)."""
+    off = np.zeros(rows + 1, np.int64)
+    for q in range(n_segments):
+        for m in range(segments[q, 0], segments[q, 1]):
+            off[store[0][m] * size + store[1][m] + 1] += 1
+    for r in range(rows):
+        off[r + 1] += off[r]
+    n = off[rows]
+    out = (np.empty(n), np.empty(n, store[3].dtype), np.empty(n, np.int8), np.empty(n, np.int64),
+           np.empty(n, np.int64))  # fmt: skip
+    cur = off[:-1].copy()
+    for q in range(n_segments):
+        for m in range(segments[q, 0], segments[q, 1]):
+            r = cur[store[0][m] * size + store[1][m]]
+            cur[store[0][m] * size + store[1][m]] = r + 1
+            out[0][r], out[1][r], out[2][r] = store[2][m], store[3][m], store[4][m]
+            out[3][r], out[4][r] = store[5][m], store[6][m]
+    sort_segments(off, out)
+    return off, out
