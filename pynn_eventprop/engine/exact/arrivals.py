@@ -149,7 +149,7 @@ def sort_segments(off, out):
 
 
 @numba.njit(cache=True)
-def _time_order(times, offsets):
+def time_order(times, offsets):
     """Order of spikes by sample (``offsets``), then by time, ties in index order."""
     order = np.empty(times.size, np.int64)
     for b in range(offsets.size - 1):
@@ -169,54 +169,6 @@ def empty_pending(dtype, n=0):
         np.empty(n, np.int64),
         np.empty(n, np.int64),
     )
-
-
-def fan_out(incoming, dtype):
-    """Every arrival of the spikes in ``incoming``, all in flight: ``(b, j, t, w, c, widx,
-    src)``, in the order :func:`gather` lists its late arrivals (by projection, sample, spike
-    time, postsynaptic neuron).
-
-    For the spikes a step has just emitted, whose arrivals are all due after that step
-    (delays are at least one step): one pass, without :func:`gather`'s sorting of the due
-    arrivals per neuron, of which there are none.  (An arrival that rounding puts exactly
-    at the end of the step is kept, and the step queue files it under the next step.)
-    """
-    parts = []
-    for (sp_t, sp_n, sp_off), src0, w, delay, mask, chan, widx0 in incoming:
-        if sp_t.size:
-            by_time = _time_order(sp_t, sp_off)
-            parts.append(_fan_out_projection(sp_t, sp_n, sp_off, src0, w, delay, mask, chan,
-                                             widx0, by_time))  # fmt: skip
-    if len(parts) == 1:
-        return parts[0]
-    if not parts:
-        return empty_pending(dtype)
-    return tuple(np.concatenate(field) for field in zip(*parts, strict=True))
-
-
-@numba.njit(cache=True)
-def _fan_out_projection(sp_t, sp_n, sp_off, src0, w, delay, mask, chan, widx0, by_time):
-    """The arrivals of one projection's spikes (all in flight), as :func:`fan_out` orders
-    them."""
-    size = delay.shape[1]
-    n = 0
-    for s in range(sp_t.size):
-        for j in range(size):
-            n += mask[sp_n[s], j]
-    out = (np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n), np.empty(n, w.dtype),
-           np.empty(n, np.int8), np.empty(n, np.int64), np.empty(n, np.int64))  # fmt: skip
-    m = 0
-    for b in range(sp_off.size - 1):
-        for k in range(sp_off[b], sp_off[b + 1]):
-            s = by_time[k]
-            i = sp_n[s]
-            for j in range(size):
-                if mask[i, j]:
-                    out[0][m], out[1][m], out[2][m] = b, j, sp_t[s] + delay[i, j]
-                    out[3][m], out[4][m] = w[i, j], chan
-                    out[5][m], out[6][m] = widx0 + i * size + j, src0 + s
-                    m += 1
-    return out
 
 
 def gather(batch, size, t1, incoming, pending, dtype):
@@ -248,7 +200,7 @@ def gather(batch, size, t1, incoming, pending, dtype):
     cur = off[:-1].copy()
     m = fill_pending(pending, size, t1, cur, out, late, 0)
     for (sp_t, sp_n, sp_off), src0, w, delay, mask, chan, widx0 in incoming:
-        by_time = _time_order(sp_t, sp_off)
+        by_time = time_order(sp_t, sp_off)
         m = fill_projection(
             sp_t, sp_n, sp_off, src0, w, delay, mask, chan, widx0, t1, cur, out, late, m, by_time
         )

@@ -43,7 +43,7 @@ from ..interface import (
 from ..threads import get_threads, threads_for
 from .adjoint import backward_layer
 from .alpha import alpha_rows, forward_alpha_layer
-from .arrivals import empty_pending, fan_out, gather
+from .arrivals import empty_pending, gather
 from .conductance import H_MAX, conductance_rows, forward_cond_layer
 from .forward import (
     CHUNKS_PER_THREAD,
@@ -148,7 +148,7 @@ class ExactSimulation:
         }
         self.readout_names = _readout_names(readout_populations, network, self.params)
         self._capacity = {}  # spike buffer size per population, grown when too small
-        self._queued = {}  # arrivals a recurrent population's StepQueue held in the last run
+        self._queue_stores = {}  # the StepQueue store of a recurrent population's last run
         self._plans = {}  # shared-event plans, rebuilt when these versions change:
         self._weights_version, self._delays_version = 0, 0
         self._initial_states = None  # state at reset, built on first use
@@ -609,7 +609,7 @@ class ExactSimulation:
         opts[OPT_GRID] = opts[OPT_RECORD] = 1
         opts[OPT_TAPE] = keep
         ends = [t0 + k * dt + dt for k in range(n_steps)]  # t_k + dt below
-        queues = {i: StepQueue(ends, self._in_flight(i), self._queued.get(i, 0)) for i in comp}
+        queues = {i: StepQueue(ends, self._in_flight(i), self._queue_stores.get(i)) for i in comp}
         fed_by_short_term = {i for i in comp if self.short_term.keys() & self.network.incoming(i)}
         for k in range(n_steps):
             t_k = t0 + k * dt
@@ -651,10 +651,10 @@ class ExactSimulation:
                 self._pending[i] = self._nothing_in_flight
                 incoming = self._incoming(i, inside, start | sent_start)
                 queues[i].push(self._pending[i])
-                queues[i].push(fan_out(incoming, self.dtype))
+                queues[i].push_spikes(incoming)
         outputs = {}
         for i in comp:
-            self._pending[i], self._queued[i] = queues[i].rest(), queues[i].filled
+            self._pending[i], self._queue_stores[i] = queues[i].rest(), queues[i].store
             names = self._signal_names(i, record.get(i, ()))
             times, neurons, offsets, index = _concatenate_steps(found[i], batch)
             outputs[i] = {

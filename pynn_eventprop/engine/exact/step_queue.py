@@ -14,6 +14,11 @@ the flat list had them in, so everything computed from them is the same.
 Storage: the fields of every arrival filed, in one array per field; each push groups its
 arrivals by step (a stable counting sort) and adds one *segment* (start, end) to each step it
 has arrivals for.  Taking a step copies its segments, in the order they were added.
+
+The recurrent steps use two shortcuts with the same results: a step's new spikes are filed
+without listing their arrivals first (:meth:`StepQueue.push_spikes`), and a step's arrivals
+are taken already gathered per neuron and sorted by time (:meth:`StepQueue.take_by_neuron`),
+as :func:`.arrivals.gather` would gather them.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .arrivals import empty_pending, sort_segments
+from .arrivals import empty_pending, sort_segments, time_order
 
 
 class StepQueue:
@@ -31,13 +36,18 @@ class StepQueue:
     ----------
     ends : float array ``(n_steps,)``, the end of each step (ms), increasing.
     pending : arrivals already in flight (filed first).
-    capacity : arrivals to make room for at the start (the store grows as needed).
+    store : the arrays of an earlier queue's store (``StepQueue.store``), reused (their
+        contents are overwritten: the earlier queue is done) instead of new ones; a run's
+        store holds every arrival of the run, and fresh memory costs a page fault per page.
     """
 
-    def __init__(self, ends, pending: tuple, capacity: int = 0):
+    def __init__(self, ends, pending: tuple, store: tuple | None = None):
         self.ends = np.ascontiguousarray(ends, np.float64)
         steps = self.ends.size + 1  # the last: due after the run
-        self.store = empty_pending(pending[3].dtype, max(capacity, 2 * pending[0].size, 256))
+        needed = max(2 * pending[0].size, 256)
+        if store is None or store[0].size < needed or store[3].dtype != pending[3].dtype:
+            store = empty_pending(pending[3].dtype, needed)
+        self.store = store
         self.filled = 0
         self.segments = np.empty((steps, 8, 2), np.int64)
         self.n_segments = np.zeros(steps, np.int64)
@@ -50,15 +60,37 @@ class StepQueue:
         n = arrivals[0].size
         if n == 0:
             return
+        self._make_room(n)
+        _file(self.store, self.filled, arrivals, self.ends, self.step, self.segments,
+              self.n_segments)  # fmt: skip
+        self.filled += n
+
+    def push_spikes(self, incoming) -> None:
+        """File every arrival of the spikes in ``incoming`` (all in flight), as :meth:`push`
+        files :func:`.arrivals.gather`'s late list of them, without building that list.
+
+        ``incoming``: ``(spikes, src0, w, delay, mask, chan, widx0)`` per projection, as
+        :func:`.arrivals.gather` takes them.  The arrivals come by projection, sample, spike
+        time and postsynaptic neuron (the order of the late list: it decides how arrivals at
+        equal times are summed).
+        """
+        for (sp_t, sp_n, sp_off), src0, w, delay, mask, chan, widx0 in incoming:
+            if sp_t.size:
+                by_time = time_order(sp_t, sp_off)
+                self._make_room(_count_fan_out(sp_n, mask))
+                self.filled = _file_fan_out(
+                    self.store, self.filled, (sp_t, sp_n, sp_off), src0, w, delay, mask, chan,
+                    widx0, by_time, self.ends, self.step, self.segments, self.n_segments
+                )  # fmt: skip
+
+    def _make_room(self, n: int) -> None:
+        """Room for ``n`` more arrivals and one more segment in every step."""
         if self.filled + n > self.store[0].size:
             self._grow_store(self.filled + n)
         if self.n_segments.max() == self.segments.shape[1]:
             grown = np.empty((self.segments.shape[0], 2 * self.segments.shape[1], 2), np.int64)
             grown[:, : self.segments.shape[1]] = self.segments
             self.segments = grown
-        _file(self.store, self.filled, arrivals, self.ends, self.step, self.segments,
-              self.n_segments)  # fmt: skip
-        self.filled += n
 
     def take(self, k: int) -> tuple:
         """The arrivals due in step ``k`` (steps are taken in order, each once)."""
@@ -89,36 +121,97 @@ class StepQueue:
         self.store = store
 
 
-@numba.njit(cache=True)
-def _file(store, base, arrivals, ends, first, segments, n_segments):
-    """Write ``arrivals`` into ``store`` from ``base`` on, grouped by the step each is due in
-    (at least ``first``; ``ends.size`` for after the run), keeping their order within a step,
-    and add a segment for each step that got some."""
-    n, last = arrivals[0].size, ends.size
-    step = np.empty(n, np.int64)
-    count = np.zeros(last + 2, np.int64)
-    dt = (ends[-1] - ends[0]) / (last - 1) if last > 1 else 1.0
-    for m in range(n):
-        t = arrivals[2][m]
-        k = min(max(int((t - ends[0]) / dt) + 1, 0), last)  # a guess, then exact:
-        while k > 0 and t <= ends[k - 1]:
-            k -= 1
-        while k < last and t > ends[k]:
-            k += 1
-        step[m] = max(k, first)
-        count[step[m] + 1] += 1
-    for k in range(ends.size + 1):
+@numba.njit(cache=True, inline="always")
+def _due_step(t, ends, dt, first):
+    """The step an arrival at ``t`` is due in: the first ``k`` with ``t <= ends[k]``
+    (``ends.size`` after the run), at least ``first``; ``dt`` the mean step, for a guess."""
+    last = ends.size
+    k = min(max(int((t - ends[0]) / dt) + 1, 0), last)  # a guess, then exact:
+    while k > 0 and t <= ends[k - 1]:
+        k -= 1
+    while k < last and t > ends[k]:
+        k += 1
+    return max(k, first)
+
+
+@numba.njit(cache=True, inline="always")
+def _mean_step(ends):
+    last = ends.size
+    return (ends[-1] - ends[0]) / (last - 1) if last > 1 else 1.0
+
+
+@numba.njit(cache=True, inline="always")
+def _add_segments(count, base, segments, n_segments):
+    """``count[k + 1]``: arrivals filed under step ``k``.  Adds a segment for each step that
+    got some and turns ``count[k]`` into the first position of step ``k``'s (from 0)."""
+    for k in range(count.size - 1):
         if count[k + 1] > 0:
             segments[k, n_segments[k], 0] = base + count[k]
             segments[k, n_segments[k], 1] = base + count[k] + count[k + 1]
             n_segments[k] += 1
         count[k + 1] += count[k]
+
+
+@numba.njit(cache=True)
+def _file(store, base, arrivals, ends, first, segments, n_segments):
+    """Write ``arrivals`` into ``store`` from ``base`` on, grouped by the step each is due in
+    (at least ``first``; ``ends.size`` for after the run), keeping their order within a step,
+    and add a segment for each step that got some."""
+    n = arrivals[0].size
+    step = np.empty(n, np.int64)
+    count, dt = np.zeros(ends.size + 2, np.int64), _mean_step(ends)
+    for m in range(n):
+        step[m] = _due_step(arrivals[2][m], ends, dt, first)
+        count[step[m] + 1] += 1
+    _add_segments(count, base, segments, n_segments)
     for m in range(n):
         r = base + count[step[m]]
         count[step[m]] += 1
         store[0][r], store[1][r], store[2][r] = arrivals[0][m], arrivals[1][m], arrivals[2][m]
         store[3][r], store[4][r], store[5][r] = arrivals[3][m], arrivals[4][m], arrivals[5][m]
         store[6][r] = arrivals[6][m]
+
+
+@numba.njit(cache=True)
+def _count_fan_out(sp_n, mask):
+    """The number of arrivals of spikes of presynaptic neurons ``sp_n``."""
+    n = 0
+    for s in range(sp_n.size):
+        for j in range(mask.shape[1]):
+            n += mask[sp_n[s], j]
+    return n
+
+
+@numba.njit(cache=True)
+def _file_fan_out(store, base, spikes, src0, w, delay, mask, chan, widx0, by_time, ends, first,
+                  segments, n_segments):  # fmt: skip
+    """:func:`_file` of the arrivals of one projection's spikes (spike ``s`` of neuron ``i``
+    reaches neuron ``j`` at ``t_s + delay[i, j]``), without listing them first; returns the
+    new fill."""
+    sp_t, sp_n, sp_off = spikes
+    size = delay.shape[1]
+    count, dt = np.zeros(ends.size + 2, np.int64), _mean_step(ends)
+    step = np.empty(by_time.size * size, np.int64)  # of arrival (spike k, neuron j)
+    for k in range(by_time.size):
+        s = by_time[k]
+        for j in range(size):
+            if mask[sp_n[s], j]:
+                step[k * size + j] = _due_step(sp_t[s] + delay[sp_n[s], j], ends, dt, first)
+                count[step[k * size + j] + 1] += 1
+    _add_segments(count, base, segments, n_segments)
+    for b in range(sp_off.size - 1):
+        for k in range(sp_off[b], sp_off[b + 1]):
+            s = by_time[k]
+            i = sp_n[s]
+            for j in range(size):
+                if mask[i, j]:
+                    r = base + count[step[k * size + j]]
+                    count[step[k * size + j]] += 1
+                    store[0][r], store[1][r] = b, j
+                    store[2][r], store[3][r] = sp_t[s] + delay[i, j], w[i, j]
+                    store[4][r], store[5][r] = chan, widx0 + i * size + j
+                    store[6][r] = src0 + s
+    return base + count[-1]  # the total
 
 
 @numba.njit(cache=True)
