@@ -136,6 +136,7 @@ def _due_step(t, ends, dt, first):
 
 @numba.njit(cache=True, inline="always")
 def _mean_step(ends):
+    """The mean step (ms) of the step ends ``ends``, for :func:`_due_step`'s guess."""
     last = ends.size
     return (ends[-1] - ends[0]) / (last - 1) if last > 1 else 1.0
 
