@@ -111,3 +111,27 @@ def test_a_step_by_neuron_is_what_gather_makes_of_it(seed, dtype):
         assert late[0].size == 0
         assert np.array_equal(off, expected_off), f"step {k}"
         assert _equal(out, expected), f"step {k}"
+
+
+def test_a_queue_on_an_earlier_queues_store_takes_what_a_fresh_one_takes():
+    """The engine hands each run's queue the store of the run before (no fresh pages): what
+    is left in it must not show, and a store too small for the arrivals in flight is not
+    reused."""
+    rng = np.random.default_rng(7)
+    ends = np.array([1.0 + 0.5 * k for k in range(10)])
+    times = rng.uniform(0.5, 6.0, 40)
+    earlier = StepQueue(ends, _arrivals(rng, 300, times))
+    for k in range(4):
+        earlier.push(_arrivals(rng, 50, times[times > ends[k]]))
+        earlier.take(k)
+    before = _arrivals(rng, 20, times)
+    reused, fresh = StepQueue(ends, before, earlier.store), StepQueue(ends, before)
+    assert reused.store is earlier.store
+    for k in range(ends.size):
+        sent = _arrivals(rng, int(rng.integers(0, 30)), times[times > ends[k] - 0.5])
+        reused.push(sent)
+        fresh.push(sent)
+        assert _equal(reused.take(k), fresh.take(k)), f"step {k}"
+    assert _equal(reused.rest(), fresh.rest())
+    many = _arrivals(rng, earlier.store[0].size, times)  # needs twice as many places
+    assert StepQueue(ends, many, earlier.store).store is not earlier.store
