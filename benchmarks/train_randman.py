@@ -9,20 +9,31 @@ compilation); the figure is the median samples per second of those epochs, in wa
 and in CPU time of this process (all its threads): on a shared machine the CPU-time rate is
 the one to compare.
 
+With ``--breakdown`` the timed epochs also report where a batch's time goes: the time spent in
+the engine's compiled calls of a step-by-step run (integration and adjoint kernels, taking each
+step's arrivals from the step queue per neuron, filing the arrivals of new spikes into it,
+gathering feed-forward arrivals), per batch, and the rest (Python between the calls, loss,
+optimiser).  Run it on one thread (``NUMBA_NUM_THREADS=1``) to see the serial costs.
+
     python benchmarks/train_randman.py [--json PATH] [--repeats N] [--samples N] [--t-max MS]
+                                       [--configs NAME ...] [--breakdown]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
+from collections import Counter
 from dataclasses import asdict, replace
 
 import numpy as np
 
 import pynn_eventprop as sim
 from pynn_eventprop.datasets.randman import randman_dataset
+from pynn_eventprop.engine.exact import simulation
+from pynn_eventprop.engine.exact.step_queue import StepQueue
 from pynn_eventprop.eventprop.training import Trainer
 from pynn_eventprop.tasks.randman import DEFAULTS
 from pynn_eventprop.tasks.temporal import build_network, make_loss, write_json
@@ -33,9 +44,43 @@ CONFIGS = {
     "fixed_delays": dict(recurrent=True, learn_delays=False),
 }
 TASK = dict(n_classes=10, n_units=20, dim=1, t_max=50.0, seed=0)
+BREAKDOWN = {
+    "forward kernels": (simulation, "forward_layer"),
+    "adjoint kernels": (simulation, "backward_layer"),
+    "taking a step's arrivals per neuron": (StepQueue, "take_by_neuron"),
+    "filing new spikes' arrivals": (StepQueue, "push_spikes"),
+    "gathering feed-forward arrivals": (simulation, "gather"),
+}
+"""``--breakdown``: label -> (owner, attribute) of the calls timed."""
 
 
-def measure(name, overrides, samples, repeats, t_max=TASK["t_max"]):
+@contextlib.contextmanager
+def timed_calls(targets):
+    """While active, every call of ``targets`` (label -> (owner, attribute)) adds its wall-clock
+    time to the yielded Counter (label -> seconds); the originals are restored after."""
+    spent, originals = Counter(), []
+
+    def timed(function, label):
+        def call(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[label] += time.perf_counter() - start
+
+        return call
+
+    for label, (owner, name) in targets.items():
+        originals.append((owner, name, getattr(owner, name)))
+        setattr(owner, name, timed(originals[-1][2], label))
+    try:
+        yield spent
+    finally:
+        for owner, name, function in reversed(originals):
+            setattr(owner, name, function)
+
+
+def measure(name, overrides, samples, repeats, t_max=TASK["t_max"], breakdown=False):
     settings = replace(DEFAULTS, **overrides)
     task = {**TASK, "t_max": t_max}
     train = randman_dataset(samples, 0, **task)
@@ -45,11 +90,12 @@ def measure(name, overrides, samples, repeats, t_max=TASK["t_max"]):
                       batch_size=settings.batch_size, seed=0, progress=False)  # fmt: skip
     trainer.fit(train.subset(np.arange(settings.batch_size * 2)), epochs=1)  # warm-up
     rates, cpu_rates = [], []
-    for _ in range(repeats):
-        start, cpu = time.perf_counter(), time.process_time()
-        trainer.fit(train, epochs=1)
-        rates.append(len(train) / (time.perf_counter() - start))
-        cpu_rates.append(len(train) / (time.process_time() - cpu))
+    with timed_calls(BREAKDOWN if breakdown else {}) as spent:
+        for _ in range(repeats):
+            start, cpu = time.perf_counter(), time.process_time()
+            trainer.fit(train, epochs=1)
+            rates.append(len(train) / (time.perf_counter() - start))
+            cpu_rates.append(len(train) / (time.process_time() - cpu))
     sim.end()
     result = {"config": name, "samples_per_s": statistics.median(rates), "per_epoch": rates,
               "samples_per_cpu_s": statistics.median(cpu_rates), "per_epoch_cpu": cpu_rates,
@@ -57,6 +103,14 @@ def measure(name, overrides, samples, repeats, t_max=TASK["t_max"]):
     print(f"{name}: {result['samples_per_s']:.1f} samples/s, "
           f"{result['samples_per_cpu_s']:.1f} samples per CPU second (epochs: "
           f"{', '.join(f'{r:.1f}' for r in rates)})")  # fmt: skip
+    if breakdown:
+        batches = repeats * -(-samples // settings.batch_size)
+        total = sum(samples / r for r in rates)
+        per_batch = {label: 1e3 * seconds / batches for label, seconds in spent.items()}
+        per_batch["rest"] = 1e3 * (total - sum(spent.values())) / batches
+        result["ms_per_batch"] = per_batch
+        print(f"  per batch of {settings.batch_size}: {1e3 * total / batches:.1f} ms, of which "
+              + "; ".join(f"{label} {ms:.1f}" for label, ms in per_batch.items()))  # fmt: skip
     return result
 
 
@@ -68,8 +122,10 @@ def main(argv=None):
     parser.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--t-max", type=float, default=TASK["t_max"],
                         help="spike window, ms (default %(default)s)")  # fmt: skip
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also time the engine's compiled calls per batch")  # fmt: skip
     args = parser.parse_args(argv)
-    results = [measure(n, CONFIGS[n], args.samples, args.repeats, args.t_max)
+    results = [measure(n, CONFIGS[n], args.samples, args.repeats, args.t_max, args.breakdown)
                for n in args.configs]  # fmt: skip
     write_json(results, args.json)
     return results
