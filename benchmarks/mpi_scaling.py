@@ -21,8 +21,13 @@ Each rank runs the engine with ``NUMBA_NUM_THREADS=--threads`` (default 1; BLAS 
 package sets them: the ranks of one machine share its cores), so that 2 ranks
 use 2 cores and 1 rank 1 core.
 
+With ``--phases`` rank 0 of the first job of each rank count also reports the milliseconds per
+global batch spent forward on its samples, gathering loss and predictions from the ranks,
+backward, in the gradient exchange and in the optimiser step with its checks (the rest of a
+batch: batching the data, the loss's Python, the epoch loop).
+
     python benchmarks/mpi_scaling.py [--json PATH] [--samples 1024] [--repeats 3] [--rounds 2]
-                                     [--batch-size 32] [--ceiling]
+                                     [--batch-size 32] [--ceiling] [--phases]
 """
 
 from __future__ import annotations
@@ -39,13 +44,30 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from timing import timed_calls
 
 SETTINGS = dict(hidden=350, batch_size=32, dt=1.0, t_late=20.0, readout=10.0)
 """The MNIST benchmark configuration (30 steps of 1 ms, global batch 32)."""
 
 
-def worker(samples: int, repeats: int, out: str, batch_size: int) -> None:
-    """One job (every rank runs it): warm up, time ``repeats`` epochs, rank 0 writes ``out``."""
+def phase_targets() -> dict:
+    """``--phases``: label -> (owner, attribute) of the calls timed on rank 0."""
+    from pynn_eventprop.engine.exact.simulation import ExactSimulation
+    from pynn_eventprop.training.distributed import Communicator
+    from pynn_eventprop.training.step import TrainingStep
+
+    return {
+        "forward (the rank's samples)": (TrainingStep, "forward"),
+        "loss and predictions gathered": (Communicator, "allgather"),
+        "backward": (ExactSimulation, "backward"),
+        "gradient exchange": (Communicator, "weighted_mean"),
+        "optimiser step and checks": (TrainingStep, "update"),
+    }
+
+
+def worker(samples: int, repeats: int, out: str, batch_size: int, phases: bool) -> None:
+    """One job (every rank runs it): warm up, time ``repeats`` epochs, rank 0 writes ``out``
+    (with ``phases`` also the milliseconds per global batch spent in :func:`phase_targets`)."""
     import pynn_eventprop as sim
     from pynn_eventprop.datasets import mnist_5k_dataset
     from pynn_eventprop.tasks.images import Settings, build_network, make_trainer
@@ -56,10 +78,16 @@ def worker(samples: int, repeats: int, out: str, batch_size: int) -> None:
     net = build_network(settings, 784, 10, data.n_batches(settings.batch_size))
     trainer = make_trainer(settings, net)
     trainer.fit(data.subset(np.arange(2 * settings.batch_size)), 1)  # numba compilation
-    rates = [samples / trainer.fit(data, 1).records[-1]["seconds"] for _ in range(repeats)]
+    with timed_calls(phase_targets() if phases else {}) as spent:
+        rates = [samples / trainer.fit(data, 1).records[-1]["seconds"] for _ in range(repeats)]
     if sim.rank() == 0:
         weights = {p.label: p.get("weight", format="array") for p in net.projections}
-        np.savez(out, rates=np.array(rates), ranks=sim.num_processes(), **weights)
+        batches = repeats * data.n_batches(settings.batch_size)
+        total = sum(samples / r for r in rates)
+        labels = [*spent, "batch"]
+        ms = [1e3 * spent[label] / batches for label in spent] + [1e3 * total / batches]
+        np.savez(out, rates=np.array(rates), ranks=sim.num_processes(), **weights,
+                 phase_labels=np.array(labels), phase_ms=np.array(ms))  # fmt: skip
 
 
 def mpiexec() -> str:
@@ -75,7 +103,7 @@ def start_job(ranks: int, args, out: Path) -> subprocess.Popen:
     """Start one job on ``ranks`` ranks, writing its rates and final weights to ``out``."""
     command = [sys.executable, __file__, "--worker", str(out)]
     command += ["--samples", str(args.samples), "--repeats", str(args.repeats)]
-    command += ["--batch-size", str(args.batch_size)]
+    command += ["--batch-size", str(args.batch_size)] + (["--phases"] if args.phases else [])
     if ranks > 1:
         command = [mpiexec(), "-n", str(ranks), *command]
     env = {**os.environ, "NUMBA_NUM_THREADS": str(args.threads)}
@@ -123,10 +151,13 @@ def main(argv=None):
     ap.add_argument(
         "--ceiling", action="store_true", help="also time two independent 1-rank jobs at once"
     )
+    ap.add_argument(
+        "--phases", action="store_true", help="also time forward, exchange, update per batch"
+    )
     ap.add_argument("--worker", metavar="OUT", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        return worker(args.samples, args.repeats, args.worker, args.batch_size)
+        return worker(args.samples, args.repeats, args.worker, args.batch_size, args.phases)
 
     rates = {1: [], 2: []}
     pairs = []
@@ -140,7 +171,7 @@ def main(argv=None):
                 weights.setdefault(ranks, saved)
             if args.ceiling:
                 pairs.append(run_pair(args, Path(tmp), round_))
-    labels = [k for k in weights[1] if k not in ("rates", "ranks")]
+    labels = [k for k in weights[1] if k not in ("rates", "ranks", "phase_labels", "phase_ms")]
     differences = {k: float(np.max(np.abs(weights[1][k] - weights[2][k]))) for k in labels}
     bitwise = all(np.array_equal(weights[1][k], weights[2][k]) for k in labels)
     figures = {
@@ -183,6 +214,14 @@ def main(argv=None):
         f"  final weights, 2 ranks vs 1: bitwise equal {bitwise}; largest difference "
         + ", ".join(f"{k} {v:.2g} nA" for k, v in differences.items())
     )
+    if args.phases:  # the first job of each rank count
+        figures["ms_per_batch_rank_0"] = {}
+        for ranks in (1, 2):
+            phases = dict(zip(weights[ranks]["phase_labels"].tolist(),
+                              weights[ranks]["phase_ms"].tolist(), strict=True))  # fmt: skip
+            figures["ms_per_batch_rank_0"][str(ranks)] = phases
+            print(f"  {ranks} rank(s), rank 0, ms per global batch: "
+                  + "; ".join(f"{label} {ms:.2f}" for label, ms in phases.items()))  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1))
         print(f"figures written to {args.json}")

@@ -22,13 +22,12 @@ optimiser).  Run it on one thread (``NUMBA_NUM_THREADS=1``) to see the serial co
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import time
-from collections import Counter
 from dataclasses import asdict, replace
 
 import numpy as np
+from timing import timed_calls
 
 import pynn_eventprop as sim
 from pynn_eventprop.datasets.randman import randman_dataset
@@ -52,32 +51,6 @@ BREAKDOWN = {
     "gathering feed-forward arrivals": (simulation, "gather"),
 }
 """``--breakdown``: label -> (owner, attribute) of the calls timed."""
-
-
-@contextlib.contextmanager
-def timed_calls(targets):
-    """While active, every call of ``targets`` (label -> (owner, attribute)) adds its wall-clock
-    time to the yielded Counter (label -> seconds); the originals are restored after."""
-    spent, originals = Counter(), []
-
-    def timed(function, label):
-        def call(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                spent[label] += time.perf_counter() - start
-
-        return call
-
-    for label, (owner, name) in targets.items():
-        originals.append((owner, name, getattr(owner, name)))
-        setattr(owner, name, timed(originals[-1][2], label))
-    try:
-        yield spent
-    finally:
-        for owner, name, function in reversed(originals):
-            setattr(owner, name, function)
 
 
 def measure(name, overrides, samples, repeats, t_max=TASK["t_max"], breakdown=False):
