@@ -54,22 +54,31 @@ def backward_shared(par, wcat, ev_off, ev, widx_row, tape, spk_off, dldt, src0, 
     used = np.zeros((n_blocks, rows), np.bool_)  # rows of part[blk] in use (set to 0 first)
     for blk in numba.prange(n_blocks):
         lo, hi = blk * batch // n_blocks, (blk + 1) * batch // n_blocks
-        _clear_rows(ev[1], ev_off[lo], ev_off[hi], part[blk], used[blk])
+        clear_rows(ev[1], ev_off[lo], ev_off[hi], part[blk], used[blk])
         for b in range(lo, hi):
             _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_vmax, vm,
                              g_mean, ref_end, t0, t1, b, part[blk], _scratch(size))  # fmt: skip
-    for r in numba.prange(rows):
-        for blk in range(n_blocks):
-            if used[blk, r]:  # the others would add 0
+    add_block_rows(part, used, widx_row, grads)
+
+
+@numba.njit(cache=True, inline="always")
+def add_block_rows(part, used, widx_row, grads):
+    """Add the blocks' gradient rows ``part`` ``(blocks, 1 or 2, rows, size)`` to ``grads``
+    at the flat indices ``widx_row[row] + j``, block after block (the rows not ``used`` by a
+    block are left out: they would add 0)."""
+    size = part.shape[3]
+    for r in numba.prange(part.shape[2]):
+        for blk in range(part.shape[0]):
+            if used[blk, r]:
                 for j in range(size):
                     grads[0][widx_row[r] + j] += part[blk, 0, r, j]
-                if want_delays:
+                if part.shape[1] > 1:
                     for j in range(size):
                         grads[1][widx_row[r] + j] += part[blk, 1, r, j]
 
 
 @numba.njit(cache=True, inline="always")
-def _clear_rows(row_of, lo, hi, acc, used):
+def clear_rows(row_of, lo, hi, acc, used):
     """Set to 0 the rows of ``acc`` ``(1 or 2, rows, size)`` that arrivals ``lo:hi`` (weight
     rows ``row_of``) add to, and mark them in ``used``: a layer with many presynaptic neurons
     (an image's pixels) receives from few of them per batch, and neither clearing nor summing

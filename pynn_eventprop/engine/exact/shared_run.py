@@ -1,11 +1,11 @@
-"""One compiled call per shared-event layer and run.
+"""Compiled calls of a shared-event layer's run.
 
-:func:`run_shared_layer` does in one call what a layer on the shared-event path
-(:mod:`.shared`) needs between the spikes of its presynaptic populations and its own spikes:
-the arrivals (each presynaptic spike at ``t + delay``, sorted by time within each sample; those
-due after the run kept apart), the integration by :func:`.shared.forward_shared` with buffers
-grown until they are large enough, and the first spike time of every neuron.  For a small
-layer the Python between these steps cost as much as the integration itself.
+:func:`arrival_events` turns the spikes of its presynaptic populations into the arrivals
+(each presynaptic spike at ``t + delay``, sorted by time within each sample; those due after
+the run kept apart), and :func:`run_shared_layer` does in one call the rest: the integration
+by :func:`.shared.forward_shared` with buffers grown until they are large enough, and the
+first spike time of every neuron.  For a small layer the Python between these steps cost as
+much as the integration itself.
 """
 
 from __future__ import annotations
@@ -42,23 +42,23 @@ def arrival_events(incoming, batch, t1):
 
 
 @numba.njit(cache=True)
-def run_shared_layer(par, wcat, incoming, e, state, t0, t1, vm, vs, cap, tol, stop):
-    """Integrate a shared-event layer over ``(t0, t1]`` from its presynaptic spikes.
+def run_shared_layer(par, wcat, arrivals, e, state, t0, t1, vm, vs, cap, tol, stop):
+    """Integrate a shared-event layer over ``(t0, t1]`` from its arrivals.
 
-    ``incoming`` as in :func:`arrival_events`; ``par, wcat, e, vm, vs, tol`` as in
+    ``arrivals = (offsets, (t, row, channel, src))``, the due events of
+    :func:`arrival_events`; ``par, wcat, e, vm, vs, tol`` as in
     :func:`.shared.forward_shared`; ``state = (v, i_E, i_I, ref_end)`` ``(batch, size)``, read
     only (the new state is returned, in float64); ``cap`` the first spike-buffer capacity to
     try (multiplied by 4 until the spikes and the tape fit); ``stop``: end each sample once
     every neuron has spiked (:func:`.shared.forward_shared`).
 
-    Returns ``(n, cap, spk, tape, ev_off, ev, late, state, first)``: the number of spikes,
-    the capacity that sufficed, the spikes ``(times, neurons, offsets per (b, j))`` and
-    private tape of :func:`.shared.forward_shared`, the arrivals of :func:`arrival_events`,
-    the state at ``t1`` and the first spike time of every neuron after ``t0`` ((batch, size),
-    ms, inf if silent).
+    Returns ``(n, cap, spk, tape, state, first)``: the number of spikes, the capacity that
+    sufficed, the spikes ``(times, neurons, offsets per (b, j))`` and private tape of
+    :func:`.shared.forward_shared`, the state at ``t1`` and the first spike time of every
+    neuron after ``t0`` ((batch, size), ms, inf if silent).
     """
     batch, size = state[0].shape
-    ev_off, ev, late = arrival_events(incoming, batch, t1)
+    ev_off, ev = arrivals
     rows = batch * size + 1
     while True:
         new = (state[0].astype(np.float64), state[1].astype(np.float64),
@@ -73,5 +73,5 @@ def run_shared_layer(par, wcat, incoming, e, state, t0, t1, vm, vs, cap, tol, st
                            vm, vs, tol, stop)  # fmt: skip
         if n >= 0:
             first = first_spike_times(spk[0], spk[2], t0, (batch, size))
-            return n, cap, spk, tape, ev_off, ev, late, new, first
+            return n, cap, spk, tape, new, first
         cap *= 4

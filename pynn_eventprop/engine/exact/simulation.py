@@ -54,10 +54,11 @@ from .forward import (
     OPT_VMEAN,
     forward_layer,
 )
+from .linear import below_threshold, linear_backward, linear_layer
 from .parameters import CHANNELS, components, delays_ms, is_recurrent, parameter_rows
 from .shared import InFlightLater
 from .shared_adjoint import backward_shared
-from .shared_run import run_shared_layer
+from .shared_run import arrival_events, run_shared_layer
 from .short_term import ShortTermPlasticity, merge_pending
 from .step_queue import StepQueue
 
@@ -154,6 +155,8 @@ class ExactSimulation:
         self._initial_states = None  # state at reset, built on first use
         #: Vectorise layers whose neurons share every arrival time (:mod:`.shared`).
         self.shared_layers = not sample_adjoints
+        #: Of those, run the ones that cannot reach threshold by superposition (:mod:`.linear`).
+        self.linear_layers = True
         self.reset()
 
     # --- weights, delays, state -------------------------------------------------------------
@@ -506,17 +509,21 @@ class ExactSimulation:
             weighted = "v_mean_exponential" in means
             shape = (self.batch, size)
             vs = (np.zeros(shape), np.zeros(shape if weighted else (0, 0)))
-        cap = self._capacity.get(i, 4 * self.batch * size + 64)
         e = float(self.i_offset[i].flat[0])
-        with threads_for(size * (sum(x[0][0].size for x in incoming) + self.batch)):
-            n, cap, spk, tp, ev_off, ev, late, state, first = run_shared_layer(
-                self.params[i], wcat, incoming, e, tuple(self._state[i]), t0, t1, vm, vs, cap,
-                TOLERANCE, stop)  # fmt: skip
+        ev_off, ev, late = arrival_events(incoming, self.batch, t1)
+        self._pending[i] = InFlightLater(late, wcat, widx_row, self.dtype)
+        linear = self._linear_run(i, wanted, wcat, widx_row, ev_off, ev, e, t0, t1)
+        if linear is not None:
+            return linear
+        cap = self._capacity.get(i, 4 * self.batch * size + 64)
+        with threads_for(size * (ev[0].size + self.batch)):
+            n, cap, spk, tp, state, first = run_shared_layer(
+                self.params[i], wcat, (ev_off, ev), e, tuple(self._state[i]), t0, t1, vm, vs,
+                cap, TOLERANCE, stop)  # fmt: skip
         if stop:
             self._stopped.add(i)
         self._capacity[i] = cap
         self._commit(i, list(state))
-        self._pending[i] = InFlightLater(late, wcat, widx_row, self.dtype)
         readouts = {"first_spike_time": first}
         if vm[0].size:
             readouts.update(v_max=vm[0], v_max_time=vm[1] - t0)
@@ -538,6 +545,53 @@ class ExactSimulation:
                 "spk_off": spk[2],
                 "ref_end": self._state[i][3].copy(),
                 "vmax": vm[1:],
+            },
+        }
+
+    def _linear_run(self, i, wanted, wcat, widx_row, ev_off, ev, e, t0, t1):
+        """Population ``i`` on the shared-event path by superposition (:mod:`.linear`), or None
+        when a neuron may reach threshold or is refractory at ``t0`` in this run, or ``v_max``
+        is read out.  Only a layer whose voltage means are read out tries (a leaky-integrator
+        readout): for any other the check would cost more than it saves."""
+        state = tuple(self._state[i])
+        means = wanted & {"v_mean_uniform", "v_mean_exponential"}
+        if not (self.linear_layers and means) or wanted & {"v_max", "v_max_time"}:
+            return None
+        if not below_threshold(self.params[i], wcat, ev_off, ev[:3], e, state, t0):
+            return None
+        batch, size = state[0].shape
+        weighted = "v_mean_exponential" in wanted
+        with threads_for(size * (ev[0].size + batch)):
+            new, sums, k, dk = linear_layer(self.params[i], wcat, ev_off, ev[:3], e, state, t0,
+                                            t1, weighted)  # fmt: skip
+        self._commit(i, [*new, state[3]])
+        readouts = {"first_spike_time": np.full((batch, size), np.inf)}
+        readouts["v_mean_uniform"] = sums[0] / (t1 - t0)
+        if weighted:  # else sums[1] and the second row of k are 0
+            readouts["v_mean_exponential"] = sums[1] / (t1 - t0)
+        no_events = np.zeros(batch * size + 1, np.int64)
+        empty = np.zeros(0)
+        return {
+            "spikes": (empty, np.zeros(0, np.int64), np.zeros(batch + 1, np.int64)),
+            "readouts": readouts,
+            "signals": {},
+            "tape": {
+                "linear": True,
+                "tape": (
+                    np.zeros(0, np.int8),
+                    empty,
+                    empty,
+                    empty,
+                    np.zeros(0, np.int64),
+                    no_events,
+                ),  # fmt: skip
+                "spk_off": no_events,
+                "ev": tuple(ev),
+                "ev_off": ev_off,
+                "wcat": wcat,
+                "widx_row": widx_row,
+                "k": k,
+                "dk": dk,
             },
         }
 
@@ -812,6 +866,8 @@ class ExactSimulation:
             g = {i: self._readout_grads(i, readout_grads, extra_grads) for i in comp}
             if comp[0] in self.recurrent:
                 self._backward_component(comp, tape, g, dldt, grads)
+            elif comp[0] in self.params and tape["pops"][comp[0]].get("linear"):
+                self._backward_linear(comp[0], tape, g[comp[0]], dldt, grads, adjoints)
             elif comp[0] in self.params and tape["pops"][comp[0]].get("shared"):
                 self._backward_shared(comp[0], tape, g[comp[0]], dldt, grads, adjoints)
             elif comp[0] in self.params:
@@ -850,6 +906,22 @@ class ExactSimulation:
                             t["tape"], t["spk_off"], dldt, tape["start"][i], g[0], g_vmax,
                             t["vmax"], g_mean, t["ref_end"], tape["t0"], tape["t1"],
                             grads)  # fmt: skip
+
+    def _backward_linear(self, i, tape, g, dldt, grads, adjoints):
+        """Gradients of a population run by superposition: only its voltage means have any
+        (it did not spike)."""
+        if adjoints:
+            raise ValueError(
+                f"population {i} ran on the shared-event path, which does not sample adjoints "
+                "on the grid: construct the engine with sample_adjoints=True"
+            )
+        t = tape["pops"][i]
+        g_mean = (g[2], g[3])
+        if not np.any(g[2]) and not np.any(g[3]):
+            return
+        with threads_for(t["wcat"].shape[1] * (t["ev"][0].size + t["ev_off"].size)):
+            linear_backward(t["wcat"], t["ev_off"], t["ev"], t["widx_row"], t["k"], t["dk"],
+                            g_mean, tape["t1"] - tape["t0"], dldt, grads)  # fmt: skip
 
     def _per_projection(self, flat):
         """A flat gradient buffer as ``(n_pre, n_post)`` arrays per projection (views of it
