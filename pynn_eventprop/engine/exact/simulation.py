@@ -569,22 +569,15 @@ class ExactSimulation:
         readouts["v_mean_uniform"] = sums[0] / (t1 - t0)
         if weighted:  # else sums[1] and the second row of k are 0
             readouts["v_mean_exponential"] = sums[1] / (t1 - t0)
-        no_events = np.zeros(batch * size + 1, np.int64)
-        empty = np.zeros(0)
+        no_events, empty = np.zeros(batch * size + 1, np.int64), np.zeros(0)
+        no_tape = (np.zeros(0, np.int8), empty, empty, empty, np.zeros(0, np.int64), no_events)
         return {
             "spikes": (empty, np.zeros(0, np.int64), np.zeros(batch + 1, np.int64)),
             "readouts": readouts,
             "signals": {},
             "tape": {
                 "linear": True,
-                "tape": (
-                    np.zeros(0, np.int8),
-                    empty,
-                    empty,
-                    empty,
-                    np.zeros(0, np.int64),
-                    no_events,
-                ),  # fmt: skip
+                "tape": no_tape,
                 "spk_off": no_events,
                 "ev": tuple(ev),
                 "ev_off": ev_off,
@@ -892,11 +885,7 @@ class ExactSimulation:
         return out
 
     def _backward_shared(self, i, tape, g, dldt, grads, adjoints):
-        if adjoints:
-            raise ValueError(
-                f"population {i} ran on the shared-event path, which does not sample adjoints "
-                "on the grid: construct the engine with sample_adjoints=True"
-            )
+        _refuse_adjoints(i, adjoints)
         t = tape["pops"][i]
         g_vmax = g[1] if t["vmax"][0].size else np.zeros((0, 0))
         none = np.zeros((0, 0))
@@ -910,11 +899,7 @@ class ExactSimulation:
     def _backward_linear(self, i, tape, g, dldt, grads, adjoints):
         """Gradients of a population run by superposition: only its voltage means have any
         (it did not spike)."""
-        if adjoints:
-            raise ValueError(
-                f"population {i} ran on the shared-event path, which does not sample adjoints "
-                "on the grid: construct the engine with sample_adjoints=True"
-            )
+        _refuse_adjoints(i, adjoints)
         t = tape["pops"][i]
         g_mean = (g[2], g[3])
         if not np.any(g[2]) and not np.any(g[3]):
@@ -985,6 +970,15 @@ class ExactSimulation:
                                      f"(batch, size), got {np.shape(value)}")  # fmt: skip
                 g[slots[name]] = g[slots[name]] + np.where(np.isfinite(value), value, 0.0)
         return tuple(g)
+
+
+def _refuse_adjoints(i, adjoints):
+    """The shared-event path (and its linear case) does not sample adjoints on the grid."""
+    if adjoints:
+        raise ValueError(
+            f"population {i} ran on the shared-event path, which does not sample adjoints "
+            "on the grid: construct the engine with sample_adjoints=True"
+        )
 
 
 #: Readouts the shared-event path computes.
