@@ -64,7 +64,9 @@ def test_one_and_two_threads_give_the_same_bits(readouts, general):
 
 def test_reduction_blocks_depend_on_sizes_only():
     assert reduction_blocks(22, 600) == 22  # small layers: one block per sample
-    assert reduction_blocks(32, 784 * 350) == 3  # large ones: fewer, each summed in order
+    assert reduction_blocks(32, 784 * 350) == 2  # large ones: fewer, a power of two
+    assert reduction_blocks(32, 20_000) == 32  # 2 x 20,000 x 32 elements still fit
+    assert reduction_blocks(64, 20_000) == 32  # 52 would fit: the power of two below
     assert reduction_blocks(4, 1 << 30) == 1
 
 
