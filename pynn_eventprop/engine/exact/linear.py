@@ -11,16 +11,16 @@ sees the same arrivals, :mod:`.shared`) its membrane is then
 (:func:`.closed_form.flow`).  Every readout and gradient is then a sum over arrivals of one
 scalar per arrival times a weight row:
 
-    int_t0^t1 w(t) V_j dt = F_j + sum_a w_{r(a) j} K_a,    K_a = int_{t_a}^{t1} w(t) q(t - t_a) dt,
+    int_t0^t1 u(t) V_j dt = F_j + sum_a w_{r(a) j} K_a,    K_a = int_{t_a}^{t1} u(t) q(t - t_a) dt,
 
-with ``w(t) = 1`` or ``exp(-(t - t0)/T)``, ``T = t1 - t0`` (the uniform and exponentially
+with ``u(t) = 1`` or ``exp(-(t - t0)/T)``, ``T = t1 - t0`` (the uniform and exponentially
 weighted voltage means), and
 
     dL/dw_{r j} = sum_{a: r(a) = r} (dL/dS_j) K_a / T,
     dL/dt_a = sum_j w_{r(a) j} (dL/dS_j) dK_a/dt_a / T,
-    dK_a/dt_a = -w(t_a) exp(-gamma (t1 - t_a)) q(t1 - t_a) - gamma K_a   (gamma = 0 or 1/T),
+    dK_a/dt_a = -u(t_a) exp(-gamma (t1 - t_a)) q(t1 - t_a) - gamma K_a   (gamma = 0 or 1/T),
 
-(``S = (1/T) int w V``), the same integrals the event-by-event path (:mod:`.shared`) adds up
+(``S = (1/T) int u V``), the same integrals the event-by-event path (:mod:`.shared`) adds up
 interval by interval and the same gradients its adjoint sweep (:mod:`.shared_adjoint`) gives:
 both paths agree to rounding, by independent routes.  The cost is one set of exponentials per
 arrival and one weight row, instead of one per interval and every neuron's state.
@@ -138,8 +138,8 @@ def _unit_response(p, d, channel, span, weighted, k, dk, m):
     ``channel``) into ``k[:, m]``, ``dk[:, m]``; returns ``(q_x(d), exp(-d/tau_x))``, its unit
     response's voltage and current at ``t1``.
 
-    ``K = int_0^d w q_x = (int_0^d w exp(-s/tau_x) ds / cm - w(d) q_x(d)) / (1/tau_m +
-    gamma)`` (from ``dV/dt = -V/tau_m + I/cm``), with ``w(s) = exp(-gamma s)`` and ``gamma =
+    ``K = int_0^d u q_x = (int_0^d u exp(-s/tau_x) ds / cm - u(d) q_x(d)) / (1/tau_m +
+    gamma)`` (from ``dV/dt = -V/tau_m + I/cm``), with ``u(s) = exp(-gamma s)`` and ``gamma =
     1/T`` for the weighted integral, whose weight at ``t_a`` is ``exp(-(T - d)/T)``.
     """
     em, ae, ai, qe, qi = flow(p, d)
