@@ -501,6 +501,12 @@ class ExactSimulation:
         projections, wcat, widx_row = plan
         incoming = tuple((spikes[pre], start[pre], *rest) for pre, *rest in projections)
         t1 = t0 + n_steps * self.dt
+        e = float(self.i_offset[i].flat[0])
+        ev_off, ev, late = arrival_events(incoming, self.batch, t1)
+        self._pending[i] = InFlightLater(late, wcat, widx_row, self.dtype)
+        linear = self._linear_run(i, wanted, wcat, widx_row, ev_off, ev, e, t0, t1)
+        if linear is not None:
+            return linear
         vm, vs = _NONE_5, _NONE_5[:2]  # size 0: not computed
         if wanted & {"v_max", "v_max_time"}:
             vm = tuple(np.zeros((self.batch, size)) for _ in range(5))
@@ -509,12 +515,6 @@ class ExactSimulation:
             weighted = "v_mean_exponential" in means
             shape = (self.batch, size)
             vs = (np.zeros(shape), np.zeros(shape if weighted else (0, 0)))
-        e = float(self.i_offset[i].flat[0])
-        ev_off, ev, late = arrival_events(incoming, self.batch, t1)
-        self._pending[i] = InFlightLater(late, wcat, widx_row, self.dtype)
-        linear = self._linear_run(i, wanted, wcat, widx_row, ev_off, ev, e, t0, t1)
-        if linear is not None:
-            return linear
         cap = self._capacity.get(i, 4 * self.batch * size + 64)
         with threads_for(size * (ev[0].size + self.batch)):
             n, cap, spk, tp, state, first = run_shared_layer(
