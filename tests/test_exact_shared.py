@@ -4,6 +4,7 @@ closed forms, evaluated in a different order."""
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 from test_exact_networks import neurons, projection, random_input, source
@@ -63,6 +64,11 @@ def test_shared_path_equals_the_general_path(refractory, power):
                             strict=True):  # fmt: skip
                 np.testing.assert_allclose(x, y, rtol=0, atol=1e-12)
     for x, y in zip(g_s.weights + g_s.delays, g_g.weights + g_g.delays, strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12 * np.abs(y).max())
+    for p in (0, 1):  # dL/dt of each spike, summed over the 20 and the 3 neurons it reaches
+        np.testing.assert_array_equal(res_s.spikes[p].neurons, res_g.spikes[p].neurons)
+        x, y = g_s.spike_times[p], g_g.spike_times[p]
+        assert np.count_nonzero(y) > 5
         np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12 * np.abs(y).max())
 
 
@@ -321,3 +327,21 @@ def test_shared_path_voltage_mean_gradients_match_finite_differences():
     assert res.spikes[1].times.size > 5
     g = sim.backward(res, coef).weights
     assert _compare_with_central_differences(sim, loss, res, g, range(len(net.projections)), 4) > 40
+
+
+@pytest.mark.parametrize("n", range(14))
+def test_lane_sum_is_the_sum_to_rounding(n):
+    """The shared backward sums each arrival's ``dL/dt`` over the neurons in four interleaved
+    partial sums (and the last ``n % 4`` entries into the first): every entry counts once
+    (against ``math.fsum``, exact, within 4 ulp of the sum of magnitudes: two additions per
+    entry at most), for sizes that leave each remainder."""
+    import math
+
+    from pynn_eventprop.engine.exact.shared_adjoint import lane_sum
+
+    @numba.njit
+    def call(x):
+        return lane_sum(x)
+
+    x = np.random.default_rng(n).normal(size=n)
+    assert abs(call(x) - math.fsum(x)) <= 4 * np.finfo(float).eps * np.abs(x).sum()

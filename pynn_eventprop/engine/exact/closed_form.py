@@ -101,8 +101,10 @@ def flow(p, d):
             ae *= em
     else:
         ae = math.exp(-d * p[IT_E])
-    ai = ae if p[IT_I] == p[IT_E] else math.exp(-d * p[IT_I])
-    return em, ae, ai, _psc(p[INV_CM], d, em, ae, p[K_E]), _psc(p[INV_CM], d, em, ai, p[K_I])
+    same = p[IT_I] == p[IT_E]  # then kappa_I = kappa_E too, and q_I = q_E
+    ai = ae if same else math.exp(-d * p[IT_I])
+    qe = _psc(p[INV_CM], d, em, ae, p[K_E])
+    return em, ae, ai, qe, qe if same else _psc(p[INV_CM], d, em, ai, p[K_I])
 
 
 @numba.njit(cache=True)

@@ -107,7 +107,7 @@ def _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_
     mean_u = want_mean and _any_nonzero(g_mean[0], b)
     mean_e = want_mean and _any_nonzero(g_mean[1], b)
     src_u, src_e, weight_e = (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), 0.0
-    lv, le, li, carry, refractory, last, vm_g, kink, latest = scratch
+    lv, le, li, carry, refractory, last, vm_g, kink, latest, d_t = scratch
     # vm_g: dL/dv_max still to be added at an interior time (0: none); kink: at an arrival
     for j in range(size):
         refractory[j] = ref_end[b, j] > t1
@@ -171,17 +171,17 @@ def _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_
                     lv[j], le[j], li[j] = lam3
         if m >= ev_off[b]:
             _shared_arrival(p, wcat, ev, m, lv, le, li, refractory, dldt, acc, kink, vm, b,
-                            not plain)  # fmt: skip
+                            not plain, d_t)  # fmt: skip
         cur = te
 
 
 @numba.njit(cache=True, inline="always")
 def _scratch(size):
     """Work arrays of :func:`_backward_sample`, which cannot allocate: ``(lambda_V, lambda_E,
-    lambda_I, carry, refractory, last, vm_g, kink, latest)``."""
+    lambda_I, carry, refractory, last, vm_g, kink, latest, d_t)``."""
     return (np.zeros(size), np.zeros(size), np.zeros(size), np.zeros(size),
             np.empty(size, np.bool_), np.empty(size, np.int64), np.zeros(size), np.zeros(size),
-            np.full(size, -math.inf))  # fmt: skip
+            np.full(size, -math.inf), np.empty(size))  # fmt: skip
 
 
 @numba.njit(cache=True, inline="always")
@@ -305,25 +305,49 @@ def _flow_back(p, lam, t, te, refractory, means):
 
 
 @numba.njit(cache=True, inline="always")
-def _shared_arrival(p, wcat, ev, m, lv, le, li, refractory, dldt, acc, kink, vm, b, kinks):
+def _shared_arrival(p, wcat, ev, m, lv, le, li, refractory, dldt, acc, kink, vm, b, kinks, d_t):
     """Arrival ``m`` at every neuron: ``dL/dw = lambda_x`` and (when ``acc`` has room for it)
     ``dL/dt_a`` into ``acc`` at the arrival's weight row, ``dL/dt_a`` summed to the spike; a
     ``v_max`` at this arrival (``kink``) adds ``dL/dv_max`` to ``lambda_V`` and ``dL/dv_max
-    dV/dt(t_a-)`` to ``dL/dt_a`` (``kinks``: whether any ``kink`` may be set)."""
+    dV/dt(t_a-)`` to ``dL/dt_a`` (``kinks``: whether any ``kink`` may be set).
+
+    ``dL/dt_a = w (lambda_x/tau_x - lambda_V/cm)`` (the second term 0 while refractory) of
+    every neuron goes through ``d_t`` (scratch, one entry per neuron): its loops have no
+    branches and no running sum, so the compiler vectorises them, and the sum over the
+    neurons (:func:`lane_sum`) adds four interleaved partial sums.
+    """
     r, c = ev[1][m], ev[2][m]
-    inv_tau = p[IT_E] if c == 0 else p[IT_I]
-    total = 0.0
+    inv_tau, inv_cm = (p[IT_E] if c == 0 else p[IT_I]), p[INV_CM]
+    lam = le if c == 0 else li
     for j in range(lv.size):
         w = wcat[r, j]
-        lam_x = le[j] if c == 0 else li[j]
-        d_t = w * lam_x * inv_tau
-        if not refractory[j]:
-            d_t -= w * lv[j] * p[INV_CM]
-        if kinks and kink[j] != 0.0 and vm[3][b, j] == m:
-            d_t += kink[j] * vm[2][b, j]
-            lv[j] += kink[j]
-        acc[0, r, j] += lam_x
-        if acc.shape[0] > 1:  # the delay gradients are wanted
-            acc[1, r, j] += d_t
-        total += d_t
-    dldt[ev[3][m]] += total
+        leak = w * lv[j] * inv_cm
+        d_t[j] = w * lam[j] * inv_tau - (0.0 if refractory[j] else leak)
+    if kinks:
+        for j in range(lv.size):
+            if kink[j] != 0.0 and vm[3][b, j] == m:
+                d_t[j] += kink[j] * vm[2][b, j]
+                lv[j] += kink[j]
+    for j in range(lv.size):
+        acc[0, r, j] += lam[j]
+    if acc.shape[0] > 1:  # the delay gradients are wanted
+        for j in range(lv.size):
+            acc[1, r, j] += d_t[j]
+    dldt[ev[3][m]] += lane_sum(d_t)
+
+
+@numba.njit(cache=True, inline="always")
+def lane_sum(x):
+    """``sum(x)`` as four partial sums of every fourth entry, ``(s_0 + s_1) + (s_2 + s_3)``:
+    a fixed order (the same result on any machine and thread count) whose four additions per
+    step are independent, where one running sum waits for each addition in turn."""
+    s0 = s1 = s2 = s3 = 0.0
+    n4 = x.size - x.size % 4
+    for j in range(0, n4, 4):
+        s0 += x[j]
+        s1 += x[j + 1]
+        s2 += x[j + 2]
+        s3 += x[j + 3]
+    for j in range(n4, x.size):
+        s0 += x[j]
+    return (s0 + s1) + (s2 + s3)
