@@ -232,10 +232,40 @@ def forward_shared(par, wcat, ev_off, ev, e, state, t0, t1, spk, tape, vm, vs, t
 @numba.njit(cache=True, inline="always")
 def _scratch(size):
     """Work arrays of :func:`_forward_sample`, which cannot allocate: ``(acc, sums, nxt, hard,
-    index, first, rows, flags, fired)``."""
-    return (np.empty(5), np.zeros(2), np.empty((3, size)), np.empty(size, np.bool_),
-            np.empty((2, size), np.int64), np.empty(size), np.empty((7, size)),
+    hard_words, index, first, rows, flags, fired)``; ``hard_words`` is ``hard`` (zero padded
+    to whole words) seen as 64-bit words, 8 flags each (:func:`marked`)."""
+    hard = np.zeros(-(-size // 8) * 8, np.bool_)
+    return (np.empty(5), np.zeros(2), np.empty((3, size)), hard, hard.view(np.uint64),
+            np.empty((3, size), np.int64), np.empty(size), np.empty((7, size)),
             np.empty((2, size), np.bool_), np.zeros(size, np.bool_))  # fmt: skip
+
+
+@numba.njit(cache=True, inline="always")
+def _visit(hard, hard_words, out, size, plain):
+    """The neurons an interval of :func:`_forward_sample` visits after :func:`_screen`, into
+    ``out``: those ``hard`` when ``plain`` (the others were moved on by :func:`_screen`),
+    else all.  Returns their number."""
+    if plain:
+        return marked(hard, hard_words, out)
+    for j in range(size):
+        out[j] = j
+    return size
+
+
+@numba.njit(cache=True, inline="always")
+def marked(flags, words, out):
+    """The indices of the set ``flags`` in increasing order, into ``out``; returns their
+    number.  ``words``: ``flags`` (zero padded to whole words) seen as 64-bit words, so that
+    8 unset flags are passed over at once (a layer's interval has a handful of neurons to
+    visit among hundreds)."""
+    n = 0
+    for w in range(words.size):
+        if words[w] != 0:
+            for j in range(8 * w, 8 * w + 8):
+                if flags[j]:
+                    out[n] = j
+                    n += 1
+    return n
 
 
 @numba.njit(cache=True, _nrt=False)  # no reference counting: see the module's notes
@@ -257,7 +287,7 @@ def _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, vs, b, sub_spk, s
     want_vm, want_mean, gamma = vm[0].size > 0, vs[0].size > 0, 1.0 / (t1 - t0)
     weighted = vs[1].size > 0  # the exponentially weighted integral too
     no_coefs = (0.0, 0.0, 0.0, 0.0, 0.0)
-    acc, sums, nxt3, hard, index, first, rows, flags, fired = scratch
+    acc, sums, nxt3, hard, hard_words, index, first, rows, flags, fired = scratch
     nxt = (nxt3[0], nxt3[1], nxt3[2])  # the state at the end of an interval, per neuron
     v, ie, ii, ref = state[0][b], state[1][b], state[2][b], state[3][b]
     plain = not want_vm  # nothing more to do for a neuron without events than _screen does
@@ -281,9 +311,8 @@ def _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, vs, b, sub_spk, s
                      math.exp(-(t - t0) * gamma) if weighted else 0.0)  # fmt: skip
         _screen(p, v, ie, ii, ref, e, t, (em, ae, ai, qe, qi), nxt, hard, plain, vs, b, means)
         n_private = 0
-        for j in range(size):
-            if plain and not hard[j]:
-                continue  # moved on by _screen
+        for c in range(_visit(hard, hard_words, index[2], size, plain)):
+            j = index[2, c]
             searching = want_vm and vm[0][b, j] < p[THETA] and d > 0.0
             if not hard[j]:  # no crossing, not refractory, no interior maximum
                 if searching and nxt[0][j] > vm[0][b, j]:

@@ -22,6 +22,7 @@ import numpy as np
 from .adjoint import add_source, adjoint_apply, reduction_blocks, source_coefs
 from .closed_form import INV_CM, IT_E, IT_I, THETA, V_RESET, flow
 from .forward import EV_SPIKE, VMAX_STATE, param_tuple
+from .shared import marked
 
 
 @numba.njit(cache=True, parallel=True)
@@ -107,7 +108,7 @@ def _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_
     mean_u = want_mean and _any_nonzero(g_mean[0], b)
     mean_e = want_mean and _any_nonzero(g_mean[1], b)
     src_u, src_e, weight_e = (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), 0.0
-    lv, le, li, carry, refractory, last, vm_g, kink, latest, d_t = scratch
+    lv, le, li, carry, refractory, last, vm_g, kink, latest, d_t, busy, busy_words, visit = scratch
     # vm_g: dL/dv_max still to be added at an interior time (0: none); kink: at an arrival
     for j in range(size):
         refractory[j] = ref_end[b, j] > t1
@@ -137,11 +138,12 @@ def _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_
             if mean_e:
                 src_e = source_coefs(p, cur - te, gamma, em)
                 weight_e = gamma * math.exp(-(te - t0) * gamma)
-            if plain:
-                _free_back(lv, le, li, refractory, latest, te, em, ae, ai, qe, qi)
-            for j in range(size):
-                if plain and latest[j] <= te:
-                    continue  # free, carried by _free_back
+            n_visit = size
+            if plain:  # the others are carried by _free_back
+                _free_back(lv, le, li, refractory, latest, te, em, ae, ai, qe, qi, busy)
+                n_visit = marked(busy, busy_words, visit)
+            for c in range(n_visit):
+                j = visit[c] if plain else c
                 row = b * size + j
                 g_u = g_mean[0][b, j] if want_mean else 0.0
                 g_e = g_mean[1][b, j] if want_mean else 0.0
@@ -178,10 +180,14 @@ def _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_
 @numba.njit(cache=True, inline="always")
 def _scratch(size):
     """Work arrays of :func:`_backward_sample`, which cannot allocate: ``(lambda_V, lambda_E,
-    lambda_I, carry, refractory, last, vm_g, kink, latest, d_t)``."""
+    lambda_I, carry, refractory, last, vm_g, kink, latest, d_t, busy, busy_words, visit)``;
+    ``busy_words`` is ``busy`` (zero padded to whole words) seen as 64-bit words
+    (:func:`.shared.marked`)."""
+    busy = np.zeros(-(-size // 8) * 8, np.bool_)
     return (np.zeros(size), np.zeros(size), np.zeros(size), np.zeros(size),
             np.empty(size, np.bool_), np.empty(size, np.int64), np.zeros(size), np.zeros(size),
-            np.full(size, -math.inf), np.empty(size))  # fmt: skip
+            np.full(size, -math.inf), np.empty(size), busy, busy.view(np.uint64),
+            np.empty(size, np.int64))  # fmt: skip
 
 
 @numba.njit(cache=True, inline="always")
@@ -243,12 +249,14 @@ def _skip_tail(ev, ev_off, b, t_src, t1, tape, size, last, latest, refractory):
 
 
 @numba.njit(cache=True, inline="always")  # one call site, once per interval
-def _free_back(lv, le, li, refractory, latest, te, em, ae, ai, qe, qi):
+def _free_back(lv, le, li, refractory, latest, te, em, ae, ai, qe, qi, busy):
     """:func:`.adjoint.adjoint_apply` without sources over ``(te, cur]`` for every neuron
-    without private events there (``latest <= te``), the others left as they are: a
-    branch-free loop (the compiler vectorises it), the same operations, so the same results."""
+    without private events there (``latest <= te``), the others left as they are and marked
+    in ``busy``: a branch-free loop (the compiler vectorises it), the same operations, so the
+    same results."""
     for j in range(lv.size):
         keep = latest[j] > te
+        busy[j] = keep
         a, e, i = lv[j], le[j], li[j]
         ref = refractory[j]
         lv[j] = a if keep else (0.0 if ref else em * a)
