@@ -147,10 +147,40 @@ def test_exact_engine_refuses_bad_weights_and_readout_gradients():
     net = shared_network(np.random.default_rng(0))
     sim = ExactSimulation(net, 0.5, batch_size=2)
     w = sim.get_weights(0)
-    for bad, message in ((np.full_like(w, np.nan), "must be finite"), (w[:1], "must have shape")):
-        with pytest.raises(ValueError, match=message):
-            sim.set_weights(0, bad)
+    one_inf = w.copy()
+    one_inf[1, 2] = np.inf
+    for bad, message in ((np.full_like(w, np.nan), "must be finite"), (w[:1], "must have shape"),
+                         (one_inf, r"1 are not \(first: inf\)")):  # fmt: skip
+        for take in (False, True):
+            with pytest.raises(ValueError, match=message):
+                sim.set_weights(0, bad, take=take)
+    np.testing.assert_array_equal(sim.get_weights(0), w)  # a refused change leaves them
+    huge = np.full_like(w, 1e308)  # finite, though their sum overflows
+    sim.set_weights(0, huge)
+    np.testing.assert_array_equal(sim.get_weights(0), huge)
     res = sim.run(10, sources={0: random_input(np.random.default_rng(1), 2, 5, 5.0)},
                   keep_for_backward=True)  # fmt: skip
     with pytest.raises(ValueError, match=r"first_spike_time of population 2 must have shape"):
         sim.backward(res, {2: {"first_spike_time": np.ones((2, 1))}})
+
+
+def test_exact_engine_copies_weights_unless_handed_over():
+    """``set_weights`` keeps a copy, so that a caller changing its array afterwards changes
+    nothing in the engine; with ``take=True`` the caller hands a C-ordered array over and the
+    engine may keep it as it is, but it still copies one that is not C-ordered."""
+    from test_exact_shared import shared_network
+
+    from pynn_eventprop.engine.exact import ExactSimulation
+
+    sim = ExactSimulation(shared_network(np.random.default_rng(0)), 0.5, batch_size=2)
+    w = sim.get_weights(0) * 2.0
+    sim.set_weights(0, w)
+    before = w.copy()
+    w[0, 0] += 1.0
+    np.testing.assert_array_equal(sim.get_weights(0), before)
+    sim.set_weights(0, w, take=True)
+    assert np.shares_memory(sim._weights[0], w)
+    fortran = np.asfortranarray(w * 3.0)
+    sim.set_weights(0, fortran, take=True)
+    assert sim._weights[0].flags.c_contiguous and not np.shares_memory(sim._weights[0], fortran)
+    np.testing.assert_array_equal(sim.get_weights(0), fortran)

@@ -41,10 +41,12 @@ Contract
     The dynamic state as an :class:`EngineState` in PyNN units; an engine built for a network
     that extends the one ``state`` came from (populations and projections appended) continues
     the simulation exactly from it.
-``get_weights(k)`` / ``set_weights(k, w)``, ``get_delays(k)`` / ``set_delays(k, d)``
+``get_weights(k)`` / ``set_weights(k, w, take=False)``, ``get_delays(k)`` / ``set_delays(k, d)``
     Dense ``(n_pre, n_post)`` weights and delays (ms) of compiled projection ``k``; entries
     where the projection has no connection are 0 and ignored when set.  The engine owns copies:
-    the compiled network it was given is never modified.
+    the compiled network it was given is never modified.  ``take=True`` hands ``w`` over (the
+    caller never uses it again, as the training step does with the array ``get_weights`` gave
+    it): an engine may then keep it without a copy.
 ``reset()``, ``set_initial(pop, name, values)``
     Back to ``t = 0`` with the initial values; change an initial value (PyNN units) for this and
     every later reset.
@@ -319,7 +321,7 @@ class Engine(Protocol):
 
     def get_weights(self, k: int) -> np.ndarray: ...
 
-    def set_weights(self, k: int, weights) -> None: ...
+    def set_weights(self, k: int, weights, take: bool = False) -> None: ...
 
     def get_delays(self, k: int) -> np.ndarray: ...
 

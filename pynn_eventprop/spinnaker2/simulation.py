@@ -262,7 +262,7 @@ class Spinnaker2Engine:
                 w[:, pe.start : pe.stop] = pe.sim.get_weights(pe.sn.projections.index(k))
         return w
 
-    def set_weights(self, k, weights):
+    def set_weights(self, k, weights, take=False):  # float32 on the PEs: always a copy
         mask = self.network.projections[k].mask
         with np.errstate(over="ignore"):
             w = np.where(mask, np.asarray(weights, float), 0).astype(np.float32)

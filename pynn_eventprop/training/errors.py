@@ -119,7 +119,9 @@ def check_finite(name: str, array, context: str = "") -> None:
     arr = np.asarray(array)
     if arr.dtype.kind != "f":  # integer and boolean arrays are finite by construction
         return
-    if math.isfinite(np.add.reduce(arr, axis=None)):
+    with np.errstate(over="ignore"):  # an overflow of finite entries: tested entry-wise below
+        total = np.add.reduce(arr, axis=None)
+    if math.isfinite(total):
         return
     finite = np.isfinite(arr)
     if finite.all():

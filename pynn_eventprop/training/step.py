@@ -220,7 +220,7 @@ class TrainingStep:
             if weights is None:
                 self.engine.commit_weights(c)
             else:
-                self.engine.set_weights(c, weights)
+                self.engine.set_weights(c, weights, take=True)  # from get_weights, ours
         return used
 
     def train(self, times, labels, learners: dict, context: str = ""):

@@ -24,6 +24,7 @@ carried in from an earlier run are constants of it).
 
 from __future__ import annotations
 
+import math
 from functools import partial
 
 import numpy as np
@@ -174,7 +175,7 @@ class ExactSimulation:
     def get_weights(self, k):
         return self._weights[k].copy()
 
-    def set_weights(self, k, weights):
+    def set_weights(self, k, weights, take=False):
         proj = self.network.projections[k]
         w = np.asarray(weights)
         if w.dtype != self.dtype:
@@ -183,14 +184,20 @@ class ExactSimulation:
             raise ValueError(f"weights of projection '{proj.label}' must have shape "
                              f"{proj.mask.shape}, got {w.shape}")  # fmt: skip
         connected = w if self._full[k] else w[proj.mask]
-        bad = ~np.isfinite(connected)
-        if bad.any():
-            raise ValueError(
-                f"weights of projection '{proj.label}' must be finite; "
-                f"{int(bad.sum())} are not (first: {connected[bad][0]!r})"
-            )
-        full = self._full[k] and w.dtype == self.dtype
-        self._weights[k] = w.copy() if full else np.where(proj.mask, w, 0).astype(self.dtype)
+        with np.errstate(over="ignore"):  # an overflow of finite weights: checked below
+            total = np.add.reduce(connected, axis=None)
+        if not math.isfinite(total):  # else every one is finite
+            bad = ~np.isfinite(connected)
+            if bad.any():
+                raise ValueError(
+                    f"weights of projection '{proj.label}' must be finite; "
+                    f"{int(bad.sum())} are not (first: {float(connected[bad][0])!r})"
+                )
+        if not (self._full[k] and w.dtype == self.dtype):
+            w = np.where(proj.mask, w, 0).astype(self.dtype)
+        elif (w is weights and not take) or not w.flags.c_contiguous:
+            w = w.copy()  # C order, as the kernels take it
+        self._weights[k] = w
         self._weights_version += 1
 
     def get_delays(self, k):
