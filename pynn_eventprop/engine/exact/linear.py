@@ -103,9 +103,9 @@ def linear_layer(par, wcat, ev_off, ev, e, state, t0, t1, weighted):
     """The state at ``t1`` and the voltage integrals of a layer that stays below threshold
     (:func:`below_threshold`), by superposition.
 
-    ``ev = (t, row, channel)`` sorted per sample (arrivals due by ``t1``), ``wcat`` ``(rows,
-    size)``, ``state = (v, i_E, i_I, ref_end)`` ``(batch, size)`` (read only), ``e`` the
-    uniform external current (nA).  Returns ``(state, sums, k, dk)``: ``state = (v, i_E,
+    ``ev = (t, row, channel)`` the arrivals due by ``t1``, per sample in any order, ``wcat``
+    ``(rows, size)``, ``state = (v, i_E, i_I, ref_end)`` ``(batch, size)`` (read only), ``e``
+    the uniform external current (nA).  Returns ``(state, sums, k, dk)``: ``state = (v, i_E,
     i_I)`` at ``t1``; ``sums`` ``(2, batch, size)`` the integrals ``int V dt`` and, with
     ``weighted``, ``int exp(-(t - t0)/T) V dt`` (mV ms; else 0); ``k`` and ``dk`` ``(2,
     n_arrivals)`` each arrival's ``K_a`` and ``dK_a/dt_a`` for both weightings (see the

@@ -103,9 +103,10 @@ def _collect(times, neurons, offsets, src0, row_delay, row0, channel, buf, pos):
 
 
 @numba.njit(cache=True)
-def _order(sample, t, batch, t1):
+def _order(sample, t, batch, t1, sort_due=True):
     """Stable order of the events by sample then time, those due by ``t1`` first (then those
-    due later, also by sample then time).
+    due later, also by sample then time; without ``sort_due`` the due ones of a sample stay in
+    the order they come in).
 
     Returns ``(offsets of the due events per sample, order, number due)``.
     """
@@ -129,7 +130,8 @@ def _order(sample, t, batch, t1):
             order[cur_late[sample[m]]] = m
             cur_late[sample[m]] += 1
     for b in range(batch):
-        _sort_segment(order, t, off[b], off[b + 1])
+        if sort_due:
+            _sort_segment(order, t, off[b], off[b + 1])
         _sort_segment(order, t, n_due + late_off[b], n_due + late_off[b + 1])
     return off, order, n_due
 

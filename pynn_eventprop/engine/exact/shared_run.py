@@ -13,13 +13,21 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .shared import _collect, _gather, _order, first_spike_times, forward_shared
+from .shared import (
+    _collect,
+    _gather,
+    _order,
+    _sort_segment,
+    first_spike_times,
+    forward_shared,
+)
 
 
 @numba.njit(cache=True)
-def arrival_events(incoming, batch, t1):
+def arrival_events(incoming, batch, t1, in_order=True):
     """Arrival events common to all neurons of a layer, those due by ``t1`` sorted by time
-    within each sample.
+    within each sample (``in_order``; else in the order of ``incoming``, projection by
+    projection, spike by spike, to be sorted by :func:`in_time_order` if need be).
 
     ``incoming``: tuple of ``((times, neurons, offsets), src0, row_delay, row0, channel)`` per
     projection (``row_delay`` the delay of each presynaptic neuron, ``row0`` its first row in
@@ -36,9 +44,19 @@ def arrival_events(incoming, batch, t1):
     for proj in numba.literal_unroll(incoming):
         (times, neurons, offsets), src0, row_delay, row0, channel = proj
         pos = _collect(times, neurons, offsets, src0, row_delay, row0, channel, buf, pos)
-    off, order, n_due = _order(buf[4], buf[0], batch, t1)
+    off, order, n_due = _order(buf[4], buf[0], batch, t1, in_order)
     due, late = _gather(buf, order[:n_due]), _gather(buf, order[n_due:])
     return off, (due[0], due[1], due[2], due[3]), late
+
+
+@numba.njit(cache=True)
+def in_time_order(ev_off, ev):
+    """The due events ``ev = (t, row, channel, src)`` of :func:`arrival_events` made without
+    ``in_order``, each sample's (``ev_off``) sorted by time: the same order as with it."""
+    order = np.arange(ev[0].size)
+    for b in range(ev_off.size - 1):
+        _sort_segment(order, ev[0], ev_off[b], ev_off[b + 1])
+    return ev[0][order], ev[1][order], ev[2][order], ev[3][order]
 
 
 @numba.njit(cache=True)

@@ -59,7 +59,7 @@ from .linear import below_threshold, linear_backward, linear_layer
 from .parameters import CHANNELS, components, delays_ms, is_recurrent, parameter_rows
 from .shared import InFlightLater
 from .shared_adjoint import backward_shared
-from .shared_run import arrival_events, run_shared_layer
+from .shared_run import arrival_events, in_time_order, run_shared_layer
 from .short_term import ShortTermPlasticity, merge_pending
 from .step_queue import StepQueue
 
@@ -509,11 +509,14 @@ class ExactSimulation:
         incoming = tuple((spikes[pre], start[pre], *rest) for pre, *rest in projections)
         t1 = t0 + n_steps * self.dt
         e = float(self.i_offset[i].flat[0])
-        ev_off, ev, late = arrival_events(incoming, self.batch, t1)
+        linear = self._tries_linear(wanted)  # superposition takes the arrivals in any order
+        ev_off, ev, late = arrival_events(incoming, self.batch, t1, not linear)
         self._pending[i] = InFlightLater(late, wcat, widx_row, self.dtype)
-        linear = self._linear_run(i, wanted, wcat, widx_row, ev_off, ev, e, t0, t1)
-        if linear is not None:
-            return linear
+        if linear:
+            result = self._linear_run(i, wanted, wcat, widx_row, ev_off, ev, e, t0, t1)
+            if result is not None:
+                return result
+            ev = in_time_order(ev_off, ev)
         vm, vs = _NONE_5, _NONE_5[:2]  # size 0: not computed
         if wanted & {"v_max", "v_max_time"}:
             vm = tuple(np.zeros((self.batch, size)) for _ in range(5))
@@ -555,15 +558,18 @@ class ExactSimulation:
             },
         }
 
+    def _tries_linear(self, wanted):
+        """Whether a shared-event layer whose readouts ``wanted`` are read tries superposition
+        (:meth:`_linear_run`): only a layer whose voltage means are read out and not ``v_max``
+        (a leaky-integrator readout); for any other the check would cost more than it saves."""
+        means = wanted & {"v_mean_uniform", "v_mean_exponential"}
+        return bool(self.linear_layers and means) and not wanted & {"v_max", "v_max_time"}
+
     def _linear_run(self, i, wanted, wcat, widx_row, ev_off, ev, e, t0, t1):
         """Population ``i`` on the shared-event path by superposition (:mod:`.linear`), or None
-        when a neuron may reach threshold or is refractory at ``t0`` in this run, or ``v_max``
-        is read out.  Only a layer whose voltage means are read out tries (a leaky-integrator
-        readout): for any other the check would cost more than it saves."""
+        when a neuron may reach threshold or is refractory at ``t0`` in this run; the arrivals
+        ``ev`` in any order within a sample (:meth:`_tries_linear` said it may try)."""
         state = tuple(self._state[i])
-        means = wanted & {"v_mean_uniform", "v_mean_exponential"}
-        if not (self.linear_layers and means) or wanted & {"v_max", "v_max_time"}:
-            return None
         if not below_threshold(self.params[i], wcat, ev_off, ev[:3], e, state, t0):
             return None
         batch, size = state[0].shape
