@@ -271,3 +271,53 @@ def test_gradient_reduction_sums_in_rank_order_on_every_rank(ranks, tmp_path):
     _run([mpiexec, "-n", str(ranks), sys.executable, "reduce.py", "out.json"], tmp_path)
     result = json.loads((tmp_path / "out.json").read_text())
     assert result == {"same": True, "identical": True, "empty": []}
+
+
+@pytest.mark.parametrize("kind", ["matrix", "spike trains"])
+def test_gradient_exchange_leaves_out_inputs_silent_in_the_global_batch(kind):
+    """The ranks exchange only the gradient rows of input neurons that spike somewhere in the
+    global batch (every rank knows the whole batch): the rows of silent ones are 0 on every
+    rank.  On one process the distributed step sends 3 of the 5 input rows of each input
+    projection, and its gradients equal the plain step's bit for bit (the rows left out are
+    0 there too)."""
+    from test_exact_shared import shared_network
+
+    from pynn_eventprop.datasets import SpikeTrainBatch
+    from pynn_eventprop.engine.exact import ExactSimulation
+    from pynn_eventprop.training import TTFSCrossEntropy
+    from pynn_eventprop.training.distributed import DistributedStep
+    from pynn_eventprop.training.step import TrainingStep
+
+    rng = np.random.default_rng(5)
+    net = shared_network(rng)
+    times = rng.uniform(0.0, 10.0, (4, 5))
+    times[:, [1, 3]] = np.nan  # silent in every sample of the batch
+    times[[0, 2, 3], 4] = np.nan  # spikes in one sample only: sent
+    labels = np.array([0, 1, 2, 1])
+    if kind == "spike trains":
+        times = SpikeTrainBatch.from_matrix(times)
+    loss = TTFSCrossEntropy(xi=0.5, silent_push=1.0, theta=-55.0)
+
+    def gradients(step):
+        return step.gradients(step.forward(times, labels))
+
+    def engine():
+        return ExactSimulation(net, 0.5, batch_size=4, readout_populations=[2])
+
+    plain = gradients(TrainingStep(engine(), 0, 2, loss, 80))
+    step = DistributedStep(Communicator(), engine(), 0, 2, loss, 80)
+    exchange, sent = step.communicator.weighted_mean, []
+
+    def spy(arrays, weight, total):
+        sent.append([np.shape(a) for a in arrays])
+        return exchange(arrays, weight, total)
+
+    step.communicator.weighted_mean = spy
+    distributed = gradients(step)
+    inputs = [k for k, p in enumerate(net.projections) if p.pre == 0]
+    assert [sent[0][k][0] for k in inputs] == [3] * len(inputs)
+    assert sent[0][len(inputs)] == net.projections[len(inputs)].mask.shape  # hidden: all rows
+    for x, y in zip(distributed.weights + distributed.delays, plain.weights + plain.delays,
+                    strict=True):  # fmt: skip
+        np.testing.assert_array_equal(x, y)
+    assert all(np.any(plain.weights[k][[0, 2, 4]] != 0) for k in inputs)
