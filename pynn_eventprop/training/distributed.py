@@ -11,8 +11,11 @@ sliced alike), rank ``r`` takes samples ``[r k, min((r + 1) k, n))``,
 ``g_r`` being rank ``r``'s batch-mean gradient over its ``n_r`` samples.  Every entry is summed
 in rank order (0, 1, ..., P - 1) by one rank (each rank owns a chunk of the entries: a
 reduce-scatter, then an all-gather), so every rank applies the same update and the result
-does not depend on how MPI would order a reduction.  Loss, predictions and correctness are
-gathered from every rank in rank order, so every rank reports the global batch.  With one
+does not depend on how MPI would order a reduction.  Of a projection from the input
+population only the rows of inputs that spike in the global batch are exchanged: the others
+are 0 on every rank (an input without spikes adds no arrival), and stay 0.  Loss,
+predictions and correctness are gathered from every rank in rank order, so every rank reports
+the global batch.  With one
 process nothing of this runs: :func:`make_step` returns a plain :class:`~.step.TrainingStep`.
 
 Against one process with the same global batch the gradient differs only by rounding: the
