@@ -195,8 +195,8 @@ class ExactSimulation:
                 )
         if not (self._full[k] and w.dtype == self.dtype):
             w = np.where(proj.mask, w, 0).astype(self.dtype)
-        elif (w is weights and not take) or not w.flags.c_contiguous:
-            w = w.copy()  # C order, as the kernels take it
+        elif not (take and w.flags.c_contiguous):
+            w = w.copy()  # the engine's own, in C order as the kernels take it
         self._weights[k] = w
         self._weights_version += 1
 
