@@ -178,6 +178,11 @@ def test_exact_engine_copies_weights_unless_handed_over():
     before = w.copy()
     w[0, 0] += 1.0
     np.testing.assert_array_equal(sim.get_weights(0), before)
+    view = w.view(type("Sub", (np.ndarray,), {}))  # np.asarray: a plain view of its memory
+    sim.set_weights(0, view)
+    kept = w.copy()
+    view[0, 0] += 1.0
+    np.testing.assert_array_equal(sim.get_weights(0), kept)
     sim.set_weights(0, w, take=True)
     assert np.shares_memory(sim._weights[0], w)
     fortran = np.asfortranarray(w * 3.0)
