@@ -243,18 +243,6 @@ def _scratch(size):
 
 
 @numba.njit(cache=True, inline="always")
-def _visit(hard, hard_words, out, size, plain):
-    """The neurons an interval of :func:`_forward_sample` visits after :func:`_screen`, into
-    ``out``: those ``hard`` when ``plain`` (the others were moved on by :func:`_screen`),
-    else all.  Returns their number."""
-    if plain:
-        return marked(hard, hard_words, out)
-    for j in range(size):
-        out[j] = j
-    return size
-
-
-@numba.njit(cache=True, inline="always")
 def marked(flags, words, out):
     """The indices of the set ``flags`` in increasing order, into ``out``; returns their
     number.  ``words``: ``flags`` (zero padded to whole words) seen as 64-bit words, so that
@@ -313,8 +301,10 @@ def _forward_sample(p, wcat, ev_off, ev, e, state, t0, t1, vm, vs, b, sub_spk, s
                      math.exp(-(t - t0) * gamma) if weighted else 0.0)  # fmt: skip
         _screen(p, v, ie, ii, ref, e, t, (em, ae, ai, qe, qi), nxt, hard, plain, vs, b, means)
         n_private = 0
-        for c in range(_visit(hard, hard_words, index[2], size, plain)):
-            j = index[2, c]
+        # plain: only the neurons that need more than _screen, which moved the others on
+        n_visit = marked(hard, hard_words, index[2]) if plain else size
+        for c in range(n_visit):
+            j = index[2, c] if plain else c
             searching = want_vm and vm[0][b, j] < p[THETA] and d > 0.0
             if not hard[j]:  # no crossing, not refractory, no interior maximum
                 if searching and nxt[0][j] > vm[0][b, j]:
