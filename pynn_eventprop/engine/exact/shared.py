@@ -379,7 +379,9 @@ def _screen(p, v, ie, ii, ref, e, t, coefs, nxt, hard, commit, vs, b, means):
     is moved on to ``nxt`` too, after its voltage integrals over the interval (``vs``, from
     ``means`` as in :func:`_mean_free`) when they are wanted.
 
-    The first loop is branch-free (the compiler vectorises it); both do the operations of
+    The first loop is branch-free (the compiler vectorises it: every neuron's state is
+    stored, its old value where it stays, a select rather than a conditional store, which
+    made the loop scalar and 2.4 times slower); both do the operations of
     :func:`.closed_form.advance` and :func:`_mean_free`, so the same results.
     """
     em, ae, ai, qe, qi = coefs
@@ -388,15 +390,17 @@ def _screen(p, v, ie, ii, ref, e, t, coefs, nxt, hard, commit, vs, b, means):
     want_mean = vs[0].size > 0
     move = commit and not want_mean  # else moved on in the second loop, after the integrals
     for j in range(v.size):
-        v1 = v[j] * em + ie[j] * qe + ii[j] * qi + ext
-        ie1, ii1 = ie[j] * ae, ii[j] * ai
-        rise = -v[j] * p[IT_M] + (ie[j] + ii[j] + e) * p[INV_CM] > 0.0
+        v0, ie0, ii0 = v[j], ie[j], ii[j]
+        v1 = v0 * em + ie0 * qe + ii0 * qi + ext
+        ie1, ii1 = ie0 * ae, ii0 * ai
+        rise = -v0 * p[IT_M] + (ie0 + ii0 + e) * p[INV_CM] > 0.0
         fall = -v1 * p[IT_M] + (ie1 + ii1 + e) * p[INV_CM] < 0.0
-        two_extrema = two_taus & (ie[j] * ii[j] < 0.0)
-        hard[j] = (ref[j] > t) | (v1 >= p[THETA]) | (rise & fall) | two_extrema
+        two_extrema = two_taus & (ie0 * ii0 < 0.0)
+        h = (ref[j] > t) | (v1 >= p[THETA]) | (rise & fall) | two_extrema
+        hard[j] = h
         nxt[0][j], nxt[1][j], nxt[2][j] = v1, ie1, ii1
-        if move and not hard[j]:
-            v[j], ie[j], ii[j] = v1, ie1, ii1
+        stay = h | (not move)  # a select, not a branch: the store is unconditional
+        v[j], ie[j], ii[j] = (v0, ie0, ii0) if stay else (v1, ie1, ii1)
     if commit and want_mean:
         weighted = vs[1].size > 0
         for j in range(v.size):

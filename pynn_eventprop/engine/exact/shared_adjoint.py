@@ -253,15 +253,21 @@ def _free_back(lv, le, li, refractory, latest, te, em, ae, ai, qe, qi, busy):
     """:func:`.adjoint.adjoint_apply` without sources over ``(te, cur]`` for every neuron
     without private events there (``latest <= te``), the others left as they are and marked
     in ``busy``: a branch-free loop (the compiler vectorises it), the same operations, so the
-    same results."""
+    same results.  A refractory neuron's ``lambda_V`` does not feed its currents' adjoint:
+    ``-0.0`` is added instead of ``q_x lambda_V``, which leaves every value as it is (``x +
+    (-0.0) == x``, signed zeros included), so both cases are one expression and the loop has
+    a single select per variable (nested selects halved its speed)."""
     for j in range(lv.size):
         keep = latest[j] > te
         busy[j] = keep
         a, e, i = lv[j], le[j], li[j]
         ref = refractory[j]
-        lv[j] = a if keep else (0.0 if ref else em * a)
-        le[j] = e if keep else (ae * e if ref else ae * e + qe * a)
-        li[j] = i if keep else (ai * i if ref else ai * i + qi * a)
+        a1 = 0.0 if ref else em * a
+        e1 = ae * e + (-0.0 if ref else qe * a)
+        i1 = ai * i + (-0.0 if ref else qi * a)
+        lv[j] = a if keep else a1
+        le[j] = e if keep else e1
+        li[j] = i if keep else i1
 
 
 @numba.njit(cache=True, inline="always")
