@@ -93,6 +93,32 @@ def test_backward_without_delay_gradients_gives_the_same_weight_gradients(shared
         np.testing.assert_array_equal(full.spike_times[p], lean.spike_times[p])
 
 
+@pytest.mark.parametrize("delays", [True, False], ids=["with delays", "without delays"])
+@pytest.mark.parametrize("shared", [True, False], ids=["shared path", "general path"])
+def test_backward_without_source_times_gives_the_same_gradients(shared, delays):
+    """``source_times=False`` (the training step's: nothing reads ``dL/dt`` of the inputs)
+    leaves the spike source out of ``spike_times`` and changes no bit of the weight and delay
+    gradients or of the hidden layer's spike-time gradients, which its arrivals at the output
+    layer (also on the shared path, fed by neurons) must still sum."""
+    rng = np.random.default_rng(12)
+    net = shared_network(rng)
+    inp = random_input(rng, 4, 5, 20.0, per_neuron=3)
+    coef = rng.normal(size=(4, 3))
+    sim = ExactSimulation(net, 0.5, batch_size=4, readout_populations=[])
+    sim.shared_layers = shared
+    res = sim.run(80, sources={0: inp}, keep_for_backward=True)
+    assert all(res.tape["pops"][p].get("shared", False) == shared for p in (1, 2))
+    full = sim.backward(res, {2: {"first_spike_time": coef}}, delays=delays)
+    lean = sim.backward(res, {2: {"first_spike_time": coef}}, delays=delays, source_times=False)
+    assert set(full.spike_times) == {0, 1, 2} and set(lean.spike_times) == {1, 2}
+    assert np.count_nonzero(lean.spike_times[1]) > 5
+    np.testing.assert_array_equal(full.spike_times[1], lean.spike_times[1])
+    for x, y in zip(full.weights + (full.delays or []), lean.weights + (lean.delays or []),
+                    strict=True):  # fmt: skip
+        assert np.any(x != 0)
+        np.testing.assert_array_equal(x, y)
+
+
 def test_shared_path_coincident_arrivals_equal_the_general_path():
     """Input spikes at a few common times and one delay per projection, so that most arrivals
     at the hidden layer coincide with another (as an image's latency code gives): the shared

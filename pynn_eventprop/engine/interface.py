@@ -30,13 +30,16 @@ Contract
     Per-neuron summaries of a run made with ``keep_for_backward``, :data:`READOUTS`, each an
     array ``(batch, size)``; computed only for the names asked for, and cached in
     ``result.readouts``.
-``backward(result, readout_grads, extra_grads=None, adjoints=False, delays=True)``
+``backward(result, readout_grads, extra_grads=None, adjoints=False, delays=True,
+source_times=True)``
     Exact gradients of a loss ``L`` of the readouts of a run made with ``keep_for_backward``
     from the engine's initial state: ``readout_grads`` is ``{pop: {readout name: dL/dreadout
     (batch, size)}}``; ``extra_grads`` has the same form and is added (regularisers whose
     gradient is not part of the loss).  With ``adjoints`` the result also carries the adjoint
     signals on the grid.  ``delays=False`` says that the delay gradients will not be read: an
-    engine may then leave them out (``Gradients.delays`` None).  Returns :class:`Gradients`.
+    engine may then leave them out (``Gradients.delays`` None); ``source_times=False``, that
+    ``dL/dt`` of the spike sources' spikes will not be read (an engine that reports spike-time
+    gradients may leave those out).  Returns :class:`Gradients`.
 ``get_state()`` / ``set_state(state)``
     The dynamic state as an :class:`EngineState` in PyNN units; an engine built for a network
     that extends the one ``state`` came from (populations and projections appended) continues
@@ -312,7 +315,7 @@ class Engine(Protocol):
 
     def backward(
         self, result: RunResult, readout_grads: dict, extra_grads=None, adjoints=False,
-        delays=True,
+        delays=True, source_times=True,
     ) -> Gradients: ...  # fmt: skip
 
     def get_state(self) -> EngineState: ...

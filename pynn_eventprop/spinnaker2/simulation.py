@@ -656,11 +656,13 @@ class Spinnaker2Engine:
 
     # --- gradients -------------------------------------------------------------------------------
     def backward(
-        self, result, readout_grads, extra_grads=None, adjoints=False, delays=True
-    ) -> Gradients:
+        self, result, readout_grads, extra_grads=None, adjoints=False, delays=True,
+        source_times=True,
+    ) -> Gradients:  # fmt: skip
         """Backward program, gradient reduction over the replicas; ``dL/dw`` read out of
         replica 0's gradient buffers (0 for projections that are not trained).  The PEs
-        compute no delay gradients (``Gradients.delays`` is None, whatever ``delays``)."""
+        compute no delay gradients (``Gradients.delays`` is None, whatever ``delays``) and
+        report no spike-time gradients (``source_times`` changes nothing)."""
         if adjoints:
             raise ValueError("the SpiNNaker2 model does not record adjoints on the grid")
         if result.tape is None or "results" not in result.tape:

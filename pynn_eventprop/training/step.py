@@ -181,7 +181,12 @@ class TrainingStep:
                 for pop, per_name in regulariser(self.engine, forward.result, forward.n).items():
                     extra.setdefault(pop, {}).update(per_name)
         return self.engine.backward(
-            forward.result, {self.outputs: grads}, extra or None, adjoints=adjoints, delays=delays
+            forward.result,
+            {self.outputs: grads},
+            extra or None,
+            adjoints=adjoints,
+            delays=delays,
+            source_times=False,  # nothing here reads dL/dt of the inputs' spikes
         )
 
     def update(self, gradients, learners: dict, context: str = "") -> dict:

@@ -27,7 +27,7 @@ from .shared import marked
 
 @numba.njit(cache=True, parallel=True)
 def backward_shared(par, wcat, ev_off, ev, widx_row, tape, spk_off, dldt, src0, g_first,
-                    g_vmax, vm, g_mean, ref_end, t0, t1, grads):  # fmt: skip
+                    g_vmax, vm, g_mean, ref_end, t0, t1, grads, arrival_times=True):  # fmt: skip
     """Reverse sweep of a shared-event layer (see :func:`forward_shared`).
 
     ``ev = (t, row, channel, src)``; ``widx_row`` the flat gradient index of each weight row's
@@ -37,7 +37,9 @@ def backward_shared(par, wcat, ev_off, ev, widx_row, tape, spk_off, dldt, src0, 
     (``S = (1/T) int ...`` of :func:`forward_shared`'s integrals; arrays of size 0 when none).
     ``dL/dw`` and ``dL/dt_a`` summed per weight are added to
     ``grads`` (``dL/dt_a``, the delay gradient, only when ``grads[1]`` is not empty),
-    ``dL/dt`` of each presynaptic spike to ``dldt``.
+    ``dL/dt`` of each presynaptic spike to ``dldt`` (only with ``arrival_times`` or delay
+    gradients: without, when the presynaptic spikes are a spike source's whose ``dL/dt``
+    nobody reads, the arrivals cost a third of what they cost with).
 
     The samples are swept in parallel by blocks of consecutive samples
     (:func:`reduction_blocks`, a number fixed by the batch and layer sizes); each block sums
@@ -51,6 +53,7 @@ def backward_shared(par, wcat, ev_off, ev, widx_row, tape, spk_off, dldt, src0, 
     p = param_tuple(par, 0)
     n_blocks = reduction_blocks(batch, rows * size)
     want_delays = grads[1].size > 0
+    times = arrival_times or want_delays
     part = np.empty((n_blocks, 2 if want_delays else 1, rows, size))
     used = np.zeros((n_blocks, rows), np.bool_)  # rows of part[blk] in use (set to 0 first)
     for blk in numba.prange(n_blocks):
@@ -58,7 +61,8 @@ def backward_shared(par, wcat, ev_off, ev, widx_row, tape, spk_off, dldt, src0, 
         clear_rows(ev[1], ev_off[lo], ev_off[hi], part[blk], used[blk])
         for b in range(lo, hi):
             _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_vmax, vm,
-                             g_mean, ref_end, t0, t1, b, part[blk], _scratch(size))  # fmt: skip
+                             g_mean, ref_end, t0, t1, b, part[blk], _scratch(size),
+                             times)  # fmt: skip
     add_block_rows(part, used, widx_row, grads)
 
 
@@ -93,7 +97,7 @@ def clear_rows(row_of, lo, hi, acc, used):
 
 @numba.njit(cache=True, _nrt=False)  # no reference counting: see _scratch
 def _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_vmax, vm,
-                     g_mean, ref_end, t0, t1, b, acc, scratch):  # fmt: skip
+                     g_mean, ref_end, t0, t1, b, acc, scratch, times):  # fmt: skip
     """Sample ``b`` of :func:`backward_shared`, gradients added to ``acc = (dL/dw, dL/dt_a)``
     ``(2, rows, size)`` (or ``(dL/dw,)``, ``(1, rows, size)``, without delay gradients).
     Between arrivals the adjoint of all neurons is carried back with one propagator; a neuron
@@ -101,7 +105,8 @@ def _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_
     :func:`_private_backward`.  The voltage means are sources of density ``sigma_u =
     (dL/dS_u)/T`` and ``sigma_e = (dL/dS_e)/T exp(-(t - t0)/T)`` in ``lambda_V``'s equation.
     ``scratch``: the work arrays of :func:`_scratch` (compiled without reference counting, as
-    :func:`.shared._forward_sample`)."""
+    :func:`.shared._forward_sample`); ``times``: whether ``dL/dt_a`` is wanted (see
+    :func:`_shared_arrival`)."""
     size = ref_end.shape[1]
     want_mean, gamma = g_mean[0].size > 0, 1.0 / (t1 - t0)
     # which of the means has a gradient in this sample (the other's sources are 0)
@@ -173,7 +178,7 @@ def _backward_sample(p, wcat, ev_off, ev, tape, spk_off, dldt, src0, g_first, g_
                     lv[j], le[j], li[j] = lam3
         if m >= ev_off[b]:
             _shared_arrival(p, wcat, ev, m, lv, le, li, refractory, dldt, acc, kink, vm, b,
-                            not plain, d_t)  # fmt: skip
+                            not plain, d_t, times)  # fmt: skip
         cur = te
 
 
@@ -319,9 +324,11 @@ def _flow_back(p, lam, t, te, refractory, means):
 
 
 @numba.njit(cache=True, inline="always")
-def _shared_arrival(p, wcat, ev, m, lv, le, li, refractory, dldt, acc, kink, vm, b, kinks, d_t):
+def _shared_arrival(p, wcat, ev, m, lv, le, li, refractory, dldt, acc, kink, vm, b, kinks, d_t,
+                    times):  # fmt: skip
     """Arrival ``m`` at every neuron: ``dL/dw = lambda_x`` and (when ``acc`` has room for it)
-    ``dL/dt_a`` into ``acc`` at the arrival's weight row, ``dL/dt_a`` summed to the spike; a
+    ``dL/dt_a`` into ``acc`` at the arrival's weight row, ``dL/dt_a`` summed to the spike
+    (with ``times``, which the delay gradients need too; without, ``dL/dw`` only); a
     ``v_max`` at this arrival (``kink``) adds ``dL/dv_max`` to ``lambda_V`` and ``dL/dv_max
     dV/dt(t_a-)`` to ``dL/dt_a`` (``kinks``: whether any ``kink`` may be set).
 
@@ -333,10 +340,11 @@ def _shared_arrival(p, wcat, ev, m, lv, le, li, refractory, dldt, acc, kink, vm,
     r, c = ev[1][m], ev[2][m]
     inv_tau, inv_cm = (p[IT_E] if c == 0 else p[IT_I]), p[INV_CM]
     lam = le if c == 0 else li
-    for j in range(lv.size):
-        w = wcat[r, j]
-        leak = w * lv[j] * inv_cm
-        d_t[j] = w * lam[j] * inv_tau - (0.0 if refractory[j] else leak)
+    if times or kinks:
+        for j in range(lv.size):
+            w = wcat[r, j]
+            leak = w * lv[j] * inv_cm
+            d_t[j] = w * lam[j] * inv_tau - (0.0 if refractory[j] else leak)
     if kinks:
         for j in range(lv.size):
             if kink[j] != 0.0 and vm[3][b, j] == m:
@@ -347,7 +355,8 @@ def _shared_arrival(p, wcat, ev, m, lv, le, li, refractory, dldt, acc, kink, vm,
     if acc.shape[0] > 1:  # the delay gradients are wanted
         for j in range(lv.size):
             acc[1, r, j] += d_t[j]
-    dldt[ev[3][m]] += lane_sum(d_t)
+    if times:
+        dldt[ev[3][m]] += lane_sum(d_t)
 
 
 @numba.njit(cache=True, inline="always")

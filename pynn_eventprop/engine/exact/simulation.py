@@ -836,6 +836,7 @@ class ExactSimulation:
         adjoints=False,
         spike_grads=None,
         delays=True,
+        source_times=True,
     ) -> Gradients:
         """Exact ``dL/dw`` and ``dL/d(delay)`` of every projection (see :mod:`.adjoint`).
 
@@ -850,7 +851,9 @@ class ExactSimulation:
         terms of the loss that depend on a population's spike times from outside this engine
         (the downstream part of a network split over several engines, as on SpiNNaker2).
         ``delays=False``: no delay gradients (``Gradients.delays`` is None), which saves
-        their sums.
+        their sums.  ``source_times=False``: ``spike_times`` leaves out the spike sources, and
+        a shared-event layer fed by spike sources only does not sum ``dL/dt`` of its arrivals
+        (unless delay gradients need them).
         """
         tape = result.tape
         if tape is None:
@@ -875,7 +878,8 @@ class ExactSimulation:
             elif comp[0] in self.params and tape["pops"][comp[0]].get("linear"):
                 self._backward_linear(comp[0], tape, g[comp[0]], dldt, grads, adjoints)
             elif comp[0] in self.params and tape["pops"][comp[0]].get("shared"):
-                self._backward_shared(comp[0], tape, g[comp[0]], dldt, grads, adjoints)
+                times = source_times or not self._fed_by_sources(comp[0])
+                self._backward_shared(comp[0], tape, g[comp[0]], dldt, grads, adjoints, times)
             elif comp[0] in self.params:
                 i = comp[0]
                 t = tape["pops"][i]
@@ -892,12 +896,21 @@ class ExactSimulation:
                         adjoints=sampled if adjoints else None)  # fmt: skip
         out.spike_times = {}
         for i, s in tape["start"].items():
+            if not source_times and self.network.populations[i].is_source:
+                continue
             index = (tape["pops"].get(i) or {}).get("index")
             final = slice(s, s + result.spikes[i].times.size)
             out.spike_times[i] = dldt[index if index is not None else final]
         return out
 
-    def _backward_shared(self, i, tape, g, dldt, grads, adjoints):
+    def _fed_by_sources(self, i):
+        """Whether every projection into population ``i`` comes from a spike source."""
+        net = self.network
+        return all(net.populations[net.projections[k].pre].is_source for k in net.incoming(i))
+
+    def _backward_shared(self, i, tape, g, dldt, grads, adjoints, arrival_times=True):
+        """Reverse sweep of population ``i`` on the shared-event path; ``arrival_times``:
+        whether the ``dL/dt`` of its presynaptic spikes is wanted."""
         _refuse_adjoints(i, adjoints)
         t = tape["pops"][i]
         g_vmax = g[1] if t["vmax"][0].size else np.zeros((0, 0))
@@ -907,7 +920,7 @@ class ExactSimulation:
             backward_shared(self.params[i], t["wcat"], t["ev_off"], t["ev"], t["widx_row"],
                             t["tape"], t["spk_off"], dldt, tape["start"][i], g[0], g_vmax,
                             t["vmax"], g_mean, t["ref_end"], tape["t0"], tape["t1"],
-                            grads)  # fmt: skip
+                            grads, arrival_times)  # fmt: skip
 
     def _backward_linear(self, i, tape, g, dldt, grads, adjoints):
         """Gradients of a population run by superposition: only its voltage means have any
