@@ -19,10 +19,13 @@ from pynn_eventprop.engine.exact.closed_form import (
     IT_M,
     POW,
     THETA,
+    _start,
     first_crossing,
+    power_bracket,
     power_form,
     power_roots,
     power_start,
+    power_starts,
     propagate,
     vdot,
 )
@@ -263,6 +266,64 @@ def test_crossings_located_together_equal_those_located_one_by_one(k):
     power_roots(k, rows, flags, tol * it_m * x_end, n)
     got = [-math.log(x) / it_m for x in rows[3, :n]]  # math's log, as first_crossing's
     np.testing.assert_array_equal(got, want)
+
+
+def _branching_start(lo, hi, flo, fhi, dlo, dhi):
+    """The first iterate of the root finder written with branches and a loop that breaks
+    (in Python: the same IEEE operations as the compiled code, so the same bits)."""
+    y = -flo / (fhi - flo)
+    if not (0.0 < y < 1.0):
+        y = 0.5
+    if math.isfinite(dlo) and math.isfinite(dhi):
+        span = hi - lo
+        m0, m1 = dlo * span, dhi * span
+        c1, c2, c3 = m0, 3.0 * (fhi - flo) - 2.0 * m0 - m1, 2.0 * (flo - fhi) + m0 + m1
+        for _ in range(4):
+            val = flo + y * (c1 + y * (c2 + y * c3))
+            slope = c1 + y * (2.0 * c2 + 3.0 * y * c3)
+            if slope == 0.0:
+                break
+            y = min(max(y - val / slope, 0.0), 1.0)
+    x = lo + y * (hi - lo)
+    return x if lo < x < hi else 0.5 * (lo + hi)
+
+
+def test_first_iterates_without_branches_equal_those_with():
+    """The root finder's first iterate is computed without branches (selects, so that a loop
+    over many brackets is vectorised): one by one (``_start``) and many at once
+    (``power_starts``) it must equal, bit for bit, the iterate of the loop with branches, on
+    crossings of the power form, on random brackets, with slopes that are not finite (the
+    secant point) and with a cubic whose slope is 0 where the steps start (they stop there)."""
+    rng = np.random.default_rng(21)
+    pop = neurons("n", 1, tau_m=20.0, tau_syn_E=5.0, tau_syn_I=5.0, cm=0.25, v_thresh=-60.0)
+    p = tuple(parameter_rows(pop)[0])
+    brackets = []
+    while len(brackets) < 300:  # crossings in the power form, as the shared path meets them
+        v, ie, ii, e = rng.uniform(-10, 4.9), rng.uniform(-2, 6), rng.uniform(-3, 3), 0.1
+        d = rng.uniform(0.05, 20.0)
+        v_end, ie_end, ii_end = propagate(p, v, ie, ii, e, d)
+        if v_end >= p[THETA]:
+            x_end = math.exp(-d * p[IT_M])
+            brackets.append(power_bracket(p, v, ie, ii, e, x_end, v_end,
+                                          vdot(p, v_end, ie_end, ii_end, e)))  # fmt: skip
+    for _ in range(300):  # any bracket, slopes of either sign and size
+        lo = rng.uniform(-2, 1)
+        brackets.append((lo, lo + rng.uniform(1e-6, 3), rng.uniform(0, 2), -rng.uniform(0, 2),
+                         rng.normal(0, 10), rng.normal(0, 10)))  # fmt: skip
+    for bad in (math.nan, math.inf, -math.inf):
+        brackets += [(0.2, 1.0, 0.5, -0.3, bad, 1.0), (0.2, 1.0, 0.5, -0.3, -2.0, bad)]
+    brackets.append((0.0, 1.0, 0.75, -0.25, 0.0, 6.0))  # the cubic's slope is 0 at y = 0.75
+    want = [_branching_start(*b) for b in brackets]
+    assert _branching_start(0.0, 1.0, 0.75, -0.25, 0.0, 6.0) == 0.75  # it stopped at once
+    np.testing.assert_array_equal([_start(*b) for b in brackets], want)
+    rows = np.full((9, len(brackets)), np.nan)
+    for q, (lo, hi, f_lo, f_hi, d_lo, d_hi) in enumerate(brackets):
+        rows[[4, 5, 3, 6, 7, 8], q] = lo, hi, f_lo, f_hi, d_lo, d_hi
+    power_starts(rows, len(brackets))
+    np.testing.assert_array_equal(rows[3], want)
+    assert power_start(p, -60.0, 0.5, 0.0, 0.1, 0.8, p[THETA] + 0.1, 0.3) == _start(
+        *power_bracket(p, -60.0, 0.5, 0.0, 0.1, 0.8, p[THETA] + 0.1, 0.3)
+    )
 
 
 def test_float32_engine_matches_float64():

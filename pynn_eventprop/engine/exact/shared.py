@@ -55,9 +55,10 @@ from .closed_form import (
     integral_coefs,
     integral_from,
     interval_max,
+    power_bracket,
     power_form,
     power_roots,
-    power_start,
+    power_starts,
     propagate,
     slopes,
     vdot,
@@ -238,7 +239,7 @@ def _scratch(size):
     to whole words) seen as 64-bit words, 8 flags each (:func:`marked`)."""
     hard = np.zeros(-(-size // 8) * 8, np.bool_)
     return (np.empty(5), np.zeros(2), np.empty((3, size)), hard, hard.view(np.uint64),
-            np.empty((3, size), np.int64), np.empty(size), np.empty((7, size)),
+            np.empty((3, size), np.int64), np.empty(size), np.empty((9, size)),
             np.empty((2, size), np.bool_), np.zeros(size, np.bool_))  # fmt: skip
 
 
@@ -418,7 +419,7 @@ def _first_crossings(p, st, e, t, d, em, nxt, index, n, first, rows, flags, tol)
     n``, when it is not refractory at ``t`` and ``V`` ends the interval at or above ``theta``
     in the power form (:func:`.closed_form.power_form`), where it is certain; NaN for the
     others.  ``st = (v, i_E, i_I, ref_end)``, ``nxt`` the state at the interval's end, ``em =
-    exp(-d/tau_m)``; ``rows`` ``(7, size)``, ``flags`` ``(2, size)`` and ``index[1]``:
+    exp(-d/tau_m)``; ``rows`` ``(9, size)``, ``flags`` ``(2, size)`` and ``index[1]``:
     scratch.
 
     The same roots as :func:`.closed_form.first_crossing`, bit for bit (``em`` is its
@@ -438,11 +439,15 @@ def _first_crossings(p, st, e, t, d, em, nxt, index, n, first, rows, flags, tol)
             slope_end = vdot(p, v1, nxt[1][j], nxt[2][j], e)
             a1, ak, _, c = power_form(p, v[j], ie[j], ii[j], e)
             rows[0, m], rows[1, m], rows[2, m] = a1, ak, c - theta
-            rows[3, m] = power_start(p, v[j], ie[j], ii[j], e, em, v1, slope_end)
-            rows[4, m], rows[5, m], flags[0, m] = em, 1.0, v1 - theta < 0.0
+            lo, hi, f_lo, f_hi, d_lo, d_hi = power_bracket(p, v[j], ie[j], ii[j], e, em, v1,
+                                                           slope_end)  # fmt: skip
+            rows[4, m], rows[5, m], rows[3, m], rows[6, m] = lo, hi, f_lo, f_hi
+            rows[7, m], rows[8, m] = d_lo, d_hi
+            flags[0, m] = v1 - theta < 0.0
             index[1, m] = h
             m += 1
     if m:
+        power_starts(rows, m)  # the first iterates, in row 3
         power_roots(int(p[POW]), rows, flags, tol * it_m * em, m)
     for r in range(m):
         first[index[1, r]] = -math.log(rows[3, r]) / it_m
