@@ -57,15 +57,19 @@ def fraction(text: str) -> float:
     return _number(text, float, "a number in (0, 1]", lambda v: 0 < v <= 1)
 
 
-def writable_file(text: str) -> str:
-    """argparse type: a file path whose directory exists (checked before any work starts)."""
-    parent = Path(text).expanduser().parent
-    if not parent.is_dir():
-        raise argparse.ArgumentTypeError(
-            f"directory {str(parent)!r} of {text!r} does not exist; create it first"
-        )
-    if Path(text).is_dir():
+def output_file(text: str) -> str:
+    """argparse type: a file a script writes at its end (``--json``, ``--weights``); its
+    directory is created now, before any work starts, so that a run is not lost for want of
+    it.  A path that is a directory, or whose directory cannot be made, is an error."""
+    path = Path(text).expanduser()
+    if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text!r} is a directory, not a file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise argparse.ArgumentTypeError(
+            f"cannot create the directory {str(path.parent)!r} of {text!r}: {error}"
+        ) from None
     return text
 
 

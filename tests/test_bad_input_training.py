@@ -341,10 +341,10 @@ CLI = [
         ("--epochs", "'-1'"),
     ),
     Case(
-        "cli-json-missing-directory",
-        lambda s, t: yin_yang("--json", str(t / "missing" / "x.json")),
+        "cli-json-is-a-directory",
+        lambda s, t: yin_yang("--json", str(t)),
         SystemExit,
-        ("--json", "missing", "does not exist"),
+        ("--json", "is a directory"),
     ),
     Case(
         "cli-duration-negative",
@@ -410,6 +410,20 @@ def test_bad_training_input_fails_early_with_a_clear_message(sim, tmp_path, caps
         message = capsys.readouterr().err
     missing = [part for part in case.parts if part not in message]
     assert not missing, f"message {message!r} lacks {missing}"
+
+
+# --- not bad input: an output file's missing directory is made before any work -------------
+
+
+def test_json_in_a_missing_directory_is_made_before_training(tmp_path):
+    """``--json out/figures.json`` on a fresh checkout: the directory is created while the
+    command line is read (a script that trained for minutes must not fail writing it)."""
+    from pynn_eventprop.tasks import randman, yin_yang
+
+    for name, parse in (("yin_yang", yin_yang.parse_args), ("randman", randman.parse_args)):
+        target = tmp_path / name / "deeper" / "figures.json"
+        assert parse(["--json", str(target)]).json == str(target)
+        assert target.parent.is_dir() and not target.exists()
 
 
 # --- not bad input: every command explains itself -----------------------------------------------

@@ -75,6 +75,20 @@ def _task(name):
     return module.TASK
 
 
+def test_output_files_in_missing_directories_are_made_before_training(tmp_path):
+    """``--json`` and ``--weights`` in directories that do not exist yet: made while the
+    command line is read, before any training (the documented ``--json out/mnist.json``
+    failed at the very end of a run on a fresh checkout); a directory given as the file is
+    refused then, naming the option."""
+    figures, weights = tmp_path / "a" / "f.json", tmp_path / "b" / "c" / "w.npz"
+    args, _ = image_script.parse_args(_task("mnist"), ["--json", str(figures), "--weights",
+                                                       str(weights)])  # fmt: skip
+    assert (args.json, args.weights) == (str(figures), str(weights))
+    assert figures.parent.is_dir() and weights.parent.is_dir() and not figures.exists()
+    with pytest.raises(SystemExit):
+        image_script.parse_args(_task("mnist"), ["--json", str(tmp_path)])
+
+
 @needs_mnist
 def test_mnist_subset_training_beats_chance(ended):
     """800 digits, 4 epochs: chance is 10 %; a broken gradient or update stays near it."""

@@ -154,6 +154,8 @@ def _pair(text: str) -> tuple:
 
 
 def parse_args(task: ImageTask, argv=None):
+    from ..cli import output_file
+
     d = task.defaults
     ap = argparse.ArgumentParser(
         description=f"Train 784-H-10 on {task.name} with EventProp (PyNN API) and map it on "
@@ -163,8 +165,12 @@ def parse_args(task: ImageTask, argv=None):
     ap.add_argument("--hidden", type=int, default=d.hidden, help="hidden neurons")
     ap.add_argument("--seed", type=int, default=d.seed)
     ap.add_argument("--quick", action="store_true", help="a small subset and few epochs")
-    ap.add_argument("--json", metavar="PATH", help="write the figures to this JSON file")
-    ap.add_argument("--weights", metavar="PATH", help="write the trained weights (.npz)")
+    ap.add_argument(
+        "--json", metavar="PATH", type=output_file, help="write the figures to this JSON file"
+    )
+    ap.add_argument(
+        "--weights", metavar="PATH", type=output_file, help="write the trained weights (.npz)"
+    )
     ap.add_argument("--batch-size", type=int, default=d.batch_size)
     ap.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
     ap.add_argument("--lr-decay", type=float, default=d.lr_decay, help="factor per epoch")

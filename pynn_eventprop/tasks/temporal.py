@@ -232,6 +232,8 @@ _RATES_AND_RECURRENCE = {
 
 def add_arguments(parser: argparse.ArgumentParser, defaults: Settings):
     """Command-line options for every field of :class:`Settings` that a user tunes."""
+    from ..cli import output_file
+
     add = parser.add_argument
     add("--hidden", type=int, default=defaults.hidden, help="hidden neurons (default %(default)s)")
     add(
@@ -256,7 +258,7 @@ def add_arguments(parser: argparse.ArgumentParser, defaults: Settings):
     add("--loss", choices=LOSSES, default=defaults.loss, help="voltage loss (default %(default)s)")
     _add_memory_options(add, defaults)
     add("--out", default=None, help="output directory")
-    add("--json", default=None, help="write the figures as JSON here")
+    add("--json", default=None, type=output_file, help="write the figures as JSON here")
     add("--no-progress", action="store_true", help="no progress bars")  # fmt: skip
 
 

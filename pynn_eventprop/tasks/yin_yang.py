@@ -54,9 +54,9 @@ def parse_args(argv=None, prog=None):
         fraction,
         non_negative_float,
         non_negative_int,
+        output_file,
         positive_float,
         positive_int,
-        writable_file,
     )
 
     presets = "; ".join(
@@ -126,7 +126,8 @@ def parse_args(argv=None, prog=None):
     parser.add_argument("--out", default="out/yin_yang", help="output directory")
     parser.add_argument(
         "--json",
-        help="write the final figures to this JSON file (its directory must exist or be --out)",
+        type=output_file,
+        help="write the final figures to this JSON file (its directory is created)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
@@ -143,11 +144,6 @@ def parse_args(argv=None, prog=None):
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         parser.error(f"--out {args.out!r} exists and is not a directory")
-    if args.json is not None and Path(args.json).parent.resolve() != out.resolve():
-        try:
-            writable_file(args.json)
-        except argparse.ArgumentTypeError as error:
-            parser.error(f"argument --json: {error}")
     return args
 
 
