@@ -72,17 +72,24 @@ def test_shared_path_equals_the_general_path(refractory, power):
         np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12 * np.abs(y).max())
 
 
-@pytest.mark.parametrize("shared", [True, False], ids=["shared path", "general path"])
-def test_backward_without_delay_gradients_gives_the_same_weight_gradients(shared):
-    """``delays=False`` leaves out the delay gradients (None) and changes no bit of the rest."""
-    rng = np.random.default_rng(11)
+def _run_kept(seed, shared):
+    """``(engine, run kept for backward, dL/d(first spike time))`` of :func:`shared_network`
+    with 4 samples, both layers on the shared path or both on the general one."""
+    rng = np.random.default_rng(seed)
     net = shared_network(rng)
     inp = random_input(rng, 4, 5, 20.0, per_neuron=3)
     coef = rng.normal(size=(4, 3))
     sim = ExactSimulation(net, 0.5, batch_size=4, readout_populations=[])
     sim.shared_layers = shared
     res = sim.run(80, sources={0: inp}, keep_for_backward=True)
-    assert res.tape["pops"][1].get("shared", False) == shared
+    assert all(res.tape["pops"][p].get("shared", False) == shared for p in (1, 2))
+    return sim, res, coef
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["shared path", "general path"])
+def test_backward_without_delay_gradients_gives_the_same_weight_gradients(shared):
+    """``delays=False`` leaves out the delay gradients (None) and changes no bit of the rest."""
+    sim, res, coef = _run_kept(11, shared)
     full = sim.backward(res, {2: {"first_spike_time": coef}})
     lean = sim.backward(res, {2: {"first_spike_time": coef}}, delays=False)
     assert full.delays is not None and lean.delays is None
@@ -100,14 +107,7 @@ def test_backward_without_source_times_gives_the_same_gradients(shared, delays):
     leaves the spike source out of ``spike_times`` and changes no bit of the weight and delay
     gradients or of the hidden layer's spike-time gradients, which its arrivals at the output
     layer (also on the shared path, fed by neurons) must still sum."""
-    rng = np.random.default_rng(12)
-    net = shared_network(rng)
-    inp = random_input(rng, 4, 5, 20.0, per_neuron=3)
-    coef = rng.normal(size=(4, 3))
-    sim = ExactSimulation(net, 0.5, batch_size=4, readout_populations=[])
-    sim.shared_layers = shared
-    res = sim.run(80, sources={0: inp}, keep_for_backward=True)
-    assert all(res.tape["pops"][p].get("shared", False) == shared for p in (1, 2))
+    sim, res, coef = _run_kept(12, shared)
     full = sim.backward(res, {2: {"first_spike_time": coef}}, delays=delays)
     lean = sim.backward(res, {2: {"first_spike_time": coef}}, delays=delays, source_times=False)
     assert set(full.spike_times) == {0, 1, 2} and set(lean.spike_times) == {1, 2}
