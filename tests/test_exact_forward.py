@@ -321,9 +321,6 @@ def test_first_iterates_without_branches_equal_those_with():
         rows[[4, 5, 3, 6, 7, 8], q] = lo, hi, f_lo, f_hi, d_lo, d_hi
     power_starts(rows, len(brackets))
     np.testing.assert_array_equal(rows[3], want)
-    assert power_start(p, -60.0, 0.5, 0.0, 0.1, 0.8, p[THETA] + 0.1, 0.3) == _start(
-        *power_bracket(p, -60.0, 0.5, 0.0, 0.1, 0.8, p[THETA] + 0.1, 0.3)
-    )
 
 
 def test_float32_engine_matches_float64():
